@@ -1,0 +1,94 @@
+"""S3 semantics speak in S3's error codes; this module is their one catalog.
+
+Every layer below HTTP raises `S3Error(code)`; the S3 edge renders it as the XML error
+document with the catalog's status and message. Codes and statuses follow AWS's
+"Error responses" reference.
+"""
+
+CATALOG: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
+    "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all "
+        "users of the system. Please select a different name and try again.",
+    ),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
+    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "ExpiredToken": (400, "The provided token has expired."),
+    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header."),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+    "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidChunkSizeError": (403, "Only the last chunk is allowed to have a size less than 8192 bytes"),
+    "InvalidDigest": (400, "The Content-MD5 or checksum you specified is not valid."),
+    "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
+    "InvalidObjectName": (400, "The specified object name is not valid."),
+    "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedTrailerError": (400, "The request contained trailing data that was not well-formed."),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema.",
+    ),
+    "MaxMessageLengthExceeded": (400, "Your request was too big."),
+    "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "MissingSecurityHeader": (400, "Your request is missing a required header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (404, "The specified upload does not exist."),
+    "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
+    "OperationAborted": (409, "A conflicting conditional operation is currently in progress against this resource."),
+    "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
+    "RequestTimeTooSkewed": (403, "The difference between the request time and the server's time is too large."),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
+    "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+    "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+}
+
+
+class S3Error(Exception):
+    """An S3 error: a catalog code, an optional specific message, and extra XML fields.
+
+    `fields` become extra elements of the error document (AWS adds e.g. `BucketName`,
+    `Key`, `ArgumentName`, `ArgumentValue`, `StringToSign`).
+    """
+
+    __slots__ = ("code", "message", "fields", "headers")
+
+    def __init__(self, code: str, message: str | None = None, headers: dict | None = None, **fields):
+        if code not in CATALOG:
+            raise ValueError(f"unknown S3 error code {code!r}")
+        self.code = code
+        self.message = message or CATALOG[code][1]
+        self.fields = fields
+        self.headers = headers or {}
+        super().__init__(f"{code}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        return CATALOG[self.code][0]
