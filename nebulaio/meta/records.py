@@ -1,0 +1,72 @@
+"""Every LMDB value is a versioned record that decodes through its type's migration chain.
+
+A value is framed as
+
+    schema version (u8) | header length (u32, big-endian) | orjson header | inline bytes
+
+The version sits in the frame, before the header, so a future release can change how the
+header itself is encoded and still recognise old values. Decoding upgrades an old header one
+version at a time through `upgrades[v]` (a function from a version-v header to a version
+v+1 header), so a replica never needs a stop-the-world rewrite after an upgrade.
+"""
+
+import struct
+from collections.abc import Callable
+
+import orjson
+
+_FRAME = struct.Struct(">BI")
+
+Upgrade = Callable[[dict], dict]
+
+
+class RecordType:
+    """One kind of stored value: its current schema version and how older ones upgrade."""
+
+    __slots__ = ("name", "version", "_upgrades")
+
+    def __init__(self, name: str, version: int, upgrades: dict[int, Upgrade]) -> None:
+        self.name = name
+        self.version = version
+        self._upgrades = upgrades
+
+    def encode(self, header: dict, inline: bytes = b"") -> bytes:
+        body = orjson.dumps(header)
+        return b"".join((_FRAME.pack(self.version, len(body)), body, inline))
+
+    def decode(self, value: bytes) -> tuple[dict, memoryview]:
+        """The header and a view of the inline bytes (valid as long as `value` is)."""
+        header, end = self._header(value)
+        return header, memoryview(value)[end:]
+
+    def decode_header(self, value: bytes) -> dict:
+        return self._header(value)[0]
+
+    def _header(self, value: bytes) -> tuple[dict, int]:
+        version, length = _FRAME.unpack_from(value)
+        end = _FRAME.size + length
+        header = orjson.loads(memoryview(value)[_FRAME.size : end])
+        if version != self.version:
+            header = self._upgrade(version, header)
+        return header, end
+
+    def _upgrade(self, version: int, header: dict) -> dict:
+        if version > self.version:
+            raise ValueError(
+                f"{self.name} record has schema version {version}; this release reads up to {self.version}"
+            )
+        while version < self.version:
+            header = self._upgrades[version](header)
+            version += 1
+        return header
+
+
+BUCKET = RecordType("bucket", 1, {})
+"""{"name", "owner", "created" (epoch ms), "region", "versioning"}"""
+
+OBJECT = RecordType("object", 1, {})
+"""The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
+"headers", "meta", "checksums", "inline", ...}; small objects' bytes follow inline."""
+
+SYSTEM = RecordType("system", 1, {})
+"""Replica bookkeeping, e.g. {"index": n} under the key `applied`."""
