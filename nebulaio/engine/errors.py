@@ -64,6 +64,7 @@ CATALOG: dict[str, tuple[int, str]] = {
         "Check your key and signing method.",
     ),
     "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
+    "UserKeyMustBeSpecified": (400, "The key parameter must be specified"),
     "XAmzContentSHA256Mismatch": (
         400,
         "The provided 'x-amz-content-sha256' header does not match what was computed.",

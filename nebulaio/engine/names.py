@@ -43,10 +43,10 @@ def check_object_key(key: str) -> None:
     """Refuse the keys S3 refuses: empty, or longer than 1024 bytes of UTF-8.
 
     Raises:
-        S3Error: InvalidArgument for an empty key, KeyTooLongError for a long one.
+        S3Error: UserKeyMustBeSpecified for an empty key, KeyTooLongError for a long one.
     """
     if not key:
-        raise S3Error("InvalidArgument", "The key parameter must be specified", ArgumentName="key", ArgumentValue="")
+        raise S3Error("UserKeyMustBeSpecified")
     if len(key) > ALWAYS_SHORT_KEY_CHARS:
         size = len(key.encode("utf-8", "surrogatepass"))
         if size > MAX_KEY_BYTES:

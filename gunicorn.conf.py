@@ -1,0 +1,50 @@
+"""Gunicorn settings and after-fork hooks for NebulaIO's HTTP workers.
+
+The launcher (`nebulaio server`) passes the resolved node settings in the environment; every
+listener (S3, Admin, Console) is bound by the same arbiter, and each worker builds its apps
+after fork (no preload), so LMDB is opened in the worker, never inherited.
+"""
+
+import multiprocessing
+
+from nebulaio import config as _configuration
+
+_settings = _configuration.from_environment()
+
+
+def _bind(address):
+    host, port = _configuration.split_address(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+bind = [_bind(_settings[name]) for name in ("s3_address", "admin_address", "console_address")]
+workers = _settings["workers"] or 2 * multiprocessing.cpu_count()
+# gthread: a slow upload occupies one thread, not the worker, and the worker's heartbeat
+# keeps going; GET bodies still leave through sendfile.
+worker_class = "gthread"
+threads = _settings["threads"]
+worker_connections = 1000
+keepalive = 30
+timeout = 60
+graceful_timeout = 30
+preload_app = False
+reuse_port = False
+# Several nodes may share a host: no shared control socket in $HOME.
+control_socket_disable = True
+proc_name = f"nebulaio http {_settings['data']}"
+# Presigned URLs for 1024-byte keys are long; headers carry user metadata.
+limit_request_line = 0
+limit_request_fields = 256
+limit_request_field_size = 16384
+accesslog = None
+errorlog = "-"
+loglevel = _settings["log_level"]
+if _settings["tls_cert"] and _settings["tls_key"]:
+    certfile = _settings["tls_cert"]
+    keyfile = _settings["tls_key"]
+
+
+def post_worker_init(worker):
+    from setproctitle import setproctitle
+
+    setproctitle(f"nebulaio http worker {_settings['data']}")

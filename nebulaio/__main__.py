@@ -1,0 +1,3 @@
+from nebulaio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Worker <-> supervisor framing over a Unix socket.
+
+A frame is an 8-byte header (JSON length, blob length, both big-endian u32), an orjson
+document and an optional binary blob (inline object bytes). Workers hold one blocking
+connection per thread; the supervisor serves them from one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import orjson
+
+HEADER = struct.Struct(">II")
+MAX_DOCUMENT = 16 * 1024 * 1024
+MAX_BLOB = 256 * 1024 * 1024
+
+
+def encode(document: dict, blob: bytes | None = None) -> list[bytes]:
+    payload = orjson.dumps(document)
+    blob = blob or b""
+    return [HEADER.pack(len(payload), len(blob)), payload, blob]
+
+
+async def read_frame(reader) -> tuple[dict, bytes | None]:
+    """Read one frame from an asyncio StreamReader (raises IncompleteReadError at EOF)."""
+    doc_len, blob_len = HEADER.unpack(await reader.readexactly(HEADER.size))
+    if doc_len > MAX_DOCUMENT or blob_len > MAX_BLOB:
+        raise ValueError("IPC frame too large")
+    document = orjson.loads(await reader.readexactly(doc_len))
+    blob = await reader.readexactly(blob_len) if blob_len else None
+    return document, blob
+
+
+class SupervisorUnavailable(Exception):
+    """The supervisor could not be reached or did not answer in time."""
+
+
+class SupervisorClient:
+    """Blocking client with one connection per thread, reconnecting once when it breaks."""
+
+    __slots__ = ("path", "_local")
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> socket.socket:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(self.path)
+            except OSError as exc:
+                conn.close()
+                raise SupervisorUnavailable(f"cannot reach the supervisor: {exc}") from exc
+            self._local.conn = conn
+            self._local.next_id = 0
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def call(self, document: dict, blob: bytes | None = None, timeout: float = 30.0) -> dict:
+        """Send one request and wait for its answer."""
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                conn.settimeout(timeout)
+                conn.sendall(b"".join(encode(document, blob)))
+                return self._read_answer(conn)
+            except socket.timeout as exc:
+                # The command may still commit later: never resend it on this path.
+                self._drop()
+                raise SupervisorUnavailable("the supervisor did not answer in time") from exc
+            except (OSError, ConnectionError) as exc:
+                self._drop()
+                if attempt or document.get("type") == "submit":
+                    raise SupervisorUnavailable(f"lost the supervisor connection: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _read_answer(conn: socket.socket) -> dict:
+        header = _recv_exactly(conn, HEADER.size)
+        doc_len, blob_len = HEADER.unpack(header)
+        document = orjson.loads(_recv_exactly(conn, doc_len))
+        if blob_len:
+            _recv_exactly(conn, blob_len)
+        return document
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = conn.recv(min(size, 1 << 20))
+        if not chunk:
+            raise ConnectionError("supervisor closed the connection")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,223 @@
+"""The supervisor: one per node, the only LMDB writer, the owner of the raft member.
+
+Workers submit commands over the IPC socket; the supervisor groups whatever arrived together
+into one raft entry (one log append, one LMDB transaction, one fsync) and answers each
+worker once its command is applied here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import secrets
+import signal
+import threading
+import time
+
+from nebulaio import config as configuration
+from nebulaio.cluster import ipc
+from nebulaio.cluster.raft import MetadataLog, describe_failure
+from nebulaio.meta import Applier, MetaReader, open_env
+from nebulaio.storage.layout import DataLayout
+from nebulaio.storage.objects import ObjectStore
+
+log = logging.getLogger("nebulaio.supervisor")
+
+MAX_BATCH_COMMANDS = 512
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+BATCHES_IN_FLIGHT = 2
+
+
+def cluster_secret(config: dict, layout: DataLayout) -> str:
+    """The configured secret, else one generated on first start and kept beside the metadata."""
+    if config["cluster_secret"]:
+        return config["cluster_secret"]
+    path = layout.secret_file
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secret)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return secret
+
+
+class GroupCommitter:
+    """Collects submitted commands and proposes them to the raft log in batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metadata_log: MetadataLog):
+        self._loop = loop
+        self._log = metadata_log
+        self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+
+    def submit(self, command: dict, blob: bytes | None) -> asyncio.Future:
+        future = self._loop.create_future()
+        self._pending.append((command, blob, future))
+        self._wakeup.set()
+        return future
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._slots.acquire()
+                batch = self._take_batch()
+                self._log.propose(
+                    [(command, blob) for command, blob, _ in batch],
+                    callback=lambda result, error, batch=batch: self._loop.call_soon_threadsafe(
+                        self._resolve, batch, result, error
+                    ),
+                )
+
+    def _take_batch(self) -> list:
+        size = 0
+        count = 0
+        for command, blob, _ in self._pending:
+            size += len(blob) if blob else 0
+            count += 1
+            if count >= MAX_BATCH_COMMANDS or size >= MAX_BATCH_BYTES:
+                break
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
+
+    def _resolve(self, batch: list, results, error: int) -> None:
+        self._slots.release()
+        for position, (_, _, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error or results is None:
+                reason = describe_failure(error) if error else "the entry was not applied"
+                future.set_result({"status": "ServiceUnavailable", "reason": reason})
+            else:
+                future.set_result(results[position])
+
+
+class Supervisor:
+    def __init__(self, config: dict):
+        self.config = config
+        self.layout = DataLayout(config["data"])
+        self.started = time.time()
+        self._releases: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> int:
+        layout = self.layout
+        layout.create()
+        store = ObjectStore(layout)
+        store.clean_temp()
+        env = open_env(layout.kv_dir, readonly=False)
+        self.reader = MetaReader(env)
+        applier = Applier(env, release=lambda bucket, key, vid: self._releases.put((bucket, key, vid)))
+        threading.Thread(target=self._release_loop, args=(store,), name="release", daemon=True).start()
+
+        host, port = configuration.split_address(self.config["raft_address"])
+        advertised = f"{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        self.raft = MetadataLog(
+            advertised,
+            [],
+            layout.raft_dir,
+            password=cluster_secret(self.config, layout),
+            apply=applier.apply_batch,
+            before_dump=lambda: env.sync(True),
+            bind_address=f"{host}:{port}",
+        )
+        log.info("raft member %s started; data in %s", advertised, layout.root)
+        try:
+            asyncio.run(self._serve(store, env))
+        finally:
+            self.raft.destroy_synchronous()
+            env.sync(True)
+            env.close()
+            log.info("supervisor stopped")
+        return 0
+
+    async def _serve(self, store: ObjectStore, env) -> None:
+        loop = asyncio.get_running_loop()
+        committer = GroupCommitter(loop, self.raft)
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        socket_path = self.layout.ipc_socket
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        server = await asyncio.start_unix_server(
+            lambda r, w: self._handle(r, w, committer), path=socket_path
+        )
+        os.chmod(socket_path, 0o600)
+        batcher = asyncio.create_task(committer.run())
+        housekeeping = asyncio.create_task(self._housekeeping(store, env))
+        log.info("supervisor serving workers on %s", socket_path)
+        await stop.wait()
+        log.info("supervisor stopping")
+        server.close()
+        batcher.cancel()
+        housekeeping.cancel()
+        os.unlink(socket_path)
+
+    async def _handle(self, reader, writer, committer: GroupCommitter) -> None:
+        try:
+            while True:
+                document, blob = await ipc.read_frame(reader)
+                kind = document.get("type")
+                if kind == "submit":
+                    answer = await committer.submit(document["command"], blob)
+                elif kind == "status":
+                    answer = self.status()
+                else:
+                    answer = {"status": "InvalidRequest", "reason": f"unknown request {kind!r}"}
+                writer.writelines(ipc.encode(answer))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("IPC connection failed")
+        finally:
+            writer.close()
+
+    def status(self) -> dict:
+        status = self.raft.status()
+        status["applied_index"] = self.reader.applied_index()
+        return status
+
+    async def _housekeeping(self, store: ObjectStore, env) -> None:
+        """Once the log is applied, sweep bytes no metadata points to; check LMDB readers."""
+        while not self.raft.status()["ready"]:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(store.sweep, self._referenced_versions, self.started)
+        while True:
+            await asyncio.sleep(30)
+            env.reader_check()
+
+    def _referenced_versions(self, bucket: str) -> set[str]:
+        return self.reader.file_versions(bucket)
+
+    def _release_loop(self, store: ObjectStore) -> None:
+        while True:
+            bucket, key, vid = self._releases.get()
+            try:
+                store.remove(bucket, key, vid)
+            except OSError:
+                log.exception("removing %s/%s version %s failed", bucket, key, vid)
+
+
+def main() -> int:
+    from setproctitle import setproctitle
+
+    config = configuration.from_environment()
+    logging.basicConfig(
+        level=config["log_level"].upper(), format="%(asctime)s %(levelname)s [supervisor] %(name)s: %(message)s"
+    )
+    setproctitle(f"nebulaio supervisor {config['data']}")
+    return Supervisor(config).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

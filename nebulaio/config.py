@@ -1,0 +1,182 @@
+"""Every setting is declared once here; the file, the environment and the CLI all read this table.
+
+Precedence, lowest first: the defaults below, the TOML file (`--config` or NEBULAIO_CONFIG),
+`NEBULAIO_<NAME>` environment variables, command-line flags. `conf/nebulaio.toml` is the
+documented copy of these defaults and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+
+RESOLVED_ENV = "NEBULAIO_RESOLVED_CONFIG"
+"""The launcher hands the fully resolved settings to its children in this variable."""
+
+DEFAULT_ROOT_USER = "nebulaadmin"
+DEFAULT_ROOT_PASSWORD = "nebulaadmin"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    kind: Callable[[str], Any] = str
+    section: str = "node"
+
+    @property
+    def env(self) -> str:
+        return "NEBULAIO_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _size(text: str) -> int:
+    """Bytes, with an optional K/M/G/T (binary) suffix: '5G', '64K', '1048576'."""
+    text = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    factor = 1
+    if text and text[-1] in "KMGT":
+        factor = 1024 ** ("KMGT".index(text[-1]) + 1)
+        text = text[:-1]
+    return int(float(text) * factor)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "data", "Data directory: metadata/, objects/ and temp/ live here."),
+    Setting("s3_address", ":9000", "S3 API listener, HOST:PORT (empty host = all interfaces).", section="listen"),
+    Setting("admin_address", ":9001", "Admin API listener (health, and later IAM and cluster).", section="listen"),
+    Setting("console_address", ":9002", "Web console listener.", section="listen"),
+    Setting("raft_address", ":9003", "Raft consensus listener (keep the port below 32768).", section="listen"),
+    Setting("gossip_address", ":9004", "Gossip membership listener.", section="listen"),
+    Setting("root_user", DEFAULT_ROOT_USER, "Root access key. Change it: the default is public.", section="auth"),
+    Setting("root_password", DEFAULT_ROOT_PASSWORD, "Root secret key. Change it: the default is public.", section="auth"),
+    Setting("region", "us-east-1", "Region this node reports (GetBucketLocation, signing).", section="s3"),
+    Setting(
+        "domain",
+        "",
+        "Comma-separated domains for virtual-hosted-style requests (bucket.DOMAIN); empty = path style only.",
+        section="s3",
+    ),
+    Setting("max_object_size", 5 * 1024**3, "Largest object a single PUT may store (bytes; K/M/G suffixes).", _size, "s3"),
+    Setting(
+        "inline_threshold",
+        16 * 1024,
+        "Objects up to this size are kept inside the metadata store instead of a file of their own.",
+        _size,
+        "s3",
+    ),
+    Setting("request_timeout", 60, "Seconds a client may stay silent while sending a body.", int, "s3"),
+    Setting("workers", 0, "HTTP worker processes; 0 means twice the number of cores.", int, "http"),
+    Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
+    Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),
+    Setting("tls_key", "", "PEM private key file for tls_cert.", section="http"),
+    Setting("cluster_secret", "", "Secret that authenticates raft traffic; generated and kept in the data directory if empty.", section="cluster"),
+    Setting("log_level", "info", "debug, info, warning or error.", section="node"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    if isinstance(value, str) and setting.kind is not str:
+        return setting.kind(value)
+    if setting.kind is _size and not isinstance(value, int):
+        return _size(value)
+    return value
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        document = tomllib.load(fh)
+    values: dict[str, Any] = {}
+    for section in document.values():
+        if not isinstance(section, dict):
+            continue
+        for name, value in section.items():
+            if name not in BY_NAME:
+                raise ValueError(f"{path}: unknown setting {name!r}")
+            values[name] = value
+    return values
+
+
+def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None, environ=None) -> dict[str, Any]:
+    """Merge defaults, file, environment and flags into one plain dict of settings."""
+    environ = os.environ if environ is None else environ
+    values = {s.name: s.default for s in SETTINGS}
+    config_file = config_file or environ.get("NEBULAIO_CONFIG")
+    if config_file:
+        values.update(_from_file(config_file))
+    for setting in SETTINGS:
+        if setting.env in environ:
+            values[setting.name] = environ[setting.env]
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = value
+    resolved = {name: _coerce(BY_NAME[name], value) for name, value in values.items()}
+    resolved["data"] = os.path.abspath(resolved["data"])
+    return resolved
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """':9000' -> ('0.0.0.0', 9000); '[::1]:9000' -> ('::1', 9000)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def uses_default_root(config: dict[str, Any]) -> bool:
+    return config["root_user"] == DEFAULT_ROOT_USER or config["root_password"] == DEFAULT_ROOT_PASSWORD
+
+
+def export(config: dict[str, Any]) -> str:
+    return orjson.dumps(config).decode()
+
+
+def from_environment() -> dict[str, Any]:
+    """The settings a launcher resolved for this process (supervisor, gunicorn, workers)."""
+    raw = os.environ.get(RESOLVED_ENV)
+    if raw is None:
+        return resolve()
+    return orjson.loads(raw)
+
+
+def render_toml() -> str:
+    """The documented default file, generated from SETTINGS (conf/nebulaio.toml)."""
+    lines = [
+        "# NebulaIO configuration. Every value shown is the built-in default.",
+        "# Precedence: defaults < this file (--config / NEBULAIO_CONFIG) < NEBULAIO_<NAME> environment",
+        "# variables < command-line flags (--name-with-dashes).",
+    ]
+    sections: dict[str, list[Setting]] = {}
+    for setting in SETTINGS:
+        sections.setdefault(setting.section, []).append(setting)
+    for section, settings in sections.items():
+        lines += ["", f"[{section}]"]
+        for setting in settings:
+            lines.append(f"# {setting.help} ({setting.env}, {setting.flag})")
+            lines.append(f"{setting.name} = {_toml_value(setting.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

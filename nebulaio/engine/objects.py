@@ -1,0 +1,172 @@
+"""The object layer: S3 semantics without HTTP.
+
+Reads come straight from the LMDB replica; every change is a command submitted to the
+supervisor and applied through the raft log. A PUT streams its body to a temp file (or keeps
+it in memory when it is small enough to live inline in the metadata), then commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Protocol
+
+from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
+from nebulaio.engine.errors import S3Error
+from nebulaio.storage.objects import ObjectStore
+from nebulaio.util.ids import now_ms, version_id
+
+log = logging.getLogger("nebulaio.engine")
+
+BODY_CHUNK = 1024 * 1024
+COMMIT_TIMEOUT = 30.0
+REOPEN_ATTEMPTS = 5
+
+
+class Payload(Protocol):
+    """A request body as the HTTP layer decodes it."""
+
+    size: int | None
+
+    def read(self, size: int) -> bytes: ...
+
+    def finish(self, md5_digest: bytes) -> dict:
+        """Verify the body once read whole (length, digests); return checksums to keep."""
+
+
+class ObjectLayer:
+    __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold")
+
+    def __init__(self, reader, store: ObjectStore, supervisor: SupervisorClient,
+                 max_object_size: int, inline_threshold: int):
+        self.reader = reader
+        self.store = store
+        self.supervisor = supervisor
+        self.max_object_size = max_object_size
+        self.inline_threshold = inline_threshold
+
+    # -- commands -------------------------------------------------------------------------
+
+    def submit(self, command: dict, blob: bytes | None = None) -> dict:
+        """Propose a command and wait until it is applied on this node."""
+        try:
+            result = self.supervisor.call({"type": "submit", "command": command}, blob, COMMIT_TIMEOUT)
+        except SupervisorUnavailable as exc:
+            raise S3Error("ServiceUnavailable", str(exc)) from exc
+        status = result.get("status")
+        if status == "ok":
+            return result
+        if status == "ServiceUnavailable":
+            raise S3Error("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason')}.")
+        raise S3Error(status)
+
+    def status(self) -> dict:
+        return self.supervisor.call({"type": "status"}, timeout=5.0)
+
+    # -- buckets --------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[dict]:
+        return self.reader.list_buckets()
+
+    def bucket(self, name: str) -> dict:
+        record = self.reader.get_bucket(name)
+        if record is None:
+            raise S3Error("NoSuchBucket", BucketName=name)
+        return record
+
+    def create_bucket(self, name: str, owner: str, region: str) -> None:
+        self.submit({"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region})
+
+    def delete_bucket(self, name: str) -> None:
+        self.submit({"op": "bucket.delete", "bucket": name})
+
+    # -- objects --------------------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> tuple[dict, bytes | None]:
+        found = self.reader.get_object(bucket, key)
+        if found is None:
+            self.bucket(bucket)
+            raise S3Error("NoSuchKey", Key=key)
+        return found
+
+    def open(self, bucket: str, key: str):
+        """The current version's record and its bytes: inline bytes, or an open file.
+
+        An overwrite may remove the old file between reading the record and opening it; the
+        new record is then read again, so a reader always gets one version whole.
+        """
+        for _ in range(REOPEN_ATTEMPTS):
+            record, inline = self.head(bucket, key)
+            if record["inline"]:
+                return record, inline
+            try:
+                return record, self.store.open(bucket, key, record["vid"])
+            except FileNotFoundError:
+                continue
+        raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
+
+    def put(self, bucket: str, key: str, payload: Payload, fields: dict) -> dict:
+        """Store a body and commit its record; `fields` holds the content headers and metadata."""
+        self.bucket(bucket)
+        size = payload.size
+        if size is not None and size > self.max_object_size:
+            raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(self.max_object_size))
+        md5 = hashlib.md5()
+        memory = bytearray()
+        temp = None
+        total = 0
+        try:
+            while True:
+                chunk = payload.read(BODY_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > self.max_object_size:
+                    raise S3Error("EntityTooLarge", MaxSizeAllowed=str(self.max_object_size))
+                md5.update(chunk)
+                if temp is None and total <= self.inline_threshold:
+                    memory += chunk
+                    continue
+                if temp is None:
+                    temp = self.store.new_temp()
+                    temp.write(memory)
+                    memory = None
+                temp.write(chunk)
+            checksums = payload.finish(md5.digest())
+            vid = version_id()
+            record = dict(
+                fields,
+                key=key,
+                vid=vid,
+                size=total,
+                etag=md5.hexdigest(),
+                mtime=now_ms(),
+                checksums=checksums,
+                inline=temp is None,
+            )
+            if temp is not None:
+                temp.commit(bucket, key, vid)
+                temp = None
+                blob = None
+            else:
+                blob = bytes(memory)
+        except BaseException:
+            if temp is not None:
+                temp.abort()
+            raise
+        try:
+            self.submit({"op": "object.put", "bucket": bucket, "record": record}, blob)
+        except S3Error as exc:
+            # A timed-out command may still commit: leave its bytes to the start-up sweep.
+            if exc.code != "ServiceUnavailable" and not record["inline"]:
+                self.store.remove(bucket, key, vid)
+            raise
+        return record
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.submit({"op": "object.delete", "bucket": bucket, "key": key})
+
+    def list(self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int):
+        """The bucket's record and one page of its listing."""
+        record = self.bucket(bucket)
+        return record, self.reader.list_objects(bucket, prefix, delimiter, after, max_keys)

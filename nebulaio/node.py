@@ -1,0 +1,106 @@
+"""`nebulaio server`: launch the supervisor and the gunicorn arbiter side by side.
+
+The arbiter reaps every child of its own, so the supervisor cannot be its child; this small
+launcher owns both, stops both on SIGTERM/SIGINT, and exits non-zero if either one dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from setproctitle import setproctitle
+
+from nebulaio import config as configuration
+from nebulaio.storage.layout import DataLayout
+
+log = logging.getLogger("nebulaio.node")
+
+PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT = 30.0
+SUPERVISOR_START_TIMEOUT = 60.0
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the launcher vanishes (even by SIGKILL): no orphans."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def gunicorn_conf_path() -> str:
+    packaged = Path(__file__).with_name("gunicorn.conf.py")
+    if packaged.exists():
+        return str(packaged)
+    return str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+
+
+def _stop(process: subprocess.Popen, name: str) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.error("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT)
+        process.kill()
+        process.wait()
+
+
+def run(config: dict) -> int:
+    setproctitle(f"nebulaio server {config['data']}")
+    if configuration.uses_default_root(config):
+        log.warning(
+            "\n%s\nWARNING: the root credentials are the public defaults (%s / %s).\n"
+            "Anyone who can reach this node can read and change everything.\n"
+            "Set NEBULAIO_ROOT_USER and NEBULAIO_ROOT_PASSWORD (or root_user / root_password).\n%s",
+            "!" * 78, configuration.DEFAULT_ROOT_USER, configuration.DEFAULT_ROOT_PASSWORD, "!" * 78,
+        )
+    layout = DataLayout(config["data"])
+    layout.create()
+    env = dict(os.environ, **{configuration.RESOLVED_ENV: configuration.export(config)})
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
+
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "nebulaio.cluster.supervisor"], env=env, preexec_fn=_die_with_parent
+    )
+    deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT
+    while not os.path.exists(layout.ipc_socket):
+        if supervisor.poll() is not None or stop.is_set() or time.monotonic() > deadline:
+            log.error("the supervisor did not start (exit status %s); stopping", supervisor.poll())
+            _stop(supervisor, "supervisor")
+            return 0 if stop.is_set() else 1
+        stop.wait(0.02)
+
+    http = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf_path(), "nebulaio.wsgi:build()"],
+        env=env,
+        preexec_fn=_die_with_parent,
+    )
+    log.info(
+        "node up: S3 %s, admin %s, console %s, raft %s; data %s",
+        config["s3_address"], config["admin_address"], config["console_address"], config["raft_address"], config["data"],
+    )
+    status = 0
+    while not stop.wait(0.2):
+        if supervisor.poll() is not None:
+            log.error("the supervisor exited with status %s: stopping the node", supervisor.returncode)
+            status = 1
+            break
+        if http.poll() is not None:
+            log.error("the HTTP server exited with status %s: stopping the node", http.returncode)
+            status = 1
+            break
+    _stop(http, "HTTP server")
+    _stop(supervisor, "supervisor")
+    log.info("node stopped")
+    return status

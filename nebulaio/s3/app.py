@@ -1,0 +1,120 @@
+"""The S3 API on :9000: one Falcon sink that classifies, authenticates and dispatches.
+
+Every response carries x-amz-request-id; every failure is S3's XML error document; no
+traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import falcon
+
+from nebulaio.engine.errors import S3Error
+from nebulaio.engine.objects import ObjectLayer
+from nebulaio.iam.credentials import Credentials
+from nebulaio.s3 import buckets, listing, objects, sigv4, xml
+from nebulaio.s3.request import S3Request
+from nebulaio.s3.router import classify
+from nebulaio.util.ids import request_id
+
+log = logging.getLogger("nebulaio.s3")
+
+SERVER = "NebulaIO"
+XML_TYPE = "application/xml"
+# Bodies left unread after an early error are drained up to this size, else the connection closes.
+MAX_DRAIN = 8 * 1024 * 1024
+
+HANDLERS = {
+    "ListBuckets": buckets.list_buckets,
+    "CreateBucket": buckets.create_bucket,
+    "DeleteBucket": buckets.delete_bucket,
+    "HeadBucket": buckets.head_bucket,
+    "GetBucketLocation": buckets.get_bucket_location,
+    "ListObjects": listing.list_objects_v1,
+    "ListObjectsV2": listing.list_objects_v2,
+    "PutObject": objects.put_object,
+    "GetObject": objects.get_object,
+    "HeadObject": objects.head_object,
+    "DeleteObject": objects.delete_object,
+}
+
+
+class S3Api:
+    """The composition of what S3 handlers need; handlers receive it as their first argument."""
+
+    __slots__ = ("layer", "credentials", "region", "domains", "request_timeout")
+
+    def __init__(self, layer: ObjectLayer, credentials: Credentials, config: dict):
+        self.layer = layer
+        self.credentials = credentials
+        self.region = config["region"]
+        self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
+        self.request_timeout = config["request_timeout"]
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
+        rid = request_id()
+        headers = resp._headers  # PERF: falcon's own header dict, skipping set_header's checks
+        headers["x-amz-request-id"] = rid
+        headers["x-amz-id-2"] = rid
+        headers["server"] = SERVER
+        request = None
+        try:
+            request = S3Request(req.env, rid, self.domains)
+            operation = classify(request.method, request.bucket, request.key, request.query)
+            self.authenticate(request)
+            HANDLERS[operation](self, request, resp)
+        except S3Error as error:
+            self.render_error(request, resp, error, rid)
+        except Exception:
+            log.exception("unhandled error in %s %s", req.method, req.env.get("RAW_URI"))
+            self.render_error(request, resp, S3Error("InternalError"), rid)
+
+    def authenticate(self, request: S3Request) -> None:
+        auth = sigv4.authenticate(
+            request.method,
+            request.raw_path,
+            request.raw_query,
+            request.headers,
+            self.credentials.secret_for,
+            time.time(),
+            request.bucket if request.virtual_host else None,
+        )
+        if auth is None:
+            raise S3Error("AccessDenied", "Anonymous access is not allowed.")
+        request.auth = auth
+        request.user = self.credentials.user_for(auth.access_key)
+
+    def render_error(self, request: S3Request | None, resp: falcon.Response, error: S3Error, rid: str) -> None:
+        resource = request.raw_path if request is not None else None
+        resp.status = error.status
+        resp.content_type = XML_TYPE
+        resp.stream = None
+        for name, value in error.headers.items():
+            resp.set_header(name, value)
+        resp.data = xml.error(error.code, error.message, rid, resource, error.fields)
+        if request is not None and request.method in ("PUT", "POST"):
+            self._settle_body(request, resp)
+
+    @staticmethod
+    def _settle_body(request: S3Request, resp: falcon.Response) -> None:
+        """Drain a small unread body so the connection stays usable; close on a large one."""
+        environ = request.environ
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) <= MAX_DRAIN and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", ""):
+            try:
+                stream = environ["wsgi.input"]
+                while stream.read(1024 * 1024):
+                    pass
+                return
+            except Exception:
+                pass
+        resp.set_header("Connection", "close")
+
+
+def create(layer: ObjectLayer, credentials: Credentials, config: dict) -> falcon.App:
+    app = falcon.App(media_type=XML_TYPE)
+    app.req_options.strip_url_path_trailing_slash = False
+    app.add_sink(S3Api(layer, credentials, config), prefix="/")
+    return app

@@ -1,0 +1,142 @@
+"""Request bodies: Content-Length or HTTP chunked, plain or aws-chunked, verified as they stream.
+
+What the client promised (Content-MD5, x-amz-content-sha256, x-amz-checksum-* headers or
+trailers, the decoded length) is checked once the body has been read whole and before
+anything is committed, so a body that fails a check changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import socket
+
+from gunicorn.http.errors import NoMoreData, ParseException
+
+from nebulaio.engine.errors import S3Error
+from nebulaio.s3 import sigv4
+from nebulaio.s3.chunked import AwsChunkedDecoder
+from nebulaio.util.checksums import ALGORITHMS, new_checksum
+
+CHECKSUM_HEADERS = {f"x-amz-checksum-{name}": name for name in ALGORITHMS}
+_SHA256_HEX_LENGTH = 64
+
+
+def _content_length(headers: dict, name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 19:
+        raise S3Error("InvalidArgument", f"{name} is not a valid length.", ArgumentName=name, ArgumentValue=value[:64])
+    return int(value)
+
+
+class RequestPayload:
+    """A readable, verifying view of the request body (see `engine.objects.Payload`)."""
+
+    __slots__ = ("size", "_read", "_decoder", "_sha256", "_expected_sha256", "_checksums",
+                 "_expected", "_trailer_names", "_content_md5", "_received")
+
+    def __init__(self, environ: dict, headers: dict, auth, timeout: float):
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            # A silent client must not hold a thread for ever (slowloris).
+            sock.settimeout(timeout)
+        raw = environ["wsgi.input"]
+        content_length = _content_length(headers, "content-length")
+        chunked_transfer = "chunked" in headers.get("transfer-encoding", "").lower()
+        if content_length is None and not chunked_transfer:
+            raise S3Error("MissingContentLength")
+        payload_hash = auth.payload if auth is not None else headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        self._decoder = None
+        if payload_hash.startswith("STREAMING-"):
+            if payload_hash not in sigv4.STREAMING_MODES:
+                raise S3Error("InvalidArgument", f"Unsupported x-amz-content-sha256 value {payload_hash!r}.")
+            if auth is None and payload_hash != sigv4.STREAMING_UNSIGNED_PAYLOAD_TRAILER:
+                raise S3Error("AccessDenied", "A signed streaming payload needs a signed request.")
+            self.size = _content_length(headers, "x-amz-decoded-content-length")
+            self._decoder = AwsChunkedDecoder(raw.read, auth, payload_hash, self.size)
+            self._read = self._decoder.read
+        else:
+            self.size = content_length
+            self._read = raw.read
+        self._expected_sha256 = None
+        self._sha256 = None
+        if len(payload_hash) == _SHA256_HEX_LENGTH:
+            self._expected_sha256 = payload_hash.lower()
+            self._sha256 = hashlib.sha256()
+        self._content_md5 = None
+        if "content-md5" in headers:
+            try:
+                self._content_md5 = base64.b64decode(headers["content-md5"], validate=True)
+            except (binascii.Error, ValueError):
+                self._content_md5 = b""
+            if len(self._content_md5) != 16:
+                raise S3Error("InvalidDigest")
+        self._expected: dict[str, str] = {}
+        for header, name in CHECKSUM_HEADERS.items():
+            if header in headers:
+                self._expected[name] = headers[header]
+        self._trailer_names = [
+            CHECKSUM_HEADERS[t.strip().lower()]
+            for t in headers.get("x-amz-trailer", "").split(",")
+            if t.strip().lower() in CHECKSUM_HEADERS
+        ]
+        if self._trailer_names and self._decoder is None:
+            raise S3Error("InvalidRequest", "x-amz-trailer needs an aws-chunked body.")
+        wanted = set(self._expected) | set(self._trailer_names)
+        algorithm = headers.get("x-amz-sdk-checksum-algorithm", "").lower()
+        if algorithm:
+            if algorithm not in ALGORITHMS:
+                raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm!r} is not supported.")
+            wanted.add(algorithm)
+        if len(wanted) > 1:
+            raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header.")
+        self._checksums = {name: new_checksum(name) for name in wanted}
+        self._received = 0
+
+    def read(self, size: int) -> bytes:
+        try:
+            chunk = self._read(size)
+        except socket.timeout:
+            raise S3Error("RequestTimeout") from None
+        except (NoMoreData, ParseException, ConnectionError):
+            raise S3Error("IncompleteBody") from None
+        if chunk:
+            self._received += len(chunk)
+            if self._sha256 is not None:
+                self._sha256.update(chunk)
+            for checksum in self._checksums.values():
+                checksum.update(chunk)
+        return chunk
+
+    def finish(self, md5_digest: bytes) -> dict:
+        if self.size is not None and self._received != self.size:
+            raise S3Error("IncompleteBody")
+        if self._content_md5 is not None and md5_digest != self._content_md5:
+            raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+        if self._expected_sha256 is not None and self._sha256.hexdigest() != self._expected_sha256:
+            raise S3Error(
+                "XAmzContentSHA256Mismatch",
+                ClientComputedContentSHA256=self._expected_sha256,
+                S3ComputedContentSHA256=self._sha256.hexdigest(),
+            )
+        expected = dict(self._expected)
+        if self._decoder is not None:
+            for name in self._trailer_names:
+                value = self._decoder.trailers.get(f"x-amz-checksum-{name}")
+                if value is None:
+                    raise S3Error("MalformedTrailerError", f"The x-amz-checksum-{name} trailer is missing.")
+                expected[name] = value
+        computed = {}
+        for name, checksum in self._checksums.items():
+            computed[name] = checksum.b64digest()
+            if name in expected and expected[name] != computed[name]:
+                raise S3Error("BadDigest", f"The {name.upper()} you specified did not match the calculated checksum.")
+        return computed
+
+    def drain(self) -> None:
+        """Read and drop what is left, so the connection can carry the next request."""
+        while self.read(1024 * 1024):
+            pass

@@ -1,0 +1,166 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+import os
+
+from nebulaio.engine.errors import S3Error
+from nebulaio.engine.names import check_object_key
+from nebulaio.s3.body import RequestPayload
+from nebulaio.s3.ranges import parse_range
+from nebulaio.util.timefmt import http_date
+
+# Content headers S3 stores with an object and returns on GET/HEAD.
+STORED_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control", "expires")
+# GET query parameters that override response headers (signed requests only, as in S3).
+OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+META_PREFIX = "x-amz-meta-"
+MAX_METADATA_BYTES = 2048
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+
+def _content_fields(request) -> dict:
+    """What a PUT keeps besides the bytes: content type, content headers, user metadata."""
+    headers = request.headers
+    stored = {}
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            # aws-chunked describes this request's framing, not the object.
+            value = ",".join(t.strip() for t in value.split(",") if t.strip() and t.strip().lower() != "aws-chunked")
+            if not value:
+                continue
+        stored[name] = value
+    meta = {}
+    meta_size = 0
+    for name, value in headers.items():
+        if name.startswith(META_PREFIX):
+            short = name[len(META_PREFIX) :]
+            meta[short] = value
+            meta_size += len(short.encode()) + len(value.encode())
+    if meta_size > MAX_METADATA_BYTES:
+        raise S3Error("MetadataTooLarge", Size=str(meta_size), MaxSizeAllowed=str(MAX_METADATA_BYTES))
+    return {"ctype": headers.get("content-type") or DEFAULT_CONTENT_TYPE, "headers": stored, "meta": meta}
+
+
+def put_object(api, request, resp) -> None:
+    if "x-amz-copy-source" in request.headers:
+        raise S3Error("NotImplemented", "CopyObject is not supported yet.")
+    check_object_key(request.key)
+    fields = _content_fields(request)
+    payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
+    record = api.layer.put(request.bucket, request.key, payload, fields)
+    headers = resp._headers
+    headers["etag"] = f'"{record["etag"]}"'
+    for name, value in record["checksums"].items():
+        headers[f"x-amz-checksum-{name}"] = value
+
+
+def _object_headers(request, resp, record: dict) -> None:
+    headers = resp._headers
+    headers["etag"] = f'"{record["etag"]}"'
+    headers["last-modified"] = http_date(record["mtime"])
+    headers["accept-ranges"] = "bytes"
+    resp.content_type = record["ctype"]
+    for name, value in record["headers"].items():
+        headers[name] = _latin1(value)
+    for name, value in record["meta"].items():
+        headers[META_PREFIX + name] = _latin1(value)
+    if len(request.query) and request.auth is not None:
+        for parameter, header in OVERRIDES.items():
+            value = request.query.get(parameter)
+            if value is not None:
+                if header == "content-type":
+                    resp.content_type = value
+                else:
+                    headers[header] = _latin1(value)
+
+
+def _latin1(value: str) -> str:
+    """WSGI header values are latin-1 strings: pass UTF-8 bytes through unchanged."""
+    return value if value.isascii() else value.encode("utf-8").decode("latin-1")
+
+
+def _answer(request, resp, record: dict, body) -> None:
+    """Headers, status and (for GET) the body of a whole or ranged object response."""
+    _object_headers(request, resp, record)
+    size = record["size"]
+    byte_range = parse_range(request.header("range"), size)
+    if byte_range is None:
+        start, end = 0, size - 1
+        if request.header("x-amz-checksum-mode", "").upper() == "ENABLED":
+            for name, value in record["checksums"].items():
+                resp._headers[f"x-amz-checksum-{name}"] = value
+                resp._headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    else:
+        start, end = byte_range
+        resp.status = 206
+        resp._headers["content-range"] = f"bytes {start}-{end}/{size}"
+    length = end - start + 1
+    resp.content_length = length
+    if body is None:
+        return
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        resp.data = bytes(body[start : end + 1]) if byte_range else bytes(body)
+        return
+    resp.stream = FileRange(body, start, length)
+
+
+def get_object(api, request, resp) -> None:
+    record, body = api.layer.open(request.bucket, request.key)
+    try:
+        _answer(request, resp, record, body)
+    except BaseException:
+        if hasattr(body, "close"):
+            body.close()
+        raise
+
+
+def head_object(api, request, resp) -> None:
+    record, _ = api.layer.head(request.bucket, request.key)
+    _answer(request, resp, record, None)
+
+
+def delete_object(api, request, resp) -> None:
+    api.layer.delete(request.bucket, request.key)
+    resp.status = 204
+
+
+class FileRange:
+    """A byte range of an open file, readable in blocks and exposing fileno() for sendfile.
+
+    gunicorn sends a response whose iterable wraps a real file with sendfile(2), starting at
+    the file's current offset for Content-Length bytes; without sendfile (TLS) it reads blocks.
+    """
+
+    __slots__ = ("_file", "_left")
+
+    def __init__(self, file, start: int, length: int):
+        self._file = file
+        self._left = length
+        if start:
+            os.lseek(file.fileno(), start, os.SEEK_SET)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        if size < 0 or size > self._left:
+            size = self._left
+        data = self._file.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,43 @@
+"""Composition root of an HTTP worker: built once per worker, after fork.
+
+gunicorn binds the S3, Admin and Console listeners in one arbiter; a request is routed to
+its app by the listener port it arrived on.
+"""
+
+from __future__ import annotations
+
+from nebulaio import config as configuration
+from nebulaio.admin import app as admin_app
+from nebulaio.cluster.ipc import SupervisorClient
+from nebulaio.console import app as console_app
+from nebulaio.engine.objects import ObjectLayer
+from nebulaio.iam.credentials import Credentials
+from nebulaio.meta import MetaReader, open_env
+from nebulaio.s3 import app as s3_app
+from nebulaio.storage.layout import DataLayout
+from nebulaio.storage.objects import ObjectStore
+
+
+def build(config: dict | None = None):
+    config = config or configuration.from_environment()
+    layout = DataLayout(config["data"])
+    env = open_env(layout.kv_dir, readonly=True)
+    layer = ObjectLayer(
+        MetaReader(env),
+        ObjectStore(layout),
+        SupervisorClient(layout.ipc_socket),
+        config["max_object_size"],
+        config["inline_threshold"],
+    )
+    credentials = Credentials(config["root_user"], config["root_password"])
+    by_port = {
+        str(configuration.split_address(config["s3_address"])[1]): s3_app.create(layer, credentials, config),
+        str(configuration.split_address(config["admin_address"])[1]): admin_app.create(layer),
+        str(configuration.split_address(config["console_address"])[1]): console_app.create(),
+    }
+    s3 = by_port[str(configuration.split_address(config["s3_address"])[1])]
+
+    def application(environ, start_response):
+        return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)
+
+    return application
