@@ -1,0 +1,1 @@
+"""Benchmark harness: NebulaIO beside its peers, measured by one lean S3 load generator."""

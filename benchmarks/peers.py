@@ -1,0 +1,291 @@
+"""The servers under test: each started on 127.0.0.1 in its own temp dir and stopped by PID.
+
+Every server runs in its own session (process group), so Ctrl-C reaches the harness only and
+the harness stops each group it started, on success, failure or interrupt alike.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from benchmarks.client import simple_request
+from benchmarks.load import Endpoint
+
+HOST = "127.0.0.1"
+PORT_RANGE = range(18000, 19000)
+READY_SECONDS = 60.0
+READY_POLL_SECONDS = 0.1
+STOP_SECONDS = 15.0
+BENCH_ACCESS_KEY = "benchaccesskey"
+BENCH_SECRET_KEY = "benchsecretkey0123456789"
+
+
+class NotStarted(Exception):
+    """A peer could not be brought up here; the message says why."""
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports in the harness's range that nothing listens on right now."""
+    ports = []
+    for port in PORT_RANGE:
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise NotStarted(f"no {count} free ports in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
+
+
+def wait_until(ready, what: str, processes: list["Managed"], seconds: float = READY_SECONDS) -> None:
+    """Polls `ready()` until it holds; gives up when a process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        for process in processes:
+            if process.popen.poll() is not None:
+                raise NotStarted(f"{process.name} exited with {process.popen.returncode}: {process.log_tail()}")
+        if time.monotonic() > deadline:
+            raise NotStarted(f"{what} not ready after {seconds:.0f} s")
+        time.sleep(READY_POLL_SECONDS)
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Managed:
+    """A started server process: its own session, its output in a log file, stopped by PID."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        with open(self.log_path, "wb") as log:
+            try:
+                self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                              cwd=workdir, env=env, start_new_session=True)
+            except OSError as exc:
+                raise NotStarted(f"{name}: {exc}") from exc
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_tail(self, size: int = 600) -> str:
+        try:
+            return self.log_path.read_bytes()[-size:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM to the process group this harness created, SIGKILL if it lingers."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(STOP_SECONDS)
+            except ProcessLookupError:
+                pass
+        try:  # children left behind in the group (daemonised workers) go too
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Target:
+    """A server under test. Subclasses start it; the harness measures it through `endpoint`."""
+
+    name = ""
+    supports_list = True
+    access_key = BENCH_ACCESS_KEY
+    secret_key = BENCH_SECRET_KEY
+
+    def __init__(self) -> None:
+        self.processes: list[Managed] = []
+        self.workdir: Path | None = None
+        self.port = 0
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(HOST, self.port, self.access_key, self.secret_key)
+
+    def server_pids(self) -> list[int]:
+        """Root PIDs whose process trees make up the server; empty when it is not ours to watch."""
+        return [process.pid for process in self.processes]
+
+    def __enter__(self) -> "Target":
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+        try:
+            self.start(self.workdir)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self, workdir: Path) -> None:
+        raise NotImplementedError
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Managed:
+        process = Managed(name, argv, self.workdir, env)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def create_bucket(self, bucket: str) -> None:
+        status, body = simple_request(self.endpoint.builder(), "PUT", f"/{bucket}")
+        if status not in (200, 409):
+            raise NotStarted(f"create bucket {bucket}: {status} {body[:300]!r}")
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+user {user};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 10000000;
+    client_max_body_size 0;
+    client_body_buffer_size 1m;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen {host}:{port} backlog=4096;
+        root {root};
+        location / {{
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            dav_access user:rw;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx(Target):
+    """Static files with sendfile and DAV PUT/DELETE: the ceiling of an HTTP object server here."""
+
+    name = "nginx"
+    supports_list = False
+
+    def start(self, workdir: Path) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(binary):
+            raise NotStarted("nginx not installed (apt-get install nginx-light)")
+        (self.port,) = free_ports(1)
+        self.root = workdir / "www"
+        self.root.mkdir()
+        conf = workdir / "nginx.conf"
+        user = "root" if os.geteuid() == 0 else ""
+        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 1, user=user or "nobody", prefix=workdir,
+                                          host=HOST, port=self.port, root=self.root))
+        if not user:  # the user directive only applies to a root master
+            conf.write_text(conf.read_text().replace("user nobody;\n", ""))
+        process = self.spawn("nginx", [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")])
+        wait_until(lambda: port_open(self.port), "nginx", [process])
+
+    def create_bucket(self, bucket: str) -> None:
+        (self.root / bucket).mkdir(exist_ok=True)
+
+
+class Moto(Target):
+    """moto_server: the Python S3 server people test with."""
+
+    name = "moto"
+
+    def start(self, workdir: Path) -> None:
+        binary = shutil.which("moto_server")
+        if binary is None:
+            raise NotStarted('moto_server not installed (pip install "moto[server]")')
+        (self.port,) = free_ports(1)
+        process = self.spawn("moto", [binary, "-H", HOST, "-p", str(self.port)])
+        wait_until(lambda: http_ok(f"http://{HOST}:{self.port}/moto-api/"), "moto_server", [process])
+
+
+class External(Target):
+    """An S3 endpoint somebody else runs: measured as it is, its CPU not observed."""
+
+    name = "endpoint"
+
+    def __init__(self, url: str, access_key: str, secret_key: str):
+        super().__init__()
+        host_port = url.split("://", 1)[-1].rstrip("/")
+        self.host, _, port = host_port.rpartition(":")
+        self.port = int(port or 80)
+        self.access_key = access_key
+        self.secret_key = secret_key
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.host, self.port, self.access_key, self.secret_key)
+
+    def start(self, workdir: Path) -> None:
+        if not port_open(self.port, self.host):
+            raise NotStarted(f"nothing answers at {self.host}:{self.port}")
+
+
+class NebulaIO(Target):
+    """NebulaIO itself, started through its CLI as one single-node cluster."""
+
+    name = "nebulaio"
+
+    def start(self, workdir: Path) -> None:
+        s3, admin, console, raft, gossip = free_ports(5)
+        self.port = s3
+        binary = shutil.which("nebulaio")
+        launcher = [binary] if binary else [sys.executable, "-c", "import sys; from nebulaio.cli import main; sys.exit(main())"]
+        env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
+        data = workdir / "data"
+        data.mkdir()
+        argv = [*launcher, "server", "--data", str(data),
+                "--s3-address", f"{HOST}:{s3}", "--admin-address", f"{HOST}:{admin}",
+                "--console-address", f"{HOST}:{console}", "--raft-address", f"{HOST}:{raft}",
+                "--gossip-address", f"{HOST}:{gossip}"]
+        process = self.spawn("nebulaio", argv, env)
+        wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
+
+
+TARGETS = {target.name: target for target in (NebulaIO, Nginx, Moto)}

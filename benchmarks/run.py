@@ -1,0 +1,190 @@
+"""Runs the benchmark: `python -m benchmarks.run [--targets a,b] [--quick] [--endpoint URL ...]`.
+
+Each target is started, measured phase by phase and stopped before the next one starts, so
+targets never share the machine with each other.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.client import simple_request
+from benchmarks.load import MIB, PhaseResult, PhaseSpec, ServerCpu, run_phase
+from benchmarks.peers import TARGETS, External, NotStarted, Target
+from benchmarks.report import LABELS, Report, number
+
+DEFAULT_TARGETS = "nebulaio,nginx,moto,radosgw"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BUCKET = "bench"
+LIST_BUCKET = "bench-list"
+SMALL_SIZE = 4 << 10
+LARGE_SIZE = 64 * MIB
+LIST_PAGE = 1000
+POPULATE_CONCURRENCY = 32
+POPULATE_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each phase does: it stops at its op count or its time, whichever is first."""
+
+    name: str
+    concurrencies: tuple[int, ...]
+    small_ops: int
+    small_seconds: float
+    list_keys: int
+    list_pages: int
+    list_seconds: float
+    large_ops_per_stream: int
+    large_seconds: float
+
+
+FULL = Plan("full", (1, 8, 32), 50_000, 8.0, 10_000, 5_000, 8.0, 4, 10.0)
+QUICK = Plan("quick", (8,), 10_000, 2.0, 1_000, 300, 2.0, 1, 4.0)
+
+
+class Harness:
+    """Measures one started target with every phase of the plan."""
+
+    def __init__(self, target: Target, plan: Plan, processes: int, large_payload: bytes):
+        self.target = target
+        self.plan = plan
+        self.processes = processes
+        self.small_payload = os.urandom(SMALL_SIZE)
+        self.large_payload = large_payload
+        pids = target.server_pids()
+        self.server_cpu = ServerCpu(pids) if pids else None
+        self.results: list[PhaseResult] = []
+
+    def phase(self, kind: str, bucket: str, keys: list[str], concurrency: int, max_ops: int, seconds: float,
+              payload: bytes = b"") -> PhaseResult:
+        spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE)
+        result = run_phase(self.target.endpoint, spec, self.processes, self.server_cpu)
+        print(f"  {self.target.name:9} {LABELS.get(kind, kind):22} c={concurrency:<3} {number(result.rate):>9} "
+              f"{result.unit:8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}",
+              flush=True)
+        return result
+
+    def measure(self) -> None:
+        plan, target = self.plan, self.target
+        target.create_bucket(BUCKET)
+        list_keys = self.populate_list_bucket() if target.supports_list else []
+        for concurrency in plan.concurrencies:
+            keys = [f"c{concurrency}/obj-{index:07d}" for index in range(plan.small_ops)]
+            put = self.record(self.phase("PUT", BUCKET, keys, concurrency, plan.small_ops, plan.small_seconds,
+                                         self.small_payload))
+            written = put.done_keys
+            for kind in ("GET", "HEAD"):
+                self.record(self.phase(kind, BUCKET, written, concurrency, plan.small_ops, plan.small_seconds,
+                                       self.small_payload))
+            self.record(self.phase("DELETE", BUCKET, written, concurrency, len(written), plan.small_seconds))
+            if list_keys:
+                self.record(self.phase("LIST", LIST_BUCKET, list_keys, concurrency, plan.list_pages,
+                                       plan.list_seconds))
+            if self.large_payload:
+                self.measure_large(concurrency)
+
+    def measure_large(self, concurrency: int) -> None:
+        plan = self.plan
+        keys = [f"c{concurrency}/large-{stream}" for stream in range(concurrency)]
+        ops = concurrency * plan.large_ops_per_stream
+        put = self.record(self.phase("PUT-LARGE", BUCKET, keys, concurrency, ops, plan.large_seconds,
+                                     self.large_payload))
+        if put.done_keys:
+            self.record(self.phase("GET-LARGE", BUCKET, put.done_keys, concurrency, ops, plan.large_seconds,
+                                   self.large_payload))
+        builder = self.target.endpoint.builder()
+        for key in put.done_keys:  # large objects would crowd an in-memory peer at the next level
+            simple_request(builder, "DELETE", f"/{BUCKET}/{key}")
+
+    def populate_list_bucket(self) -> list[str]:
+        """Fills the listing bucket once; every concurrency level lists the same keys."""
+        self.target.create_bucket(LIST_BUCKET)
+        keys = [f"key-{index:06d}" for index in range(self.plan.list_keys)]
+        print(f"  {self.target.name:9} populating {len(keys):,} keys for LIST", flush=True)
+        spec = PhaseSpec("PUT", LIST_BUCKET, keys, POPULATE_CONCURRENCY, len(keys), POPULATE_SECONDS, b"x")
+        result = run_phase(self.target.endpoint, spec, self.processes, None)
+        if result.errors or len(result.done_keys) != len(keys):
+            raise RuntimeError(f"populating {LIST_BUCKET}: {len(result.done_keys)} of {len(keys)} written, "
+                               f"{result.errors} errors, e.g. {result.error_samples[:1]}")
+        return keys
+
+    def record(self, result: PhaseResult) -> PhaseResult:
+        self.results.append(result)
+        return result
+
+
+def make_targets(args: argparse.Namespace) -> list[Target]:
+    targets: list[Target] = []
+    if args.endpoint:
+        targets.append(External(args.endpoint, args.access_key, args.secret_key))
+    for name in filter(None, (part.strip() for part in args.targets.split(","))):
+        if name not in TARGETS:
+            raise SystemExit(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+        targets.append(TARGETS[name]())
+    return targets
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--targets", default=DEFAULT_TARGETS,
+                        help=f"comma-separated, first is the subject of the ratios (default {DEFAULT_TARGETS})")
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer ops, concurrency 8 only")
+    parser.add_argument("--endpoint", help="also measure an S3 endpoint already running, e.g. http://127.0.0.1:9000")
+    parser.add_argument("--access-key", default="", help="access key for --endpoint")
+    parser.add_argument("--secret-key", default="", help="secret key for --endpoint")
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes (default 2)")
+    parser.add_argument("--no-large", action="store_true", help="skip the 64 MiB phases")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR, help="where the JSON and Markdown go")
+    args = parser.parse_args(argv)
+    if args.endpoint and not (args.access_key and args.secret_key):
+        parser.error("--endpoint needs --access-key and --secret-key")
+    if args.endpoint and args.targets == DEFAULT_TARGETS:
+        args.targets = ""
+    return args
+
+
+def interrupt(signum, frame) -> None:
+    """SIGTERM stops a run like Ctrl-C does: through the same cleanup."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
+    plan = QUICK if args.quick else FULL
+    targets = make_targets(args)
+    report = Report(plan.name, [target.name for target in targets])
+    large_payload = b"" if args.no_large else os.urandom(LARGE_SIZE)
+    try:
+        for target in targets:
+            print(f"{target.name}: starting", flush=True)
+            try:
+                with target:
+                    harness = Harness(target, plan, args.processes, large_payload)
+                    report.results[target.name] = harness.results  # a failure midway keeps what was measured
+                    harness.measure()
+                report.status[target.name] = "ok"
+            except NotStarted as exc:
+                report.status[target.name] = f"not started ({exc})"
+            except Exception as exc:  # noqa: BLE001 - one broken target must not stop the others
+                traceback.print_exc()
+                report.status[target.name] = f"failed ({exc})"
+            print(f"{target.name}: {report.status[target.name]}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: every started server was stopped; writing what was measured", file=sys.stderr)
+        raise
+    finally:
+        print()
+        print(report.text())
+        json_path, markdown_path = report.write(args.output)
+        print(f"\nwrote {json_path} and {markdown_path}")
+    return 0 if all(status == "ok" for status in report.status.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
