@@ -1,0 +1,222 @@
+"""Real nodes for integration tests: `nebulaio server` on free loopback ports in a temp dir.
+
+Every node is started in its own process group and stopped by PID (SIGTERM, then SIGKILL of
+its group) when its fixture ends; readiness is polled on /health/ready, never slept for.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+ROOT_USER = "testroot"
+ROOT_PASSWORD = "testroot-secret-key"
+START_TIMEOUT = 60.0
+LISTENERS = ("s3", "admin", "console", "raft", "gossip")
+
+
+def free_port() -> int:
+    """A free loopback port below 32768 (raft's advice; also clear of the ephemeral range)."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port")
+
+
+class Node:
+    """One `nebulaio server` process tree."""
+
+    def __init__(self, data: Path, log_path: Path, extra_env: dict | None = None, args: list[str] | None = None,
+                 tls: tuple[str, str] | None = None):
+        self.data = data
+        self.log_path = log_path
+        self.ports = {name: free_port() for name in LISTENERS}
+        self.extra_env = dict(extra_env or {})
+        self.args = list(args or [])
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def s3_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.ports['admin']}"
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "nebulaio", "server", "--data", str(self.data)]
+        for name in LISTENERS:
+            command += [f"--{name}-address", f"127.0.0.1:{self.ports[name]}"]
+        if self.tls:
+            command += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        return command + self.args
+
+    def start(self, wait: bool = True) -> "Node":
+        env = dict(os.environ, NEBULAIO_ROOT_USER=ROOT_USER, NEBULAIO_ROOT_PASSWORD=ROOT_PASSWORD,
+                   NEBULAIO_WORKERS="2", NEBULAIO_LOG_LEVEL="info", **self.extra_env)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.admin_url + "/health/ready", timeout=1, verify=False).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"node not ready after {timeout} s:\n{self.log_tail()}")
+
+    def group_pids(self) -> list[int]:
+        """Every live process of this node's process group."""
+        import psutil
+
+        pgid = self.process.pid
+        found = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if os.getpgid(proc.info["pid"]) == pgid:
+                    found.append(proc.info["pid"])
+            except (ProcessLookupError, PermissionError):
+                continue
+        return found
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_group()
+        return self.process.returncode
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of this node's process group (by its group id, our own child)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def client(self, **config):
+        return make_client(self.s3_url, verify=False if self.tls else None, **config)
+
+
+def make_client(endpoint: str, verify=None, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD, **config):
+    options = {"retries": {"max_attempts": 1, "mode": "standard"}, "s3": {"addressing_style": "path"}}
+    options.update(config)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        verify=verify,
+        config=Config(**options),
+    )
+
+
+@pytest.fixture(scope="session")
+def node_factory(tmp_path_factory):
+    """Start extra nodes; all of them are stopped when the session ends."""
+    started: list[Node] = []
+
+    def start(wait: bool = True, **kwargs) -> Node:
+        base = tmp_path_factory.mktemp("node")
+        node = Node(base / "data", base / "node.log", **kwargs)
+        started.append(node)
+        return node.start(wait=wait)
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def node(node_factory) -> Node:
+    """The shared node most tests use."""
+    return node_factory()
+
+
+@pytest.fixture(scope="session")
+def s3(node):
+    return node.client()
+
+
+@pytest.fixture
+def bucket(s3):
+    """A fresh, empty bucket for one test; emptied and removed afterwards."""
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+def signed_request(node: Node, method: str, path: str, body: bytes = b"", headers: dict | None = None,
+                   payload_hash: str | None = None, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD,
+                   stream=False) -> requests.Response:
+    """Send a SigV4-signed request exactly as given (path already percent-encoded, query included)."""
+    import hashlib
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = node.s3_url + path
+    headers = dict(headers or {})
+    headers.setdefault("x-amz-content-sha256", payload_hash or hashlib.sha256(body).hexdigest())
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    S3SigV4Auth(Credentials(access_key, secret_key), "s3", "us-east-1").add_auth(request)
+    prepared = requests.Request(method, url, headers=dict(request.headers.items()), data=body).prepare()
+    prepared.url = url  # keep the path exactly as signed
+    with requests.Session() as session:
+        return session.send(prepared, verify=False, stream=stream, timeout=60)
+
+
+@pytest.fixture
+def raw(node):
+    """raw(method, path, body=b"", headers=None, ...) -> requests.Response, signed as root."""
+    return lambda *args, **kwargs: signed_request(node, *args, **kwargs)
