@@ -39,9 +39,10 @@ setup(
         "psutil>=5.9",
         "defusedxml>=0.7",
         "crc32c>=2.3",
+        "cryptography>=41",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "boto3>=1.35", "requests>=2.31", "trustme>=1.1"],
+        "test": ["pytest>=8", "hypothesis>=6", "boto3>=1.44", "requests>=2.31", "trustme>=1.1", "awscli>=1.46"],
         "bench": ["moto[server]>=5"],
     },
     entry_points={"console_scripts": ["nebulaio = nebulaio.cli:main"]},

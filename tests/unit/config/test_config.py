@@ -1,0 +1,59 @@
+"""Settings: one table feeds the documented file, the environment and the flags."""
+
+from pathlib import Path
+
+import pytest
+
+from nebulaio import config
+from nebulaio.cli import main
+
+DOCUMENTED = Path(__file__).resolve().parents[3] / "conf" / "nebulaio.toml"
+
+
+def test_documented_file_matches_the_settings_table():
+    assert DOCUMENTED.read_text() == config.render_toml()
+
+
+def test_documented_file_resolves_to_the_defaults():
+    assert config.resolve(str(DOCUMENTED), environ={}) == config.resolve(environ={})
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path):
+    path = tmp_path / "node.toml"
+    path.write_text('[listen]\ns3_address = "127.0.0.1:1"\nadmin_address = "127.0.0.1:2"\n[s3]\nmax_object_size = "2M"\n')
+    resolved = config.resolve(
+        str(path),
+        flags={"s3_address": "127.0.0.1:3", "region": None},
+        environ={"NEBULAIO_S3_ADDRESS": "127.0.0.1:4", "NEBULAIO_ADMIN_ADDRESS": "127.0.0.1:5"},
+    )
+    assert resolved["s3_address"] == "127.0.0.1:3"  # flag beats environment and file
+    assert resolved["admin_address"] == "127.0.0.1:5"  # environment beats file
+    assert resolved["max_object_size"] == 2 * 1024 * 1024  # file beats default, sizes parsed
+    assert resolved["region"] == "us-east-1"  # unset flag leaves the default
+
+
+def test_unknown_setting_in_file_is_refused(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[node]\nno_such_setting = 1\n")
+    with pytest.raises(ValueError, match="no_such_setting"):
+        config.resolve(str(path), environ={})
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("5G", 5 * 1024**3), ("64K", 65536), ("1048576", 1048576), ("1.5M", 1572864), ("2MiB", 2 * 1024**2)]
+)
+def test_sizes(text, expected):
+    assert config.BY_NAME["max_object_size"].kind(text) == expected
+
+
+def test_split_address():
+    assert config.split_address(":9000") == ("0.0.0.0", 9000)
+    assert config.split_address("127.0.0.1:9001") == ("127.0.0.1", 9001)
+    assert config.split_address("[::1]:9002") == ("::1", 9002)
+
+
+def test_bad_configuration_exits_with_a_message(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("[node]\nno_such_setting = 1\n")
+    assert main(["server", "--config", str(path)]) == 2
+    assert "no_such_setting" in capsys.readouterr().err
