@@ -115,18 +115,18 @@ def authenticate(
     requests: Signature V2 signs the path as if it were path-style.
     """
     authorization = headers.get("authorization")
-    query_pairs = _query_pairs(raw_query) if raw_query else []
-    query_mechanism = _query_mechanism(query_pairs) if query_pairs else None
+    pairs = query_pairs(raw_query) if raw_query else []
+    query_mechanism = _query_mechanism(pairs) if pairs else None
     if authorization is None:
         if query_mechanism is None:
             return None
         if query_mechanism == 4:
-            return _authenticate_v4_query(method, raw_path, query_pairs, headers, secret_for, now)
-        return _authenticate_v2_query(method, raw_path, raw_query, query_pairs, headers, secret_for, now, virtual_host_bucket)
+            return _authenticate_v4_query(method, raw_path, pairs, headers, secret_for, now)
+        return _authenticate_v2_query(method, raw_path, raw_query, pairs, headers, secret_for, now, virtual_host_bucket)
     if query_mechanism is not None:
         raise S3Error("InvalidRequest", _ONE_MECHANISM)
     if authorization.startswith(_V4_HEADER_PREFIX):
-        return _authenticate_v4_header(method, raw_path, query_pairs, headers, authorization, secret_for, now)
+        return _authenticate_v4_header(method, raw_path, pairs, headers, authorization, secret_for, now)
     if authorization.startswith(_V2_HEADER_PREFIX):
         return _authenticate_v2_header(method, raw_path, raw_query, headers, authorization, secret_for, now, virtual_host_bucket)
     raise S3Error(
@@ -438,10 +438,11 @@ def _verify_v2(method, raw_path, raw_query, headers, query_headers, date_line, a
 def _v2_strings_to_sign(method, raw_path, raw_query, headers, query_headers, date_line, bucket) -> list[str]:
     """The V2 string to sign, once per sub-resource list that yields a different resource."""
     get = headers.get
-    amz = dict(query_headers)
-    for name, value in headers.items():
-        if name.startswith("x-amz-"):
-            amz[name] = value
+    amz = {}
+    for source in (query_headers, headers):
+        for name, value in source.items():
+            if name.startswith("x-amz-"):
+                amz[name] = value
     lines = [method, get("content-md5", query_headers.get("content-md5", "")).strip(),
              get("content-type", query_headers.get("content-type", "")).strip(), date_line]
     lines.extend(f"{name}:{amz[name].strip()}" for name in sorted(amz))
@@ -471,7 +472,7 @@ def _v2_subresources(raw_query: str, subresources: frozenset[str]) -> str:
 # --- small parsers ------------------------------------------------------------------------
 
 
-def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
+def query_pairs(raw_query: str) -> list[tuple[str, str]]:
     """Raw (still encoded) name/value pairs; a parameter without '=' has the value ''."""
     pairs = []
     for part in raw_query.split("&"):
