@@ -220,3 +220,100 @@ def signed_request(node: Node, method: str, path: str, body: bytes = b"", header
 def raw(node):
     """raw(method, path, body=b"", headers=None, ...) -> requests.Response, signed as root."""
     return lambda *args, **kwargs: signed_request(node, *args, **kwargs)
+
+
+# --- an independent Signature V4 signer and raw-socket helpers ----------------------------
+# Written from AWS's specification, not from nebulaio.s3.sigv4, so a test signs what a real
+# client would even where botocore gives no control (a chosen date, payload hash or chunk).
+
+
+class V4Signature:
+    """The headers of one SigV4-signed request, and what aws-chunked bodies chain from."""
+
+    __slots__ = ("headers", "signing_key", "signature", "amz_date", "scope")
+
+    def __init__(self, headers: dict, signing_key: bytes, signature: str, amz_date: str, scope: str):
+        self.headers = headers
+        self.signing_key = signing_key
+        self.signature = signature
+        self.amz_date = amz_date
+        self.scope = scope
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    import hashlib
+    import hmac
+
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def sign_v4(method: str, host: str, path: str, headers: dict, payload_hash: str, access_key: str = ROOT_USER,
+            secret_key: str = ROOT_PASSWORD, when: float | None = None, region: str = "us-east-1") -> V4Signature:
+    """Sign a request whose path is already percent-encoded and has no query."""
+    import hashlib
+
+    stamp = time.gmtime(time.time() if when is None else when)
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", stamp)
+    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+    signed = {k.lower(): str(v).strip() for k, v in headers.items()}
+    signed.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
+    names = sorted(signed)
+    canonical = "\n".join([
+        method, path, "", "".join(f"{name}:{signed[name]}\n" for name in names), ";".join(names), payload_hash,
+    ])
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = ("AWS4" + secret_key).encode()
+    for part in (amz_date[:8], region, "s3", "aws4_request"):
+        key = _hmac(key, part)
+    signature = _hmac(key, to_sign).hex()
+    signed["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return V4Signature(signed, key, signature, amz_date, scope)
+
+
+def raw_exchange(node: Node, head: bytes, body_parts=(), timeout: float = 10.0, pause: float = 0.0) -> bytes:
+    """Send a request over a fresh socket, the body in parts (with `pause` s before each), and
+    return everything the server sent until it closed or went quiet for `timeout` s."""
+    with socket.create_connection(("127.0.0.1", node.ports["s3"]), timeout=timeout) as conn:
+        conn.sendall(head)
+        for part in body_parts:
+            if pause:
+                time.sleep(pause)
+            try:
+                conn.sendall(part)
+            except OSError:
+                break
+        received = b""
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+                if b"\r\n\r\n" in received and _response_complete(received):
+                    break
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return received
+
+
+def _response_complete(received: bytes) -> bool:
+    head, _, body = received.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
