@@ -14,13 +14,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 from benchmarks.client import simple_request
 from benchmarks.load import Endpoint
 
 HOST = "127.0.0.1"
-PORT_RANGE = range(18000, 19000)
+PORT_RANGE = range(18000, 18500)
+CEPH_DAEMON_PORTS = range(18500, 18999)  # the OSD binds several ports of its own; it picks them here
 READY_SECONDS = 60.0
 READY_POLL_SECONDS = 0.1
 STOP_SECONDS = 15.0
@@ -288,4 +290,87 @@ class NebulaIO(Target):
         wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
 
 
-TARGETS = {target.name: target for target in (NebulaIO, Nginx, Moto)}
+CEPH_CONF = """\
+[global]
+fsid = {fsid}
+mon host = v1:{host}:{mon_port}
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms bind msgr2 = false
+ms bind port min = {daemon_ports.start}
+ms bind port max = {daemon_ports.stop}
+run dir = {workdir}/run
+admin socket = {workdir}/run/$name.asok
+log file = {workdir}/log/$name.log
+mon data = {workdir}/mon
+osd data = {workdir}/osd
+osd objectstore = memstore
+memstore device bytes = {memstore_bytes}
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon max pg per osd = 1000
+mon warn on pool no redundancy = false
+[client.rgw]
+rgw frontends = beast endpoint={host}:{rgw_port} tcp_nodelay=1
+rgw data = {workdir}/rgw
+rgw gc obj min wait = 0
+rgw gc processor period = 10
+"""
+CEPH_TOOL_SECONDS = 60.0
+MEMSTORE_BYTES = 16 << 30
+
+
+class RadosGW(Target):
+    """Ceph RGW on a one-mon, one-osd memstore cluster, auth none inside: the C++ production peer.
+
+    NOTE: beast needs tcp_nodelay=1, or Nagle and delayed ACKs add ~40 ms to every small GET.
+    """
+
+    name = "radosgw"
+
+    def start(self, workdir: Path) -> None:
+        for tool in ("ceph-mon", "ceph-osd", "radosgw", "monmaptool", "ceph", "radosgw-admin"):
+            if shutil.which(tool) is None:
+                raise NotStarted(f"{tool} not installed (apt-get install radosgw ceph-mon ceph-osd)")
+        mon_port, self.port = free_ports(2)
+        fsid, osd_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+        for directory in ("run", "log", "mon", "osd", "rgw"):
+            (workdir / directory).mkdir()
+        conf = workdir / "ceph.conf"
+        conf.write_text(CEPH_CONF.format(fsid=fsid, host=HOST, mon_port=mon_port, rgw_port=self.port,
+                                         workdir=workdir, memstore_bytes=MEMSTORE_BYTES,
+                                         daemon_ports=CEPH_DAEMON_PORTS))
+        config = ["-c", str(conf)]
+        # monmaptool assumes msgr2 for a non-default port unless the address says v1.
+        self.tool(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"v1:{HOST}:{mon_port}",
+                   str(workdir / "monmap")])
+        self.tool(["ceph-mon", *config, "--mkfs", "-i", "a", "--monmap", str(workdir / "monmap")])
+        mon = self.spawn("ceph-mon", ["ceph-mon", *config, "-i", "a", "-f"])
+        wait_until(lambda: port_open(mon_port), "ceph-mon", [mon])
+        osd_id = self.tool(["ceph", *config, "osd", "new", osd_uuid]).strip()  # the OSD's UUID is required
+        self.tool(["ceph-osd", *config, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid])
+        osd = self.spawn("ceph-osd", ["ceph-osd", *config, "-i", osd_id, "-f"])
+        rgw = self.spawn("radosgw", ["radosgw", *config, "-n", "client.rgw", "-f"])
+        wait_until(lambda: http_ok(f"http://{HOST}:{self.port}/"), "radosgw", [mon, osd, rgw], seconds=120)
+        self.tool(["radosgw-admin", *config, "user", "create", "--uid", "bench", "--display-name", "bench",
+                   "--access-key", self.access_key, "--secret-key", self.secret_key])
+
+    def tool(self, argv: list[str]) -> str:
+        """Runs a set-up command; its failure means the cluster cannot come up here."""
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=CEPH_TOOL_SECONDS, cwd=self.workdir)
+        except subprocess.TimeoutExpired:
+            raise NotStarted(f"{argv[0]} {argv[-1]} timed out") from None
+        if done.returncode:
+            raise NotStarted(f"{' '.join(argv[:2])} failed: {(done.stderr or done.stdout)[-400:].strip()}")
+        return done.stdout
+
+
+TARGETS = {target.name: target for target in (NebulaIO, Nginx, Moto, RadosGW)}

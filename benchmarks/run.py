@@ -39,12 +39,12 @@ class Plan:
     list_keys: int
     list_pages: int
     list_seconds: float
-    large_ops_per_stream: int
+    large_min_ops: int
     large_seconds: float
 
 
-FULL = Plan("full", (1, 8, 32), 50_000, 8.0, 10_000, 5_000, 8.0, 4, 10.0)
-QUICK = Plan("quick", (8,), 10_000, 2.0, 1_000, 300, 2.0, 1, 4.0)
+FULL = Plan("full", (1, 8, 32), 50_000, 8.0, 10_000, 5_000, 8.0, 8, 10.0)
+QUICK = Plan("quick", (8,), 10_000, 2.0, 1_000, 300, 2.0, 8, 4.0)
 
 
 class Harness:
@@ -91,7 +91,7 @@ class Harness:
     def measure_large(self, concurrency: int) -> None:
         plan = self.plan
         keys = [f"c{concurrency}/large-{stream}" for stream in range(concurrency)]
-        ops = concurrency * plan.large_ops_per_stream
+        ops = max(concurrency, plan.large_min_ops)  # every stream at least once, 2 GiB at most at c=32
         put = self.record(self.phase("PUT-LARGE", BUCKET, keys, concurrency, ops, plan.large_seconds,
                                      self.large_payload))
         if put.done_keys:
