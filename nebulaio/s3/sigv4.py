@@ -436,7 +436,7 @@ def _verify_v2(method, raw_path, raw_query, headers, query_headers, date_line, a
 
 
 def _v2_strings_to_sign(method, raw_path, raw_query, headers, query_headers, date_line, bucket) -> list[str]:
-    """The V2 string to sign, once per sub-resource list that yields a different resource."""
+    """The V2 strings to sign, one per way clients spell the resource; any may match."""
     get = headers.get
     amz = {}
     for source in (query_headers, headers):
@@ -448,11 +448,15 @@ def _v2_strings_to_sign(method, raw_path, raw_query, headers, query_headers, dat
     lines.extend(f"{name}:{amz[name].strip()}" for name in sorted(amz))
     head = "\n".join(lines) + "\n"
     path = raw_path if bucket is None else f"/{bucket}{raw_path}"
+    paths = [path]
+    if path.count("/") == 1 and len(path) > 1:
+        paths.append(path + "/")  # botocore signs a path-style bucket as "/bucket/"
     resources = []
     for subresources in (_V2_SUBRESOURCES, _V2_NEWER_SUBRESOURCES):
-        resource = path + _v2_subresources(raw_query, subresources)
-        if resource not in resources:
-            resources.append(resource)
+        query = _v2_subresources(raw_query, subresources)
+        for candidate in paths:
+            if candidate + query not in resources:
+                resources.append(candidate + query)
     return [head + resource for resource in resources]
 
 
