@@ -133,7 +133,7 @@ class Supervisor:
         try:
             asyncio.run(self._serve(store, env))
         finally:
-            self.raft.destroy_synchronous()
+            self.raft.stop()
             env.sync(True)
             env.close()
             log.info("supervisor stopped")
