@@ -22,6 +22,7 @@ from benchmarks.sigv4 import Signer, canonical_query, encode_path
 MIB = 1 << 20
 ERROR_SAMPLES = 3
 BARRIER_SECONDS = 120.0
+WORKER_EXIT_SECONDS = 10.0
 STATUSES_OK = {"PUT": (200, 201, 204), "GET": (200,), "HEAD": (200,), "DELETE": (200, 204)}
 NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 
@@ -375,9 +376,13 @@ def run_phase(endpoint: Endpoint, spec: PhaseSpec, processes: int, server_cpu: S
             except EOFError:
                 outcomes.append(WorkerOutcome(errors=1, error_samples=[f"worker exited with {child.exitcode}"]))
         cpu_after = server_cpu.sample() if server_cpu else None
+    except BaseException:
+        for child in children:  # interrupted: our workers stop now, not at the end of the phase
+            child.kill()
+        raise
     finally:
         for child in children:
-            child.join(timeout=10)
+            child.join(timeout=WORKER_EXIT_SECONDS)
             if child.is_alive():
                 child.kill()
     return merge(spec, outcomes, cpu_before, cpu_after)

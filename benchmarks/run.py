@@ -156,10 +156,12 @@ def interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     plan = QUICK if args.quick else FULL
     targets = make_targets(args)
     report = Report(plan.name, [target.name for target in targets])
     large_payload = b"" if args.no_large else os.urandom(LARGE_SIZE)
+    interrupted = False
     try:
         for target in targets:
             print(f"{target.name}: starting", flush=True)
@@ -171,18 +173,22 @@ def main(argv: list[str] | None = None) -> int:
                 report.status[target.name] = "ok"
             except NotStarted as exc:
                 report.status[target.name] = f"not started ({exc})"
+            except KeyboardInterrupt:
+                report.status[target.name] = "interrupted"
+                interrupted = True
+                break
             except Exception as exc:  # noqa: BLE001 - one broken target must not stop the others
                 traceback.print_exc()
                 report.status[target.name] = f"failed ({exc})"
-            print(f"{target.name}: {report.status[target.name]}", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: every started server was stopped; writing what was measured", file=sys.stderr)
-        raise
+            finally:
+                print(f"{target.name}: {report.status.get(target.name, 'stopped')}", flush=True)
     finally:
         print()
         print(report.text())
         json_path, markdown_path = report.write(args.output)
         print(f"\nwrote {json_path} and {markdown_path}")
+    if interrupted:
+        return 130
     return 0 if all(status == "ok" for status in report.status.values()) else 1
 
 
