@@ -104,11 +104,19 @@ def location_constraint(region: str | None) -> bytes:
     return document("LocationConstraint", escape(region))
 
 
+def _last_modified(mtime_ms: int) -> str:
+    """An object's LastModified in XML, to the second like its Last-Modified header.
+
+    A client that compares a listing with HEAD (sync tools do) must see the same time.
+    """
+    return iso8601(mtime_ms - mtime_ms % 1000)
+
+
 def copy_result(etag: str, mtime_ms: int) -> bytes:
     """CopyObject's result; `etag` is the bare hex digest."""
     return document(
         "CopyObjectResult",
-        f"<LastModified>{iso8601(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
+        f"<LastModified>{_last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
     )
 
 
@@ -139,7 +147,7 @@ def _listing_body(
     owner_xml = _owner(*owner) if owner else ""
     parts.extend(
         [
-            f"<Contents><Key>{encode(key)}</Key><LastModified>{iso8601(record['mtime'])}</LastModified>"
+            f"<Contents><Key>{encode(key)}</Key><LastModified>{_last_modified(record['mtime'])}</LastModified>"
             f"<ETag>&quot;{record['etag']}&quot;</ETag><Size>{record['size']:d}</Size>"
             f"<StorageClass>STANDARD</StorageClass>{owner_xml}</Contents>"
             for key, record in page.entries
