@@ -44,7 +44,8 @@ if _settings["tls_cert"] and _settings["tls_key"]:
     keyfile = _settings["tls_key"]
 
 
-def post_worker_init(worker):
+def post_fork(server, worker):
+    """Name the worker right after fork, before it loads the app."""
     from setproctitle import setproctitle
 
     setproctitle(f"nebulaio http worker {_settings['data']}")
