@@ -247,20 +247,30 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
-def sign_v4(method: str, host: str, path: str, headers: dict, payload_hash: str, access_key: str = ROOT_USER,
+def _canonical_query(query: str) -> str:
+    from urllib.parse import quote, unquote
+
+    pairs = []
+    for item in filter(None, query.split("&")):
+        name, _, value = item.partition("=")
+        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def sign_v4(method: str, host: str, target: str, headers: dict, payload_hash: str, access_key: str = ROOT_USER,
             secret_key: str = ROOT_PASSWORD, when: float | None = None, region: str = "us-east-1") -> V4Signature:
-    """Sign a request whose path is already percent-encoded and has no query."""
+    """Sign a request whose target (path and optional query) is already percent-encoded."""
     import hashlib
 
+    path, _, query = target.partition("?")
     stamp = time.gmtime(time.time() if when is None else when)
     amz_date = time.strftime("%Y%m%dT%H%M%SZ", stamp)
     scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
     signed = {k.lower(): str(v).strip() for k, v in headers.items()}
     signed.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
     names = sorted(signed)
-    canonical = "\n".join([
-        method, path, "", "".join(f"{name}:{signed[name]}\n" for name in names), ";".join(names), payload_hash,
-    ])
+    header_lines = "".join(f"{name}:{signed[name]}\n" for name in names)
+    canonical = "\n".join([method, path, _canonical_query(query), header_lines, ";".join(names), payload_hash])
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     key = ("AWS4" + secret_key).encode()
     for part in (amz_date[:8], region, "s3", "aws4_request"):
