@@ -47,9 +47,23 @@ class AwsChunkedDecoder:
     """A file-like `read(size)` over the decoded payload; `trailers` is filled at the end."""
 
     __slots__ = (
-        "_read", "_signed", "_trailer_mode", "_key", "_chunk_prefix", "_trailer_prefix", "_previous_signature",
-        "_expected_length", "_buffer", "_position", "_state", "_chunk_left", "_chunk_signature", "_chunk_hash",
-        "_last_chunk_size", "_total", "trailers",
+        "_read",
+        "_signed",
+        "_trailer_mode",
+        "_key",
+        "_chunk_prefix",
+        "_trailer_prefix",
+        "_previous_signature",
+        "_expected_length",
+        "_buffer",
+        "_position",
+        "_state",
+        "_chunk_left",
+        "_chunk_signature",
+        "_chunk_hash",
+        "_last_chunk_size",
+        "_total",
+        "trailers",
     )
 
     def __init__(
@@ -109,7 +123,7 @@ class AwsChunkedDecoder:
             self._fill()
         position = self._position
         take = min(size, self._chunk_left, len(self._buffer) - position)
-        piece = self._buffer[position:position + take]
+        piece = self._buffer[position : position + take]
         self._position = position + take
         self._chunk_left -= take
         if self._chunk_hash is not None:
@@ -127,7 +141,7 @@ class AwsChunkedDecoder:
         if self._signed:
             if not extension.startswith(_SIGNATURE_EXTENSION):
                 raise S3Error("InvalidArgument", "aws-chunked: chunk-signature missing.")
-            self._chunk_signature = extension[len(_SIGNATURE_EXTENSION):].decode("latin-1")
+            self._chunk_signature = extension[len(_SIGNATURE_EXTENSION) :].decode("latin-1")
             # Only the last data chunk may be small: many tiny chunks would each cost an HMAC.
             if size and self._last_chunk_size is not None and self._last_chunk_size < MIN_SIGNED_CHUNK:
                 raise S3Error("InvalidChunkSizeError")
@@ -151,7 +165,11 @@ class AwsChunkedDecoder:
                 f"{self._chunk_prefix}{self._previous_signature}\n{EMPTY_SHA256}\n{self._chunk_hash.hexdigest()}",
             )
             if not same_signature(expected, self._chunk_signature):
-                raise S3Error("SignatureDoesNotMatch", "The chunk signature does not match.", SignatureProvided=self._chunk_signature)
+                raise S3Error(
+                    "SignatureDoesNotMatch",
+                    "The chunk signature does not match.",
+                    SignatureProvided=self._chunk_signature,
+                )
             self._previous_signature = expected
         self._state = _DATA_END
 
@@ -184,7 +202,11 @@ class AwsChunkedDecoder:
             trailer_hash = hashlib.sha256("".join(canonical).encode("latin-1")).hexdigest()
             expected = sign(self._key, f"{self._trailer_prefix}{self._previous_signature}\n{trailer_hash}")
             if not same_signature(expected, provided_signature):
-                raise S3Error("SignatureDoesNotMatch", "The trailer signature does not match.", SignatureProvided=provided_signature)
+                raise S3Error(
+                    "SignatureDoesNotMatch",
+                    "The trailer signature does not match.",
+                    SignatureProvided=provided_signature,
+                )
         if self._expected_length is not None and self._total != self._expected_length:
             raise S3Error("IncompleteBody", "The decoded body is shorter than x-amz-decoded-content-length.")
         self._state = _DONE
@@ -194,7 +216,7 @@ class AwsChunkedDecoder:
         while True:
             end = self._buffer.find(b"\r\n", self._position, self._position + limit + 2)
             if end >= 0:
-                line = self._buffer[self._position:end]
+                line = self._buffer[self._position : end]
                 self._position = end + 2
                 return line
             if len(self._buffer) - self._position >= limit + 2:
@@ -209,5 +231,5 @@ class AwsChunkedDecoder:
         if self._position == len(self._buffer):
             self._buffer = bytes(data)
         else:
-            self._buffer = self._buffer[self._position:] + data
+            self._buffer = self._buffer[self._position :] + data
         self._position = 0

@@ -16,9 +16,10 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from nebulaio.engine.errors import S3Error
@@ -67,18 +68,17 @@ _V2_QUERY_REQUIRED = "Query-string authentication requires the Signature, Expire
 
 # Signature V2 signs these sub-resources of the path. The first set is what botocore signs;
 # other clients also sign the newer sub-resources, so a V2 signature may match either.
-_V2_SUBRESOURCES = frozenset((
-    "accelerate", "acl", "analytics", "cors", "defaultObjectAcl", "delete", "inventory", "lifecycle",
-    "location", "logging", "metrics", "notification", "object-lock", "partNumber", "policy",
-    "replication", "requestPayment", "response-cache-control", "response-content-disposition",
-    "response-content-encoding", "response-content-language", "response-content-type",
-    "response-expires", "restore", "select", "select-type", "storageClass", "tagging", "torrent",
-    "uploadId", "uploads", "versionId", "versioning", "versions", "website",
-))
-_V2_NEWER_SUBRESOURCES = _V2_SUBRESOURCES | frozenset((
-    "encryption", "legal-hold", "ownershipControls", "policyStatus", "publicAccessBlock", "retention",
-    "intelligent-tiering", "attributes",
-))
+_V2_SUBRESOURCES = frozenset(
+    """accelerate acl analytics cors defaultObjectAcl delete inventory lifecycle location logging metrics
+    notification object-lock partNumber policy replication requestPayment response-cache-control
+    response-content-disposition response-content-encoding response-content-language response-content-type
+    response-expires restore select select-type storageClass tagging torrent uploadId uploads versionId
+    versioning versions website""".split()
+)
+_V2_NEWER_SUBRESOURCES = _V2_SUBRESOURCES | frozenset(
+    """attributes encryption intelligent-tiering legal-hold ownershipControls policyStatus publicAccessBlock
+    retention""".split()
+)
 
 
 class SigningContext:
@@ -128,7 +128,9 @@ def authenticate(
     if authorization.startswith(_V4_HEADER_PREFIX):
         return _authenticate_v4_header(method, raw_path, pairs, headers, authorization, secret_for, now)
     if authorization.startswith(_V2_HEADER_PREFIX):
-        return _authenticate_v2_header(method, raw_path, raw_query, headers, authorization, secret_for, now, virtual_host_bucket)
+        return _authenticate_v2_header(
+            method, raw_path, raw_query, headers, authorization, secret_for, now, virtual_host_bucket
+        )
     raise S3Error(
         "InvalidArgument", "Unsupported Authorization Type", ArgumentName="Authorization", ArgumentValue=authorization
     )
@@ -202,9 +204,16 @@ def same_signature(expected: str, provided: str) -> bool:
 # --- Signature V4 -------------------------------------------------------------------------
 
 
+class _Credential(NamedTuple):
+    access_key: str
+    date: str
+    region: str
+    scope: str
+
+
 def _authenticate_v4_header(method, raw_path, query_pairs, headers, authorization, secret_for, now):
     fields = {}
-    for part in authorization[len(_V4_HEADER_PREFIX):].split(","):
+    for part in authorization[len(_V4_HEADER_PREFIX) :].split(","):
         name, separator, value = part.strip().partition("=")
         if not separator:
             raise S3Error("AuthorizationHeaderMalformed", f"{_HEADER_MALFORMED}incorrect component {part.strip()!r}.")
@@ -212,7 +221,7 @@ def _authenticate_v4_header(method, raw_path, query_pairs, headers, authorizatio
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if name not in fields]
     if missing:
         raise S3Error("AuthorizationHeaderMalformed", f"{_HEADER_MALFORMED}missing {', '.join(missing)}.")
-    access_key, date, region, scope = _parse_credential(fields["Credential"], _HEADER_MALFORMED, "AuthorizationHeaderMalformed")
+    credential = _parse_credential(fields["Credential"], "AuthorizationHeaderMalformed", _HEADER_MALFORMED)
 
     amz_date = headers.get("x-amz-date")
     if amz_date is not None:
@@ -220,14 +229,10 @@ def _authenticate_v4_header(method, raw_path, query_pairs, headers, authorizatio
     else:
         request_time = _parse_http_date(headers.get("date"))
         if request_time is not None:
-            amz_date = datetime.fromtimestamp(request_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            amz_date = datetime.fromtimestamp(request_time, UTC).strftime("%Y%m%dT%H%M%SZ")
     if request_time is None:
         raise S3Error("AccessDenied", _NEEDS_DATE)
-    if amz_date[:8] != date:
-        raise S3Error(
-            "AuthorizationHeaderMalformed",
-            f'{_HEADER_MALFORMED}Invalid credential date. Date is not the same as X-Amz-Date: "{amz_date[:8]}".',
-        )
+    _check_credential_date(credential, amz_date, "AuthorizationHeaderMalformed", _HEADER_MALFORMED)
     if abs(now - request_time) > MAX_SKEW_SECONDS:
         raise S3Error(
             "RequestTimeTooSkewed",
@@ -239,18 +244,18 @@ def _authenticate_v4_header(method, raw_path, query_pairs, headers, authorizatio
     if payload is None:
         raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
     _check_payload(payload)
-    signed_headers = _parse_signed_headers(fields["SignedHeaders"], headers, "AuthorizationHeaderMalformed", _HEADER_MALFORMED)
-    return _verify_v4(
-        method, raw_path, canonical_query(query_pairs), headers, signed_headers, payload,
-        access_key, date, region, scope, amz_date, fields["Signature"], secret_for, presigned=False,
+    signed = _parse_signed_headers(fields["SignedHeaders"], headers, "AuthorizationHeaderMalformed", _HEADER_MALFORMED)
+    canonical = canonical_request(
+        method, canonical_uri(raw_path), canonical_query(query_pairs), headers, signed, payload
     )
+    return _verify_v4(canonical, credential, amz_date, fields["Signature"], payload, secret_for, presigned=False)
 
 
 def _authenticate_v4_query(method, raw_path, query_pairs, headers, secret_for, now):
     params = _decoded_params(query_pairs, "X-Amz-", _V4_QUERY_AUTH)
     try:
         algorithm = params["X-Amz-Algorithm"]
-        credential = params["X-Amz-Credential"]
+        credential_text = params["X-Amz-Credential"]
         signature = params["X-Amz-Signature"]
         amz_date = params["X-Amz-Date"]
         signed_list = params["X-Amz-SignedHeaders"]
@@ -259,70 +264,72 @@ def _authenticate_v4_query(method, raw_path, query_pairs, headers, secret_for, n
         raise S3Error("AuthorizationQueryParametersError", _V4_QUERY_REQUIRED) from None
     if algorithm != ALGORITHM:
         raise S3Error("AuthorizationQueryParametersError", 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
-    access_key, date, region, scope = _parse_credential(credential, _CREDENTIAL_MALFORMED, "AuthorizationQueryParametersError")
+    credential = _parse_credential(credential_text, "AuthorizationQueryParametersError", _CREDENTIAL_MALFORMED)
     request_time = _parse_amz_date(amz_date)
     if request_time is None:
         raise S3Error(
-            "AuthorizationQueryParametersError", "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
-        )
-    if amz_date[:8] != date:
-        raise S3Error(
             "AuthorizationQueryParametersError",
-            f'{_CREDENTIAL_MALFORMED}Invalid credential date. Date is not the same as X-Amz-Date: "{amz_date[:8]}".',
+            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
         )
+    _check_credential_date(credential, amz_date, "AuthorizationQueryParametersError", _CREDENTIAL_MALFORMED)
     expires = _parse_expires(expires_text)
     if now > request_time + expires:
         raise S3Error(
-            "AccessDenied", "Request has expired",
+            "AccessDenied",
+            "Request has expired",
             **{"X-Amz-Expires": expires_text, "Expires": _iso8601(request_time + expires), "ServerTime": _iso8601(now)},
         )
     if request_time > now + MAX_SKEW_SECONDS:
         raise S3Error("AccessDenied", "Request is not valid yet")
     payload = headers.get("x-amz-content-sha256", UNSIGNED_PAYLOAD)
     _check_payload(payload)
-    signed_headers = _parse_signed_headers(signed_list, headers, "AuthorizationQueryParametersError", "")
-    return _verify_v4(
-        method, raw_path, canonical_query(query_pairs, skip="X-Amz-Signature"), headers, signed_headers, payload,
-        access_key, date, region, scope, amz_date, signature, secret_for, presigned=True,
+    signed = _parse_signed_headers(signed_list, headers, "AuthorizationQueryParametersError", "")
+    canonical = canonical_request(
+        method, canonical_uri(raw_path), canonical_query(query_pairs, skip="X-Amz-Signature"), headers, signed, payload
     )
+    return _verify_v4(canonical, credential, amz_date, signature, payload, secret_for, presigned=True)
 
 
-def _verify_v4(
-    method, raw_path, query, headers, signed_headers, payload,
-    access_key, date, region, scope, amz_date, signature, secret_for, presigned,
-):
-    secret = secret_for(access_key)
+def _verify_v4(canonical, credential, amz_date, signature, payload, secret_for, presigned):
+    secret = secret_for(credential.access_key)
     if secret is None:
-        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
-    key = signing_key(secret, date, region, SERVICE)
-    canonical = canonical_request(method, canonical_uri(raw_path), query, headers, signed_headers, payload)
-    to_sign = string_to_sign(amz_date, scope, canonical)
+        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=credential.access_key)
+    key = signing_key(secret, credential.date, credential.region, SERVICE)
+    to_sign = string_to_sign(amz_date, credential.scope, canonical)
     if not same_signature(sign(key, to_sign), signature):
         raise S3Error(
             "SignatureDoesNotMatch",
-            AWSAccessKeyId=access_key,
+            AWSAccessKeyId=credential.access_key,
             StringToSign=to_sign,
             SignatureProvided=signature,
             StringToSignBytes=_to_bytes(to_sign).hex(" "),
             CanonicalRequest=canonical,
             CanonicalRequestBytes=_to_bytes(canonical).hex(" "),
         )
-    return SigningContext(access_key, key, scope, amz_date, signature, payload, 4, presigned)
+    return SigningContext(credential.access_key, key, credential.scope, amz_date, signature, payload, 4, presigned)
 
 
-def _parse_credential(credential: str, prefix: str, code: str) -> tuple[str, str, str, str]:
-    """Access key, date, region and the scope string from `AKID/YYYYMMDD/REGION/s3/aws4_request`."""
-    parts = credential.rsplit("/", 4)
+def _parse_credential(text: str, code: str, prefix: str) -> _Credential:
+    """The parts of `AKID/YYYYMMDD/REGION/s3/aws4_request`; any region is accepted."""
+    parts = text.rsplit("/", 4)
     if len(parts) != 5 or not parts[0] or not parts[2]:
         raise S3Error(code, prefix + _CREDENTIAL_FORM)
     access_key, date, region, service, terminator = parts
     if len(date) != 8 or not date.isascii() or not date.isdigit():
-        raise S3Error(code, f'{prefix}incorrect date format "{date}". This date in the credential must be in the format "yyyyMMdd".')
+        raise S3Error(
+            code,
+            f'{prefix}incorrect date format "{date}". This date in the credential must be in the format "yyyyMMdd".',
+        )
     if service != SERVICE:
         raise S3Error(code, f'{prefix}incorrect service "{service}". This endpoint belongs to "{SERVICE}".')
     if terminator != TERMINATOR:
         raise S3Error(code, f'{prefix}incorrect terminal "{terminator}". This endpoint uses "{TERMINATOR}".')
-    return access_key, date, region, credential[len(access_key) + 1:]
+    return _Credential(access_key, date, region, text[len(access_key) + 1 :])
+
+
+def _check_credential_date(credential: _Credential, amz_date: str, code: str, prefix: str) -> None:
+    if amz_date[:8] != credential.date:
+        raise S3Error(code, f'{prefix}Invalid credential date. Date is not the same as X-Amz-Date: "{amz_date[:8]}".')
 
 
 def _parse_signed_headers(signed_list: str, headers: Mapping[str, str], code: str, prefix: str) -> list[str]:
@@ -334,7 +341,8 @@ def _parse_signed_headers(signed_list: str, headers: Mapping[str, str], code: st
     unsigned = [name for name in headers if name.startswith("x-amz-") and name not in signed]
     if unsigned:
         raise S3Error(
-            "AccessDenied", "There were headers present in the request which were not signed",
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
             HeadersNotSigned=", ".join(unsigned),
         )
     return signed_headers
@@ -345,8 +353,10 @@ def _check_payload(payload: str) -> None:
         return
     if len(payload) != 64 or payload.strip(_HEX_DIGITS):
         raise S3Error(
-            "InvalidArgument", f"x-amz-content-sha256 must be {_PAYLOAD_CHOICES}",
-            ArgumentName="x-amz-content-sha256", ArgumentValue=payload,
+            "InvalidArgument",
+            f"x-amz-content-sha256 must be {_PAYLOAD_CHOICES}",
+            ArgumentName="x-amz-content-sha256",
+            ArgumentValue=payload,
         )
 
 
@@ -369,11 +379,13 @@ def _parse_expires(text: str) -> int:
 
 
 def _authenticate_v2_header(method, raw_path, raw_query, headers, authorization, secret_for, now, bucket):
-    access_key, separator, signature = authorization[len(_V2_HEADER_PREFIX):].strip().rpartition(":")
+    access_key, separator, signature = authorization[len(_V2_HEADER_PREFIX) :].strip().rpartition(":")
     if not separator or not access_key:
         raise S3Error(
-            "InvalidArgument", "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
-            ArgumentName="Authorization", ArgumentValue=authorization,
+            "InvalidArgument",
+            "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+            ArgumentName="Authorization",
+            ArgumentValue=authorization,
         )
     amz_date = headers.get("x-amz-date")
     request_time = _parse_http_date(amz_date if amz_date is not None else headers.get("date"))
@@ -389,7 +401,17 @@ def _authenticate_v2_header(method, raw_path, raw_query, headers, authorization,
     # NOTE: with x-amz-date present the Date line is empty; x-amz-date is signed among the amz headers.
     date_line = "" if amz_date is not None else headers.get("date", "")
     return _verify_v2(
-        method, raw_path, raw_query, headers, {}, date_line, access_key, signature, secret_for, bucket, presigned=False,
+        method,
+        raw_path,
+        raw_query,
+        headers,
+        {},
+        date_line,
+        access_key,
+        signature,
+        secret_for,
+        bucket,
+        presigned=False,
     )
 
 
@@ -404,19 +426,32 @@ def _authenticate_v2_query(method, raw_path, raw_query, query_pairs, headers, se
     if not (expires_text.isascii() and expires_text.isdigit()):
         raise S3Error("AccessDenied", _V2_QUERY_REQUIRED)
     if now > int(expires_text):
-        raise S3Error("AccessDenied", "Request has expired", Expires=_iso8601(int(expires_text)), ServerTime=_iso8601(now))
+        raise S3Error(
+            "AccessDenied", "Request has expired", Expires=_iso8601(int(expires_text)), ServerTime=_iso8601(now)
+        )
     # A presigner moves the x-amz-* and content headers it signed into the query.
     query_headers = {name.lower(): value for name, value in params.items() if name.lower().startswith("x-amz-")}
     for name in ("content-md5", "content-type"):
         if name in params and name not in headers:
             query_headers[name] = params[name]
     return _verify_v2(
-        method, raw_path, raw_query, headers, query_headers, expires_text, access_key, signature, secret_for, bucket,
+        method,
+        raw_path,
+        raw_query,
+        headers,
+        query_headers,
+        expires_text,
+        access_key,
+        signature,
+        secret_for,
+        bucket,
         presigned=True,
     )
 
 
-def _verify_v2(method, raw_path, raw_query, headers, query_headers, date_line, access_key, signature, secret_for, bucket, presigned):
+def _verify_v2(
+    method, raw_path, raw_query, headers, query_headers, date_line, access_key, signature, secret_for, bucket, presigned
+):
     secret = secret_for(access_key)
     if secret is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
@@ -443,8 +478,12 @@ def _v2_strings_to_sign(method, raw_path, raw_query, headers, query_headers, dat
         for name, value in source.items():
             if name.startswith("x-amz-"):
                 amz[name] = value
-    lines = [method, get("content-md5", query_headers.get("content-md5", "")).strip(),
-             get("content-type", query_headers.get("content-type", "")).strip(), date_line]
+    lines = [
+        method,
+        get("content-md5", query_headers.get("content-md5", "")).strip(),
+        get("content-type", query_headers.get("content-type", "")).strip(),
+        date_line,
+    ]
     lines.extend(f"{name}:{amz[name].strip()}" for name in sorted(amz))
     head = "\n".join(lines) + "\n"
     path = raw_path if bucket is None else f"/{bucket}{raw_path}"
@@ -520,8 +559,13 @@ def _parse_amz_date(text: str) -> float | None:
         return None
     try:
         moment = datetime(
-            int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]), int(text[11:13]), int(text[13:15]),
-            tzinfo=timezone.utc,
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=UTC,
         )
     except ValueError:
         return None
@@ -537,7 +581,7 @@ def _parse_http_date(text: str | None) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         return moment.timestamp()
     except (ValueError, OverflowError):
@@ -545,7 +589,7 @@ def _parse_http_date(text: str | None) -> float | None:
 
 
 def _iso8601(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _to_bytes(text: str) -> bytes:

@@ -66,6 +66,8 @@ def new_checksum(name: str) -> _Crc32 | _Hashlib:
     if algorithm in ("sha1", "sha256"):
         return _Hashlib(algorithm)
     raise S3Error(
-        "InvalidArgument", f"Checksum algorithm {name!r} is not supported; use one of {', '.join(ALGORITHMS)}.",
-        ArgumentName="x-amz-checksum-algorithm", ArgumentValue=name,
+        "InvalidArgument",
+        f"Checksum algorithm {name!r} is not supported; use one of {', '.join(ALGORITHMS)}.",
+        ArgumentName="x-amz-checksum-algorithm",
+        ArgumentValue=name,
     )

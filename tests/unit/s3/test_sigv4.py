@@ -1,5 +1,6 @@
 """Request authentication against AWS's vectors, AWS's S3 examples, and botocore's own signers."""
 
+import contextlib
 import hashlib
 import json
 import time
@@ -50,9 +51,9 @@ def verify(request: dict, now: float | None = None, **extra):
     return sigv4.authenticate(secret_for=SECRETS.get, now=time.time() if now is None else now, **request, **extra)
 
 
-def assert_code(code: str, request: dict, now: float | None = None) -> S3Error:
+def assert_code(code: str, request: dict, now: float | None = None, **extra) -> S3Error:
     with pytest.raises(S3Error) as caught:
-        verify(request, now)
+        verify(request, now, **extra)
     assert caught.value.code == code, caught.value
     return caught.value
 
@@ -162,7 +163,9 @@ def test_signature_mismatch_reports_what_aws_reports():
 # --- errors on requests that are wrong in one way ------------------------------------------
 
 
-def signed(method="GET", url=ENDPOINT + "/bucket/key", headers=None, data=b"", signer=botocore.auth.S3SigV4Auth, **kwargs):
+def signed(
+    method="GET", url=ENDPOINT + "/bucket/key", headers=None, data=b"", signer=botocore.auth.S3SigV4Auth, **kwargs
+):
     request = AWSRequest(method=method, url=url, headers=headers or {}, data=data)
     if signer in (botocore.auth.HmacV1Auth, botocore.auth.HmacV1QueryAuth):
         signer(CREDENTIALS, **kwargs).add_auth(request)
@@ -175,7 +178,10 @@ def signed(method="GET", url=ENDPOINT + "/bucket/key", headers=None, data=b"", s
 
 
 def test_anonymous_request_is_none():
-    assert verify({"method": "GET", "raw_path": "/b/k", "raw_query": "list-type=2&x-id=3", "headers": {"host": "h"}}) is None
+    assert (
+        verify({"method": "GET", "raw_path": "/b/k", "raw_query": "list-type=2&x-id=3", "headers": {"host": "h"}})
+        is None
+    )
 
 
 def test_unknown_access_key():
@@ -187,11 +193,15 @@ def test_unknown_access_key():
 @pytest.mark.parametrize("region", ["us-east-1", "auto", "eu-central-9", "nebula"])
 def test_any_region_is_accepted(region):
     assert verify(signed(region=region)).scope.split("/")[1] == region
-    assert verify(signed(signer=botocore.auth.S3SigV4QueryAuth, region=region, expires=60)).scope.split("/")[1] == region
+    assert (
+        verify(signed(signer=botocore.auth.S3SigV4QueryAuth, region=region, expires=60)).scope.split("/")[1] == region
+    )
 
 
 def test_service_must_be_s3():
-    request = AWSRequest(method="GET", url=ENDPOINT + "/bucket/key", headers={"X-Amz-Content-SHA256": sigv4.EMPTY_SHA256})
+    request = AWSRequest(
+        method="GET", url=ENDPOINT + "/bucket/key", headers={"X-Amz-Content-SHA256": sigv4.EMPTY_SHA256}
+    )
     botocore.auth.SigV4Auth(CREDENTIALS, "iam", "us-east-1").add_auth(request)
     request = wire(request)
     assert "incorrect service" in assert_code("AuthorizationHeaderMalformed", request).message
@@ -223,7 +233,9 @@ def test_missing_date_and_unsupported_scheme():
     request = signed()
     del request["headers"]["x-amz-date"]
     request["headers"]["authorization"] = request["headers"]["authorization"].replace(";x-amz-date", "")
-    assert assert_code("AccessDenied", request).message == "AWS authentication requires a valid Date or x-amz-date header"
+    assert (
+        assert_code("AccessDenied", request).message == "AWS authentication requires a valid Date or x-amz-date header"
+    )
     request["headers"]["authorization"] = "Bearer token"
     assert assert_code("InvalidArgument", request).fields["ArgumentName"] == "Authorization"
 
@@ -240,7 +252,9 @@ def test_presigned_expires_bounds(expires, message):
 
 def test_presigned_missing_parameter_and_bad_algorithm():
     request = signed(signer=botocore.auth.S3SigV4QueryAuth, expires=60)
-    without_date = dict(request, raw_query="&".join(p for p in request["raw_query"].split("&") if not p.startswith("X-Amz-Date")))
+    without_date = dict(
+        request, raw_query="&".join(p for p in request["raw_query"].split("&") if not p.startswith("X-Amz-Date"))
+    )
     assert_code("AuthorizationQueryParametersError", without_date)
     other = dict(request, raw_query=request["raw_query"].replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512"))
     assert_code("AuthorizationQueryParametersError", other)
@@ -263,6 +277,15 @@ def test_v2_header_skew():
     assert_code("RequestTimeTooSkewed", request, time.time() + sigv4.MAX_SKEW_SECONDS + 60)
 
 
+def test_v2_virtual_hosted_request_signs_the_bucket_in_the_path():
+    request = AWSRequest(method="GET", url="http://bucket.localhost:9000/photos/cat.jpg?acl")
+    request.auth_path = "/bucket/photos/cat.jpg"
+    botocore.auth.HmacV1Auth(CREDENTIALS).add_auth(request)
+    request = wire(request)
+    assert verify(request, virtual_host_bucket="bucket").version == 2
+    assert_code("SignatureDoesNotMatch", request)
+
+
 # --- botocore's signers, and every one-character change to what they signed ----------------
 
 SIGNERS = {
@@ -276,7 +299,11 @@ REQUESTS = {
     "put": {
         "method": "PUT",
         "url": ENDPOINT + "/bucket/k?partNumber=2&uploadId=abc%2Fdef",
-        "headers": {"Content-Type": "text/plain", "X-Amz-Meta-Color": "blue  green", "Content-MD5": "XrY7u+Ae7tCTyyK7j1rNww=="},
+        "headers": {
+            "Content-Type": "text/plain",
+            "X-Amz-Meta-Color": "blue  green",
+            "Content-MD5": "XrY7u+Ae7tCTyyK7j1rNww==",
+        },
         "data": b"hello world",
     },
     "list": {"url": ENDPOINT + "/bucket?versions&prefix=a%2Fb&delimiter=%2F"},
@@ -286,7 +313,7 @@ REQUESTS = {
 def mutations(text: str):
     """Every string that differs from `text` in exactly one character."""
     for index, char in enumerate(text):
-        yield text[:index] + ("Y" if char in "zZ" else "Z") + text[index + 1:]
+        yield text[:index] + ("Y" if char in "zZ" else "Z") + text[index + 1 :]
 
 
 @pytest.mark.parametrize("request_name", REQUESTS)
@@ -337,8 +364,12 @@ def client(signature_version: str | None = None):
     if signature_version:
         config = config.merge(botocore.config.Config(signature_version=signature_version))
     s3 = botocore.session.get_session().create_client(
-        "s3", region_name="us-east-1", endpoint_url=ENDPOINT,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, config=config,
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=config,
     )
     s3.meta.events.register("before-send.s3", _capture)
     return s3
@@ -393,14 +424,16 @@ def test_botocore_client_requests_verify(signature_version, operation, params):
         assert ctx.payload == request["headers"]["x-amz-content-sha256"]
 
 
-KEY_PIECES = st.sampled_from(["//", "../", "./", " ", "+", "%", "%20", "%2F", "a", "\u00e9", "\u20ac", "~", "?", "#", "&", "=", ";", "*", "\x7f"])
+KEY_PIECES = st.sampled_from(
+    ["//", "../", "./", " ", "+", "%", "%20", "%2F", "a", "\u00e9", "\u20ac", "~", "?", "#", "&", "=", ";", "*", "\x7f"]
+)
 KEYS = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40),
     st.lists(KEY_PIECES, min_size=1, max_size=12).map("".join),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=KEYS, signature_version=st.sampled_from(["s3v4", "s3"]))
 def test_any_key_signed_by_botocore_verifies(key, signature_version):
     s3 = client(signature_version)
@@ -408,7 +441,7 @@ def test_any_key_signed_by_botocore_verifies(key, signature_version):
     assert verify(presigned(s3, "get_object", Bucket="bucket", Key=key)).access_key == ACCESS_KEY
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(key=KEYS)
 def test_any_key_signed_by_the_bare_signers_verifies(key):
     url = f"{ENDPOINT}/bucket/{quote(key.encode(), safe='/~')}"
@@ -418,7 +451,9 @@ def test_any_key_signed_by_the_bare_signers_verifies(key):
 
 # --- garbage only ever raises S3Error ------------------------------------------------------
 
-GARBAGE = st.text(st.characters(), max_size=80) | st.sampled_from(["", "\udc80\udcff", "\ud800", "%", "%zz", "%E2%82", "=", ";", "/", ","])
+GARBAGE = st.text(st.characters(), max_size=80) | st.sampled_from(
+    ["", "\udc80\udcff", "\ud800", "%", "%zz", "%E2%82", "=", ";", "/", ","]
+)
 NOW = 1_795_700_000.0
 AMZ_NOW = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(NOW))
 
@@ -433,10 +468,13 @@ CREDENTIAL = st.one_of(
 )
 AUTHORIZATION = st.one_of(
     GARBAGE,
-    st.builds(lambda prefix, text: prefix + text, st.sampled_from(["AWS4-HMAC-SHA256 ", "AWS ", "AWS4-HMAC-SHA256"]), GARBAGE),
     st.builds(
-        lambda credential, signed_headers, signature, separator: "AWS4-HMAC-SHA256 " + separator.join(
-            [f"Credential={credential}", f"SignedHeaders={signed_headers}", f"Signature={signature}"]
+        lambda prefix, text: prefix + text, st.sampled_from(["AWS4-HMAC-SHA256 ", "AWS ", "AWS4-HMAC-SHA256"]), GARBAGE
+    ),
+    st.builds(
+        lambda credential, signed_headers, signature, separator: (
+            "AWS4-HMAC-SHA256 "
+            + separator.join([f"Credential={credential}", f"SignedHeaders={signed_headers}", f"Signature={signature}"])
         ),
         CREDENTIAL,
         st.one_of(st.just("host;x-amz-content-sha256;x-amz-date"), GARBAGE),
@@ -445,21 +483,36 @@ AUTHORIZATION = st.one_of(
     ),
     st.builds(lambda key, signature: f"AWS {key}:{signature}", GARBAGE, GARBAGE),
 )
-QUERY_NAMES = st.sampled_from([
-    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
-    "X-Amz-Signature", "AWSAccessKeyId", "Signature", "Expires", "uploads", "versionId", "x-amz-acl", "X%2DAmz-Date",
-])
+QUERY_NAMES = st.sampled_from(
+    [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "AWSAccessKeyId",
+        "Signature",
+        "Expires",
+        "uploads",
+        "versionId",
+        "x-amz-acl",
+        "X%2DAmz-Date",
+    ]
+)
 QUERY_VALUES = st.one_of(
     GARBAGE,
     st.sampled_from(["AWS4-HMAC-SHA256", AMZ_NOW, "60", "604800", "-5", "host", ACCESS_KEY, "0" * 64, "9999999999"]),
     CREDENTIAL,
 )
 QUERIES = st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES, st.booleans()), max_size=8).map(
-    lambda items: "&".join(f"{name}={quote(value, errors='surrogatepass') if encode else value}" for name, value, encode in items)
+    lambda items: "&".join(
+        f"{name}={quote(value, errors='surrogatepass') if encode else value}" for name, value, encode in items
+    )
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     authorization=st.one_of(st.none(), AUTHORIZATION),
     raw_query=st.one_of(QUERIES, GARBAGE),
@@ -470,7 +523,12 @@ QUERIES = st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES, st.booleans()), max_size
 )
 def test_garbage_only_raises_s3_error(authorization, raw_query, raw_path, amz_date, date, payload):
     headers = {"host": "127.0.0.1:9000"}
-    for name, value in (("authorization", authorization), ("x-amz-date", amz_date), ("date", date), ("x-amz-content-sha256", payload)):
+    for name, value in (
+        ("authorization", authorization),
+        ("x-amz-date", amz_date),
+        ("date", date),
+        ("x-amz-content-sha256", payload),
+    ):
         if value is not None:
             headers[name] = value
     try:
@@ -480,7 +538,7 @@ def test_garbage_only_raises_s3_error(authorization, raw_query, raw_path, amz_da
     assert result is None or isinstance(result, sigv4.SigningContext)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     signer_name=st.sampled_from(sorted(SIGNERS)),
     position=st.integers(min_value=0),
@@ -509,10 +567,8 @@ def test_garbage_in_one_field_of_a_signed_request_only_raises_s3_error(signer_na
         if which < len(components):
             components[which] = components[which].partition("=")[0] + "=" + garbage
         headers["authorization"] = f"{scheme} {', '.join(components)}"
-    try:
+    with contextlib.suppress(S3Error):
         sigv4.authenticate(secret_for=SECRETS.get, now=time.time(), **{**request, "headers": headers})
-    except S3Error:
-        pass
 
 
 # --- PERF ----------------------------------------------------------------------------------
