@@ -65,6 +65,9 @@ class S3Request:
         self.request_id = request_id
         self.method = environ["REQUEST_METHOD"]
         raw_uri = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        if not raw_uri.isascii():
+            # gunicorn decodes the request line as latin-1; get the client's bytes back.
+            raw_uri = raw_uri.encode("latin-1").decode("utf-8", "surrogateescape")
         if not raw_uri.startswith("/"):
             # absolute-form request target: http://host/path
             scheme, _, rest = raw_uri.partition("://")
