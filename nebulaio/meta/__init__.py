@@ -1,0 +1,14 @@
+"""The metadata model over LMDB: the only package that imports lmdb.
+
+- `keys`: how bucket and object names become LMDB keys in exact S3 order.
+- `records`: versioned values and their migration chains.
+- `env`: opening the environment (one writer, many read-only workers after fork).
+- `apply`: deterministic apply of committed command batches (the supervisor's writer).
+- `reader`: point reads and listings for workers.
+"""
+
+from nebulaio.meta.apply import Applier
+from nebulaio.meta.env import applied_index, open_env, reader_check
+from nebulaio.meta.reader import ListPage, MetaReader
+
+__all__ = ["Applier", "ListPage", "MetaReader", "applied_index", "open_env", "reader_check"]

@@ -1,0 +1,155 @@
+"""Deterministic apply of committed command batches: the replica's only writer.
+
+Every node applies the same raft log, so a command's outcome must follow from the replica's
+state alone: the proposer has already fixed timestamps and version ids. A batch is one write
+transaction that also stores its raft index, which makes replaying the journal after a crash
+a no-op for everything already applied.
+
+NOTE: each handler validates and reads before its first write, so a command that fails
+(a result code, or a malformed command) leaves nothing behind and never disturbs the others
+in its batch. Apply never raises for a bad command: a raising apply would wedge the log.
+"""
+
+import logging
+from collections.abc import Callable
+
+import lmdb
+
+from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
+from nebulaio.meta.keys import bucket_prefix, object_key
+from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
+
+log = logging.getLogger(__name__)
+
+Command = tuple[dict, bytes | None]
+Release = Callable[[str, str, str], None]
+"""release(bucket, key, vid): a file-backed version is no longer referenced."""
+
+OK = {"status": "ok"}
+
+
+class _Batch:
+    """State of one batch's write transaction."""
+
+    __slots__ = ("txn", "released")
+
+    def __init__(self, txn: lmdb.Transaction) -> None:
+        self.txn = txn
+        self.released: list[tuple[str, str, str]] = []
+
+
+class Applier:
+    """Applies committed batches to the replica and releases the object bytes they orphan."""
+
+    __slots__ = ("_env", "_release", "_buckets", "_objects", "_system", "_handlers")
+
+    def __init__(self, env: lmdb.Environment, release: Release) -> None:
+        self._env = env
+        self._release = release
+        self._buckets, self._objects, self._system = open_databases(env)
+        self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
+            "bucket.create": self._bucket_create,
+            "bucket.delete": self._bucket_delete,
+            "object.put": self._object_put,
+            "object.delete": self._object_delete,
+        }
+
+    def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
+        """Apply one raft entry; None when it was already applied (a replay after restart)."""
+        with self._env.begin(write=True) as txn:
+            if raft_index <= read_applied(txn, self._system):
+                txn.abort()
+                return None
+            batch = _Batch(txn)
+            results = [self._apply_one(batch, command, blob) for command, blob in commands]
+            txn.put(APPLIED_KEY, SYSTEM.encode({"index": raft_index}), db=self._system)
+        for bucket, key, vid in batch.released:
+            try:
+                self._release(bucket, key, vid)
+            except Exception:
+                log.exception("release of %s/%s version %s failed", bucket, key, vid)
+        return results
+
+    def _apply_one(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        try:
+            handler = self._handlers.get(command["op"])
+            if handler is None:
+                log.error("unknown command %r", command.get("op"))
+                return {"status": "InvalidRequest"}
+            return handler(batch, command, blob)
+        except lmdb.Error:
+            raise  # the environment itself failed: the batch cannot commit
+        except Exception:
+            log.exception("malformed command %r", command)
+            return {"status": "InvalidRequest"}
+
+    def _bucket_create(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        name = command["bucket"]
+        record = {
+            "name": name,
+            "owner": command["owner"],
+            "created": command["created"],
+            "region": command["region"],
+            "versioning": None,
+        }
+        if "\0" in name:  # the keyspace separates bucket and key with \0
+            return {"status": "InvalidBucketName"}
+        existing = batch.txn.get(name.encode(), db=self._buckets)
+        if existing is not None:
+            if BUCKET.decode_header(existing)["owner"] == record["owner"]:
+                return {"status": "BucketAlreadyOwnedByYou"}
+            return {"status": "BucketAlreadyExists"}
+        batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
+        return OK
+
+    def _bucket_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        name = command["bucket"]
+        if batch.txn.get(name.encode(), db=self._buckets) is None:
+            return {"status": "NoSuchBucket"}
+        cursor = batch.txn.cursor(db=self._objects)
+        prefix = bucket_prefix(name)
+        if cursor.set_range(prefix) and cursor.key().startswith(prefix):
+            return {"status": "BucketNotEmpty"}
+        batch.txn.delete(name.encode(), db=self._buckets)
+        return OK
+
+    def _object_put(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        bucket, record = command["bucket"], command["record"]
+        inline = record["inline"]
+        if blob is not None and not inline:
+            log.error("object.put of %s/%s carries bytes but is not inline", bucket, record["key"])
+            return {"status": "InvalidRequest"}
+        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+            return {"status": "NoSuchBucket"}
+        value = OBJECT.encode(record, blob or b"")
+        lmdb_key = object_key(bucket, record["key"])
+        replaced = self._forget_current(batch, bucket, lmdb_key, keep_vid=record["vid"])
+        batch.txn.put(lmdb_key, value, db=self._objects)
+        return {"status": "ok", "replaced": replaced}
+
+    def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        bucket, key = command["bucket"], command["key"]
+        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+            return {"status": "NoSuchBucket"}
+        lmdb_key = object_key(bucket, key)
+        removed = self._forget_current(batch, bucket, lmdb_key, keep_vid=None)
+        if removed is not None:
+            batch.txn.delete(lmdb_key, db=self._objects)
+        return {"status": "ok", "removed": removed}
+
+    def _forget_current(self, batch: _Batch, bucket: str, lmdb_key: bytes, keep_vid: str | None) -> str | None:
+        """The current version's id, queueing its bytes for release unless it is `keep_vid`.
+
+        A put of the version that is already current (the same command committed twice after
+        a timed-out proposal) replaces nothing and must not release the bytes it points at.
+        """
+        value = batch.txn.get(lmdb_key, db=self._objects)
+        if value is None:
+            return None
+        current = OBJECT.decode_header(value)
+        vid = current["vid"]
+        if vid == keep_vid:
+            return None
+        if not current["inline"]:
+            batch.released.append((bucket, current["key"], vid))
+        return vid

@@ -1,0 +1,125 @@
+"""Deterministic apply: result codes, replay by raft index, and release of orphaned bytes."""
+
+from nebulaio.meta import applied_index
+
+BUCKET = "photos"
+
+
+def create(bucket: str, owner: str = "owner-1") -> dict:
+    return {"op": "bucket.create", "bucket": bucket, "owner": owner, "created": 1700000000000, "region": "eu-1"}
+
+
+def put(replica, key: str, vid: str, inline: bool, blob: bytes | None = None) -> tuple[dict, bytes | None]:
+    return {"op": "object.put", "bucket": BUCKET, "record": replica.record(key, vid, inline)}, blob
+
+
+def test_bucket_create_results(replica):
+    results = replica.apply(create(BUCKET), create(BUCKET), create(BUCKET, owner="someone-else"))
+    assert [r["status"] for r in results] == ["ok", "BucketAlreadyOwnedByYou", "BucketAlreadyExists"]
+    assert replica.reader.get_bucket(BUCKET) == {
+        "name": BUCKET,
+        "owner": "owner-1",
+        "created": 1700000000000,
+        "region": "eu-1",
+        "versioning": None,
+    }
+
+
+def test_bucket_delete_results(replica):
+    replica.create_bucket(BUCKET)
+    replica.create_bucket(BUCKET + "-other")
+    replica.apply(put(replica, "k", "v1", True, b"x"))
+    delete = {"op": "bucket.delete", "bucket": BUCKET}
+    assert replica.apply(delete, {"op": "bucket.delete", "bucket": "missing"}) == [
+        {"status": "BucketNotEmpty"},
+        {"status": "NoSuchBucket"},
+    ]
+    results = replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "k"}, delete, delete)
+    assert [r["status"] for r in results] == ["ok", "ok", "NoSuchBucket"]
+    assert replica.reader.get_bucket(BUCKET) is None
+    assert [b["name"] for b in replica.reader.list_buckets()] == [BUCKET + "-other"]
+
+
+def test_put_and_get_inline_and_file_backed(replica):
+    replica.create_bucket(BUCKET)
+    results = replica.apply(put(replica, "small", "v1", True, b"\0bytes"), put(replica, "large", "v2", False))
+    assert results == [{"status": "ok", "replaced": None}] * 2
+    record, inline = replica.reader.get_object(BUCKET, "small")
+    assert (record["vid"], inline) == ("v1", b"\0bytes")
+    record, inline = replica.reader.get_object(BUCKET, "large")
+    assert (record["vid"], inline) == ("v2", None)
+    assert replica.reader.get_object(BUCKET, "absent") is None
+
+
+def test_put_into_missing_bucket(replica):
+    assert replica.apply(put(replica, "k", "v1", True)) == [{"status": "NoSuchBucket"}]
+    assert replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "k"}) == [{"status": "NoSuchBucket"}]
+
+
+def test_replacing_and_deleting_release_only_file_backed_versions(replica):
+    replica.create_bucket(BUCKET)
+    replica.apply(put(replica, "k", "v1", False), put(replica, "i", "v1", True, b"a"))
+    assert replica.released == []
+    assert replica.apply(put(replica, "k", "v2", True, b"b"), put(replica, "i", "v2", False)) == [
+        {"status": "ok", "replaced": "v1"},
+        {"status": "ok", "replaced": "v1"},
+    ]
+    assert replica.released == [(BUCKET, "k", "v1")]
+    delete_i = {"op": "object.delete", "bucket": BUCKET, "key": "i"}
+    assert replica.apply(delete_i, delete_i) == [{"status": "ok", "removed": "v2"}, {"status": "ok", "removed": None}]
+    assert replica.released == [(BUCKET, "k", "v1"), (BUCKET, "i", "v2")]
+    assert replica.reader.bucket_is_empty(BUCKET) is False
+
+
+def test_the_same_version_committed_twice_keeps_its_bytes(replica):
+    replica.create_bucket(BUCKET)
+    replica.apply(put(replica, "k", "v1", False))
+    assert replica.apply(put(replica, "k", "v1", False)) == [{"status": "ok", "replaced": None}]
+    assert replica.released == []
+
+
+def test_release_runs_after_commit_and_its_failure_is_contained(replica):
+    replica.create_bucket(BUCKET)
+    replica.apply(put(replica, "k", "v1", False))
+    seen = []
+
+    def release(bucket, key, vid):
+        seen.append(replica.reader.get_object(bucket, key)[0]["vid"])  # the batch is visible already
+        raise OSError("disk gone")
+
+    replica.applier._release = release
+    assert replica.apply(put(replica, "k", "v2", False)) == [{"status": "ok", "replaced": "v1"}]
+    assert seen == ["v2"]
+
+
+def test_replayed_entries_are_skipped(replica):
+    assert replica.applier.apply_batch(5, [(create(BUCKET), None)]) == [{"status": "ok"}]
+    assert applied_index(replica.env) == replica.reader.applied_index() == 5
+    drop = {"op": "bucket.delete", "bucket": BUCKET}
+    assert replica.applier.apply_batch(5, [(drop, None)]) is None
+    assert replica.applier.apply_batch(3, [(drop, None)]) is None
+    assert replica.reader.get_bucket(BUCKET) is not None
+    assert replica.applier.apply_batch(6, []) == []
+    assert replica.reader.applied_index() == 6
+
+
+def test_bad_commands_fail_alone(replica, caplog):
+    results = replica.apply(
+        {"op": "bucket.explode"},
+        {"op": "bucket.create", "bucket": "no-owner"},
+        create("bad\0name"),
+        create(BUCKET),
+        ({"op": "object.put", "bucket": BUCKET, "record": replica.record("k", inline=False)}, b"stray"),
+        {"op": "object.put", "bucket": BUCKET, "record": {"key": "no-vid"}},
+    )
+    assert [r["status"] for r in results] == [
+        "InvalidRequest",
+        "InvalidRequest",
+        "InvalidBucketName",
+        "ok",
+        "InvalidRequest",
+        "InvalidRequest",
+    ]
+    assert replica.reader.bucket_is_empty(BUCKET)
+    assert [b["name"] for b in replica.reader.list_buckets()] == [BUCKET]
+    assert "unknown command 'bucket.explode'" in caplog.text
