@@ -31,7 +31,7 @@ OK = {"status": "ok"}
 class _Batch:
     """State of one batch's write transaction."""
 
-    __slots__ = ("txn", "released")
+    __slots__ = ("released", "txn")
 
     def __init__(self, txn: lmdb.Transaction) -> None:
         self.txn = txn
@@ -41,7 +41,7 @@ class _Batch:
 class Applier:
     """Applies committed batches to the replica and releases the object bytes they orphan."""
 
-    __slots__ = ("_env", "_release", "_buckets", "_objects", "_system", "_handlers")
+    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system")
 
     def __init__(self, env: lmdb.Environment, release: Release) -> None:
         self._env = env

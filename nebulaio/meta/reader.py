@@ -33,7 +33,7 @@ EMPTY_PAGE = ListPage([], [], False, None)
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_env", "_buckets", "_objects", "_system")
+    __slots__ = ("_buckets", "_env", "_objects", "_system")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
@@ -67,6 +67,25 @@ class MetaReader:
             return None
         record, inline = OBJECT.decode(value)
         return record, bytes(inline) if record["inline"] else None
+
+    def file_versions(self, bucket: str) -> set[str]:
+        """Version ids of the bucket's file-backed objects, for the sweeper of orphaned bytes.
+
+        NOTE: one read transaction over the whole bucket; meant for start-up, not requests.
+        """
+        in_bucket = bucket_prefix(bucket)
+        versions = set()
+        with self._env.begin(db=self._objects) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(in_bucket):
+                return versions
+            for lmdb_key, value in cursor.iternext():
+                if not lmdb_key.startswith(in_bucket):
+                    break
+                record = OBJECT.decode_header(value)
+                if not record["inline"]:
+                    versions.add(record["vid"])
+        return versions
 
     def list_objects(
         self,

@@ -23,7 +23,7 @@ Upgrade = Callable[[dict], dict]
 class RecordType:
     """One kind of stored value: its current schema version and how older ones upgrade."""
 
-    __slots__ = ("name", "version", "_upgrades")
+    __slots__ = ("_upgrades", "name", "version")
 
     def __init__(self, name: str, version: int, upgrades: dict[int, Upgrade]) -> None:
         self.name = name

@@ -71,6 +71,15 @@ def test_replacing_and_deleting_release_only_file_backed_versions(replica):
     assert replica.reader.bucket_is_empty(BUCKET) is False
 
 
+def test_file_versions_name_what_the_sweeper_must_keep(replica):
+    replica.create_bucket(BUCKET)
+    replica.create_bucket(BUCKET + "2")
+    replica.apply(put(replica, "a", "va", False), put(replica, "b", "vb", True, b"x"), put(replica, "c", "vc", False))
+    assert replica.reader.file_versions(BUCKET) == {"va", "vc"}
+    assert replica.reader.file_versions(BUCKET + "2") == set()
+    assert replica.reader.file_versions("missing") == set()
+
+
 def test_the_same_version_committed_twice_keeps_its_bytes(replica):
     replica.create_bucket(BUCKET)
     replica.apply(put(replica, "k", "v1", False))

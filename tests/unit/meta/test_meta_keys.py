@@ -27,7 +27,7 @@ def test_longest_names_fit_lmdb():
 
 
 def test_short_keys_are_stored_verbatim():
-    key = "a\0b/../\x01".encode()
+    key = b"a\0b/../\x01"
     assert key_suffix(key) == key
     assert not is_long_suffix(key_suffix(b"x" * SHORT_KEY_LIMIT))
 

@@ -84,7 +84,23 @@ def test_resuming_inside_a_long_key_group(replica):
         assert [key for key, _ in page.entries] == ordered[index + 1 : index + 4]
 
 
-ODD_KEYS = ["a\0b", "a\0", "a", "a\x01", "\x7f", "\t\n", "a//b", "a///", "a/../b", "../x", "./", "/", "//", "é/ü", "\U0001f600"]
+ODD_KEYS = [
+    "a\0b",
+    "a\0",
+    "a",
+    "a\x01",
+    "\x7f",
+    "\t\n",
+    "a//b",
+    "a///",
+    "a/../b",
+    "../x",
+    "./",
+    "/",
+    "//",
+    "é/ü",
+    "\U0001f600",
+]
 
 
 def test_keys_with_nul_control_and_path_like_runs(replica):
