@@ -25,8 +25,6 @@ Command = tuple[dict, bytes | None]
 Release = Callable[[str, str, str], None]
 """release(bucket, key, vid): a file-backed version is no longer referenced."""
 
-OK = {"status": "ok"}
-
 
 class _Batch:
     """State of one batch's write transaction."""
@@ -100,7 +98,7 @@ class Applier:
                 return {"status": "BucketAlreadyOwnedByYou"}
             return {"status": "BucketAlreadyExists"}
         batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
-        return OK
+        return {"status": "ok"}
 
     def _bucket_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         name = command["bucket"]
@@ -111,7 +109,7 @@ class Applier:
         if cursor.set_range(prefix) and cursor.key().startswith(prefix):
             return {"status": "BucketNotEmpty"}
         batch.txn.delete(name.encode(), db=self._buckets)
-        return OK
+        return {"status": "ok"}
 
     def _object_put(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         bucket, record = command["bucket"], command["record"]
