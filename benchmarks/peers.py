@@ -175,7 +175,7 @@ NGINX_CONF = """\
 daemon off;
 master_process on;
 worker_processes {workers};
-user {user};
+{user_directive}
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -221,11 +221,10 @@ class Nginx(Target):
         self.root = workdir / "www"
         self.root.mkdir()
         conf = workdir / "nginx.conf"
-        user = "root" if os.geteuid() == 0 else ""
-        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 1, user=user or "nobody", prefix=workdir,
-                                          host=HOST, port=self.port, root=self.root))
-        if not user:  # the user directive only applies to a root master
-            conf.write_text(conf.read_text().replace("user nobody;\n", ""))
+        # A root master would hand the workers to "nobody", who cannot write into this temp dir.
+        user_directive = "user root;" if os.geteuid() == 0 else ""
+        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 1, user_directive=user_directive,
+                                          prefix=workdir, host=HOST, port=self.port, root=self.root))
         process = self.spawn("nginx", [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")])
         wait_until(lambda: port_open(self.port), "nginx", [process])
 

@@ -62,8 +62,9 @@ class ResponseParser:
                     if self._keep_body:
                         self._chunks.append(data[pos : pos + take])
                     self.body_length += take
-                    self._remaining -= take
                     pos += take
+                    if state != _UNTIL_EOF:
+                        self._remaining -= take
                 if state == _UNTIL_EOF or self._remaining:
                     return False
                 self._state = _DONE if state == _LENGTH else _CHUNK_END
