@@ -100,9 +100,12 @@ class MetadataLog(SyncObj):
             journal.flush()
         try:
             return self._apply(index, commands)
-        except Exception:  # an exception here would wedge the log for good
-            log.exception("applying raft entry %d failed", index)
-            return None
+        except BaseException:
+            # The entry would count as applied while LMDB lacks it: stop now, and the
+            # restart replays it from the journal.
+            log.critical("applying raft entry %d failed; stopping so a restart replays it", index, exc_info=True)
+            logging.shutdown()
+            os._exit(70)
 
     def propose(self, commands: list, callback: Callable[[object, int], None]) -> None:
         """Append a batch to the log; `callback(result, error)` runs once it is applied here."""
