@@ -83,6 +83,10 @@ class Workload:
         """None if the response is right, else what was wrong with it."""
         raise NotImplementedError
 
+    def abandon(self, slot: int) -> None:
+        """The slot's request got no response (the connection broke)."""
+        raise NotImplementedError
+
 
 class KeyedRequests(Workload):
     """PUT, GET, HEAD or DELETE over this worker's share of the keys, once each or round and round."""
@@ -123,6 +127,9 @@ class KeyedRequests(Workload):
             self.done_keys[self.keys[index]] = None
         return None
 
+    def abandon(self, slot: int) -> None:
+        self.in_flight.pop(slot, None)
+
 
 class ListPages(Workload):
     """ListObjectsV2 walks over the whole bucket, page by page; each connection walks on its own."""
@@ -149,7 +156,7 @@ class ListPages(Workload):
     def check(self, slot: int, parser: ResponseParser) -> str | None:
         body = parser.body
         if parser.status != 200:
-            self.tokens.pop(slot, None)
+            self.abandon(slot)
             return f"LIST: {parser.status} {body[:300]!r}"
         seen = self.seen.get(slot, 0) + body.count(b"<Key>")
         match = NEXT_TOKEN.search(body)
@@ -157,11 +164,15 @@ class ListPages(Workload):
             self.tokens[slot] = match.group(1).decode()
             self.seen[slot] = seen
             return None
-        self.tokens.pop(slot, None)
-        self.seen[slot] = 0
+        self.abandon(slot)
         if seen != self.total_keys:
             return f"LIST: a walk saw {seen} keys, expected {self.total_keys}"
         return None
+
+    def abandon(self, slot: int) -> None:
+        """The walk starts over from the first page."""
+        self.tokens.pop(slot, None)
+        self.seen.pop(slot, None)
 
 
 WORKLOADS = {
@@ -221,10 +232,7 @@ class PhaseRunner(Listener):
         if self.started < self.max_ops and time.perf_counter() < self.deadline:
             request = self.workload.next_request(connection.slot)
         if request is None:
-            self.idle += 1
-            if self.idle == len(self.connections) and not self.done.done():
-                self.outcome.finished = time.perf_counter()
-                self.done.set_result(None)
+            self.retire()
             return
         self.started += 1
         connection.started_at = time.perf_counter()
@@ -244,8 +252,15 @@ class PhaseRunner(Listener):
             connection.close()
             self.loop.create_task(self.reconnect(connection))
 
+    def retire(self) -> None:
+        """One connection has no more work; the last one to stop ends the phase."""
+        self.idle += 1
+        if self.idle == len(self.connections) and not self.done.done():
+            self.outcome.finished = time.perf_counter()
+            self.done.set_result(None)
+
     def failed(self, connection: Connection, reason: str) -> None:
-        self.workload.check(connection.slot, connection.parser)  # releases the slot's request
+        self.workload.abandon(connection.slot)
         self.note_error(reason)
         connection.close()
         self.loop.create_task(self.reconnect(connection))
@@ -262,10 +277,7 @@ class PhaseRunner(Listener):
             await self.connect(connection)
         except OSError as exc:
             self.note_error(f"reconnect failed: {exc}")
-            self.idle += 1
-            if self.idle == len(self.connections) and not self.done.done():
-                self.outcome.finished = time.perf_counter()
-                self.done.set_result(None)
+            self.retire()
             return
         self.issue(connection)
 

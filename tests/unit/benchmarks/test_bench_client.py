@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from benchmarks.client import RequestBuilder
-from benchmarks.load import Endpoint, PhaseSpec, run_phase
+from benchmarks.load import Endpoint, ListPages, PhaseSpec, run_phase
 from benchmarks.peers import HOST, free_ports
 from benchmarks.response import ResponseError, ResponseParser
 from benchmarks.sigv4 import Signer, canonical_query, encode_path
@@ -173,6 +173,26 @@ def test_parser_rejects_garbage(raw):
     parser.begin(head_only=False, keep_body=False)
     with pytest.raises(ResponseError):
         parser.feed(raw)
+
+
+def parsed(status: int, body: bytes) -> ResponseParser:
+    parser = ResponseParser()
+    parser.begin(head_only=False, keep_body=True)
+    assert parser.feed(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return parser
+
+
+def test_list_walks_follow_continuation_tokens_and_must_see_every_key():
+    pages = ListPages(RequestBuilder("127.0.0.1", 18123, Signer(ACCESS_KEY, SECRET_KEY)), "bench", 3, 2)
+    first_line = pages.next_request(0)[0].split(b"\r\n")[0]
+    assert first_line == b"GET /bench?list-type=2&max-keys=2 HTTP/1.1"
+    first_page = b"<Key>a</Key><Key>b</Key><NextContinuationToken>t/1=</NextContinuationToken>"
+    assert pages.check(0, parsed(200, first_page)) is None
+    assert b"continuation-token=t%2F1%3D&list-type=2" in pages.next_request(0)[0]
+    assert pages.check(0, parsed(200, b"<Key>c</Key>")) is None
+    assert b"continuation-token" not in pages.next_request(0)[0]
+    assert pages.check(0, parsed(200, b"<Key>a</Key>")) == "LIST: a walk saw 1 keys, expected 3"
+    assert pages.check(0, parsed(503, b"<Error>SlowDown</Error>")).startswith("LIST: 503")
 
 
 class TinyObjectServer(socketserver.ThreadingTCPServer):
