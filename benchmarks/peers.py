@@ -277,7 +277,7 @@ class NebulaIO(Target):
         s3, admin, console, raft, gossip = free_ports(5)
         self.port = s3
         binary = shutil.which("nebulaio")
-        launcher = [binary] if binary else [sys.executable, "-c", "import sys; from nebulaio.cli import main; sys.exit(main())"]
+        launcher = [binary] if binary else [sys.executable, "-m", "nebulaio"]
         env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
         data = workdir / "data"
         data.mkdir()

@@ -23,6 +23,7 @@ LABELS = {
     "PUT-LARGE": "PUT 64 MiB",
     "GET-LARGE": "GET 64 MiB",
 }
+WORKLOAD_ORDER = list(LABELS)
 FIGURES = (
     ("rate", "{unit}"),
     ("p50_ms", "p50 ms"),
@@ -52,6 +53,12 @@ def ratio(subject: float | None, peer: float | None) -> str:
     return f"{subject / peer:.2f}x"
 
 
+def phase_order(item: tuple[tuple[str, int], object]) -> tuple[int, int]:
+    """By concurrency, then in the order the workloads run."""
+    (kind, concurrency), _ = item
+    return concurrency, WORKLOAD_ORDER.index(kind)
+
+
 class Report:
     """A run's results, keyed by target, in the order the targets were asked for."""
 
@@ -76,7 +83,7 @@ class Report:
             for result in self.results[name]:
                 by_phase.setdefault((result.kind, result.concurrency), {})[name] = result
         rows = [header]
-        for (kind, concurrency), per_target in sorted(by_phase.items(), key=lambda item: (item[0][1], list(LABELS).index(item[0][0]))):
+        for (kind, concurrency), per_target in sorted(by_phase.items(), key=phase_order):
             unit = next(iter(per_target.values())).unit
             for figure, caption in FIGURES:
                 values = {name: getattr(result, figure) for name, result in per_target.items()}
@@ -103,7 +110,8 @@ class Report:
         for name in self.measured:
             for result in self.results[name]:
                 for sample in result.error_samples:
-                    lines.append(f"{name} {LABELS[result.kind]} c={result.concurrency}: {result.errors} errors, e.g. {sample}")
+                    phase = f"{name} {LABELS[result.kind]} c={result.concurrency}"
+                    lines.append(f"{phase}: {result.errors} errors, e.g. {sample}")
         lines.append(self.client_cost())
         return lines
 

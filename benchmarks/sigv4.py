@@ -66,7 +66,9 @@ class Signer:
                 key = hmac.digest(key, part.encode(), "sha256")
             self._signing_key = key
             self._scope = f"{day}/{self.region}/{self.service}/aws4_request"
-            self._credential = f"{ALGORITHM} Credential={self.access_key}/{self._scope}, SignedHeaders={SIGNED_HEADERS}, Signature="
+            self._credential = (
+                f"{ALGORITHM} Credential={self.access_key}/{self._scope}, SignedHeaders={SIGNED_HEADERS}, Signature="
+            )
 
     def sign(self, method: str, path: str, query: str, host: str, now: float | None = None) -> tuple[str, str]:
         """Returns (x-amz-date, Authorization) for an already encoded path and canonical query."""
