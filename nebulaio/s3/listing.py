@@ -10,6 +10,8 @@ from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import xml
 
 MAX_KEYS = 1000
+# S3 reads max-keys as a signed 32-bit integer and refuses what does not fit.
+MAX_KEYS_ARGUMENT = 2**31 - 1
 TOKEN_VERSION = "1"
 
 
@@ -17,7 +19,7 @@ def _max_keys(query: dict) -> int:
     value = query.get("max-keys")
     if value is None:
         return MAX_KEYS
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_KEYS_ARGUMENT:
         raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
                       ArgumentName="max-keys", ArgumentValue=value[:64])
     return min(int(value), MAX_KEYS)
