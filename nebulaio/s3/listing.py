@@ -12,6 +12,7 @@ from nebulaio.s3 import xml
 MAX_KEYS = 1000
 # S3 reads max-keys as a signed 32-bit integer and refuses what does not fit.
 MAX_KEYS_ARGUMENT = 2**31 - 1
+MAX_KEYS_DIGITS = len(str(MAX_KEYS_ARGUMENT))
 TOKEN_VERSION = "1"
 
 
@@ -19,7 +20,7 @@ def _max_keys(query: dict) -> int:
     value = query.get("max-keys")
     if value is None:
         return MAX_KEYS
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_KEYS_ARGUMENT:
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_KEYS_DIGITS or int(value) > MAX_KEYS_ARGUMENT:
         raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
                       ArgumentName="max-keys", ArgumentValue=value[:64])
     return min(int(value), MAX_KEYS)
