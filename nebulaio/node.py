@@ -6,13 +6,13 @@ launcher owns both, stops both on SIGTERM/SIGINT, and exits non-zero if either o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +26,28 @@ log = logging.getLogger("nebulaio.node")
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT = 30.0
 SUPERVISOR_START_TIMEOUT = 60.0
+WATCH_INTERVAL = 0.2
+START_POLL_INTERVAL = 0.02
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StopRequest:
+    """Signal handler that only records the signal: the main loop acts on it.
+
+    NOTE: not a threading.Event: its set() takes a non-reentrant lock that the interrupted
+    main thread may be holding inside Event.wait(), and the launcher then hangs for ever.
+    """
+
+    __slots__ = ("signum",)
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
 
 
 def _die_with_parent() -> None:
@@ -66,20 +88,26 @@ def run(config: dict) -> int:
     layout.create()
     env = dict(os.environ, **{configuration.RESOLVED_ENV: configuration.export(config)})
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = StopRequest()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
 
+    # A socket left by a killed supervisor would pass for the new one being ready.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(layout.ipc_socket)
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "nebulaio.cluster.supervisor"], env=env, preexec_fn=_die_with_parent
     )
     deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT
     while not os.path.exists(layout.ipc_socket):
-        if supervisor.poll() is not None or stop.is_set() or time.monotonic() > deadline:
+        if stop:
+            _stop(supervisor, "supervisor")
+            return 0
+        if supervisor.poll() is not None or time.monotonic() > deadline:
             log.error("the supervisor did not start (exit status %s); stopping", supervisor.poll())
             _stop(supervisor, "supervisor")
-            return 0 if stop.is_set() else 1
-        stop.wait(0.02)
+            return 1
+        time.sleep(START_POLL_INTERVAL)
 
     http = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf_path(), "nebulaio.wsgi:build()"],
@@ -91,7 +119,7 @@ def run(config: dict) -> int:
         config["s3_address"], config["admin_address"], config["console_address"], config["raft_address"], config["data"],
     )
     status = 0
-    while not stop.wait(0.2):
+    while not stop:
         if supervisor.poll() is not None:
             log.error("the supervisor exited with status %s: stopping the node", supervisor.returncode)
             status = 1
@@ -100,6 +128,7 @@ def run(config: dict) -> int:
             log.error("the HTTP server exited with status %s: stopping the node", http.returncode)
             status = 1
             break
+        time.sleep(WATCH_INTERVAL)
     _stop(http, "HTTP server")
     _stop(supervisor, "supervisor")
     log.info("node stopped")
