@@ -191,7 +191,11 @@ class Supervisor:
         """Once the log is applied, sweep bytes no metadata points to; check LMDB readers."""
         while not self.raft.status()["ready"]:
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(store.sweep, self._referenced_versions, self.started)
+        try:
+            await asyncio.to_thread(store.sweep, self._referenced_versions, self.started)
+        except Exception:
+            # NOTE: a task's exception is otherwise silent until the loop ends.
+            log.exception("sweeping unreferenced object files failed; they stay until the next start")
         while True:
             await asyncio.sleep(30)
             env.reader_check()
