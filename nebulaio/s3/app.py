@@ -7,6 +7,7 @@ traceback ever reaches a client.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import falcon
@@ -25,6 +26,8 @@ SERVER = "NebulaIO"
 XML_TYPE = "application/xml"
 # Bodies left unread after an early error are drained up to this size, else the connection closes.
 MAX_DRAIN = 8 * 1024 * 1024
+# The client stopped sending or broke off: what is left of its body will not come in time.
+BROKEN_BODY_ERRORS = frozenset(("RequestTimeout", "IncompleteBody"))
 
 HANDLERS = {
     "ListBuckets": buckets.list_buckets,
@@ -95,14 +98,19 @@ class S3Api:
             resp.set_header(name, value)
         resp.data = xml.error(error.code, error.message, rid, resource, error.fields)
         if request is not None and request.method in ("PUT", "POST"):
-            self._settle_body(request, resp)
+            self._settle_body(request, error)
 
     @staticmethod
-    def _settle_body(request: S3Request, resp: falcon.Response) -> None:
-        """Drain a small unread body so the connection stays usable; close on a large one."""
+    def _settle_body(request: S3Request, error: S3Error) -> None:
+        """Drain a small unread body so the connection stays usable; close on a large or broken one."""
         environ = request.environ
         length = environ.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) <= MAX_DRAIN and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", ""):
+        if (
+            error.code not in BROKEN_BODY_ERRORS
+            and length.isdigit()
+            and int(length) <= MAX_DRAIN
+            and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "")
+        ):
             try:
                 stream = environ["wsgi.input"]
                 while stream.read(1024 * 1024):
@@ -110,7 +118,21 @@ class S3Api:
                 return
             except Exception:
                 pass
-        resp.set_header("Connection", "close")
+        _close_after_response(environ)
+
+
+def _close_after_response(environ: dict) -> None:
+    """End the connection once the response is out.
+
+    NOTE: gunicorn drops an application's `Connection: close` header and would read the rest
+    of the body before the next request; a shut read side makes it see the end instead.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
 
 
 def create(layer: ObjectLayer, credentials: Credentials, config: dict) -> falcon.App:
