@@ -221,6 +221,20 @@ def list_objects_v2(
     return document("ListBucketResult", _listing_body(parts, page, encode, owner))
 
 
+# An error document echoes what the client sent (its path, key or bucket name). Characters
+# XML 1.0 cannot carry even as references (and lone surrogates) are percent-encoded there
+# instead, so that every client can parse the error it is given.
+ERROR_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _percent_encoded(match: re.Match) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8", "surrogatepass"))
+
+
+def _error_text(text: str) -> str:
+    return escape(ERROR_UNSAFE.sub(_percent_encoded, text))
+
+
 def error(
     code: str,
     message: str,
@@ -229,11 +243,11 @@ def error(
     fields: Mapping[str, Any] | None = None,
 ) -> bytes:
     """S3's error document. `fields` are extra elements (e.g. BucketName, Key) by name."""
-    parts = [f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"]
+    parts = [f"<Code>{escape(code)}</Code><Message>{_error_text(message)}</Message>"]
     if fields:
-        parts.extend([f"<{name}>{escape(str(value))}</{name}>" for name, value in fields.items()])
+        parts.extend([f"<{name}>{_error_text(str(value))}</{name}>" for name, value in fields.items()])
     if resource is not None:
-        parts.append(f"<Resource>{escape(resource)}</Resource>")
+        parts.append(f"<Resource>{_error_text(resource)}</Resource>")
     parts.append(f"<RequestId>{escape(request_id)}</RequestId>")
     return document("Error", "".join(parts), namespace=False)
 
