@@ -24,8 +24,9 @@ log = logging.getLogger("nebulaio.s3")
 
 SERVER = "NebulaIO"
 XML_TYPE = "application/xml"
-# Bodies left unread after an early error are drained up to this size, else the connection closes.
-MAX_DRAIN = 8 * 1024 * 1024
+# A body left unread after an early error: up to this size gunicorn discards the rest before
+# the connection's next request; a larger one is not worth receiving and the connection closes.
+MAX_DISCARD = 8 * 1024 * 1024
 # The client stopped sending or broke off: what is left of its body will not come in time.
 BROKEN_BODY_ERRORS = frozenset(("RequestTimeout", "IncompleteBody"))
 
@@ -102,30 +103,27 @@ class S3Api:
 
     @staticmethod
     def _settle_body(request: S3Request, error: S3Error) -> None:
-        """Drain a small unread body so the connection stays usable; close on a large or broken one."""
+        """Answer at once; keep the connection only when the rest of the body is small and sound.
+
+        The answer never waits for the body: gunicorn discards what is left of a small one
+        after the response, before it reads the connection's next request.
+        """
         environ = request.environ
         length = environ.get("CONTENT_LENGTH") or ""
         if (
-            error.code not in BROKEN_BODY_ERRORS
-            and length.isdigit()
-            and int(length) <= MAX_DRAIN
-            and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "")
+            error.code in BROKEN_BODY_ERRORS
+            or not length.isdigit()
+            or int(length) > MAX_DISCARD
+            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
         ):
-            try:
-                stream = environ["wsgi.input"]
-                while stream.read(1024 * 1024):
-                    pass
-                return
-            except Exception:
-                pass
-        _close_after_response(environ)
+            _close_after_response(environ)
 
 
 def _close_after_response(environ: dict) -> None:
     """End the connection once the response is out.
 
     NOTE: gunicorn drops an application's `Connection: close` header and would read the rest
-    of the body before the next request; a shut read side makes it see the end instead.
+    of the body before the next request; a shut read side makes it find the end instead.
     """
     sock = environ.get("gunicorn.socket")
     if sock is not None:

@@ -245,3 +245,18 @@ def test_early_error_on_a_large_body_closes_the_connection(node):
         while chunk := conn.recv(65536):  # ends only when the node closes the connection
             received += chunk
     assert _status_and_code(received) == (404, "NoSuchBucket")
+
+
+def test_connection_stays_usable_after_an_early_error_on_a_small_body(node, bucket):
+    connection = S3Connection(node)
+    try:
+        first_socket = None
+        for _ in range(3):
+            status, _, answer = connection.request("PUT", f"/no-such-bucket-{uuid.uuid4().hex[:8]}/k", b"z" * 4096)
+            assert status == 404 and b"NoSuchBucket" in answer
+            assert connection.request("PUT", f"/{bucket}/after-error", b"kept")[0] == 200
+            first_socket = first_socket or connection.conn.sock
+            assert connection.conn.sock is first_socket, "the connection was not kept alive"
+        assert connection.request("GET", f"/{bucket}/after-error")[2] == b"kept"
+    finally:
+        connection.close()
