@@ -230,7 +230,7 @@ def raw(node):
 class V4Signature:
     """The headers of one SigV4-signed request, and what aws-chunked bodies chain from."""
 
-    __slots__ = ("headers", "signing_key", "signature", "amz_date", "scope")
+    __slots__ = ("amz_date", "headers", "scope", "signature", "signing_key")
 
     def __init__(self, headers: dict, signing_key: bytes, signature: str, amz_date: str, scope: str):
         self.headers = headers
@@ -303,7 +303,7 @@ def raw_exchange(node: Node, head: bytes, body_parts=(), timeout: float = 10.0, 
                 received += chunk
                 if b"\r\n\r\n" in received and _response_complete(received):
                     break
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             pass
         return received
 
@@ -327,3 +327,30 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+class S3Connection:
+    """One keep-alive HTTP connection to a node's S3 port whose requests are SigV4-signed."""
+
+    def __init__(self, node: Node, timeout: float = 30.0, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD):
+        import http.client
+
+        self.host = f"127.0.0.1:{node.ports['s3']}"
+        self.conn = http.client.HTTPConnection("127.0.0.1", node.ports["s3"], timeout=timeout)
+        self.access_key = access_key
+        self.secret_key = secret_key
+
+    def request(self, method: str, target: str, body: bytes = b"", headers: dict | None = None,
+                payload_hash: str | None = None) -> tuple[int, dict, bytes]:
+        """(status, lower-cased headers, body) of one request; the target is percent-encoded."""
+        import hashlib
+
+        payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
+        signature = sign_v4(method, self.host, target, headers or {}, payload_hash, self.access_key, self.secret_key)
+        self.conn.request(method, target, body=body or None, headers=signature.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    def close(self) -> None:
+        self.conn.close()

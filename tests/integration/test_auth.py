@@ -9,7 +9,14 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from conftest import ROOT_PASSWORD, ROOT_USER, S3Connection, make_client, sign_v4, wait_for
+from conftest import (
+    ROOT_PASSWORD,
+    ROOT_USER,
+    S3Connection,
+    make_client,
+    sign_v4,
+    wait_for,
+)
 
 EXISTING = "existing"
 EXISTING_BODY = b"the original bytes"
