@@ -3,7 +3,6 @@ and reads of one's own writes across the node's workers."""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import signal
@@ -13,7 +12,7 @@ import uuid
 import psutil
 import pytest
 import requests
-from conftest import sign_v4, wait_for
+from conftest import S3Connection, wait_for
 
 EXIT_TIMEOUT = 20.0
 
@@ -171,18 +170,14 @@ def _serving_worker(node, conn: http.client.HTTPConnection, workers: list[int]) 
     return None
 
 
-def _fresh_request(node, method: str, path: str, body: bytes | None, workers: list[int] | None = None):
+def _fresh_request(node, method: str, target: str, body: bytes = b"", workers: list[int] | None = None):
     """One request on a new connection; returns (status, body, serving worker pid if `workers`)."""
-    host = f"127.0.0.1:{node.ports['s3']}"
-    signature = sign_v4(method, host, path, {}, hashlib.sha256(body or b"").hexdigest())
-    conn = http.client.HTTPConnection("127.0.0.1", node.ports["s3"], timeout=30)
+    connection = S3Connection(node)
     try:
-        conn.request(method, path, body=body, headers=signature.headers)
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, data, _serving_worker(node, conn, workers) if workers else None
+        status, _, data = connection.request(method, target, body)
+        return status, data, _serving_worker(node, connection.conn, workers) if workers else None
     finally:
-        conn.close()
+        connection.close()
 
 
 def test_read_your_writes_across_workers(node, s3, bucket):
@@ -207,9 +202,9 @@ def test_read_your_writes_across_workers(node, s3, bucket):
             traced = workers if index < TRACED_KEYS else None
             status, _, put_worker = _fresh_request(node, "PUT", f"/{bucket}/{key}", body, traced)
             assert status == 200
-            got, data, get_worker = _fresh_request(node, "GET", f"/{bucket}/{key}", None, traced)
-            head, _, _ = _fresh_request(node, "HEAD", f"/{bucket}/{key}", None)
-            listed, listing, _ = _fresh_request(node, "GET", f"/{bucket}?list-type=2&prefix={key}", None)
+            got, data, get_worker = _fresh_request(node, "GET", f"/{bucket}/{key}", b"", traced)
+            head, _, _ = _fresh_request(node, "HEAD", f"/{bucket}/{key}")
+            listed, listing, _ = _fresh_request(node, "GET", f"/{bucket}?list-type=2&prefix={key}")
             with lock:
                 pairs.append((put_worker, get_worker))
                 if got != 200 or data != body:
