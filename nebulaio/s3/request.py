@@ -57,6 +57,23 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return query
 
 
+def _virtual_host_bucket(host: str, domains: tuple[str, ...]) -> str | None:
+    """The bucket a Host header names under one of `domains` (DNS names ignore case), or None.
+
+    Raises:
+        S3Error: InvalidBucketName when the Host is a domain with an empty bucket label.
+    """
+    host = host.lower()
+    host = host.rpartition(":")[0] or host
+    for domain in domains:
+        if host.endswith("." + domain):
+            bucket = host[: -len(domain) - 1]
+            if not bucket:
+                raise S3Error("InvalidBucketName", "The Host header names no bucket.", BucketName="")
+            return bucket
+    return None
+
+
 class S3Request:
     __slots__ = ("environ", "method", "raw_path", "raw_query", "query", "headers", "bucket", "key", "request_id", "auth", "user", "virtual_host")
 
@@ -77,12 +94,7 @@ class S3Request:
         self.headers = headers_of(environ)
         self.auth = None
         self.user = None
-        host = self.headers.get("host", "").rpartition(":")[0] or self.headers.get("host", "")
-        bucket = None
-        for domain in domains:
-            if host.endswith("." + domain):
-                bucket = host[: -len(domain) - 1]
-                break
+        bucket = _virtual_host_bucket(self.headers.get("host", ""), domains) if domains else None
         path = self.raw_path
         self.virtual_host = bucket is not None
         if bucket is None:
