@@ -334,6 +334,7 @@ BAD_BUCKET_PATHS = {
     "control": "/a%01b",
     "long-with-key": "/" + "b" * 600 + "/key",
     "long": "/" + "b" * 600,
+    "longer-than-a-store-key": "/" + "b" * 3000 + "/key",
     "long-unicode": "/" + "%C3%A9" * 300 + "/key",
     "dot-dot": "/../key",
     "bare-dot-dot": "/..",
