@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 import zlib
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -17,6 +16,7 @@ from email.utils import parsedate_to_datetime
 import crc32c
 import pytest
 from botocore.exceptions import ClientError
+from conftest import wait_for
 
 INLINE_THRESHOLD = 16 * 1024
 SIZES = {
@@ -55,15 +55,9 @@ def stored_files(node, bucket: str) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
 
 
-def settled_files(node, bucket: str, expected: int, timeout: float = 10.0) -> list[str]:
-    """The bucket's files once their count is `expected` (replaced bytes are released
-    asynchronously after the commit), or as they are when the timeout ends."""
-    deadline = time.monotonic() + timeout
-    while True:
-        files = stored_files(node, bucket)
-        if len(files) == expected or time.monotonic() > deadline:
-            return files
-        time.sleep(0.01)
+def assert_files_settle(node, bucket: str, expected: int) -> None:
+    """Replaced and deleted versions' bytes are released just after the commit, not before the answer."""
+    wait_for(lambda: len(stored_files(node, bucket)) == expected, 10.0, f"{expected} object files in {bucket}")
 
 
 def error_code(exc_info) -> str:
@@ -126,7 +120,7 @@ def test_delete_is_idempotent(s3, raw, node, bucket):
     assert raw("DELETE", f"/{bucket}/gone").status_code == 204
     assert raw("DELETE", f"/{bucket}/never-existed").status_code == 204
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
-    assert settled_files(node, bucket, 0) == []
+    assert_files_settle(node, bucket, 0)
 
 
 def test_delete_in_missing_bucket_is_no_such_bucket(s3):
@@ -153,15 +147,14 @@ def test_overwrite_replaces_bytes_etag_and_headers(s3, node, bucket, first, seco
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [("k", second, md5_etag(new))]
     # The replaced version's file is released; an inline version has none.
-    expected = 1 if second > INLINE_THRESHOLD else 0
-    assert len(settled_files(node, bucket, expected)) == expected
+    assert_files_settle(node, bucket, 1 if second > INLINE_THRESHOLD else 0)
 
 
 def test_deleting_a_file_backed_object_removes_its_file(s3, node, bucket):
     s3.put_object(Bucket=bucket, Key="big", Body=body_of(3 * INLINE_THRESHOLD))
     assert len(stored_files(node, bucket)) == 1
     s3.delete_object(Bucket=bucket, Key="big")
-    assert settled_files(node, bucket, 0) == []
+    assert_files_settle(node, bucket, 0)
 
 
 # -- ranges ----------------------------------------------------------------------------------
