@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
 import uuid
 from urllib.parse import quote
 from xml.etree import ElementTree
@@ -48,7 +47,7 @@ def assert_s3_error(response, status: int, *codes: str) -> ElementTree.Element |
 class RawResponse:
     """The parts of a raw HTTP answer that `assert_s3_error` reads."""
 
-    __slots__ = ("status_code", "headers", "content")
+    __slots__ = ("content", "headers", "status_code")
 
     def __init__(self, received: bytes):
         head, _, self.content = received.partition(b"\r\n\r\n")

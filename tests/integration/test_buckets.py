@@ -120,8 +120,10 @@ def test_create_bucket_with_empty_configuration_means_default_region(raw, s3):
         b"<CreateBucketConfiguration><LocationConstraint>us-east-1",
         b"not xml at all",
         b"<WrongRoot><LocationConstraint>us-east-1</LocationConstraint></WrongRoot>",
-        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "us-east-1">]>'
-        b"<CreateBucketConfiguration><LocationConstraint>&e;</LocationConstraint></CreateBucketConfiguration>",
+        (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "us-east-1">]>'
+            b"<CreateBucketConfiguration><LocationConstraint>&e;</LocationConstraint></CreateBucketConfiguration>"
+        ),
     ],
     ids=["truncated", "not-xml", "wrong-root", "entity"],
 )

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import os
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import crc32c
@@ -286,9 +286,9 @@ def test_response_content_type_override_with_raw_query(raw, s3, bucket):
 
 
 def test_etag_and_last_modified(s3, raw, bucket):
-    before = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=2)
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
     s3.put_object(Bucket=bucket, Key="t", Body=b"hello world")
-    after = datetime.now(timezone.utc) + timedelta(seconds=2)
+    after = datetime.now(UTC) + timedelta(seconds=2)
     head = s3.head_object(Bucket=bucket, Key="t")
     assert head["ETag"] == '"5eb63bbbe01eeed093cb22bb8f5acdc3"'
     assert before <= head["LastModified"] <= after
