@@ -420,3 +420,20 @@ def test_prefix_and_delimiter_inside_a_long_key_group(s3, long_keys, prefix, del
     expected_keys, expected_prefixes = expected_listing(LONG_KEYS, prefix, delimiter)
     assert keys_of(pages) == expected_keys
     assert prefixes_of(pages) == expected_prefixes
+
+
+def test_max_keys_zero_is_an_empty_complete_page(s3, tree):
+    v2 = s3.list_objects_v2(Bucket=tree, MaxKeys=0)
+    assert (v2["KeyCount"], v2["IsTruncated"], "Contents" in v2, "NextContinuationToken" in v2) == (0, False, False, False)
+    v1 = s3.list_objects(Bucket=tree, MaxKeys=0)
+    assert (v1["IsTruncated"], "Contents" in v1, "NextMarker" in v1) == (False, False, False)
+
+
+def test_last_common_prefix_filling_the_page_is_not_truncated(s3, bucket):
+    store(s3, bucket, ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "cquux/bla"])
+    page = s3.list_objects(Bucket=bucket, Delimiter="/", Marker="boo/", MaxKeys=1)
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["cquux/"]
+    assert page["IsTruncated"] is False
+    page = s3.list_objects_v2(Bucket=bucket, Delimiter="/", StartAfter="boo/", MaxKeys=1)
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["cquux/"]
+    assert page["IsTruncated"] is False
