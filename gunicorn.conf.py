@@ -19,9 +19,10 @@ def _bind(address):
 
 bind = [_bind(_settings[name]) for name in ("s3_address", "admin_address", "console_address")]
 workers = _settings["workers"] or 2 * multiprocessing.cpu_count()
-# gthread: a slow upload occupies one thread, not the worker, and the worker's heartbeat
-# keeps going; GET bodies still leave through sendfile.
-worker_class = "gthread"
+# gthread, answering unparsable requests in S3's or the Admin API's error format: a slow
+# upload occupies one thread, not the worker, and the worker's heartbeat keeps going; GET
+# bodies still leave through sendfile.
+worker_class = "nebulaio.httpworker.NodeWorker"
 threads = _settings["threads"]
 worker_connections = 1000
 keepalive = 30

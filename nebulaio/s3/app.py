@@ -22,7 +22,6 @@ from nebulaio.util.ids import request_id
 
 log = logging.getLogger("nebulaio.s3")
 
-SERVER = "NebulaIO"
 XML_TYPE = "application/xml"
 # A body left unread after an early error: up to this size gunicorn discards the rest before
 # the connection's next request; a larger one is not worth receiving and the connection closes.
@@ -62,7 +61,6 @@ class S3Api:
         headers = resp._headers  # PERF: falcon's own header dict, skipping set_header's checks
         headers["x-amz-request-id"] = rid
         headers["x-amz-id-2"] = rid
-        headers["server"] = SERVER
         request = None
         try:
             request = S3Request(req.env, rid, self.domains)
