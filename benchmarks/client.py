@@ -55,8 +55,18 @@ class Connection(asyncio.BufferedProtocol):
     large body is written a chunk at a time, each only once the socket took the one before.
     """
 
-    __slots__ = ("transport", "parser", "listener", "slot", "started_at", "busy", "_body", "_offset", "_paused",
-                 "_buffer")
+    __slots__ = (
+        "transport",
+        "parser",
+        "listener",
+        "slot",
+        "started_at",
+        "busy",
+        "_body",
+        "_offset",
+        "_paused",
+        "_buffer",
+    )
 
     def __init__(self, listener: Listener, slot: int):
         self.transport: asyncio.Transport | None = None

@@ -91,8 +91,21 @@ class Workload:
 class KeyedRequests(Workload):
     """PUT, GET, HEAD or DELETE over this worker's share of the keys, once each or round and round."""
 
-    __slots__ = ("builder", "method", "paths", "keys", "cycle", "body", "content_length", "expected_length",
-                 "head_only", "statuses", "cursor", "in_flight", "done_keys")
+    __slots__ = (
+        "builder",
+        "method",
+        "paths",
+        "keys",
+        "cycle",
+        "body",
+        "content_length",
+        "expected_length",
+        "head_only",
+        "statuses",
+        "cursor",
+        "in_flight",
+        "done_keys",
+    )
 
     def __init__(self, builder: RequestBuilder, method: str, bucket: str, keys: list[str], payload: bytes, cycle: bool):
         self.builder = builder
@@ -199,8 +212,19 @@ def share(total: int, worker: int, workers: int) -> int:
 class PhaseRunner(Listener):
     """Keeps every connection busy until the phase's bound, recording each response."""
 
-    __slots__ = ("endpoint", "workload", "connections", "max_ops", "deadline", "started", "outcome", "done", "idle",
-                 "loop", "keep_body")
+    __slots__ = (
+        "endpoint",
+        "workload",
+        "connections",
+        "max_ops",
+        "deadline",
+        "started",
+        "outcome",
+        "done",
+        "idle",
+        "loop",
+        "keep_body",
+    )
 
     def __init__(self, endpoint: Endpoint, workload: Workload, connections: int, max_ops: int):
         self.endpoint = endpoint
@@ -284,8 +308,9 @@ class PhaseRunner(Listener):
 
 async def _run_worker(endpoint: Endpoint, spec: PhaseSpec, worker: int, workers: int, barrier) -> WorkerOutcome:
     workload = build_workload(spec, endpoint.builder(), worker, workers)
-    runner = PhaseRunner(endpoint, workload, share(spec.concurrency, worker, workers),
-                         share(spec.max_ops, worker, workers))
+    runner = PhaseRunner(
+        endpoint, workload, share(spec.concurrency, worker, workers), share(spec.max_ops, worker, workers)
+    )
     await runner.connect_all()
     barrier.wait()
     cpu_before = time.process_time()
@@ -368,8 +393,12 @@ def run_phase(endpoint: Endpoint, spec: PhaseSpec, processes: int, server_cpu: S
     pipes, children = [], []
     for worker in range(workers):
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_worker_main, args=(endpoint, spec, worker, workers, barrier, sender),
-                                name=f"bench-{spec.kind}-{worker}", daemon=True)
+        child = context.Process(
+            target=_worker_main,
+            args=(endpoint, spec, worker, workers, barrier, sender),
+            name=f"bench-{spec.kind}-{worker}",
+            daemon=True,
+        )
         child.start()
         sender.close()
         pipes.append(receiver)
@@ -382,7 +411,7 @@ def run_phase(endpoint: Endpoint, spec: PhaseSpec, processes: int, server_cpu: S
         pass  # a worker failed before the start; its outcome says why
     outcomes = []
     try:
-        for pipe, child in zip(pipes, children):
+        for pipe, child in zip(pipes, children, strict=True):
             try:
                 outcomes.append(pipe.recv())
             except EOFError:
@@ -400,8 +429,9 @@ def run_phase(endpoint: Endpoint, spec: PhaseSpec, processes: int, server_cpu: S
     return merge(spec, outcomes, cpu_before, cpu_after)
 
 
-def merge(spec: PhaseSpec, outcomes: list[WorkerOutcome], cpu_before: float | None,
-          cpu_after: float | None) -> PhaseResult:
+def merge(
+    spec: PhaseSpec, outcomes: list[WorkerOutcome], cpu_before: float | None, cpu_after: float | None
+) -> PhaseResult:
     ok = sum(outcome.ok for outcome in outcomes)
     errors = sum(outcome.errors for outcome in outcomes)
     requests = ok + errors

@@ -85,8 +85,15 @@ class Managed:
         self.log_path = workdir / f"{name}.log"
         with open(self.log_path, "wb") as log:
             try:
-                self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                              cwd=workdir, env=env, start_new_session=True)
+                self.popen = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=workdir,
+                    env=env,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 raise NotStarted(f"{name}: {exc}") from exc
 
@@ -223,8 +230,16 @@ class Nginx(Target):
         conf = workdir / "nginx.conf"
         # A root master would hand the workers to "nobody", who cannot write into this temp dir.
         user_directive = "user root;" if os.geteuid() == 0 else ""
-        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 1, user_directive=user_directive,
-                                          prefix=workdir, host=HOST, port=self.port, root=self.root))
+        conf.write_text(
+            NGINX_CONF.format(
+                workers=os.cpu_count() or 1,
+                user_directive=user_directive,
+                prefix=workdir,
+                host=HOST,
+                port=self.port,
+                root=self.root,
+            )
+        )
         process = self.spawn("nginx", [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")])
         wait_until(lambda: port_open(self.port), "nginx", [process])
 
@@ -281,10 +296,22 @@ class NebulaIO(Target):
         env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
         data = workdir / "data"
         data.mkdir()
-        argv = [*launcher, "server", "--data", str(data),
-                "--s3-address", f"{HOST}:{s3}", "--admin-address", f"{HOST}:{admin}",
-                "--console-address", f"{HOST}:{console}", "--raft-address", f"{HOST}:{raft}",
-                "--gossip-address", f"{HOST}:{gossip}"]
+        argv = [
+            *launcher,
+            "server",
+            "--data",
+            str(data),
+            "--s3-address",
+            f"{HOST}:{s3}",
+            "--admin-address",
+            f"{HOST}:{admin}",
+            "--console-address",
+            f"{HOST}:{console}",
+            "--raft-address",
+            f"{HOST}:{raft}",
+            "--gossip-address",
+            f"{HOST}:{gossip}",
+        ]
         process = self.spawn("nebulaio", argv, env)
         wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
 
@@ -343,13 +370,22 @@ class RadosGW(Target):
         for directory in ("run", "log", "mon", "osd", "rgw"):
             (workdir / directory).mkdir()
         conf = workdir / "ceph.conf"
-        conf.write_text(CEPH_CONF.format(fsid=fsid, host=HOST, mon_port=mon_port, rgw_port=self.port,
-                                         workdir=workdir, memstore_bytes=MEMSTORE_BYTES,
-                                         daemon_ports=CEPH_DAEMON_PORTS))
+        conf.write_text(
+            CEPH_CONF.format(
+                fsid=fsid,
+                host=HOST,
+                mon_port=mon_port,
+                rgw_port=self.port,
+                workdir=workdir,
+                memstore_bytes=MEMSTORE_BYTES,
+                daemon_ports=CEPH_DAEMON_PORTS,
+            )
+        )
         config = ["-c", str(conf)]
         # monmaptool assumes msgr2 for a non-default port unless the address says v1.
-        self.tool(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"v1:{HOST}:{mon_port}",
-                   str(workdir / "monmap")])
+        self.tool(
+            ["monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"v1:{HOST}:{mon_port}", str(workdir / "monmap")]
+        )
         self.tool(["ceph-mon", *config, "--mkfs", "-i", "a", "--monmap", str(workdir / "monmap")])
         mon = self.spawn("ceph-mon", ["ceph-mon", *config, "-i", "a", "-f"])
         wait_until(lambda: port_open(mon_port), "ceph-mon", [mon])
@@ -358,8 +394,22 @@ class RadosGW(Target):
         osd = self.spawn("ceph-osd", ["ceph-osd", *config, "-i", osd_id, "-f"])
         rgw = self.spawn("radosgw", ["radosgw", *config, "-n", "client.rgw", "-f"])
         wait_until(lambda: http_ok(f"http://{HOST}:{self.port}/"), "radosgw", [mon, osd, rgw], seconds=120)
-        self.tool(["radosgw-admin", *config, "user", "create", "--uid", "bench", "--display-name", "bench",
-                   "--access-key", self.access_key, "--secret-key", self.secret_key])
+        self.tool(
+            [
+                "radosgw-admin",
+                *config,
+                "user",
+                "create",
+                "--uid",
+                "bench",
+                "--display-name",
+                "bench",
+                "--access-key",
+                self.access_key,
+                "--secret-key",
+                self.secret_key,
+            ]
+        )
 
     def tool(self, argv: list[str]) -> str:
         """Runs a set-up command; its failure means the cluster cannot come up here."""

@@ -65,7 +65,7 @@ class Report:
     def __init__(self, plan_name: str, targets: list[str]):
         self.plan_name = plan_name
         self.targets = targets
-        self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.started = datetime.datetime.now(datetime.UTC)
         self.status: dict[str, str] = {}
         self.results: dict[str, list[PhaseResult]] = {}
 
@@ -87,8 +87,12 @@ class Report:
             unit = next(iter(per_target.values())).unit
             for figure, caption in FIGURES:
                 values = {name: getattr(result, figure) for name, result in per_target.items()}
-                row = [LABELS[kind] if figure == "rate" else "", str(concurrency) if figure == "rate" else "",
-                       caption.format(unit=unit), *(number(values.get(name)) for name in measured)]
+                row = [
+                    LABELS[kind] if figure == "rate" else "",
+                    str(concurrency) if figure == "rate" else "",
+                    caption.format(unit=unit),
+                    *(number(values.get(name)) for name in measured),
+                ]
                 if figure in RATIO_FIGURES:
                     row += [ratio(values.get(subject), values.get(peer)) for peer in peers]
                 else:
@@ -120,8 +124,10 @@ class Report:
         widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
         lines = []
         for index, row in enumerate(rows):
-            cells = [cell.ljust(width) if column < 3 else cell.rjust(width)
-                     for column, (cell, width) in enumerate(zip(row, widths))]
+            cells = [
+                cell.ljust(width) if column < 3 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
             if index == 0:
                 lines.append("-" * len(lines[0]))

@@ -60,13 +60,23 @@ class Harness:
         self.server_cpu = ServerCpu(pids) if pids else None
         self.results: list[PhaseResult] = []
 
-    def phase(self, kind: str, bucket: str, keys: list[str], concurrency: int, max_ops: int, seconds: float,
-              payload: bytes = b"") -> PhaseResult:
+    def phase(
+        self,
+        kind: str,
+        bucket: str,
+        keys: list[str],
+        concurrency: int,
+        max_ops: int,
+        seconds: float,
+        payload: bytes = b"",
+    ) -> PhaseResult:
         spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE)
         result = run_phase(self.target.endpoint, spec, self.processes, self.server_cpu)
-        print(f"  {self.target.name:9} {LABELS.get(kind, kind):22} c={concurrency:<3} {number(result.rate):>9} "
-              f"{result.unit:8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}",
-              flush=True)
+        print(
+            f"  {self.target.name:9} {LABELS.get(kind, kind):22} c={concurrency:<3} {number(result.rate):>9} "
+            f"{result.unit:8} p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}",
+            flush=True,
+        )
         return result
 
     def measure(self) -> None:
@@ -75,16 +85,19 @@ class Harness:
         list_keys = self.populate_list_bucket() if target.supports_list else []
         for concurrency in plan.concurrencies:
             keys = [f"c{concurrency}/obj-{index:07d}" for index in range(plan.small_ops)]
-            put = self.record(self.phase("PUT", BUCKET, keys, concurrency, plan.small_ops, plan.small_seconds,
-                                         self.small_payload))
+            put = self.record(
+                self.phase("PUT", BUCKET, keys, concurrency, plan.small_ops, plan.small_seconds, self.small_payload)
+            )
             written = put.done_keys
             for kind in ("GET", "HEAD"):
-                self.record(self.phase(kind, BUCKET, written, concurrency, plan.small_ops, plan.small_seconds,
-                                       self.small_payload))
+                self.record(
+                    self.phase(
+                        kind, BUCKET, written, concurrency, plan.small_ops, plan.small_seconds, self.small_payload
+                    )
+                )
             self.record(self.phase("DELETE", BUCKET, written, concurrency, len(written), plan.small_seconds))
             if list_keys:
-                self.record(self.phase("LIST", LIST_BUCKET, list_keys, concurrency, plan.list_pages,
-                                       plan.list_seconds))
+                self.record(self.phase("LIST", LIST_BUCKET, list_keys, concurrency, plan.list_pages, plan.list_seconds))
             if self.large_payload:
                 self.measure_large(concurrency)
 
@@ -92,11 +105,13 @@ class Harness:
         plan = self.plan
         keys = [f"c{concurrency}/large-{stream}" for stream in range(concurrency)]
         ops = max(concurrency, plan.large_min_ops)  # every stream at least once, 2 GiB at most at c=32
-        put = self.record(self.phase("PUT-LARGE", BUCKET, keys, concurrency, ops, plan.large_seconds,
-                                     self.large_payload))
+        put = self.record(
+            self.phase("PUT-LARGE", BUCKET, keys, concurrency, ops, plan.large_seconds, self.large_payload)
+        )
         if put.done_keys:
-            self.record(self.phase("GET-LARGE", BUCKET, put.done_keys, concurrency, ops, plan.large_seconds,
-                                   self.large_payload))
+            self.record(
+                self.phase("GET-LARGE", BUCKET, put.done_keys, concurrency, ops, plan.large_seconds, self.large_payload)
+            )
         builder = self.target.endpoint.builder()
         for key in put.done_keys:  # large objects would crowd an in-memory peer at the next level
             simple_request(builder, "DELETE", f"/{BUCKET}/{key}")
@@ -109,8 +124,10 @@ class Harness:
         spec = PhaseSpec("PUT", LIST_BUCKET, keys, POPULATE_CONCURRENCY, len(keys), POPULATE_SECONDS, b"x")
         result = run_phase(self.target.endpoint, spec, self.processes, None)
         if result.errors or len(result.done_keys) != len(keys):
-            raise RuntimeError(f"populating {LIST_BUCKET}: {len(result.done_keys)} of {len(keys)} written, "
-                               f"{result.errors} errors, e.g. {result.error_samples[:1]}")
+            raise RuntimeError(
+                f"populating {LIST_BUCKET}: {len(result.done_keys)} of {len(keys)} written, "
+                f"{result.errors} errors, e.g. {result.error_samples[:1]}"
+            )
         return keys
 
     def record(self, result: PhaseResult) -> PhaseResult:
@@ -131,8 +148,11 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--targets", default=DEFAULT_TARGETS,
-                        help=f"comma-separated, first is the subject of the ratios (default {DEFAULT_TARGETS})")
+    parser.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help=f"comma-separated, first is the subject of the ratios (default {DEFAULT_TARGETS})",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer ops, concurrency 8 only")
     parser.add_argument("--endpoint", help="also measure an S3 endpoint already running, e.g. http://127.0.0.1:9000")
     parser.add_argument("--access-key", default="", help="access key for --endpoint")

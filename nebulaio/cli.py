@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from nebulaio import __version__, config as configuration
+from nebulaio import __version__
+from nebulaio import config as configuration
 
 
 def _parser() -> argparse.ArgumentParser:

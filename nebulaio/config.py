@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -65,7 +66,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("raft_address", ":9003", "Raft consensus listener (keep the port below 32768).", section="listen"),
     Setting("gossip_address", ":9004", "Gossip membership listener.", section="listen"),
     Setting("root_user", DEFAULT_ROOT_USER, "Root access key. Change it: the default is public.", section="auth"),
-    Setting("root_password", DEFAULT_ROOT_PASSWORD, "Root secret key. Change it: the default is public.", section="auth"),
+    Setting(
+        "root_password", DEFAULT_ROOT_PASSWORD, "Root secret key. Change it: the default is public.", section="auth"
+    ),
     Setting("region", "us-east-1", "Region this node reports (GetBucketLocation, signing).", section="s3"),
     Setting(
         "domain",
@@ -73,7 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated domains for virtual-hosted-style requests (bucket.DOMAIN); empty = path style only.",
         section="s3",
     ),
-    Setting("max_object_size", 5 * 1024**3, "Largest object a single PUT may store (bytes; K/M/G suffixes).", _size, "s3"),
+    Setting(
+        "max_object_size", 5 * 1024**3, "Largest object a single PUT may store (bytes; K/M/G suffixes).", _size, "s3"
+    ),
     Setting(
         "inline_threshold",
         16 * 1024,
@@ -86,7 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),
     Setting("tls_key", "", "PEM private key file for tls_cert.", section="http"),
-    Setting("cluster_secret", "", "Secret that authenticates raft traffic; generated and kept in the data directory if empty.", section="cluster"),
+    Setting(
+        "cluster_secret",
+        "",
+        "Secret that authenticates raft traffic; generated and kept in the data directory if empty.",
+        section="cluster",
+    ),
     Setting("log_level", "info", "debug, info, warning or error.", section="node"),
 )
 

@@ -82,7 +82,10 @@ def run(config: dict) -> int:
             "\n%s\nWARNING: the root credentials are the public defaults (%s / %s).\n"
             "Anyone who can reach this node can read and change everything.\n"
             "Set NEBULAIO_ROOT_USER and NEBULAIO_ROOT_PASSWORD (or root_user / root_password).\n%s",
-            "!" * 78, configuration.DEFAULT_ROOT_USER, configuration.DEFAULT_ROOT_PASSWORD, "!" * 78,
+            "!" * 78,
+            configuration.DEFAULT_ROOT_USER,
+            configuration.DEFAULT_ROOT_PASSWORD,
+            "!" * 78,
         )
     layout = DataLayout(config["data"])
     layout.create()
@@ -116,7 +119,11 @@ def run(config: dict) -> int:
     )
     log.info(
         "node up: S3 %s, admin %s, console %s, raft %s; data %s",
-        config["s3_address"], config["admin_address"], config["console_address"], config["raft_address"], config["data"],
+        config["s3_address"],
+        config["admin_address"],
+        config["console_address"],
+        config["raft_address"],
+        config["data"],
     )
     status = 0
     while not stop:

@@ -40,7 +40,11 @@ class Ready:
 
 
 def _not_found(req, resp, ex, params):
-    _json(resp, ex.status_code if hasattr(ex, "status_code") else 404, {"error": "NotFound", "message": "No such endpoint."})
+    _json(
+        resp,
+        ex.status_code if hasattr(ex, "status_code") else 404,
+        {"error": "NotFound", "message": "No such endpoint."},
+    )
 
 
 def create(layer) -> falcon.App:

@@ -74,7 +74,7 @@ class SupervisorClient:
                 conn.settimeout(timeout)
                 conn.sendall(b"".join(encode(document, blob)))
                 return self._read_answer(conn)
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 # The command may still commit later: never resend it on this path.
                 self._drop()
                 raise SupervisorUnavailable("the supervisor did not answer in time") from exc

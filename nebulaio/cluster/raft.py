@@ -11,7 +11,7 @@ import logging
 import os
 import pickle
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
@@ -27,8 +27,16 @@ BUSY_TICK = 0.001
 class MetadataLog(SyncObj):
     """A raft member whose entries are command batches applied by `apply_batch`."""
 
-    def __init__(self, self_address: str, peers: list[str], raft_dir: str, password: str,
-                 apply: ApplyBatch, before_dump: Callable[[], None], bind_address: str | None = None):
+    def __init__(
+        self,
+        self_address: str,
+        peers: list[str],
+        raft_dir: str,
+        password: str,
+        apply: ApplyBatch,
+        before_dump: Callable[[], None],
+        bind_address: str | None = None,
+    ):
         self._apply = apply
         self._before_dump = before_dump
         os.makedirs(raft_dir, exist_ok=True)

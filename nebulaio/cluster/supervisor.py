@@ -81,7 +81,7 @@ class GroupCommitter:
     def _take_batch(self) -> list:
         size = 0
         count = 0
-        for command, blob, _ in self._pending:
+        for _, blob, _ in self._pending:
             size += len(blob) if blob else 0
             count += 1
             if count >= MAX_BATCH_COMMANDS or size >= MAX_BATCH_BYTES:
@@ -148,9 +148,7 @@ class Supervisor:
         socket_path = self.layout.ipc_socket
         if os.path.exists(socket_path):
             os.unlink(socket_path)
-        server = await asyncio.start_unix_server(
-            lambda r, w: self._handle(r, w, committer), path=socket_path
-        )
+        server = await asyncio.start_unix_server(lambda r, w: self._handle(r, w, committer), path=socket_path)
         os.chmod(socket_path, 0o600)
         batcher = asyncio.create_task(committer.run())
         housekeeping = asyncio.create_task(self._housekeeping(store, env))

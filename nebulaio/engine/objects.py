@@ -37,8 +37,9 @@ class Payload(Protocol):
 class ObjectLayer:
     __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold")
 
-    def __init__(self, reader, store: ObjectStore, supervisor: SupervisorClient,
-                 max_object_size: int, inline_threshold: int):
+    def __init__(
+        self, reader, store: ObjectStore, supervisor: SupervisorClient, max_object_size: int, inline_threshold: int
+    ):
         self.reader = reader
         self.store = store
         self.supervisor = supervisor

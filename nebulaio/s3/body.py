@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import socket
 
 from gunicorn.http.errors import NoMoreData, ParseException
 
@@ -35,8 +34,18 @@ def _content_length(headers: dict, name: str) -> int | None:
 class RequestPayload:
     """A readable, verifying view of the request body (see `engine.objects.Payload`)."""
 
-    __slots__ = ("size", "_read", "_decoder", "_sha256", "_expected_sha256", "_checksums",
-                 "_expected", "_trailer_names", "_content_md5", "_received")
+    __slots__ = (
+        "size",
+        "_read",
+        "_decoder",
+        "_sha256",
+        "_expected_sha256",
+        "_checksums",
+        "_expected",
+        "_trailer_names",
+        "_content_md5",
+        "_received",
+    )
 
     def __init__(self, environ: dict, headers: dict, auth, timeout: float):
         sock = environ.get("gunicorn.socket")
@@ -99,7 +108,7 @@ class RequestPayload:
     def read(self, size: int) -> bytes:
         try:
             chunk = self._read(size)
-        except socket.timeout:
+        except TimeoutError:
             raise S3Error("RequestTimeout") from None
         except (NoMoreData, ParseException, ConnectionError):
             raise S3Error("IncompleteBody") from None

@@ -21,8 +21,12 @@ def _max_keys(query: dict) -> int:
     if value is None:
         return MAX_KEYS
     if not (value.isascii() and value.isdigit()) or len(value) > MAX_KEYS_DIGITS or int(value) > MAX_KEYS_ARGUMENT:
-        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range",
-                      ArgumentName="max-keys", ArgumentValue=value[:64])
+        raise S3Error(
+            "InvalidArgument",
+            "Provided max-keys not an integer or within integer range",
+            ArgumentName="max-keys",
+            ArgumentValue=value[:64],
+        )
     return min(int(value), MAX_KEYS)
 
 
@@ -31,8 +35,12 @@ def _url_encode(query: dict) -> bool:
     if encoding is None:
         return False
     if encoding.lower() != "url":
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                      ArgumentName="encoding-type", ArgumentValue=encoding[:64])
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding[:64],
+        )
     return True
 
 
@@ -47,9 +55,13 @@ def read_token(token: str) -> str:
     except (binascii.Error, UnicodeError, ValueError):
         decoded = ""
     if not decoded.startswith(TOKEN_VERSION):
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
-                      ArgumentName="continuation-token", ArgumentValue=token[:128])
-    return decoded[len(TOKEN_VERSION):]
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token[:128],
+        )
+    return decoded[len(TOKEN_VERSION) :]
 
 
 def _owner_of(bucket: dict) -> tuple[str, str]:

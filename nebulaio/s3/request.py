@@ -75,7 +75,20 @@ def _virtual_host_bucket(host: str, domains: tuple[str, ...]) -> str | None:
 
 
 class S3Request:
-    __slots__ = ("environ", "method", "raw_path", "raw_query", "query", "headers", "bucket", "key", "request_id", "auth", "user", "virtual_host")
+    __slots__ = (
+        "environ",
+        "method",
+        "raw_path",
+        "raw_query",
+        "query",
+        "headers",
+        "bucket",
+        "key",
+        "request_id",
+        "auth",
+        "user",
+        "virtual_host",
+    )
 
     def __init__(self, environ: dict, request_id: str, domains: tuple[str, ...]):
         self.environ = environ

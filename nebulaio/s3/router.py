@@ -37,7 +37,9 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict) -> s
     subresources = [name for name in query if name in SUBRESOURCES]
     subresource = subresources[0] if len(subresources) == 1 else None
     if len(subresources) > 1:
-        raise S3Error("NotImplemented", f"This combination of subresources is not supported: {', '.join(sorted(subresources))}.")
+        raise S3Error(
+            "NotImplemented", f"This combination of subresources is not supported: {', '.join(sorted(subresources))}."
+        )
     if bucket is None:
         if method == "GET" and not subresources:
             return "ListBuckets"

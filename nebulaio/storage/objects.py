@@ -38,7 +38,7 @@ class TempObject:
 
     __slots__ = ("_store", "_fd", "path", "size")
 
-    def __init__(self, store: "ObjectStore"):
+    def __init__(self, store: ObjectStore):
         self._store = store
         self.path = os.path.join(store.layout.temp_dir, secrets.token_hex(16))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

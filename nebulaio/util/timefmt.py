@@ -19,15 +19,9 @@ MONTH_NUMBERS = {name: number for number, name in enumerate(MONTHS, start=1)}
 LONG_WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 
 # RFC 9110 section 5.6.7: IMF-fixdate, then the two obsolete forms a recipient must accept.
-IMF_FIXDATE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT"
-)
-RFC850_DATE = re.compile(
-    rf"(?:{LONG_WEEKDAYS}), (\d\d)-([A-Z][a-z]{{2}})-(\d\d) (\d\d):(\d\d):(\d\d) GMT"
-)
-ASCTIME_DATE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})"
-)
+IMF_FIXDATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
+RFC850_DATE = re.compile(rf"(?:{LONG_WEEKDAYS}), (\d\d)-([A-Z][a-z]{{2}})-(\d\d) (\d\d):(\d\d):(\d\d) GMT")
+ASCTIME_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})")
 
 # A two-digit RFC 850 year that would land more than this far in the future means the
 # previous century (RFC 9110 section 5.6.7).
@@ -37,7 +31,8 @@ RFC850_FUTURE_YEARS = 50
 @functools.lru_cache(maxsize=4096)
 def _iso_second(second: int) -> str:
     """PERF: objects in one listing share seconds often enough for a cache to pay off."""
-    return "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(second)[:6]
+    year, month, day, hour, minute, sec = time.gmtime(second)[:6]
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{sec:02d}"
 
 
 # PERF: the millisecond tails, made once; with the cache above a timestamp costs ~0.2 us.
@@ -51,9 +46,7 @@ def iso8601(epoch_ms: int) -> str:
 
 def _http_date_of_second(second: int) -> str:
     year, month, day, hour, minute, sec, weekday = time.gmtime(second)[:7]
-    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-        WEEKDAYS[weekday], day, MONTHS[month - 1], year, hour, minute, sec,
-    )
+    return f"{WEEKDAYS[weekday]}, {day:02d} {MONTHS[month - 1]} {year:04d} {hour:02d}:{minute:02d}:{sec:02d} GMT"
 
 
 def http_date(epoch_ms: int) -> str:

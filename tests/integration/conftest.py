@@ -43,8 +43,14 @@ def free_port() -> int:
 class Node:
     """One `nebulaio server` process tree."""
 
-    def __init__(self, data: Path, log_path: Path, extra_env: dict | None = None, args: list[str] | None = None,
-                 tls: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        data: Path,
+        log_path: Path,
+        extra_env: dict | None = None,
+        args: list[str] | None = None,
+        tls: tuple[str, str] | None = None,
+    ):
         self.data = data
         self.log_path = log_path
         self.ports = {name: free_port() for name in LISTENERS}
@@ -70,12 +76,19 @@ class Node:
             command += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         return command + self.args
 
-    def start(self, wait: bool = True) -> "Node":
-        env = dict(os.environ, NEBULAIO_ROOT_USER=ROOT_USER, NEBULAIO_ROOT_PASSWORD=ROOT_PASSWORD,
-                   NEBULAIO_WORKERS="2", NEBULAIO_LOG_LEVEL="info", **self.extra_env)
+    def start(self, wait: bool = True) -> Node:
+        env = dict(
+            os.environ,
+            NEBULAIO_ROOT_USER=ROOT_USER,
+            NEBULAIO_ROOT_PASSWORD=ROOT_PASSWORD,
+            NEBULAIO_WORKERS="2",
+            NEBULAIO_LOG_LEVEL="info",
+            **self.extra_env,
+        )
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         log.close()
         if wait:
             self.wait_ready()
@@ -195,9 +208,17 @@ def bucket(s3):
     s3.delete_bucket(Bucket=name)
 
 
-def signed_request(node: Node, method: str, path: str, body: bytes = b"", headers: dict | None = None,
-                   payload_hash: str | None = None, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD,
-                   stream=False) -> requests.Response:
+def signed_request(
+    node: Node,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict | None = None,
+    payload_hash: str | None = None,
+    access_key: str = ROOT_USER,
+    secret_key: str = ROOT_PASSWORD,
+    stream=False,
+) -> requests.Response:
     """Send a SigV4-signed request exactly as given (path already percent-encoded, query included)."""
     import hashlib
 
@@ -257,8 +278,17 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 
-def sign_v4(method: str, host: str, target: str, headers: dict, payload_hash: str, access_key: str = ROOT_USER,
-            secret_key: str = ROOT_PASSWORD, when: float | None = None, region: str = "us-east-1") -> V4Signature:
+def sign_v4(
+    method: str,
+    host: str,
+    target: str,
+    headers: dict,
+    payload_hash: str,
+    access_key: str = ROOT_USER,
+    secret_key: str = ROOT_PASSWORD,
+    when: float | None = None,
+    region: str = "us-east-1",
+) -> V4Signature:
     """Sign a request whose target (path and optional query) is already percent-encoded."""
     import hashlib
 
@@ -340,8 +370,9 @@ class S3Connection:
         self.access_key = access_key
         self.secret_key = secret_key
 
-    def request(self, method: str, target: str, body: bytes = b"", headers: dict | None = None,
-                payload_hash: str | None = None) -> tuple[int, dict, bytes]:
+    def request(
+        self, method: str, target: str, body: bytes = b"", headers: dict | None = None, payload_hash: str | None = None
+    ) -> tuple[int, dict, bytes]:
         """(status, lower-cased headers, body) of one request; the target is percent-encoded."""
         import hashlib
 

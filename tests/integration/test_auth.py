@@ -51,7 +51,10 @@ def _attempts(bucket: str, new_bucket: str):
 
 def test_anonymous_requests_are_denied(node, s3, seeded):
     new_bucket = f"anon-{uuid.uuid4().hex[:12]}"
-    for method, path, body in _attempts(seeded, new_bucket) + [("GET", f"/{seeded}/{EXISTING}", b""), ("GET", "/", b"")]:
+    for method, path, body in _attempts(seeded, new_bucket) + [
+        ("GET", f"/{seeded}/{EXISTING}", b""),
+        ("GET", "/", b""),
+    ]:
         response = requests.request(method, node.s3_url + path, data=body, timeout=10)
         assert response.status_code == 403, (method, path, response.text)
         assert _code(response.content) == "AccessDenied"
@@ -59,10 +62,14 @@ def test_anonymous_requests_are_denied(node, s3, seeded):
     _unchanged(s3, seeded, new_bucket)
 
 
-@pytest.mark.parametrize("credentials, code", [
-    ((ROOT_USER, "not-the-secret"), "SignatureDoesNotMatch"),
-    (("AKIDUNKNOWN0000000000", ROOT_PASSWORD), "InvalidAccessKeyId"),
-], ids=["wrong-secret", "unknown-key"])
+@pytest.mark.parametrize(
+    "credentials, code",
+    [
+        ((ROOT_USER, "not-the-secret"), "SignatureDoesNotMatch"),
+        (("AKIDUNKNOWN0000000000", ROOT_PASSWORD), "InvalidAccessKeyId"),
+    ],
+    ids=["wrong-secret", "unknown-key"],
+)
 def test_bad_credentials_are_refused(node, s3, seeded, credentials, code):
     new_bucket = f"cred-{uuid.uuid4().hex[:12]}"
     connection = S3Connection(node, access_key=credentials[0], secret_key=credentials[1])
@@ -117,7 +124,9 @@ def test_presigned_v4_get_and_put(node, s3, seeded):
     assert response.status_code == 200, response.text
     assert response.content == EXISTING_BODY
 
-    put_url = presigner.generate_presigned_url("put_object", Params={"Bucket": seeded, "Key": "uploaded"}, ExpiresIn=300)
+    put_url = presigner.generate_presigned_url(
+        "put_object", Params={"Bucket": seeded, "Key": "uploaded"}, ExpiresIn=300
+    )
     response = requests.put(put_url, data=b"uploaded through a presigned URL", timeout=10)
     assert response.status_code == 200, response.text
     assert s3.get_object(Bucket=seeded, Key="uploaded")["Body"].read() == b"uploaded through a presigned URL"
@@ -152,7 +161,9 @@ def test_presigned_v2_query(node, s3, seeded):
     assert response.status_code == 200, response.text
     assert response.content == EXISTING_BODY
 
-    put_url = presigner.generate_presigned_url("put_object", Params={"Bucket": seeded, "Key": "v2-upload"}, ExpiresIn=300)
+    put_url = presigner.generate_presigned_url(
+        "put_object", Params={"Bucket": seeded, "Key": "v2-upload"}, ExpiresIn=300
+    )
     response = requests.put(put_url, data=b"v2", timeout=10)
     assert response.status_code == 200, response.text
     assert s3.get_object(Bucket=seeded, Key="v2-upload")["Body"].read() == b"v2"

@@ -41,7 +41,12 @@ def aws(node, tmp_path_factory):
 
     def run(*args: str) -> str:
         done = subprocess.run(
-            ["aws", "--endpoint-url", node.s3_url, *args], check=False, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT
+            ["aws", "--endpoint-url", node.s3_url, *args],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
         )
         assert done.returncode == 0, f"aws {' '.join(args)} failed ({done.returncode}):\n{done.stderr}"
         return done.stdout

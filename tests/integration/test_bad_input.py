@@ -64,8 +64,14 @@ class RawResponse:
             self.headers[name.strip().lower()] = value.strip()
 
 
-def signed_head(node, method: str, target: str, headers: dict | None = None, unsigned: dict | None = None,
-                payload_hash: str = "UNSIGNED-PAYLOAD") -> bytes:
+def signed_head(
+    node,
+    method: str,
+    target: str,
+    headers: dict | None = None,
+    unsigned: dict | None = None,
+    payload_hash: str = "UNSIGNED-PAYLOAD",
+) -> bytes:
     """A request line and headers signed as root; `unsigned` headers are added after signing."""
     signature = sign_v4(method, f"127.0.0.1:{node.ports['s3']}", target, headers or {}, payload_hash)
     lines = [f"{method} {target} HTTP/1.1"]
@@ -157,8 +163,15 @@ def test_wrong_secret_is_signature_does_not_match(node, s3, bucket):
 
 @pytest.mark.parametrize(
     "method,path,resource",
-    [("POST", "/{bucket}/key", "OBJECT"), ("PATCH", "/{bucket}/key", "OBJECT"), ("POST", "/{bucket}", "BUCKET"),
-     ("PATCH", "/{bucket}", "BUCKET"), ("PUT", "/", "SERVICE"), ("DELETE", "/", "SERVICE"), ("POST", "/", "SERVICE")],
+    [
+        ("POST", "/{bucket}/key", "OBJECT"),
+        ("PATCH", "/{bucket}/key", "OBJECT"),
+        ("POST", "/{bucket}", "BUCKET"),
+        ("PATCH", "/{bucket}", "BUCKET"),
+        ("PUT", "/", "SERVICE"),
+        ("DELETE", "/", "SERVICE"),
+        ("POST", "/", "SERVICE"),
+    ],
 )
 def test_method_not_allowed(raw, s3, bucket, method, path, resource):
     s3.put_object(Bucket=bucket, Key="key", Body=b"kept")
@@ -168,7 +181,7 @@ def test_method_not_allowed(raw, s3, bucket, method, path, resource):
     assert s3.get_object(Bucket=bucket, Key="key")["Body"].read() == b"kept"
 
 
-TAGGING = b'<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>'
+TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
 
 
 @pytest.mark.parametrize(
@@ -277,16 +290,27 @@ def test_absurd_content_length(node, s3, bucket, length):
         ({"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha256": "AAAA"}, ("InvalidRequest",)),
         ({"x-amz-sdk-checksum-algorithm": "MD4"}, ("InvalidRequest", "InvalidArgument")),
         ({"x-amz-trailer": "x-amz-checksum-crc32"}, ("InvalidRequest", "InvalidArgument")),
-        ({"x-amz-decoded-content-length": "abc", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER"},
-         ("InvalidArgument", "IncompleteBody", "InvalidRequest")),
+        (
+            {"x-amz-decoded-content-length": "abc", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER"},
+            ("InvalidArgument", "IncompleteBody", "InvalidRequest"),
+        ),
     ],
-    ids=["sha256-garbage", "sha256-wrong", "streaming-unknown", "crc32-garbage", "two-checksums", "unknown-algorithm",
-         "trailer-without-chunks", "decoded-length-garbage"],
+    ids=[
+        "sha256-garbage",
+        "sha256-wrong",
+        "streaming-unknown",
+        "crc32-garbage",
+        "two-checksums",
+        "unknown-algorithm",
+        "trailer-without-chunks",
+        "decoded-length-garbage",
+    ],
 )
 def test_bad_payload_headers(node, s3, bucket, headers, codes):
     payload_hash = headers.pop("x-amz-content-sha256", hashlib.sha256(b"data").hexdigest())
-    head = signed_head(node, "PUT", f"/{bucket}/payload", headers=headers, payload_hash=payload_hash,
-                       unsigned={"Content-Length": "4"})
+    head = signed_head(
+        node, "PUT", f"/{bucket}/payload", headers=headers, payload_hash=payload_hash, unsigned={"Content-Length": "4"}
+    )
     response = send(node, head, b"data")
     assert 400 <= response.status_code < 500
     assert_s3_error(response, response.status_code, *codes)
@@ -311,12 +335,27 @@ def test_bad_payload_headers(node, s3, bucket, headers, codes):
     ],
 )
 def test_garbage_authorization(node, s3, bucket, authorization):
-    lines = [f"PUT /{bucket}/forged HTTP/1.1", f"Host: 127.0.0.1:{node.ports['s3']}", f"Authorization: {authorization}",
-             "x-amz-date: 20200101T000000Z", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "Content-Length: 5"]
+    lines = [
+        f"PUT /{bucket}/forged HTTP/1.1",
+        f"Host: 127.0.0.1:{node.ports['s3']}",
+        f"Authorization: {authorization}",
+        "x-amz-date: 20200101T000000Z",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        "Content-Length: 5",
+    ]
     response = send(node, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"), b"hello")
     assert response.status_code in (400, 403), response.content
-    assert_s3_error(response, response.status_code, "AccessDenied", "AuthorizationHeaderMalformed", "InvalidArgument",
-                    "SignatureDoesNotMatch", "InvalidAccessKeyId", "RequestTimeTooSkewed", "InvalidRequest")
+    assert_s3_error(
+        response,
+        response.status_code,
+        "AccessDenied",
+        "AuthorizationHeaderMalformed",
+        "InvalidArgument",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "RequestTimeTooSkewed",
+        "InvalidRequest",
+    )
     assert_not_stored(s3, bucket, "forged")
     assert_still_serving(s3, bucket)
 
@@ -349,8 +388,15 @@ def test_bad_bucket_names_in_requests(node, s3, bucket, path, method):
     response = send(node, signed_head(node, method, path, unsigned=unsigned), b"x" if method == "PUT" else b"")
     assert 400 <= response.status_code < 500, (response.status_code, response.content[:500])
     if method != "HEAD":
-        assert_s3_error(response, response.status_code, "InvalidBucketName", "NoSuchBucket", "InvalidURI",
-                        "MethodNotAllowed", "InvalidArgument")
+        assert_s3_error(
+            response,
+            response.status_code,
+            "InvalidBucketName",
+            "NoSuchBucket",
+            "InvalidURI",
+            "MethodNotAllowed",
+            "InvalidArgument",
+        )
     assert_still_serving(s3, bucket)
 
 
@@ -382,9 +428,11 @@ def test_big_configuration_body_is_refused(raw, s3):
 
 def test_entity_expansion_in_configuration_is_malformed_xml(raw, s3):
     name = f"b-{uuid.uuid4().hex[:16]}"
-    body = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><CreateBucketConfiguration><LocationConstraint>&c;'
-            b"</LocationConstraint></CreateBucketConfiguration>")
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+        b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><CreateBucketConfiguration><LocationConstraint>&c;'
+        b"</LocationConstraint></CreateBucketConfiguration>"
+    )
     assert_s3_error(raw("PUT", f"/{name}", body), 400, "MalformedXML")
     assert all(b["Name"] != name for b in s3.list_buckets()["Buckets"])
 
@@ -423,7 +471,9 @@ def test_slow_body_times_out(limited):
 
 
 @pytest.mark.parametrize(
-    "declared", [LIMIT + 1, 64 * 1024 * 1024, 6 * 1024**4], ids=["just-over", "64-mib", "6-tib"],
+    "declared",
+    [LIMIT + 1, 64 * 1024 * 1024, 6 * 1024**4],
+    ids=["just-over", "64-mib", "6-tib"],
 )
 def test_entity_too_large_is_answered_before_the_body(limited, declared):
     node, client, bucket = limited
@@ -466,7 +516,10 @@ def test_chunked_body_over_the_limit_is_refused_while_streaming(limited):
 def test_declared_decoded_length_over_the_limit(limited):
     node, client, bucket = limited
     head = signed_head(
-        node, "PUT", f"/{bucket}/decoded", payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        node,
+        "PUT",
+        f"/{bucket}/decoded",
+        payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
         headers={"x-amz-decoded-content-length": str(LIMIT + 1), "content-encoding": "aws-chunked"},
         unsigned={"Content-Length": str(LIMIT + 100)},
     )

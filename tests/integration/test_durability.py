@@ -138,8 +138,9 @@ OVERWRITES = 40
 READ_SECONDS = 20.0
 
 
-@pytest.mark.parametrize("sizes", [(3 * 1024 * 1024, 2 * 1024 * 1024 + 7), (1024, 1024 * 1024)],
-                         ids=["file-to-file", "inline-to-file"])
+@pytest.mark.parametrize(
+    "sizes", [(3 * 1024 * 1024, 2 * 1024 * 1024 + 7), (1024, 1024 * 1024)], ids=["file-to-file", "inline-to-file"]
+)
 def test_overwrite_is_seen_whole_old_or_new(node, bucket, sizes):
     """A reader hammering GET while a writer alternates two bodies sees one of them, whole."""
     bodies = [os.urandom(size) for size in sizes]

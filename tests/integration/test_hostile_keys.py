@@ -86,10 +86,16 @@ def test_keys_round_trip_exactly(s3, stored):
 
 def test_keys_list_exactly(s3, stored):
     expected = sorted(HOSTILE_KEYS)
-    v2 = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stored, PaginationConfig={"PageSize": 7})
-          for o in page.get("Contents", [])]
-    v1 = [o["Key"] for page in s3.get_paginator("list_objects").paginate(Bucket=stored, PaginationConfig={"PageSize": 7})
-          for o in page.get("Contents", [])]
+    v2 = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stored, PaginationConfig={"PageSize": 7})
+        for o in page.get("Contents", [])
+    ]
+    v1 = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects").paginate(Bucket=stored, PaginationConfig={"PageSize": 7})
+        for o in page.get("Contents", [])
+    ]
     assert v2 == expected
     assert v1 == expected
 

@@ -21,16 +21,36 @@ TREE_KEYS = sorted(
 )
 ODD_KEYS = sorted(
     [
-        "a b", "a+b", "a%2Fb", "a%b", "a&b<c>", "a/b c/d", "caf\u00e9", "caf\u00e9/x", "\u65e5\u672c/\u8a9e",
-        "\U0001f600/smile", "tab\there", "line\nbreak", "ctrl\x01char", "tilde~", "star*", "quote\"'",
+        "a b",
+        "a+b",
+        "a%2Fb",
+        "a%b",
+        "a&b<c>",
+        "a/b c/d",
+        "caf\u00e9",
+        "caf\u00e9/x",
+        "\u65e5\u672c/\u8a9e",
+        "\U0001f600/smile",
+        "tab\there",
+        "line\nbreak",
+        "ctrl\x01char",
+        "tilde~",
+        "star*",
+        "quote\"'",
     ]
 )
 SHARED_HEAD = "h" * 250 + "\u00e9" * 125  # 500 UTF-8 bytes, beyond the metadata store's short-key length
 LONG_KEYS = sorted(
     [SHARED_HEAD + tail for tail in ("", "a", "b", "a/1", "a/2", "b/1", "z" * 100, "\u20ac", "/x", "0")]
     # 398 to 402 bytes: either side of where the store starts keeping a key's head and a digest
-    + [SHARED_HEAD[:-1] + "f", SHARED_HEAD[:324], SHARED_HEAD[:324] + "q", SHARED_HEAD[:325],
-       SHARED_HEAD[:325] + "q", SHARED_HEAD[:326]]
+    + [
+        SHARED_HEAD[:-1] + "f",
+        SHARED_HEAD[:324],
+        SHARED_HEAD[:324] + "q",
+        SHARED_HEAD[:325],
+        SHARED_HEAD[:325] + "q",
+        SHARED_HEAD[:326],
+    ]
 )
 
 
@@ -246,7 +266,13 @@ def test_v1_prefix_and_delimiter_with_next_marker(s3, tree, prefix, delimiter):
 def test_common_prefixes_in_s3_order_beside_keys(s3, tree):
     page = s3.list_objects_v2(Bucket=tree, Delimiter="/")
     assert [p["Prefix"] for p in page["CommonPrefixes"]] == [
-        "dir-a/", "dir-b/", "dir-c/", "dir-d/", "dir-e/", "dir-f/", "zz/",
+        "dir-a/",
+        "dir-b/",
+        "dir-c/",
+        "dir-d/",
+        "dir-e/",
+        "dir-f/",
+        "zz/",
     ]
     assert "dir-c" in keys_of([page])
     assert not any("/" in key for key in keys_of([page]))
@@ -255,7 +281,9 @@ def test_common_prefixes_in_s3_order_beside_keys(s3, tree):
 # -- start-after, marker, continuation tokens ------------------------------------------------
 
 
-@pytest.mark.parametrize("start_after", ["", "dir-c", "dir-c/", "dir-b/sub-9/file-049", "dir-b/sub-9/file-0", "top-059", "zzz", "\u00e9"])
+@pytest.mark.parametrize(
+    "start_after", ["", "dir-c", "dir-c/", "dir-b/sub-9/file-049", "dir-b/sub-9/file-0", "top-059", "zzz", "\u00e9"]
+)
 def test_v2_start_after(s3, tree, start_after):
     page = s3.list_objects_v2(Bucket=tree, StartAfter=start_after, MaxKeys=20)
     assert keys_of([page]) == [key for key in TREE_KEYS if key > start_after][:20]
@@ -295,7 +323,9 @@ def test_bad_continuation_token_is_invalid_argument(raw, tree, token):
     assert b"<Code>InvalidArgument</Code>" in response.content
 
 
-@pytest.mark.parametrize("value", ["-1", "abc", "1.5", "2147483648", "99999999999999999999999", "9" * 5000, "\u00b2", "\u0661", " 1"])
+@pytest.mark.parametrize(
+    "value", ["-1", "abc", "1.5", "2147483648", "99999999999999999999999", "9" * 5000, "\u00b2", "\u0661", " 1"]
+)
 def test_bad_max_keys_is_invalid_argument(raw, tree, value):
     response = raw("GET", f"/{tree}?list-type=2&max-keys={quote(value, safe='')}")
     assert response.status_code == 400, response.text
@@ -385,8 +415,9 @@ def test_key_of_1024_bytes_round_trips_and_lists(s3, bucket, key):
     assert keys_of([s3.list_objects_v2(Bucket=bucket, StartAfter=key)]) == []
 
 
-@pytest.mark.parametrize("key", ["a" * 1025, "\u00e9" * 512 + "a", "\U0001f600" * 256 + "a"],
-                         ids=["ascii", "two-byte", "four-byte"])
+@pytest.mark.parametrize(
+    "key", ["a" * 1025, "\u00e9" * 512 + "a", "\U0001f600" * 256 + "a"], ids=["ascii", "two-byte", "four-byte"]
+)
 def test_key_of_1025_bytes_is_key_too_long(s3, bucket, key):
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
@@ -411,8 +442,14 @@ def test_start_after_inside_a_long_key_group(s3, long_keys, start_after):
 
 @pytest.mark.parametrize(
     "prefix,delimiter",
-    [(SHARED_HEAD, "/"), (SHARED_HEAD + "a", ""), (SHARED_HEAD[:400], "/"), (SHARED_HEAD[:10], "\u20ac"),
-     ("", SHARED_HEAD[-2:] + "a"), (SHARED_HEAD + "b/", "/")],
+    [
+        (SHARED_HEAD, "/"),
+        (SHARED_HEAD + "a", ""),
+        (SHARED_HEAD[:400], "/"),
+        (SHARED_HEAD[:10], "\u20ac"),
+        ("", SHARED_HEAD[-2:] + "a"),
+        (SHARED_HEAD + "b/", "/"),
+    ],
     ids=["head-slash", "head-a", "short-head", "euro", "delimiter-in-group", "deepest"],
 )
 def test_prefix_and_delimiter_inside_a_long_key_group(s3, long_keys, prefix, delimiter):
@@ -424,7 +461,12 @@ def test_prefix_and_delimiter_inside_a_long_key_group(s3, long_keys, prefix, del
 
 def test_max_keys_zero_is_an_empty_complete_page(s3, tree):
     v2 = s3.list_objects_v2(Bucket=tree, MaxKeys=0)
-    assert (v2["KeyCount"], v2["IsTruncated"], "Contents" in v2, "NextContinuationToken" in v2) == (0, False, False, False)
+    assert (v2["KeyCount"], v2["IsTruncated"], "Contents" in v2, "NextContinuationToken" in v2) == (
+        0,
+        False,
+        False,
+        False,
+    )
     v1 = s3.list_objects(Bucket=tree, MaxKeys=0)
     assert (v1["IsTruncated"], "Contents" in v1, "NextMarker" in v1) == (False, False, False)
 

@@ -407,9 +407,15 @@ def test_wrong_checksum_from_boto3_is_bad_digest(s3, bucket):
 def test_request_id_on_every_success(raw, s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     seen = set()
-    for method, path in (("GET", "/"), ("HEAD", f"/{bucket}"), ("GET", f"/{bucket}?list-type=2"),
-                         ("PUT", f"/{bucket}/k2"), ("GET", f"/{bucket}/k"), ("HEAD", f"/{bucket}/k"),
-                         ("DELETE", f"/{bucket}/k2")):
+    for method, path in (
+        ("GET", "/"),
+        ("HEAD", f"/{bucket}"),
+        ("GET", f"/{bucket}?list-type=2"),
+        ("PUT", f"/{bucket}/k2"),
+        ("GET", f"/{bucket}/k"),
+        ("HEAD", f"/{bucket}/k"),
+        ("DELETE", f"/{bucket}/k2"),
+    ):
         response = raw(method, path)
         assert response.status_code < 300, (method, path, response.text)
         seen.add(response.headers["x-amz-request-id"])

@@ -85,11 +85,15 @@ def test_health_endpoints(node):
     assert requests.get(node.admin_url + "/health/nope", timeout=5).status_code == 404
 
 
-@pytest.mark.parametrize("signum, whole_group", [
-    (signal.SIGTERM, False),
-    (signal.SIGINT, False),
-    (signal.SIGINT, True),  # Ctrl-C in a terminal signals the whole foreground group
-], ids=["sigterm", "sigint", "ctrl-c-group"])
+@pytest.mark.parametrize(
+    "signum, whole_group",
+    [
+        (signal.SIGTERM, False),
+        (signal.SIGINT, False),
+        (signal.SIGINT, True),  # Ctrl-C in a terminal signals the whole foreground group
+    ],
+    ids=["sigterm", "sigint", "ctrl-c-group"],
+)
 def test_signal_stops_the_node_cleanly(node_factory, signum, whole_group):
     node = node_factory()
     wait_for(lambda: _settled(node), 15.0, "the node's processes")
@@ -116,7 +120,8 @@ def test_killed_worker_is_replaced(node_factory):
     before = wait_for(lambda: _settled(node), 15.0, "two workers")["worker"]
     os.kill(before[0], signal.SIGKILL)
     after = wait_for(
-        lambda: (roles := _settled(node)) and before[0] not in roles["worker"] and roles["worker"], 20.0,
+        lambda: (roles := _settled(node)) and before[0] not in roles["worker"] and roles["worker"],
+        20.0,
         "a replacement worker",
     )
     assert before[1] in after

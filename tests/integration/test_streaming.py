@@ -38,10 +38,16 @@ def _status_and_code(response: bytes) -> tuple[int, str | None]:
     return status, code
 
 
-def signed_chunked_request(node, path: str, body: bytes, mode: str = SIGNED, tamper_chunk: int | None = None,
-                           trailer_checksum: str | None = None) -> tuple[bytes, list[bytes]]:
+def signed_chunked_request(
+    node,
+    path: str,
+    body: bytes,
+    mode: str = SIGNED,
+    tamper_chunk: int | None = None,
+    trailer_checksum: str | None = None,
+) -> tuple[bytes, list[bytes]]:
     """The head and body parts of an aws-chunked PUT whose chunks are signed in a chain."""
-    pieces = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
+    pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
     # Frame lengths do not depend on the signatures (always 64 hex digits): compute them first.
     trailer = f"x-amz-checksum-crc32:{trailer_checksum}\r\n" if trailer_checksum else ""
     frame_lengths = [len(f"{len(p):x};chunk-signature=".encode()) + 64 + 2 + len(p) + 2 for p in pieces]
@@ -63,7 +69,9 @@ def signed_chunked_request(node, path: str, body: bytes, mode: str = SIGNED, tam
     previous = signature.signature
     parts = []
     for index, piece in enumerate(pieces + [b""]):
-        chunk_signature = _sign(signature.signing_key, f"{prefix}{previous}\n{EMPTY_SHA256}\n{hashlib.sha256(piece).hexdigest()}")
+        chunk_signature = _sign(
+            signature.signing_key, f"{prefix}{previous}\n{EMPTY_SHA256}\n{hashlib.sha256(piece).hexdigest()}"
+        )
         previous = chunk_signature
         sent = piece
         if index == tamper_chunk:
@@ -101,7 +109,9 @@ def test_signed_chunks_are_stored(node, bucket):
 
 def test_signed_chunks_with_signed_trailer_are_stored(node, bucket):
     body = os.urandom(2 * CHUNK + 10)
-    head, parts = signed_chunked_request(node, f"/{bucket}/trailed", body, SIGNED_TRAILER, trailer_checksum=_crc32(body))
+    head, parts = signed_chunked_request(
+        node, f"/{bucket}/trailed", body, SIGNED_TRAILER, trailer_checksum=_crc32(body)
+    )
     response = raw_exchange(node, head, parts)
     assert _status_and_code(response) == (200, None), response
     assert f"x-amz-checksum-crc32: {_crc32(body)}".lower().encode() in response.lower()
@@ -125,8 +135,9 @@ def test_tampered_chunk_is_refused_and_nothing_stored(node, s3, bucket, key, exi
 
 def test_wrong_trailer_checksum_is_refused(node, bucket):
     body = os.urandom(CHUNK + 1)
-    head, parts = signed_chunked_request(node, f"/{bucket}/bad-trailer", body, SIGNED_TRAILER,
-                                         trailer_checksum=_crc32(b"other bytes"))
+    head, parts = signed_chunked_request(
+        node, f"/{bucket}/bad-trailer", body, SIGNED_TRAILER, trailer_checksum=_crc32(b"other bytes")
+    )
     assert _status_and_code(raw_exchange(node, head, parts)) == (400, "BadDigest")
     assert _get(node, bucket, "bad-trailer")[0] == 404
 
@@ -150,8 +161,12 @@ def _trailer_client(node):
             algorithm["in"] = "trailer"
 
     def record(request, **_):
-        sent.append({name.lower(): value.decode() if isinstance(value, bytes) else value
-                     for name, value in request.headers.items()})
+        sent.append(
+            {
+                name.lower(): value.decode() if isinstance(value, bytes) else value
+                for name, value in request.headers.items()
+            }
+        )
 
     client.meta.events.register("before-call.s3.PutObject", use_trailer)
     client.meta.events.register("before-send.s3.PutObject", record)
@@ -176,7 +191,9 @@ def test_botocore_unsigned_trailer_upload(node, bucket, size):
 
 def test_unsigned_trailer_with_wrong_checksum_is_refused(node, bucket):
     body = b"x" * 5000
-    framed = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" + f"x-amz-checksum-crc32:{_crc32(b'y')}\r\n\r\n".encode()
+    framed = (
+        f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" + f"x-amz-checksum-crc32:{_crc32(b'y')}\r\n\r\n".encode()
+    )
     headers = {
         "content-encoding": "aws-chunked",
         "content-length": str(len(framed)),
@@ -213,10 +230,16 @@ def test_silent_client_is_cut_off(impatient_node, framing):
         head, parts = signed_chunked_request(node, f"/{bucket}/slow", body)
         first = parts[0]
     else:
-        signature = sign_v4("PUT", f"127.0.0.1:{node.ports['s3']}", f"/{bucket}/slow",
-                            {"content-length": str(len(body))}, hashlib.sha256(body).hexdigest())
-        head = (f"PUT /{bucket}/slow HTTP/1.1\r\n"
-                + "".join(f"{k}: {v}\r\n" for k, v in signature.headers.items()) + "\r\n").encode()
+        signature = sign_v4(
+            "PUT",
+            f"127.0.0.1:{node.ports['s3']}",
+            f"/{bucket}/slow",
+            {"content-length": str(len(body))},
+            hashlib.sha256(body).hexdigest(),
+        )
+        head = (
+            f"PUT /{bucket}/slow HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signature.headers.items()) + "\r\n"
+        ).encode()
         first = body[:CHUNK]
     started = time.monotonic()
     # Send the head and a first part, then say nothing: the server must give up on its own.
@@ -237,8 +260,12 @@ def test_early_error_on_a_large_body_closes_the_connection(node):
     """A refused PUT of a large body answers at once and hangs up instead of reading it all."""
     declared = 64 * 1024 * 1024
     path = f"/no-such-bucket-{uuid.uuid4().hex[:8]}/big"
-    signature = sign_v4("PUT", f"127.0.0.1:{node.ports['s3']}", path, {"content-length": str(declared)}, "UNSIGNED-PAYLOAD")
-    head = (f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signature.headers.items()) + "\r\n").encode()
+    signature = sign_v4(
+        "PUT", f"127.0.0.1:{node.ports['s3']}", path, {"content-length": str(declared)}, "UNSIGNED-PAYLOAD"
+    )
+    head = (
+        f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signature.headers.items()) + "\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", node.ports["s3"]), timeout=10) as conn:
         conn.sendall(head + os.urandom(CHUNK))
         received = b""

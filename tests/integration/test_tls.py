@@ -38,16 +38,23 @@ def tls_client(tls_node):
     sent: list[dict] = []
 
     def record(request, **_):
-        sent.append({name.lower(): value.decode() if isinstance(value, bytes) else value
-                     for name, value in request.headers.items()})
+        sent.append(
+            {
+                name.lower(): value.decode() if isinstance(value, bytes) else value
+                for name, value in request.headers.items()
+            }
+        )
 
     client.meta.events.register("before-send.s3.PutObject", record)
     client.sent = sent
     return client
 
 
-@pytest.mark.parametrize("size, streamed", [(0, False), (1000, False), (BIG, False), (BIG, True)],
-                         ids=["empty", "small", "6MiB", "6MiB-unseekable"])
+@pytest.mark.parametrize(
+    "size, streamed",
+    [(0, False), (1000, False), (BIG, False), (BIG, True)],
+    ids=["empty", "small", "6MiB", "6MiB-unseekable"],
+)
 def test_put_get_list_delete_over_https(tls_client, size, streamed):
     client = tls_client
     bucket = f"tls-{size}-{'stream' if streamed else 'bytes'}"

@@ -20,7 +20,9 @@ def test_documented_file_resolves_to_the_defaults():
 
 def test_precedence_defaults_file_environment_flags(tmp_path):
     path = tmp_path / "node.toml"
-    path.write_text('[listen]\ns3_address = "127.0.0.1:1"\nadmin_address = "127.0.0.1:2"\n[s3]\nmax_object_size = "2M"\n')
+    path.write_text(
+        '[listen]\ns3_address = "127.0.0.1:1"\nadmin_address = "127.0.0.1:2"\n[s3]\nmax_object_size = "2M"\n'
+    )
     resolved = config.resolve(
         str(path),
         flags={"s3_address": "127.0.0.1:3", "region": None},
@@ -40,7 +42,8 @@ def test_unknown_setting_in_file_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, expected", [("5G", 5 * 1024**3), ("64K", 65536), ("1048576", 1048576), ("1.5M", 1572864), ("2MiB", 2 * 1024**2)]
+    "text, expected",
+    [("5G", 5 * 1024**3), ("64K", 65536), ("1048576", 1048576), ("1.5M", 1572864), ("2MiB", 2 * 1024**2)],
 )
 def test_sizes(text, expected):
     assert config.BY_NAME["max_object_size"].kind(text) == expected

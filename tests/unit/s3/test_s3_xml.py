@@ -243,8 +243,7 @@ def test_list_buckets_carries_owner_and_buckets():
 
 def test_location_constraint_is_empty_for_us_east_1():
     assert xml.location_constraint("us-east-1") == (
-        b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        b'<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
     )
     assert xml.location_constraint(None) == xml.location_constraint("us-east-1")
     assert ET.fromstring(xml.location_constraint("eu-west-1")).text == "eu-west-1"
@@ -350,12 +349,14 @@ def test_botocore_parses_list_buckets_location_and_errors(s3):
     assert [bucket["Name"] for bucket in buckets["Buckets"]] == ["alpha"]
     assert buckets["Buckets"][0]["CreationDate"].timestamp() == MTIME_2009 / 1000
     assert buckets["Owner"]["ID"] == OWNER_ID
-    assert s3.answer(xml.location_constraint("us-east-1")).client.get_bucket_location(Bucket="bkt")[
-        "LocationConstraint"
-    ] is None
-    assert s3.answer(xml.location_constraint("eu-west-1")).client.get_bucket_location(Bucket="bkt")[
-        "LocationConstraint"
-    ] == "eu-west-1"
+    assert (
+        s3.answer(xml.location_constraint("us-east-1")).client.get_bucket_location(Bucket="bkt")["LocationConstraint"]
+        is None
+    )
+    assert (
+        s3.answer(xml.location_constraint("eu-west-1")).client.get_bucket_location(Bucket="bkt")["LocationConstraint"]
+        == "eu-west-1"
+    )
     s3.answer(xml.error("NoSuchKey", "The specified key does not exist.", "RID", "/b/k", {"Key": "k"}), 404)
     with pytest.raises(ClientError) as caught:
         s3.client.get_object(Bucket="b", Key="k")

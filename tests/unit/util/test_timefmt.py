@@ -2,7 +2,7 @@
 
 import email.utils
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -30,7 +30,7 @@ def test_iso8601_has_milliseconds_and_z():
 
 @given(epoch_ms)
 def test_iso8601_agrees_with_datetime(ms):
-    expected = datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    expected = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     assert timefmt.iso8601(ms) == f"{expected}.{ms % 1000:03d}Z"
 
 
