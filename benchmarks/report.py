@@ -68,6 +68,7 @@ class Report:
         self.started = datetime.datetime.now(datetime.UTC)
         self.status: dict[str, str] = {}
         self.results: dict[str, list[PhaseResult]] = {}
+        self.disk_creates: float | None = None
 
     @property
     def measured(self) -> list[str]:
@@ -117,7 +118,20 @@ class Report:
                     phase = f"{name} {LABELS[result.kind]} c={result.concurrency}"
                     lines.append(f"{phase}: {result.errors} errors, e.g. {sample}")
         lines.append(self.client_cost())
+        if self.disk_creates is not None:
+            rate = f"{self.disk_creates:,.0f} durable 4 KiB file creates/s on one thread"
+            lines.append(f"disk: {rate}{self.durable_put_ratio()}")
         return lines
+
+    def durable_put_ratio(self) -> str:
+        """NebulaIO's small-PUT target is stated against the disk's durable create rate."""
+        measured = self.measured
+        if not measured:
+            return ""
+        rates = [r.rate for r in self.results[measured[0]] if r.kind == "PUT" and r.concurrency == 8 and r.ok]
+        if not rates:
+            return ""
+        return f"; {measured[0]} PUT 4 KiB c=8 is {rates[0] / self.disk_creates:.2f}x that"
 
     def text(self) -> str:
         rows = self.rows()
@@ -164,6 +178,7 @@ class Report:
                 for name, results in self.results.items()
             },
             "client_cost": self.client_cost(),
+            "disk_durable_creates_per_second": self.disk_creates,
         }
         return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
