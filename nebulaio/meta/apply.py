@@ -50,6 +50,7 @@ class Applier:
             "bucket.delete": self._bucket_delete,
             "object.put": self._object_put,
             "object.delete": self._object_delete,
+            "object.delete_many": self._object_delete_many,
         }
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
@@ -121,6 +122,9 @@ class Applier:
             return {"status": "NoSuchBucket"}
         value = OBJECT.encode(record, blob or b"")
         lmdb_key = object_key(bucket, record["key"])
+        failure = self._write_condition_failure(batch, lmdb_key, command.get("condition"), record["vid"])
+        if failure is not None:
+            return {"status": failure}
         replaced = self._forget_current(batch, bucket, lmdb_key, keep_vid=record["vid"])
         batch.txn.put(lmdb_key, value, db=self._objects)
         return {"status": "ok", "replaced": replaced}
@@ -134,6 +138,35 @@ class Applier:
         if removed is not None:
             batch.txn.delete(lmdb_key, db=self._objects)
         return {"status": "ok", "removed": removed}
+
+    def _object_delete_many(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """DeleteObjects: every key of one request in one command, so one raft entry."""
+        bucket = command["bucket"]
+        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+            return {"status": "NoSuchBucket"}
+        removed = []
+        for key in command["keys"]:
+            lmdb_key = object_key(bucket, key)
+            vid = self._forget_current(batch, bucket, lmdb_key, keep_vid=None)
+            if vid is not None:
+                batch.txn.delete(lmdb_key, db=self._objects)
+            removed.append(vid)
+        return {"status": "ok", "removed": removed}
+
+    def _write_condition_failure(self, batch: _Batch, lmdb_key: bytes, condition: dict | None, vid: str) -> str | None:
+        """The result code of a conditional write that must not land, else None.
+
+        Decided here, on the state the write lands on, so of two racing writers with
+        If-None-Match: * exactly one wins. A replay of the write that is already current
+        (a timed-out proposal committed twice) succeeds again rather than failing its own test.
+        """
+        if not condition:
+            return None
+        value = batch.txn.get(lmdb_key, db=self._objects)
+        current = None if value is None else OBJECT.decode_header(value)
+        if current is not None and current["vid"] == vid:
+            return None
+        return write_condition_failure(current, condition)
 
     def _forget_current(self, batch: _Batch, bucket: str, lmdb_key: bytes, keep_vid: str | None) -> str | None:
         """The current version's id, queueing its bytes for release unless it is `keep_vid`.
@@ -151,3 +184,20 @@ class Applier:
         if not current["inline"]:
             batch.released.append((bucket, current["key"], vid))
         return vid
+
+
+def write_condition_failure(current: dict | None, condition: dict) -> str | None:
+    """Whether a write's condition holds on the current record (None when absent).
+
+    `condition` holds "if-none-match": "*" (the key must not exist) and/or "if-match": a bare
+    ETag or "*" (the key must exist, with that ETag). Returns the result code S3 answers with.
+    """
+    if condition.get("if-none-match") is not None and current is not None:
+        return "PreconditionFailed"
+    expected = condition.get("if-match")
+    if expected is not None:
+        if current is None:
+            return "NoSuchKey"
+        if expected != "*" and expected != current["etag"]:
+            return "PreconditionFailed"
+    return None
