@@ -18,6 +18,7 @@ import lmdb
 from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
+from nebulaio.meta.uploads import UploadCommands
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,20 @@ class _Batch:
 class Applier:
     """Applies committed batches to the replica and releases the object bytes they orphan."""
 
-    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system")
+    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system", "_uploads")
 
     def __init__(self, env: lmdb.Environment, release: Release) -> None:
         self._env = env
         self._release = release
         self._buckets, self._objects, self._system = open_databases(env)
+        self._uploads = UploadCommands(env, self._buckets, self._object_put)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
             "bucket.create": self._bucket_create,
             "bucket.delete": self._bucket_delete,
             "object.put": self._object_put,
             "object.delete": self._object_delete,
             "object.delete_many": self._object_delete_many,
+            **self._uploads.handlers(),
         }
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
@@ -109,6 +112,8 @@ class Applier:
         prefix = bucket_prefix(name)
         if cursor.set_range(prefix) and cursor.key().startswith(prefix):
             return {"status": "BucketNotEmpty"}
+        # NOTE: S3 deletes a bucket whose only content is open multipart uploads, with them.
+        self._uploads.abort_all(batch, name)
         batch.txn.delete(name.encode(), db=self._buckets)
         return {"status": "ok"}
 

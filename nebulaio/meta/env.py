@@ -16,8 +16,11 @@ MAX_DBS = 16
 BUCKETS_DB = b"buckets"
 OBJECTS_DB = b"objects"
 SYSTEM_DB = b"system"
-# Named later, when their features land: b"versions", b"uploads", b"iam".
-DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
+UPLOADS_DB = b"uploads"
+PARTS_DB = b"parts"
+# Named later, when their features land: b"versions", b"iam".
+CORE_DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
+DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB)
 
 APPLIED_KEY = b"applied"
 
@@ -48,7 +51,7 @@ def open_env(path: str, readonly: bool, map_size: int = MAP_SIZE) -> lmdb.Enviro
 
 def open_databases(env: lmdb.Environment) -> tuple[lmdb._Database, lmdb._Database, lmdb._Database]:
     """Handles of the (buckets, objects, system) databases, which the writer has created."""
-    return tuple(env.open_db(name, create=False) for name in DATABASES)  # type: ignore[return-value]
+    return tuple(env.open_db(name, create=False) for name in CORE_DATABASES)  # type: ignore[return-value]
 
 
 def read_applied(txn: lmdb.Transaction, system_db: lmdb._Database) -> int:

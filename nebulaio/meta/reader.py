@@ -13,6 +13,7 @@ import lmdb
 from nebulaio.meta.env import open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.records import BUCKET, OBJECT
+from nebulaio.meta.uploads import UploadReader
 
 COMMON_PREFIX = None
 """Marks a listing item that is a common prefix rather than an object (it has no value)."""
@@ -33,11 +34,12 @@ EMPTY_PAGE = ListPage([], [], False, None)
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system")
+    __slots__ = ("_buckets", "_env", "_objects", "_system", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
         self._buckets, self._objects, self._system = open_databases(env)
+        self.uploads = UploadReader(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:
@@ -69,7 +71,7 @@ class MetaReader:
         return record, bytes(inline) if record["inline"] else None
 
     def file_versions(self, bucket: str) -> set[str]:
-        """Version ids of the bucket's file-backed objects, for the sweeper of orphaned bytes.
+        """Files of the bucket's file-backed objects and open uploads' parts, for the sweeper.
 
         NOTE: one read transaction over the whole bucket; meant for start-up, not requests.
         """
@@ -85,7 +87,7 @@ class MetaReader:
                 record = OBJECT.decode_header(value)
                 if not record["inline"]:
                     versions.add(record["vid"])
-        return versions
+        return versions | self.uploads.part_files(bucket)
 
     def list_objects(
         self,

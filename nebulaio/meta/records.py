@@ -70,3 +70,10 @@ OBJECT = RecordType("object", 1, {})
 
 SYSTEM = RecordType("system", 1, {})
 """Replica bookkeeping, e.g. {"index": n} under the key `applied`."""
+
+UPLOAD = RecordType("upload", 1, {})
+"""An open multipart upload: {"key", "upload_id", "initiated" (epoch ms), "owner", "ctype",
+"headers", "meta", "checksum_algorithm"}; the content fields become the object's."""
+
+PART = RecordType("part", 1, {})
+"""One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}."""
