@@ -51,6 +51,21 @@ class TempObject:
             view = view[written:]
             self.size += written
 
+    def copy_from(self, source_fd: int, offset: int, length: int) -> None:
+        """Append `length` bytes of another file from `offset`, copied inside the kernel.
+
+        copy_file_range never moves the bytes through this process, and shares extents
+        (a reflink) on filesystems that can. An open source stays whole even if its path is
+        replaced or removed meanwhile.
+        """
+        end = offset + length
+        while offset < end:
+            copied = os.copy_file_range(source_fd, self._fd, end - offset, offset)
+            if copied == 0:
+                raise EOFError(f"the source file ended {end - offset} bytes early")
+            offset += copied
+            self.size += copied
+
     def commit(self, bucket: str, key: str, vid: str) -> str:
         """fsync, rename into objects/ and fsync the directory; returns the final path."""
         os.fdatasync(self._fd)
