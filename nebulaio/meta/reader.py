@@ -76,18 +76,18 @@ class MetaReader:
         NOTE: one read transaction over the whole bucket; meant for start-up, not requests.
         """
         in_bucket = bucket_prefix(bucket)
-        versions = set()
+        files = self.uploads.part_files(bucket)
         with self._env.begin(db=self._objects) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(in_bucket):
-                return versions
+                return files
             for lmdb_key, value in cursor.iternext():
                 if not lmdb_key.startswith(in_bucket):
                     break
                 record = OBJECT.decode_header(value)
                 if not record["inline"]:
-                    versions.add(record["vid"])
-        return versions | self.uploads.part_files(bucket)
+                    files.add(record["vid"])
+        return files
 
     def list_objects(
         self,
