@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
-from nebulaio.storage.objects import ObjectStore
+from nebulaio.storage.objects import ObjectStore, TempObject
 from nebulaio.util.ids import now_ms, version_id
 
 log = logging.getLogger("nebulaio.engine")
@@ -34,6 +35,46 @@ class Payload(Protocol):
         """Verify the body once read whole (length, digests); return checksums to keep."""
 
 
+Refusal = Callable[[], S3Error]
+NO_REFUSALS: Mapping[str, Refusal] = {}
+
+
+def receive(
+    store: ObjectStore, payload: Payload, max_size: int, inline_threshold: int
+) -> tuple[TempObject | None, bytearray, int, hashlib._Hash]:
+    """Read a body whole, hashing it: in memory up to `inline_threshold` bytes, else to a temp file.
+
+    Returns (temp file or None, the bytes kept in memory, size, MD5). The caller commits or
+    aborts the temp file; it is aborted here if reading fails.
+    """
+    md5 = hashlib.md5()
+    memory = bytearray()
+    temp = None
+    total = 0
+    try:
+        while True:
+            chunk = payload.read(BODY_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_size:
+                raise S3Error("EntityTooLarge", MaxSizeAllowed=str(max_size))
+            md5.update(chunk)
+            if temp is None and total <= inline_threshold:
+                memory += chunk
+                continue
+            if temp is None:
+                temp = store.new_temp()
+                temp.write(memory)
+                memory = bytearray()
+            temp.write(chunk)
+    except BaseException:
+        if temp is not None:
+            temp.abort()
+        raise
+    return temp, memory, total, md5
+
+
 class ObjectLayer:
     __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold")
 
@@ -48,8 +89,11 @@ class ObjectLayer:
 
     # -- commands -------------------------------------------------------------------------
 
-    def submit(self, command: dict, blob: bytes | None = None) -> dict:
-        """Propose a command and wait until it is applied on this node."""
+    def submit(self, command: dict, blob: bytes | None = None, refusals: Mapping[str, Refusal] = NO_REFUSALS) -> dict:
+        """Propose a command and wait until it is applied on this node.
+
+        `refusals` maps result codes the error catalog cannot name yet to the error to raise.
+        """
         try:
             result = self.supervisor.call({"type": "submit", "command": command}, blob, COMMIT_TIMEOUT)
         except SupervisorUnavailable as exc:
@@ -59,7 +103,8 @@ class ObjectLayer:
             return result
         if status == "ServiceUnavailable":
             raise S3Error("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason')}.")
-        raise S3Error(status)
+        refusal = refusals.get(status)
+        raise S3Error(status) if refusal is None else refusal()
 
     def status(self) -> dict:
         return self.supervisor.call({"type": "status"}, timeout=5.0)
@@ -112,27 +157,9 @@ class ObjectLayer:
         size = payload.size
         if size is not None and size > self.max_object_size:
             raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(self.max_object_size))
-        md5 = hashlib.md5()
-        memory = bytearray()
         temp = None
-        total = 0
         try:
-            while True:
-                chunk = payload.read(BODY_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > self.max_object_size:
-                    raise S3Error("EntityTooLarge", MaxSizeAllowed=str(self.max_object_size))
-                md5.update(chunk)
-                if temp is None and total <= self.inline_threshold:
-                    memory += chunk
-                    continue
-                if temp is None:
-                    temp = self.store.new_temp()
-                    temp.write(memory)
-                    memory = None
-                temp.write(chunk)
+            temp, memory, total, md5 = receive(self.store, payload, self.max_object_size, self.inline_threshold)
             checksums = payload.finish(md5.digest())
             vid = version_id()
             record = dict(

@@ -1,0 +1,209 @@
+"""Multipart upload: S3 semantics without HTTP, over the object layer.
+
+An upload proceeds as: create (a record, no bytes) -> parts, each streamed to temp/, fsynced
+and renamed beside the object's versions before its record is committed -> complete (the
+parts' files concatenated in the kernel into one version file, then one command checks the
+part list again and makes it the current version) or abort. Completion and abort free every
+part file through the supervisor's release of unreferenced files, the same path as an
+overwritten version.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+
+from nebulaio.engine.errors import S3Error
+from nebulaio.engine.objects import ObjectLayer, Payload, receive
+from nebulaio.meta.uploads import check_part_list
+from nebulaio.util.ids import now_ms, version_id
+
+MAX_PART_NUMBER = 10000
+MAX_PART_SIZE = 5 * 1024**3
+UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+# What an upload keeps for the object it becomes.
+CONTENT_FIELDS = ("ctype", "headers", "meta")
+# NOTE: the error catalog has no InvalidPart / InvalidPartOrder yet: until it does, they are
+# answered as InvalidArgument (also 400) with S3's message for them.
+PART_LIST_ERRORS = {
+    "InvalidPart": (
+        "InvalidArgument",
+        "One or more of the specified parts could not be found. The part may not have been uploaded, "
+        "or the specified entity tag may not match the part's entity tag.",
+    ),
+    "InvalidPartOrder": (
+        "InvalidArgument",
+        "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+    ),
+    "EntityTooSmall": ("EntityTooSmall", None),
+}
+
+
+def part_list_error(code: str) -> S3Error:
+    stand_in, message = PART_LIST_ERRORS[code]
+    return S3Error(stand_in, message)
+
+
+# What apply's refusals of a part list are answered with.
+PART_LIST_REFUSALS = {code: functools.partial(part_list_error, code) for code in PART_LIST_ERRORS}
+
+
+def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, checksum_algorithm: str | None) -> dict:
+    """Open an upload; `fields` are the object's content type, headers and metadata."""
+    layer.bucket(bucket)
+    record = dict(
+        fields,
+        key=key,
+        upload_id=version_id(),
+        initiated=now_ms(),
+        owner=owner,
+        checksum_algorithm=checksum_algorithm,
+    )
+    layer.submit({"op": "upload.create", "bucket": bucket, "record": record})
+    return record
+
+
+def open_upload(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> dict:
+    """The open upload's record (NoSuchBucket, else NoSuchUpload, when there is none)."""
+    record = layer.reader.uploads.get(bucket, key, upload_id) if UPLOAD_ID_SHAPE.fullmatch(upload_id) else None
+    if record is None:
+        layer.bucket(bucket)
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    return record
+
+
+def put_part(layer: ObjectLayer, bucket: str, key: str, upload_id: str, number: int, payload: Payload) -> dict:
+    """Store one part's body and commit its record; returns the part record."""
+    open_upload(layer, bucket, key, upload_id)
+    limit = min(MAX_PART_SIZE, layer.max_object_size)
+    if payload.size is not None and payload.size > limit:
+        raise S3Error("EntityTooLarge", ProposedSize=str(payload.size), MaxSizeAllowed=str(limit))
+    temp = None
+    try:
+        temp, _, size, md5 = receive(layer.store, payload, limit, inline_threshold=-1)
+        if temp is None:  # an empty part still has a file, like every other part
+            temp = layer.store.new_temp()
+        part = {
+            "number": number,
+            "etag": md5.hexdigest(),
+            "size": size,
+            "mtime": now_ms(),
+            "checksums": payload.finish(md5.digest()),
+            "file": f"{upload_id}.{number}.{secrets.token_hex(8)}",
+        }
+        temp.commit(bucket, key, part["file"])
+        temp = None
+    except BaseException:
+        if temp is not None:
+            temp.abort()
+        raise
+    _submit_or_remove(
+        layer,
+        bucket,
+        key,
+        part["file"],
+        {"op": "upload.part", "bucket": bucket, "key": key, "upload_id": upload_id, "part": part},
+    )
+    return part
+
+
+def complete(
+    layer: ObjectLayer,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    requested: list[tuple[int, str]],
+    condition: dict | None = None,
+) -> dict:
+    """Build the object from the listed parts and commit it; returns the object's record.
+
+    The list is checked here first, so a refused list moves no bytes; apply checks it again,
+    and decides `condition` (as object.put's) on the state the object lands on.
+    """
+    upload = open_upload(layer, bucket, key, upload_id)
+    stored = layer.reader.uploads.all_parts(bucket, upload_id)
+    refused = check_part_list(requested, stored)
+    if refused is not None:
+        raise part_list_error(refused)
+    parts = [stored[number] for number, _ in requested]
+    size = sum(part["size"] for part in parts)
+    if size > layer.max_object_size:
+        raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(layer.max_object_size))
+    vid = version_id()
+    temp = layer.store.new_temp()
+    try:
+        for part in parts:
+            with layer.store.open(bucket, key, part["file"]) as source:
+                temp.copy_from(source.fileno(), 0, part["size"])
+        temp.commit(bucket, key, vid)
+    except FileNotFoundError:
+        temp.abort()  # the part was uploaded again meanwhile and its old file freed
+        raise part_list_error("InvalidPart") from None
+    except BaseException:
+        temp.abort()
+        raise
+    digests = b"".join(bytes.fromhex(part["etag"]) for part in parts)
+    record = {name: upload[name] for name in CONTENT_FIELDS}
+    record.update(
+        key=key,
+        vid=vid,
+        size=size,
+        etag=f"{hashlib.md5(digests).hexdigest()}-{len(parts)}",
+        mtime=now_ms(),
+        checksums={},
+        inline=False,
+        part_sizes=[part["size"] for part in parts],
+    )
+    command = {
+        "op": "upload.complete",
+        "bucket": bucket,
+        "upload_id": upload_id,
+        "parts": [[number, etag] for number, etag in requested],
+        "record": record,
+    }
+    if condition:
+        command["condition"] = condition
+    _submit_or_remove(layer, bucket, key, vid, command)
+    return record
+
+
+def abort(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> None:
+    open_upload(layer, bucket, key, upload_id)
+    layer.submit({"op": "upload.abort", "bucket": bucket, "key": key, "upload_id": upload_id})
+
+
+def list_parts(layer: ObjectLayer, bucket: str, key: str, upload_id: str, after: int, max_parts: int):
+    """The upload's record, one page of its parts, and whether more follow."""
+    upload = open_upload(layer, bucket, key, upload_id)
+    parts, truncated = layer.reader.uploads.list_parts(bucket, upload_id, after, max_parts)
+    return upload, parts, truncated
+
+
+def list_uploads(
+    layer: ObjectLayer,
+    bucket: str,
+    prefix: str,
+    delimiter: str,
+    key_marker: str | None,
+    upload_id_marker: str | None,
+    max_uploads: int,
+):
+    """The bucket's record and one page of its open uploads."""
+    record = layer.bucket(bucket)
+    page = layer.reader.uploads.list_uploads(bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
+    return record, page
+
+
+def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, command: dict) -> None:
+    """Submit a command whose file is in place; remove the file if the command is refused.
+
+    A timed-out command may still commit: its file is left to the start-up sweep.
+    """
+    try:
+        layer.submit(command, refusals=PART_LIST_REFUSALS)
+    except S3Error as exc:
+        if exc.code != "ServiceUnavailable":
+            layer.store.remove(bucket, key, file)
+        raise
