@@ -14,6 +14,7 @@ from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
+from nebulaio.meta.apply import write_condition_failure
 from nebulaio.storage.objects import ObjectStore, TempObject
 from nebulaio.util.ids import now_ms, version_id
 
@@ -22,6 +23,8 @@ log = logging.getLogger("nebulaio.engine")
 BODY_CHUNK = 1024 * 1024
 COMMIT_TIMEOUT = 30.0
 REOPEN_ATTEMPTS = 5
+# What a copy takes from its source when the request does not replace it.
+CONTENT_FIELDS = ("ctype", "headers", "meta")
 
 
 class Payload(Protocol):
@@ -151,9 +154,13 @@ class ObjectLayer:
                 continue
         raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
 
-    def put(self, bucket: str, key: str, payload: Payload, fields: dict) -> dict:
-        """Store a body and commit its record; `fields` holds the content headers and metadata."""
+    def put(self, bucket: str, key: str, payload: Payload, fields: dict, condition: dict | None = None) -> dict:
+        """Store a body and commit its record; `fields` holds the content headers and metadata.
+
+        `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
+        """
         self.bucket(bucket)
+        self._check_condition(bucket, key, condition)
         size = payload.size
         if size is not None and size > self.max_object_size:
             raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(self.max_object_size))
@@ -182,17 +189,90 @@ class ObjectLayer:
             if temp is not None:
                 temp.abort()
             raise
+        return self._commit(bucket, record, blob, condition)
+
+    def copy(
+        self,
+        source_bucket: str,
+        source_key: str,
+        check_source: Callable[[dict], None],
+        bucket: str,
+        key: str,
+        fields: dict | None,
+        condition: dict | None = None,
+    ) -> dict:
+        """Copy the source's current version to `bucket`/`key` and commit it.
+
+        `check_source(record)` raises when the source's preconditions fail; `fields` replace
+        the source's content type, headers and metadata (None keeps them). The bytes are the
+        same, so the ETag and checksums are too.
+        """
+        self.bucket(bucket)
+        self._check_condition(bucket, key, condition)
+        source, body = self.open(source_bucket, source_key)
+        temp = None
         try:
-            self.submit({"op": "object.put", "bucket": bucket, "record": record}, blob)
+            check_source(source)
+            vid = version_id()
+            record = dict(
+                fields if fields is not None else {name: source[name] for name in CONTENT_FIELDS},
+                key=key,
+                vid=vid,
+                size=source["size"],
+                etag=source["etag"],
+                mtime=now_ms(),
+                checksums=source["checksums"],
+                inline=source["inline"],
+            )
+            if source["inline"]:
+                blob = body
+            else:
+                temp = self.store.new_temp()
+                temp.copy_from(body.fileno(), 0, source["size"])
+                temp.commit(bucket, key, vid)
+                temp = None
+                blob = None
+        except BaseException:
+            if temp is not None:
+                temp.abort()
+            raise
+        finally:
+            if not source["inline"]:
+                body.close()
+        return self._commit(bucket, record, blob, condition)
+
+    def _check_condition(self, bucket: str, key: str, condition: dict | None) -> None:
+        """Refuse a conditional write that would fail now, before any bytes are moved.
+
+        NOTE: only a shortcut; apply decides again on the state the write lands on.
+        """
+        if not condition:
+            return
+        found = self.reader.get_object(bucket, key)
+        failure = write_condition_failure(None if found is None else found[0], condition)
+        if failure is not None:
+            raise S3Error(failure, Key=key) if failure == "NoSuchKey" else S3Error(failure)
+
+    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None) -> dict:
+        """Submit a new current version whose bytes are already in place."""
+        command = {"op": "object.put", "bucket": bucket, "record": record}
+        if condition:
+            command["condition"] = condition
+        try:
+            self.submit(command, blob)
         except S3Error as exc:
             # A timed-out command may still commit: leave its bytes to the start-up sweep.
             if exc.code != "ServiceUnavailable" and not record["inline"]:
-                self.store.remove(bucket, key, vid)
+                self.store.remove(bucket, record["key"], record["vid"])
             raise
         return record
 
     def delete(self, bucket: str, key: str) -> None:
         self.submit({"op": "object.delete", "bucket": bucket, "key": key})
+
+    def delete_many(self, bucket: str, keys: list[str]) -> None:
+        """Delete every key in one command (one raft entry); a missing key is not an error."""
+        self.submit({"op": "object.delete_many", "bucket": bucket, "keys": keys})
 
     def list(self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int):
         """The bucket's record and one page of its listing."""

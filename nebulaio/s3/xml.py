@@ -25,6 +25,7 @@ __all__ = [
     "S3_NAMESPACE",
     "ListPage",
     "copy_result",
+    "delete_result",
     "document",
     "error",
     "escape",
@@ -34,6 +35,7 @@ __all__ = [
     "location_constraint",
     "parse",
     "parse_create_bucket",
+    "parse_delete",
     "url_quote",
 ]
 
@@ -114,6 +116,25 @@ def copy_result(etag: str, mtime_ms: int) -> bytes:
         "CopyObjectResult",
         f"<LastModified>{_last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
     )
+
+
+def delete_result(outcomes: Iterable[tuple[str, str | None, tuple[str, str] | None]], quiet: bool) -> bytes:
+    """DeleteObjects' result: `outcomes` are (key, version id or None, (code, message) or None).
+
+    In quiet mode only the errors are listed, as on S3.
+    """
+    parts = []
+    for key, version, failure in outcomes:
+        version_xml = "" if version is None else f"<VersionId>{escape(version)}</VersionId>"
+        if failure is not None:
+            code, message = failure
+            parts.append(
+                f"<Error><Key>{escape(key)}</Key>{version_xml}<Code>{escape(code)}</Code>"
+                f"<Message>{escape(message)}</Message></Error>"
+            )
+        elif not quiet:
+            parts.append(f"<Deleted><Key>{escape(key)}</Key>{version_xml}</Deleted>")
+    return document("DeleteResult", "".join(parts))
 
 
 class ListPage(Protocol):
@@ -277,3 +298,20 @@ def parse_create_bucket(body: bytes) -> str | None:
     if node is None or not node.text or not node.text.strip():
         return None
     return node.text.strip()
+
+
+def parse_delete(body: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
+    """A DeleteObjects body: (quiet, [(key, version id or None), ...]) in the order given.
+
+    Raises:
+        S3Error: MalformedXML when an Object has no Key.
+    """
+    tree = parse(body, "Delete")
+    quiet = (tree.findtext("Quiet") or "").strip().lower() == "true"
+    objects = []
+    for node in tree.iterfind("Object"):
+        key = node.find("Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        objects.append((key.text or "", node.findtext("VersionId")))
+    return quiet, objects
