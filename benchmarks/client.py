@@ -10,7 +10,7 @@ import http.client
 import socket
 
 from benchmarks.response import ResponseError, ResponseParser
-from benchmarks.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path
+from benchmarks.sigv4 import UNSIGNED_PAYLOAD, Headers, Signer, encode_path
 
 WRITE_CHUNK = 1 << 20
 RECEIVE_BUFFER = 256 << 10
@@ -25,14 +25,20 @@ class RequestBuilder:
         self.host = f"{host}:{port}"
         self.signer = signer
 
-    def head(self, method: str, path: str, query: str = "", content_length: int | None = None) -> bytes:
-        """The request head for an encoded path and canonical query (see sigv4.encode_path)."""
-        amz_date, authorization = self.signer.sign(method, path, query, self.host)
+    def head(
+        self, method: str, path: str, query: str = "", content_length: int | None = None, headers: Headers = ()
+    ) -> bytes:
+        """The request head for an encoded path and canonical query (see sigv4.encode_path).
+
+        `headers` are further (lower-case name, value) pairs, sent and signed.
+        """
+        amz_date, authorization = self.signer.sign(method, path, query, self.host, headers=headers)
         target = f"{path}?{query}" if query else path
         length = "" if content_length is None else f"Content-Length: {content_length}\r\n"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers) if headers else ""
         return (
             f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\nx-amz-date: {amz_date}\r\n"
-            f"x-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\nAuthorization: {authorization}\r\n{length}\r\n"
+            f"x-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\nAuthorization: {authorization}\r\n{extra}{length}\r\n"
         ).encode()
 
 

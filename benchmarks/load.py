@@ -17,7 +17,7 @@ import psutil
 
 from benchmarks.client import Connection, Listener, RequestBuilder
 from benchmarks.response import ResponseParser
-from benchmarks.sigv4 import Signer, canonical_query, encode_path
+from benchmarks.sigv4 import Headers, Signer, canonical_query, encode_path
 
 MIB = 1 << 20
 ERROR_SAMPLES = 3
@@ -25,6 +25,7 @@ BARRIER_SECONDS = 120.0
 WORKER_EXIT_SECONDS = 10.0
 STATUSES_OK = {"PUT": (200, 201, 204), "GET": (200,), "HEAD": (200,), "DELETE": (200, 204)}
 NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+COPY_RESULT = b"<CopyObjectResult"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class PhaseSpec:
     max_seconds: float
     payload: bytes = b""
     page_size: int = 1000
+    source: str = ""
+    """COPY-LARGE: the key every copy reads; `payload` is then the source's bytes, for MiB/s."""
 
 
 @dataclass
@@ -105,10 +108,21 @@ class KeyedRequests(Workload):
         "cursor",
         "in_flight",
         "done_keys",
+        "headers",
     )
 
-    def __init__(self, builder: RequestBuilder, method: str, bucket: str, keys: list[str], payload: bytes, cycle: bool):
+    def __init__(
+        self,
+        builder: RequestBuilder,
+        method: str,
+        bucket: str,
+        keys: list[str],
+        payload: bytes,
+        cycle: bool,
+        headers: Headers = (),
+    ):
         self.builder = builder
+        self.headers = headers
         self.method = method
         self.keys = keys
         self.paths = [encode_path(f"/{bucket}/{key}") for key in keys]
@@ -128,7 +142,7 @@ class KeyedRequests(Workload):
         index = self.cursor % len(self.paths)
         self.cursor += 1
         self.in_flight[slot] = index
-        return self.builder.head(self.method, self.paths[index], "", self.content_length), self.body
+        return self.builder.head(self.method, self.paths[index], "", self.content_length, self.headers), self.body
 
     def check(self, slot: int, parser: ResponseParser) -> str | None:
         index = self.in_flight.pop(slot)
@@ -142,6 +156,26 @@ class KeyedRequests(Workload):
 
     def abandon(self, slot: int) -> None:
         self.in_flight.pop(slot, None)
+
+
+class CopyRequests(KeyedRequests):
+    """CopyObject of one source onto this worker's share of the keys, round and round.
+
+    The answer is read whole: S3 may answer 200 and still report a failed copy in the body.
+    """
+
+    __slots__ = ()
+    keep_body = True
+
+    def __init__(self, builder: RequestBuilder, bucket: str, keys: list[str], source: str):
+        copy_source = (("x-amz-copy-source", encode_path(f"/{bucket}/{source}")),)
+        super().__init__(builder, "PUT", bucket, keys, b"", True, copy_source)
+
+    def check(self, slot: int, parser: ResponseParser) -> str | None:
+        if parser.status == 200 and COPY_RESULT not in parser.body:
+            key = self.keys[self.in_flight.pop(slot)]
+            return f"COPY {key}: 200 without a CopyObjectResult: {parser.body[:300]!r}"
+        return super().check(slot, parser)
 
 
 class ListPages(Workload):
@@ -201,6 +235,8 @@ WORKLOADS = {
 def build_workload(spec: PhaseSpec, builder: RequestBuilder, worker: int, workers: int) -> Workload:
     if spec.kind == "LIST":
         return ListPages(builder, spec.bucket, len(spec.keys), spec.page_size)
+    if spec.kind == "COPY-LARGE":
+        return CopyRequests(builder, spec.bucket, spec.keys[worker::workers], spec.source)
     method, cycle = WORKLOADS[spec.kind]
     return KeyedRequests(builder, method, spec.bucket, spec.keys[worker::workers], spec.payload, cycle)
 

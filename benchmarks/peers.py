@@ -129,6 +129,7 @@ class Target:
 
     name = ""
     supports_list = True
+    supports_copy = True
     access_key = BENCH_ACCESS_KEY
     secret_key = BENCH_SECRET_KEY
 
@@ -219,6 +220,7 @@ class Nginx(Target):
 
     name = "nginx"
     supports_list = False
+    supports_copy = False
 
     def start(self, workdir: Path) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"

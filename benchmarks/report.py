@@ -22,6 +22,7 @@ LABELS = {
     "LIST": "LIST 1,000-key pages",
     "PUT-LARGE": "PUT 64 MiB",
     "GET-LARGE": "GET 64 MiB",
+    "COPY-LARGE": "COPY 64 MiB",
 }
 WORKLOAD_ORDER = list(LABELS)
 FIGURES = (

@@ -70,8 +70,9 @@ class Harness:
         max_ops: int,
         seconds: float,
         payload: bytes = b"",
+        source: str = "",
     ) -> PhaseResult:
-        spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE)
+        spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE, source)
         result = run_phase(self.target.endpoint, spec, self.processes, self.server_cpu)
         print(
             f"  {self.target.name:9} {LABELS.get(kind, kind):22} c={concurrency:<3} {number(result.rate):>9} "
@@ -109,12 +110,28 @@ class Harness:
         put = self.record(
             self.phase("PUT-LARGE", BUCKET, keys, concurrency, ops, plan.large_seconds, self.large_payload)
         )
+        written = list(put.done_keys)
         if put.done_keys:
             self.record(
                 self.phase("GET-LARGE", BUCKET, put.done_keys, concurrency, ops, plan.large_seconds, self.large_payload)
             )
+            if self.target.supports_copy:
+                copies = [f"c{concurrency}/copy-{stream}" for stream in range(concurrency)]
+                copy = self.record(
+                    self.phase(
+                        "COPY-LARGE",
+                        BUCKET,
+                        copies,
+                        concurrency,
+                        ops,
+                        plan.large_seconds,
+                        self.large_payload,
+                        source=put.done_keys[0],
+                    )
+                )
+                written += copy.done_keys
         builder = self.target.endpoint.builder()
-        for key in put.done_keys:  # large objects would crowd an in-memory peer at the next level
+        for key in written:  # large objects would crowd an in-memory peer at the next level
             simple_request(builder, "DELETE", f"/{BUCKET}/{key}")
 
     def populate_list_bucket(self) -> list[str]:

@@ -1,7 +1,8 @@
 """AWS Signature V4 header auth, cut down to what the load generator sends.
 
-Every request signs the same three headers and an unsigned payload, so a signature costs one
-SHA-256 and one HMAC; the signing key is derived once per day and the timestamp once per second.
+Every request signs the same three headers (a copy adds its x-amz-copy-source) and an unsigned
+payload, so a signature costs one SHA-256 and one HMAC; the signing key is derived once per day
+and the timestamp once per second.
 """
 
 import hashlib
@@ -12,6 +13,8 @@ from urllib.parse import quote
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 SIGNED_HEADERS = "host;x-amz-content-sha256;x-amz-date"
 ALGORITHM = "AWS4-HMAC-SHA256"
+
+Headers = tuple[tuple[str, str], ...]
 
 
 def encode_path(path: str) -> str:
@@ -70,16 +73,30 @@ class Signer:
                 f"{ALGORITHM} Credential={self.access_key}/{self._scope}, SignedHeaders={SIGNED_HEADERS}, Signature="
             )
 
-    def sign(self, method: str, path: str, query: str, host: str, now: float | None = None) -> tuple[str, str]:
-        """Returns (x-amz-date, Authorization) for an already encoded path and canonical query."""
+    def sign(
+        self, method: str, path: str, query: str, host: str, now: float | None = None, headers: Headers = ()
+    ) -> tuple[str, str]:
+        """Returns (x-amz-date, Authorization) for an already encoded path and canonical query.
+
+        `headers` are further (lower-case name, value) pairs to sign, e.g. x-amz-copy-source:
+        S3 refuses an x-amz-* header that is not signed.
+        """
         self._refresh_clock(time.time() if now is None else now)
         amz_date = self._amz_date
-        canonical_request = (
-            f"{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:{UNSIGNED_PAYLOAD}\n"
-            f"x-amz-date:{amz_date}\n\n{SIGNED_HEADERS}\n{UNSIGNED_PAYLOAD}"
-        )
+        credential = self._credential
+        if headers:
+            signed = dict(headers, host=host)
+            signed.update({"x-amz-content-sha256": UNSIGNED_PAYLOAD, "x-amz-date": amz_date})
+            names = sorted(signed)
+            canonical_headers = "".join(f"{name}:{signed[name]}\n" for name in names)
+            signed_names = ";".join(names)
+            credential = credential.replace(SIGNED_HEADERS, signed_names)
+        else:
+            canonical_headers = f"host:{host}\nx-amz-content-sha256:{UNSIGNED_PAYLOAD}\nx-amz-date:{amz_date}\n"
+            signed_names = SIGNED_HEADERS
+        canonical_request = f"{method}\n{path}\n{query}\n{canonical_headers}\n{signed_names}\n{UNSIGNED_PAYLOAD}"
         string_to_sign = (
             f"{ALGORITHM}\n{amz_date}\n{self._scope}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
         )
         signature = hmac.new(self._signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-        return amz_date, self._credential + signature
+        return amz_date, credential + signature
