@@ -62,12 +62,12 @@ def check_part_list(requested: list[tuple[int, str]], stored: dict[int, dict]) -
         if number <= previous:
             return "InvalidPartOrder"
         previous = number
-    last = len(requested) - 1
-    for position, (number, etag) in enumerate(requested):
+    for number, etag in requested:
         part = stored.get(number)
         if part is None or part["etag"] != etag.strip('"'):
             return "InvalidPart"
-        if position != last and part["size"] < MIN_PART_SIZE:
+    for number, _ in requested[:-1]:
+        if stored[number]["size"] < MIN_PART_SIZE:
             return "EntityTooSmall"
     return None
 
