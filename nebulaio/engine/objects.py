@@ -256,10 +256,12 @@ class ObjectLayer:
     def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None) -> dict:
         """Submit a new current version whose bytes are already in place."""
         command = {"op": "object.put", "bucket": bucket, "record": record}
+        refusals = NO_REFUSALS
         if condition:
             command["condition"] = condition
+            refusals = {"NoSuchKey": lambda: S3Error("NoSuchKey", Key=record["key"])}
         try:
-            self.submit(command, blob)
+            self.submit(command, blob, refusals)
         except S3Error as exc:
             # A timed-out command may still commit: leave its bytes to the start-up sweep.
             if exc.code != "ServiceUnavailable" and not record["inline"]:

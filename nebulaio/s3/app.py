@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, listing, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, listing, objects, sigv4, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -41,6 +41,8 @@ HANDLERS = {
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
+    "CopyObject": copy.copy_object,
+    "DeleteObjects": delete.delete_objects,
 }
 
 
@@ -64,7 +66,7 @@ class S3Api:
         request = None
         try:
             request = S3Request(req.env, rid, self.domains)
-            operation = classify(request.method, request.bucket, request.key, request.query)
+            operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             self.authenticate(request)
             HANDLERS[operation](self, request, resp)
         except S3Error as error:

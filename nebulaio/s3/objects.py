@@ -1,9 +1,10 @@
-"""Object operations: PutObject, GetObject, HeadObject, DeleteObject."""
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, with their preconditions."""
 
 from __future__ import annotations
 
 import os
 
+from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3.body import RequestPayload
@@ -26,7 +27,7 @@ MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
-def _content_fields(request) -> dict:
+def content_fields(request) -> dict:
     """What a PUT keeps besides the bytes: content type, content headers, user metadata."""
     headers = request.headers
     stored = {}
@@ -52,13 +53,33 @@ def _content_fields(request) -> dict:
     return {"ctype": headers.get("content-type") or DEFAULT_CONTENT_TYPE, "headers": stored, "meta": meta}
 
 
+def write_condition(request) -> dict | None:
+    """A conditional write's If-None-Match: * / If-Match: "etag", as the engine takes it.
+
+    Raises:
+        S3Error: NotImplemented for If-None-Match with anything but *, as S3 answers it.
+    """
+    headers = request.headers
+    none_match = headers.get("if-none-match")
+    match = headers.get("if-match")
+    if none_match is None and match is None:
+        return None
+    condition = {}
+    if none_match is not None:
+        if none_match.strip() != "*":
+            raise S3Error("NotImplemented", "If-None-Match on a write accepts only '*'.", Header="If-None-Match")
+        condition["if-none-match"] = "*"
+    if match is not None:
+        condition["if-match"] = match.strip().strip('"')
+    return condition
+
+
 def put_object(api, request, resp) -> None:
-    if "x-amz-copy-source" in request.headers:
-        raise S3Error("NotImplemented", "CopyObject is not supported yet.")
     check_object_key(request.key)
-    fields = _content_fields(request)
+    fields = content_fields(request)
+    condition = write_condition(request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
-    record = api.layer.put(request.bucket, request.key, payload, fields)
+    record = api.layer.put(request.bucket, request.key, payload, fields, condition)
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
     for name, value in record["checksums"].items():
@@ -115,19 +136,40 @@ def _answer(request, resp, record: dict, body) -> None:
     resp.stream = FileRange(body, start, length)
 
 
+def _preconditions_hold(request, resp, record: dict) -> bool:
+    """Whether to answer with the object; False once a 304 is set up.
+
+    Raises:
+        S3Error: PreconditionFailed (412), naming the condition that failed.
+    """
+    verdict = evaluate(record["etag"], record["mtime"], request.headers, REQUEST_CONDITIONS)
+    if verdict is None:
+        return True
+    status, condition = verdict
+    if status != NOT_MODIFIED:
+        raise S3Error("PreconditionFailed", Condition=condition)
+    resp.status = NOT_MODIFIED
+    resp._headers["etag"] = f'"{record["etag"]}"'
+    resp._headers["last-modified"] = http_date(record["mtime"])
+    return False
+
+
 def get_object(api, request, resp) -> None:
     record, body = api.layer.open(request.bucket, request.key)
+    answered = False
     try:
-        _answer(request, resp, record, body)
-    except BaseException:
-        if hasattr(body, "close"):
+        if _preconditions_hold(request, resp, record):
+            _answer(request, resp, record, body)
+            answered = True
+    finally:
+        if not answered and hasattr(body, "close"):
             body.close()
-        raise
 
 
 def head_object(api, request, resp) -> None:
     record, _ = api.layer.head(request.bucket, request.key)
-    _answer(request, resp, record, None)
+    if _preconditions_hold(request, resp, record):
+        _answer(request, resp, record, None)
 
 
 def delete_object(api, request, resp) -> None:

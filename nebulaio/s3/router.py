@@ -1,4 +1,4 @@
-"""Which S3 operation a request is, decided from (method, bucket, key, query) before anything else.
+"""Which S3 operation a request is, decided from (method, bucket, key, query, headers) before anything else.
 
 A subresource we do not implement is answered NotImplemented rather than falling through to
 a plain object or bucket operation (a PUT ?tagging must never overwrite the object).
@@ -21,6 +21,7 @@ SUBRESOURCES = frozenset(
 _BUCKET_OPERATIONS = {
     ("GET", "location"): "GetBucketLocation",
     ("GET", None): "ListObjects",
+    ("POST", "delete"): "DeleteObjects",
     ("PUT", None): "CreateBucket",
     ("DELETE", None): "DeleteBucket",
     ("HEAD", None): "HeadBucket",
@@ -33,7 +34,8 @@ _OBJECT_OPERATIONS = {
 }
 
 
-def classify(method: str, bucket: str | None, key: str | None, query: dict) -> str:
+def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
+    """The operation's name; a PutObject that names x-amz-copy-source is a CopyObject."""
     subresources = [name for name in query if name in SUBRESOURCES]
     subresource = subresources[0] if len(subresources) == 1 else None
     if len(subresources) > 1:
@@ -52,6 +54,6 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict) -> s
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="OBJECT" if key is not None else "BUCKET")
     if operation == "ListObjects" and query.get("list-type") == "2":
         return "ListObjectsV2"
-    if operation == "PutObject" and query.get("x-id") == "CopyObject":
-        raise S3Error("NotImplemented", "CopyObject is not supported yet.")
+    if operation == "PutObject" and "x-amz-copy-source" in headers:
+        return "CopyObject"
     return operation

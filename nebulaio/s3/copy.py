@@ -1,0 +1,87 @@
+"""CopyObject: a PUT naming its source in x-amz-copy-source instead of carrying a body.
+
+`parse_copy_source` and `check_copy_source` serve any operation that reads a copy source
+(UploadPartCopy too): the source is named the same way and answers the same preconditions.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import unquote, unquote_to_bytes
+
+from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
+from nebulaio.engine.errors import S3Error
+from nebulaio.engine.names import check_object_key, decode_key
+from nebulaio.s3 import xml
+from nebulaio.s3.objects import content_fields, write_condition
+from nebulaio.s3.request import parse_query
+
+COPY_SOURCE = "x-amz-copy-source"
+METADATA_DIRECTIVE = "x-amz-metadata-directive"
+METADATA_DIRECTIVES = ("COPY", "REPLACE")
+# Every object of an unversioned bucket is its "null" version.
+NULL_VERSION = "null"
+XML_TYPE = "application/xml"
+SELF_COPY_MESSAGE = (
+    "This copy request is illegal because it is trying to copy an object to itself without changing "
+    "the object's metadata, storage class, website redirect location or encryption attributes."
+)
+
+
+def parse_copy_source(value: str) -> tuple[str, str]:
+    """(bucket, key) of an x-amz-copy-source value: `[/]bucket/key[?versionId=id]`, percent-encoded.
+
+    Raises:
+        S3Error: InvalidArgument when it names no bucket and key; NotImplemented for a
+            versionId other than "null" (versioning is not supported yet).
+    """
+    path, _, query = value.partition("?")
+    version = parse_query(query).get("versionId") if query else None
+    if version is not None and version != NULL_VERSION:
+        raise S3Error("NotImplemented", "Copying a specific version is not supported yet.", Header=COPY_SOURCE)
+    bucket_part, slash, key_part = path.removeprefix("/").partition("/")
+    bucket = unquote(bucket_part)
+    if not bucket or not key_part:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName=COPY_SOURCE,
+            ArgumentValue=value[:1100],
+        )
+    return bucket, decode_key(unquote_to_bytes(key_part))
+
+
+def check_copy_source(headers: dict, record: dict) -> None:
+    """Refuse a source whose x-amz-copy-source-if-* preconditions fail (always 412 for a copy).
+
+    Raises:
+        S3Error: PreconditionFailed, naming the condition.
+    """
+    verdict = evaluate(record["etag"], record["mtime"], headers, COPY_SOURCE_CONDITIONS)
+    if verdict is not None:
+        raise S3Error("PreconditionFailed", Condition=verdict[1])
+
+
+def copy_object(api, request, resp) -> None:
+    check_object_key(request.key)
+    headers = request.headers
+    source_bucket, source_key = parse_copy_source(headers[COPY_SOURCE])
+    directive = headers.get(METADATA_DIRECTIVE, "COPY")
+    if directive not in METADATA_DIRECTIVES:
+        raise S3Error(
+            "InvalidArgument", "Unknown metadata directive.", ArgumentName=METADATA_DIRECTIVE, ArgumentValue=directive
+        )
+    fields = content_fields(request) if directive == "REPLACE" else None
+    if fields is None and (source_bucket, source_key) == (request.bucket, request.key):
+        raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
+    record = api.layer.copy(
+        source_bucket,
+        source_key,
+        partial(check_copy_source, headers),
+        request.bucket,
+        request.key,
+        fields,
+        write_condition(request),
+    )
+    resp.content_type = XML_TYPE
+    resp.data = xml.copy_result(record["etag"], record["mtime"])
