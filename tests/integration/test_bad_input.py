@@ -192,7 +192,7 @@ TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></T
         ("PUT", "/{bucket}/key?retention", b"<Retention/>"),
         ("DELETE", "/{bucket}/key?tagging", b""),
         ("GET", "/{bucket}/key?torrent", b""),
-        ("POST", "/{bucket}/key?uploads", b""),
+        ("POST", "/{bucket}/key?restore", b"<RestoreRequest/>"),
         ("POST", "/{bucket}?delete", b"<Delete><Object><Key>key</Key></Object></Delete>"),
         ("DELETE", "/{bucket}?cors", b""),
         ("DELETE", "/{bucket}?policy", b""),
