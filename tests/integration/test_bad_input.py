@@ -193,7 +193,6 @@ TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></T
         ("DELETE", "/{bucket}/key?tagging", b""),
         ("GET", "/{bucket}/key?torrent", b""),
         ("POST", "/{bucket}/key?restore", b"<RestoreRequest/>"),
-        ("POST", "/{bucket}?delete", b"<Delete><Object><Key>key</Key></Object></Delete>"),
         ("DELETE", "/{bucket}?cors", b""),
         ("DELETE", "/{bucket}?policy", b""),
         ("PUT", "/{bucket}?versioning", b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"),
@@ -208,13 +207,6 @@ def test_unknown_subresource_is_not_implemented_and_changes_nothing(raw, s3, buc
     assert got["Body"].read() == b"original"
     assert got["Metadata"] == {"m": "1"}
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
-
-
-def test_copy_object_is_not_implemented_and_stores_nothing(raw, s3, bucket):
-    s3.put_object(Bucket=bucket, Key="src", Body=b"source")
-    response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": f"/{bucket}/src"})
-    assert_s3_error(response, 501, "NotImplemented")
-    assert_not_stored(s3, bucket, "dst")
 
 
 def test_unknown_plain_query_parameters_are_ignored(raw, s3, bucket):
