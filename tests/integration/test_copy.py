@@ -114,9 +114,7 @@ def test_copy_onto_itself_needs_replace(s3, node, bucket):
         s3.copy_object(Bucket=bucket, Key="k", CopySource=f"{bucket}/k")
     assert (status_of(caught), code_of(caught)) == (400, "InvalidRequest")
     assert "copy an object to itself" in caught.value.response["Error"]["Message"]
-    s3.copy_object(
-        Bucket=bucket, Key="k", CopySource=f"{bucket}/k", MetadataDirective="REPLACE", Metadata={"gen": "2"}
-    )
+    s3.copy_object(Bucket=bucket, Key="k", CopySource=f"{bucket}/k", MetadataDirective="REPLACE", Metadata={"gen": "2"})
     got = s3.get_object(Bucket=bucket, Key="k")
     assert got["Metadata"] == {"gen": "2"}
     assert got["Body"].read() == data
@@ -147,7 +145,8 @@ def test_copy_source_version_null_is_the_current_object(raw, s3, bucket):
     s3.put_object(Bucket=bucket, Key="src", Body=b"data")
     response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": f"{bucket}/src?versionId=null"})
     assert response.status_code == 200, response.text
-    response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": f"{bucket}/src?versionId=3HL4kqtJlcpXroDTDmJ"})
+    versioned = f"{bucket}/src?versionId=3HL4kqtJlcpXroDTDmJ"
+    response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": versioned})
     assert response.status_code == 501
 
 
