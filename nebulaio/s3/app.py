@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -41,6 +41,12 @@ HANDLERS = {
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
+    "CreateMultipartUpload": multipart.create_multipart_upload,
+    "UploadPart": multipart.upload_part,
+    "CompleteMultipartUpload": multipart.complete_multipart_upload,
+    "AbortMultipartUpload": multipart.abort_multipart_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_multipart_uploads,
     "CopyObject": copy.copy_object,
     "DeleteObjects": delete.delete_objects,
 }

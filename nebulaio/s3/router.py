@@ -21,6 +21,7 @@ SUBRESOURCES = frozenset(
 _BUCKET_OPERATIONS = {
     ("GET", "location"): "GetBucketLocation",
     ("GET", None): "ListObjects",
+    ("GET", "uploads"): "ListMultipartUploads",
     ("POST", "delete"): "DeleteObjects",
     ("PUT", None): "CreateBucket",
     ("DELETE", None): "DeleteBucket",
@@ -31,14 +32,21 @@ _OBJECT_OPERATIONS = {
     ("HEAD", None): "HeadObject",
     ("PUT", None): "PutObject",
     ("DELETE", None): "DeleteObject",
+    ("POST", "uploads"): "CreateMultipartUpload",
+    ("PUT", "partNumber uploadId"): "UploadPart",
+    ("POST", "uploadId"): "CompleteMultipartUpload",
+    ("DELETE", "uploadId"): "AbortMultipartUpload",
+    ("GET", "uploadId"): "ListParts",
 }
+# Subresources that name one operation together, as sorted, space-separated names.
+COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
 
 
 def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
     """The operation's name; a PutObject that names x-amz-copy-source is a CopyObject."""
-    subresources = [name for name in query if name in SUBRESOURCES]
-    subresource = subresources[0] if len(subresources) == 1 else None
-    if len(subresources) > 1:
+    subresources = sorted(name for name in query if name in SUBRESOURCES)
+    subresource = " ".join(subresources) or None
+    if len(subresources) > 1 and subresource not in COMBINED_SUBRESOURCES:
         raise S3Error(
             "NotImplemented", f"This combination of subresources is not supported: {', '.join(sorted(subresources))}."
         )
