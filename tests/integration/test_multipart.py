@@ -301,3 +301,21 @@ def test_an_open_upload_survives_a_restart(node_factory):
     listed.append({"PartNumber": 2, "ETag": answer["ETag"]})
     s3.complete_multipart_upload(Bucket="survivor", Key="k", UploadId=upload_id, MultipartUpload={"Parts": listed})
     assert s3.get_object(Bucket="survivor", Key="k")["Body"].read() == first + b"last"
+
+
+def test_conditional_completion(node, s3, started):
+    bucket, key, upload_id = started
+    s3.put_object(Bucket=bucket, Key=key, Body=b"already there")
+    listed = upload_parts(s3, bucket, key, upload_id, [b"new bytes"])
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}, IfNoneMatch="*"
+        )
+    assert error_code(excinfo) == "PreconditionFailed"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"already there"
+    wait_for_files(node, bucket, 1, "the refused object's built file to be removed")
+    current = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}, IfMatch=current
+    )
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"new bytes"
