@@ -23,8 +23,6 @@ log = logging.getLogger("nebulaio.engine")
 BODY_CHUNK = 1024 * 1024
 COMMIT_TIMEOUT = 30.0
 REOPEN_ATTEMPTS = 5
-# What a copy takes from its source when the request does not replace it.
-CONTENT_FIELDS = ("ctype", "headers", "meta")
 
 
 class Payload(Protocol):
@@ -205,7 +203,7 @@ class ObjectLayer:
 
         `check_source(record)` raises when the source's preconditions fail; `fields` replace
         the source's content type, headers and metadata (None keeps them). The bytes are the
-        same, so the ETag and checksums are too.
+        same, so the ETag, checksums and part layout are too.
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -214,16 +212,9 @@ class ObjectLayer:
         try:
             check_source(source)
             vid = version_id()
-            record = dict(
-                fields if fields is not None else {name: source[name] for name in CONTENT_FIELDS},
-                key=key,
-                vid=vid,
-                size=source["size"],
-                etag=source["etag"],
-                mtime=now_ms(),
-                checksums=source["checksums"],
-                inline=source["inline"],
-            )
+            record = dict(source, key=key, vid=vid, mtime=now_ms())
+            if fields is not None:
+                record.update(fields)
             if source["inline"]:
                 blob = body
             else:

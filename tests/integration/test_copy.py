@@ -76,6 +76,24 @@ def test_copy_keeps_bytes_etag_and_metadata(s3, node, bucket, size):
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == data
 
 
+def test_copy_of_a_multipart_object_keeps_its_bytes_and_etag(s3, bucket):
+    parts = [body_of(5 * 1024 * 1024), b"tail"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="src")["UploadId"]
+    etags = [
+        s3.upload_part(Bucket=bucket, Key="src", UploadId=upload, PartNumber=number, Body=part)["ETag"]
+        for number, part in enumerate(parts, start=1)
+    ]
+    completed = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="src",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]},
+    )
+    result = s3.copy_object(Bucket=bucket, Key="dst", CopySource=f"{bucket}/src")
+    assert result["CopyObjectResult"]["ETag"] == completed["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"".join(parts)
+
+
 @pytest.mark.parametrize("size", [100, 3 * INLINE_THRESHOLD], ids=["inline", "file"])
 def test_copy_across_buckets(s3, bucket, other_bucket, size):
     data = body_of(size)
