@@ -10,7 +10,6 @@ overwritten version.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import secrets
@@ -25,29 +24,6 @@ MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes.
 CONTENT_FIELDS = ("ctype", "headers", "meta")
-# NOTE: the error catalog has no InvalidPart / InvalidPartOrder yet: until it does, they are
-# answered as InvalidArgument (also 400) with S3's message for them.
-PART_LIST_ERRORS = {
-    "InvalidPart": (
-        "InvalidArgument",
-        "One or more of the specified parts could not be found. The part may not have been uploaded, "
-        "or the specified entity tag may not match the part's entity tag.",
-    ),
-    "InvalidPartOrder": (
-        "InvalidArgument",
-        "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
-    ),
-    "EntityTooSmall": ("EntityTooSmall", None),
-}
-
-
-def part_list_error(code: str) -> S3Error:
-    stand_in, message = PART_LIST_ERRORS[code]
-    return S3Error(stand_in, message)
-
-
-# What apply's refusals of a part list are answered with.
-PART_LIST_REFUSALS = {code: functools.partial(part_list_error, code) for code in PART_LIST_ERRORS}
 
 
 def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, checksum_algorithm: str | None) -> dict:
@@ -126,7 +102,7 @@ def complete(
     stored = layer.reader.uploads.all_parts(bucket, upload_id)
     refused = check_part_list(requested, stored)
     if refused is not None:
-        raise part_list_error(refused)
+        raise S3Error(refused)
     parts = [stored[number] for number, _ in requested]
     size = sum(part["size"] for part in parts)
     if size > layer.max_object_size:
@@ -140,7 +116,7 @@ def complete(
         temp.commit(bucket, key, vid)
     except FileNotFoundError:
         temp.abort()  # the part was uploaded again meanwhile and its old file freed
-        raise part_list_error("InvalidPart") from None
+        raise S3Error("InvalidPart") from None
     except BaseException:
         temp.abort()
         raise
@@ -202,7 +178,7 @@ def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, comm
     A timed-out command may still commit: its file is left to the start-up sweep.
     """
     try:
-        layer.submit(command, refusals=PART_LIST_REFUSALS)
+        layer.submit(command)
     except S3Error as exc:
         if exc.code != "ServiceUnavailable":
             layer.store.remove(bucket, key, file)
