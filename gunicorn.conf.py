@@ -45,8 +45,8 @@ if _settings["tls_cert"] and _settings["tls_key"]:
     keyfile = _settings["tls_key"]
 
 
-def post_fork(server, worker):
-    """Name the worker right after fork, before it loads the app."""
+def post_worker_init(worker):
+    """Name the worker once it is booted: its signal handlers are in place and its apps built."""
     from setproctitle import setproctitle
 
     setproctitle(f"nebulaio http worker {_settings['data']}")

@@ -14,6 +14,8 @@ class BuildWithGunicornConf(build_py):
 
     def run(self):
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install finds the file in the checkout itself
         target = Path(self.build_lib) / "nebulaio" / "gunicorn.conf.py"
         shutil.copyfile(HERE / "gunicorn.conf.py", target)
 

@@ -7,6 +7,7 @@ document with a request id, and Admin API clients expect JSON, so this worker wr
 
 from __future__ import annotations
 
+import signal
 import ssl
 
 import gunicorn.http.wsgi
@@ -25,6 +26,16 @@ gunicorn.http.wsgi.SERVER = SERVER
 
 
 class NodeWorker(ThreadWorker):
+    def init_signals(self):
+        """Leave Ctrl-C to the arbiter: it stops the workers with SIGQUIT.
+
+        Ctrl-C reaches every process of the foreground group; a worker that also took the
+        SIGINT ran gthread's quit handler twice, and the nested call could deadlock on the
+        thread pool's lock (seen with py-spy), so the arbiter waited out graceful_timeout.
+        """
+        super().init_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def init_process(self):
         settings = configuration.from_environment()
         self.admin_port = configuration.split_address(settings["admin_address"])[1]

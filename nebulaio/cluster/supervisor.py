@@ -173,8 +173,8 @@ class Supervisor:
                     answer = {"status": "InvalidRequest", "reason": f"unknown request {kind!r}"}
                 writer.writelines(ipc.encode(answer))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the worker went away, or the supervisor is stopping
         except Exception:
             log.exception("IPC connection failed")
         finally:
