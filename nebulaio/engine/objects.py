@@ -93,7 +93,8 @@ class ObjectLayer:
     def submit(self, command: dict, blob: bytes | None = None, refusals: Mapping[str, Refusal] = NO_REFUSALS) -> dict:
         """Propose a command and wait until it is applied on this node.
 
-        `refusals` maps result codes the error catalog cannot name yet to the error to raise.
+        `refusals` maps a refusal's result code to the error to raise when the plain code is
+        not enough (S3 names the key in a NoSuchKey, for example).
         """
         try:
             result = self.supervisor.call({"type": "submit", "command": command}, blob, COMMIT_TIMEOUT)
