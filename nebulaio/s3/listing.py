@@ -7,41 +7,10 @@ import binascii
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.iam.credentials import canonical_id
-from nebulaio.s3 import xml
+from nebulaio.s3 import arguments, xml
 
 MAX_KEYS = 1000
-# S3 reads max-keys as a signed 32-bit integer and refuses what does not fit.
-MAX_KEYS_ARGUMENT = 2**31 - 1
-MAX_KEYS_DIGITS = len(str(MAX_KEYS_ARGUMENT))
 TOKEN_VERSION = "1"
-
-
-def _max_keys(query: dict) -> int:
-    value = query.get("max-keys")
-    if value is None:
-        return MAX_KEYS
-    if not (value.isascii() and value.isdigit()) or len(value) > MAX_KEYS_DIGITS or int(value) > MAX_KEYS_ARGUMENT:
-        raise S3Error(
-            "InvalidArgument",
-            "Provided max-keys not an integer or within integer range",
-            ArgumentName="max-keys",
-            ArgumentValue=value[:64],
-        )
-    return min(int(value), MAX_KEYS)
-
-
-def _url_encode(query: dict) -> bool:
-    encoding = query.get("encoding-type")
-    if encoding is None:
-        return False
-    if encoding.lower() != "url":
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid Encoding Method specified in Request",
-            ArgumentName="encoding-type",
-            ArgumentValue=encoding[:64],
-        )
-    return True
 
 
 def make_token(position: str) -> str:
@@ -70,8 +39,8 @@ def _owner_of(bucket: dict) -> tuple[str, str]:
 
 def list_objects_v1(api, request, resp) -> None:
     query = request.query
-    max_keys = _max_keys(query)
-    url_encode = _url_encode(query)
+    max_keys = min(arguments.integer(query, "max-keys", MAX_KEYS), MAX_KEYS)
+    url_encode = arguments.url_encoding(query)
     prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
     bucket, page = api.layer.list(request.bucket, prefix, delimiter, marker or None, max_keys)
     resp.data = xml.list_objects_v1(
@@ -81,8 +50,8 @@ def list_objects_v1(api, request, resp) -> None:
 
 def list_objects_v2(api, request, resp) -> None:
     query = request.query
-    max_keys = _max_keys(query)
-    url_encode = _url_encode(query)
+    max_keys = min(arguments.integer(query, "max-keys", MAX_KEYS), MAX_KEYS)
+    url_encode = arguments.url_encoding(query)
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     token = query.get("continuation-token")
     start_after = query.get("start-after", "")

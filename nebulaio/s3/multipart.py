@@ -10,10 +10,9 @@ from nebulaio.engine import multipart
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.iam.credentials import canonical_id
-from nebulaio.s3 import xml
+from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.buckets import read_small_body
-from nebulaio.s3.listing import _url_encode
 from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.util.checksums import ALGORITHMS
 from nebulaio.util.timefmt import iso8601
@@ -21,29 +20,10 @@ from nebulaio.util.timefmt import iso8601
 MAX_PARTS = 1000
 MAX_UPLOADS = 1000
 # S3 reads these arguments as signed 32-bit integers.
-MAX_INTEGER_ARGUMENT = 2**31 - 1
 # A CompleteMultipartUpload body lists at most 10,000 parts of about 100 bytes each.
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 CHECKSUM_ELEMENTS = {name: f"Checksum{name.upper()}" for name in ALGORITHMS}
 TRUE_FALSE = {True: "true", False: "false"}
-
-
-def _integer(query: dict, name: str, default: int, minimum: int) -> int:
-    value = query.get(name)
-    if value is None:
-        return default
-    if (
-        not (value.isascii() and value.isdigit())
-        or len(value) > 10
-        or not minimum <= int(value) <= MAX_INTEGER_ARGUMENT
-    ):
-        raise S3Error(
-            "InvalidArgument",
-            f"Provided {name} not an integer or within integer range",
-            ArgumentName=name,
-            ArgumentValue=value[:64],
-        )
-    return int(value)
 
 
 def _part_number(query: dict) -> int:
@@ -142,8 +122,8 @@ def abort_multipart_upload(api, request, resp) -> None:
 def list_parts(api, request, resp) -> None:
     query = request.query
     upload_id = query["uploadId"]
-    max_parts = min(_integer(query, "max-parts", MAX_PARTS, 0), MAX_PARTS)
-    marker = _integer(query, "part-number-marker", 0, 0)
+    max_parts = min(arguments.integer(query, "max-parts", MAX_PARTS, 0), MAX_PARTS)
+    marker = arguments.integer(query, "part-number-marker", 0, 0)
     upload, parts, truncated = multipart.list_parts(
         api.layer, request.bucket, request.key, upload_id, min(marker, multipart.MAX_PART_NUMBER), max_parts
     )
@@ -169,8 +149,8 @@ def list_parts(api, request, resp) -> None:
 
 def list_multipart_uploads(api, request, resp) -> None:
     query = request.query
-    max_uploads = min(_integer(query, "max-uploads", MAX_UPLOADS, 0), MAX_UPLOADS)
-    url_encode = _url_encode(query)
+    max_uploads = min(arguments.integer(query, "max-uploads", MAX_UPLOADS, 0), MAX_UPLOADS)
+    url_encode = arguments.url_encoding(query)
     encode = xml.url_quote if url_encode else xml.escape
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     key_marker = query.get("key-marker") or None

@@ -3,7 +3,8 @@
 import pytest
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.s3.multipart import _integer, _part_number, _requested_parts
+from nebulaio.s3.arguments import integer
+from nebulaio.s3.multipart import _part_number, _requested_parts
 from nebulaio.s3.router import classify
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -19,11 +20,11 @@ def test_part_numbers():
 
 
 def test_integer_arguments():
-    assert _integer({}, "max-parts", 1000, 0) == 1000
-    assert _integer({"max-parts": "0"}, "max-parts", 1000, 0) == 0
+    assert integer({}, "max-parts", 1000, 0) == 1000
+    assert integer({"max-parts": "0"}, "max-parts", 1000, 0) == 0
     for bad in ("-1", "x", "2147483648", "99999999999"):
         with pytest.raises(S3Error):
-            _integer({"max-parts": bad}, "max-parts", 1000, 0)
+            integer({"max-parts": bad}, "max-parts", 1000, 0)
 
 
 def test_complete_body():
