@@ -214,22 +214,20 @@ def signed_request(
     path: str,
     body: bytes = b"",
     headers: dict | None = None,
-    payload_hash: str | None = None,
     access_key: str = ROOT_USER,
     secret_key: str = ROOT_PASSWORD,
     stream=False,
 ) -> requests.Response:
-    """Send a SigV4-signed request exactly as given (path already percent-encoded, query included)."""
-    import hashlib
+    """Send a SigV4-signed request exactly as given (path already percent-encoded, query included).
 
+    The payload is signed by its SHA-256; for another x-amz-content-sha256 use S3Connection.
+    """
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     url = node.s3_url + path
-    headers = dict(headers or {})
-    headers.setdefault("x-amz-content-sha256", payload_hash or hashlib.sha256(body).hexdigest())
-    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
     S3SigV4Auth(Credentials(access_key, secret_key), "s3", "us-east-1").add_auth(request)
     prepared = requests.Request(method, url, headers=dict(request.headers.items()), data=body).prepare()
     prepared.url = url  # keep the path exactly as signed
