@@ -30,12 +30,16 @@ def build(config: dict | None = None):
         config["inline_threshold"],
     )
     credentials = Credentials(config["root_user"], config["root_password"])
+
+    def port(name: str) -> str:
+        return str(configuration.split_address(config[name])[1])
+
+    s3 = s3_app.create(layer, credentials, config)
     by_port = {
-        str(configuration.split_address(config["s3_address"])[1]): s3_app.create(layer, credentials, config),
-        str(configuration.split_address(config["admin_address"])[1]): admin_app.create(layer),
-        str(configuration.split_address(config["console_address"])[1]): console_app.create(),
+        port("s3_address"): s3,
+        port("admin_address"): admin_app.create(layer),
+        port("console_address"): console_app.create(),
     }
-    s3 = by_port[str(configuration.split_address(config["s3_address"])[1])]
 
     def application(environ, start_response):
         return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)

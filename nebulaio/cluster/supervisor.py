@@ -190,16 +190,13 @@ class Supervisor:
         while not self.raft.status()["ready"]:
             await asyncio.sleep(0.05)
         try:
-            await asyncio.to_thread(store.sweep, self._referenced_versions, self.started)
+            await asyncio.to_thread(store.sweep, self.reader.file_versions, self.started)
         except Exception:
             # NOTE: a task's exception is otherwise silent until the loop ends.
             log.exception("sweeping unreferenced object files failed; they stay until the next start")
         while True:
             await asyncio.sleep(30)
             env.reader_check()
-
-    def _referenced_versions(self, bucket: str) -> set[str]:
-        return self.reader.file_versions(bucket)
 
     def _release_loop(self, store: ObjectStore) -> None:
         while True:
