@@ -128,6 +128,10 @@ class ObjectLayer:
     def delete_bucket(self, name: str) -> None:
         self.submit({"op": "bucket.delete", "bucket": name})
 
+    def configure_bucket(self, name: str, setting: str, value) -> None:
+        """Set one of the bucket's settings (cors, tagging, ...); None removes it."""
+        self.submit({"op": "bucket.configure", "bucket": name, "setting": setting, "value": value})
+
     # -- objects --------------------------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> tuple[dict, bytes | None]:
@@ -260,6 +264,13 @@ class ObjectLayer:
                 self.store.remove(bucket, record["key"], record["vid"])
             raise
         return record
+
+    def update(self, bucket: str, key: str, changes: dict) -> None:
+        """Change fields of the object's stored record in place (a None value removes one)."""
+        self.submit(
+            {"op": "object.update", "bucket": bucket, "key": key, "changes": changes},
+            refusals={"NoSuchKey": lambda: S3Error("NoSuchKey", Key=key)},
+        )
 
     def delete(self, bucket: str, key: str) -> None:
         self.submit({"op": "object.delete", "bucket": bucket, "key": key})

@@ -50,9 +50,11 @@ class Applier:
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
             "bucket.create": self._bucket_create,
             "bucket.delete": self._bucket_delete,
+            "bucket.configure": self._bucket_configure,
             "object.put": self._object_put,
             "object.delete": self._object_delete,
             "object.delete_many": self._object_delete_many,
+            "object.update": self._object_update,
             **self._uploads.handlers(),
         }
 
@@ -115,6 +117,47 @@ class Applier:
         # NOTE: S3 deletes a bucket whose only content is open multipart uploads, with them.
         self._uploads.abort_all(batch, name)
         batch.txn.delete(name.encode(), db=self._buckets)
+        return {"status": "ok"}
+
+    def _bucket_configure(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Set (or with a None value, remove) one of a bucket's settings."""
+        name, setting, value = command["bucket"], command["setting"], command["value"]
+        if setting not in BUCKET_SETTINGS:
+            log.error("bucket.configure of unknown setting %r", setting)
+            return {"status": "InvalidRequest"}
+        stored = batch.txn.get(name.encode(), db=self._buckets)
+        if stored is None:
+            return {"status": "NoSuchBucket"}
+        record = BUCKET.decode_header(stored)
+        refusal = BUCKET_SETTINGS[setting](record, value)
+        if refusal is not None:
+            return {"status": refusal}
+        if value is None:
+            record.pop(setting, None)
+        else:
+            record[setting] = value
+        batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
+        return {"status": "ok"}
+
+    def _object_update(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Change fields of a stored version in place (tags, retention, legal hold): not a new version.
+
+        A field set to None is removed.
+        """
+        bucket, key = command["bucket"], command["key"]
+        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+            return {"status": "NoSuchBucket"}
+        lmdb_key = object_key(bucket, key)
+        stored = batch.txn.get(lmdb_key, db=self._objects)
+        if stored is None:
+            return {"status": "NoSuchKey"}
+        record, inline = OBJECT.decode(stored)
+        for field, value in command["changes"].items():
+            if value is None:
+                record.pop(field, None)
+            else:
+                record[field] = value
+        batch.txn.put(lmdb_key, OBJECT.encode(record, inline), db=self._objects)
         return {"status": "ok"}
 
     def _object_put(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -189,6 +232,19 @@ class Applier:
         if not current["inline"]:
             batch.released.append((bucket, current["key"], vid))
         return vid
+
+
+def _any_value(record: dict, value) -> str | None:
+    return None
+
+
+BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
+    "cors": _any_value,
+    "tagging": _any_value,
+    "lifecycle": _any_value,
+}
+"""The bucket settings bucket.configure may change, each with its rule: (bucket record,
+new value) -> the result code refusing the change, or None."""
 
 
 def write_condition_failure(current: dict | None, condition: dict) -> str | None:

@@ -20,6 +20,8 @@ from nebulaio.util.checksums import ALGORITHMS, new_checksum
 
 CHECKSUM_HEADERS = {f"x-amz-checksum-{name}": name for name in ALGORITHMS}
 _SHA256_HEX_LENGTH = 64
+MAX_CONFIGURATION_BODY = 64 * 1024
+BODY_CHUNK = 1024 * 1024
 
 
 def _content_length(headers: dict, name: str) -> int | None:
@@ -149,3 +151,28 @@ class RequestPayload:
         """Read and drop what is left, so the connection can carry the next request."""
         while self.read(1024 * 1024):
             pass
+
+
+def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY) -> bytes:
+    """A small body (a configuration or request document) read whole and verified.
+
+    Content-MD5, x-amz-checksum-* and the signed payload hash are checked as for any body.
+
+    Raises:
+        S3Error: MaxMessageLengthExceeded over `limit` bytes; BadDigest and friends when a
+            check fails (see `RequestPayload`).
+    """
+    payload = RequestPayload(request.environ, request.headers, request.auth, timeout)
+    if payload.size is not None and payload.size > limit:
+        raise S3Error("MaxMessageLengthExceeded")
+    md5 = hashlib.md5()
+    parts = []
+    received = 0
+    while chunk := payload.read(BODY_CHUNK):
+        received += len(chunk)
+        if received > limit:
+            raise S3Error("MaxMessageLengthExceeded")
+        md5.update(chunk)
+        parts.append(chunk)
+    payload.finish(md5.digest())
+    return b"".join(parts)

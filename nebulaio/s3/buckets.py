@@ -6,22 +6,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import xml
-
-MAX_CONFIGURATION_BODY = 64 * 1024
-
-
-def read_small_body(request, limit: int = MAX_CONFIGURATION_BODY) -> bytes:
-    """A configuration document: small, so it is read whole (bounded)."""
-    environ = request.environ
-    length = environ.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit():
-        raise S3Error("InvalidArgument", "Content-Length is not a number.")
-    if int(length) > limit:
-        raise S3Error("MaxMessageLengthExceeded")
-    body = environ["wsgi.input"].read(int(length)) if int(length) else b""
-    if len(body) != int(length):
-        raise S3Error("IncompleteBody")
-    return body
+from nebulaio.s3.body import read_body
 
 
 def list_buckets(api, request, resp) -> None:
@@ -32,7 +17,7 @@ def list_buckets(api, request, resp) -> None:
 def create_bucket(api, request, resp) -> None:
     name = request.bucket
     check_bucket_name(name)
-    location = xml.parse_create_bucket(read_small_body(request))
+    location = xml.parse_create_bucket(read_body(request, api.request_timeout))
     if location and location != api.region:
         raise S3Error(
             "InvalidLocationConstraint",

@@ -7,44 +7,18 @@ deleted (a key that does not exist counts as deleted, as on S3).
 
 from __future__ import annotations
 
-import hashlib
-
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import xml
-from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload
+from nebulaio.s3.body import CHECKSUM_HEADERS, read_body
 
 MAX_KEYS = 1000
 # 1000 keys of 1024 bytes, each character possibly written as an XML entity.
 MAX_BODY = 8 * 1024 * 1024
-READ_CHUNK = 1024 * 1024
 # S3 insists on an integrity check of this body: Content-MD5 or a flexible checksum.
 INTEGRITY_HEADERS = ("content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-trailer", *CHECKSUM_HEADERS)
 NULL_VERSION = "null"
 XML_TYPE = "application/xml"
-
-
-def read_verified_body(request, timeout: float, limit: int) -> bytes:
-    """A small body read whole, its Content-MD5 / x-amz-checksum-* / signature verified.
-
-    Raises:
-        S3Error: MaxMessageLengthExceeded over `limit` bytes; BadDigest and friends when a
-            check fails (see `RequestPayload`).
-    """
-    payload = RequestPayload(request.environ, request.headers, request.auth, timeout)
-    if payload.size is not None and payload.size > limit:
-        raise S3Error("MaxMessageLengthExceeded")
-    md5 = hashlib.md5()
-    parts = []
-    received = 0
-    while chunk := payload.read(READ_CHUNK):
-        received += len(chunk)
-        if received > limit:
-            raise S3Error("MaxMessageLengthExceeded")
-        md5.update(chunk)
-        parts.append(chunk)
-    payload.finish(md5.digest())
-    return b"".join(parts)
 
 
 def _refusal(key: str, version: str | None) -> tuple[str, str] | None:
@@ -62,7 +36,7 @@ def delete_objects(api, request, resp) -> None:
     if not any(name in request.headers for name in INTEGRITY_HEADERS):
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5.")
     api.layer.bucket(request.bucket)
-    quiet, objects = xml.parse_delete(read_verified_body(request, api.request_timeout, MAX_BODY))
+    quiet, objects = xml.parse_delete(read_body(request, api.request_timeout, MAX_BODY))
     if not objects or len(objects) > MAX_KEYS:
         raise S3Error("MalformedXML")
     outcomes = [(key, version, _refusal(key, version)) for key, version in objects]
