@@ -178,14 +178,23 @@ class Applier:
         return {"status": "ok", "replaced": replaced}
 
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Delete the current version; with "if_vid", only while that is still the current one
+        (a background expiry must not delete a version written after it looked)."""
         bucket, key = command["bucket"], command["key"]
         if batch.txn.get(bucket.encode(), db=self._buckets) is None:
             return {"status": "NoSuchBucket"}
         lmdb_key = object_key(bucket, key)
+        expected = command.get("if_vid")
+        if expected is not None and self._current_vid(batch, lmdb_key) != expected:
+            return {"status": "PreconditionFailed"}
         removed = self._forget_current(batch, bucket, lmdb_key, keep_vid=None)
         if removed is not None:
             batch.txn.delete(lmdb_key, db=self._objects)
         return {"status": "ok", "removed": removed}
+
+    def _current_vid(self, batch: _Batch, lmdb_key: bytes) -> str | None:
+        value = batch.txn.get(lmdb_key, db=self._objects)
+        return None if value is None else OBJECT.decode_header(value)["vid"]
 
     def _object_delete_many(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """DeleteObjects: every key of one request in one command, so one raft entry."""
