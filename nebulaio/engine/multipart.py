@@ -15,7 +15,7 @@ import re
 import secrets
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.engine.objects import ObjectLayer, Payload, receive
+from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
 from nebulaio.meta.uploads import check_part_list
 from nebulaio.util.ids import now_ms, version_id
 
@@ -141,8 +141,7 @@ def complete(
     }
     if condition:
         command["condition"] = condition
-    _submit_or_remove(layer, bucket, key, vid, command)
-    return record
+    return with_version(record, _submit_or_remove(layer, bucket, key, vid, command))
 
 
 def abort(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> None:
@@ -172,13 +171,13 @@ def list_uploads(
     return record, page
 
 
-def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, command: dict) -> None:
+def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, command: dict) -> dict:
     """Submit a command whose file is in place; remove the file if the command is refused.
 
     A timed-out command may still commit: its file is left to the start-up sweep.
     """
     try:
-        layer.submit(command)
+        return layer.submit(command)
     except S3Error as exc:
         if exc.code != "ServiceUnavailable":
             layer.store.remove(bucket, key, file)

@@ -15,8 +15,10 @@ from typing import Protocol
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
+from nebulaio.meta.versions import is_valid_version, version_of
 from nebulaio.storage.objects import ObjectStore, TempObject
 from nebulaio.util.ids import now_ms, version_id
+from nebulaio.util.timefmt import http_date
 
 log = logging.getLogger("nebulaio.engine")
 
@@ -134,21 +136,37 @@ class ObjectLayer:
 
     # -- objects --------------------------------------------------------------------------
 
-    def head(self, bucket: str, key: str) -> tuple[dict, bytes | None]:
-        found = self.reader.get_object(bucket, key)
+    def head(self, bucket: str, key: str, version: str | None = None) -> tuple[dict, bytes | None]:
+        """A version's record (the current one when `version` is None) and its inline bytes.
+
+        Raises:
+            S3Error: NoSuchKey / NoSuchVersion, with S3's delete marker headers when a delete
+                marker hides the key; MethodNotAllowed for a version that is a delete marker.
+        """
+        if version is None:
+            found = self.reader.get_object(bucket, key)
+        else:
+            check_version(version)
+            found = self.reader.get_version(bucket, key, version)
         if found is None:
             self.bucket(bucket)
-            raise S3Error("NoSuchKey", Key=key)
+            if version is not None:
+                raise S3Error("NoSuchVersion", Key=key, VersionId=version)
+            marker = self.reader.latest_marker(bucket, key)
+            raise S3Error("NoSuchKey", headers=None if marker is None else marker_headers(marker), Key=key)
+        if found[0].get("marker"):
+            headers = dict(marker_headers(found[0]), allow="DELETE", **{"last-modified": http_date(found[0]["mtime"])})
+            raise S3Error("MethodNotAllowed", headers=headers, Method="GET", ResourceType="DeleteMarker")
         return found
 
-    def open(self, bucket: str, key: str):
-        """The current version's record and its bytes: inline bytes, or an open file.
+    def open(self, bucket: str, key: str, version: str | None = None):
+        """A version's record and its bytes: inline bytes, or an open file.
 
         An overwrite may remove the old file between reading the record and opening it; the
         new record is then read again, so a reader always gets one version whole.
         """
         for _ in range(REOPEN_ATTEMPTS):
-            record, inline = self.head(bucket, key)
+            record, inline = self.head(bucket, key, version)
             if record["inline"]:
                 return record, inline
             try:
@@ -198,13 +216,14 @@ class ObjectLayer:
         self,
         source_bucket: str,
         source_key: str,
+        source_version: str | None,
         check_source: Callable[[dict], None],
         bucket: str,
         key: str,
         fields: dict | None,
         condition: dict | None = None,
     ) -> dict:
-        """Copy the source's current version to `bucket`/`key` and commit it.
+        """Copy a version of the source (the current one when `source_version` is None) and commit it.
 
         `check_source(record)` raises when the source's preconditions fail; `fields` replace
         the source's content type, headers and metadata (None keeps them). The bytes are the
@@ -212,12 +231,13 @@ class ObjectLayer:
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
-        source, body = self.open(source_bucket, source_key)
+        source, body = self.open(source_bucket, source_key, source_version)
         temp = None
         try:
             check_source(source)
             vid = version_id()
             record = dict(source, key=key, vid=vid, mtime=now_ms())
+            record.pop("version", None)
             if fields is not None:
                 record.update(fields)
             if source["inline"]:
@@ -257,29 +277,71 @@ class ObjectLayer:
             command["condition"] = condition
             refusals = {"NoSuchKey": lambda: S3Error("NoSuchKey", Key=record["key"])}
         try:
-            self.submit(command, blob, refusals)
+            result = self.submit(command, blob, refusals)
         except S3Error as exc:
             # A timed-out command may still commit: leave its bytes to the start-up sweep.
             if exc.code != "ServiceUnavailable" and not record["inline"]:
                 self.store.remove(bucket, record["key"], record["vid"])
             raise
-        return record
+        return with_version(record, result)
 
-    def update(self, bucket: str, key: str, changes: dict) -> None:
-        """Change fields of the object's stored record in place (a None value removes one)."""
-        self.submit(
-            {"op": "object.update", "bucket": bucket, "key": key, "changes": changes},
-            refusals={"NoSuchKey": lambda: S3Error("NoSuchKey", Key=key)},
+    def update(self, bucket: str, key: str, version: str | None, changes: dict) -> str:
+        """Change fields of a version's stored record in place (a None value removes one).
+
+        Returns the version id changed (`null` for an unversioned object).
+        """
+        if version is not None:
+            check_version(version)
+        result = self.submit(
+            {"op": "object.update", "bucket": bucket, "key": key, "version": version, "changes": changes},
+            refusals={
+                "NoSuchKey": lambda: S3Error("NoSuchKey", Key=key),
+                "NoSuchVersion": lambda: S3Error("NoSuchVersion", Key=key, VersionId=version),
+                "MethodNotAllowed": lambda: S3Error("MethodNotAllowed", Method="PUT", ResourceType="DeleteMarker"),
+            },
         )
+        return result["version"]
 
-    def delete(self, bucket: str, key: str) -> None:
-        self.submit({"op": "object.delete", "bucket": bucket, "key": key})
+    def delete(self, bucket: str, key: str, version: str | None = None) -> dict:
+        """Delete a version, or the key (a delete marker in a versioned bucket).
 
-    def delete_many(self, bucket: str, keys: list[str]) -> None:
-        """Delete every key in one command (one raft entry); a missing key is not an error."""
-        self.submit({"op": "object.delete_many", "bucket": bucket, "keys": keys})
+        Returns {"version", "marker"} as S3 reports them: the version deleted or the marker made.
+        """
+        if version is not None:
+            check_version(version)
+        return self.submit({"op": "object.delete", "bucket": bucket, "key": key, "version": version, "mtime": now_ms()})
+
+    def delete_many(self, bucket: str, objects: list[tuple[str, str | None]]) -> list[dict]:
+        """Delete every (key, version) in one command (one raft entry); a missing one is not an error."""
+        command = {"op": "object.delete_many", "bucket": bucket, "objects": objects, "mtime": now_ms()}
+        return self.submit(command)["deleted"]
 
     def list(self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int):
         """The bucket's record and one page of its listing."""
         record = self.bucket(bucket)
         return record, self.reader.list_objects(bucket, prefix, delimiter, after, max_keys)
+
+    def list_versions(
+        self, bucket: str, prefix: str, delimiter: str, key: str | None, version: str | None, max_keys: int
+    ):
+        """The bucket's record and one page of ListObjectVersions."""
+        record = self.bucket(bucket)
+        if version is not None:
+            check_version(version, "version-id-marker")
+        return record, self.reader.list_versions(bucket, prefix, delimiter, key, version, max_keys)
+
+
+def check_version(version: str, argument: str = "versionId") -> None:
+    if not is_valid_version(version):
+        raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName=argument, ArgumentValue=version)
+
+
+def marker_headers(marker: dict) -> dict:
+    return {"x-amz-delete-marker": "true", "x-amz-version-id": version_of(marker)}
+
+
+def with_version(record: dict, result: dict) -> dict:
+    """The committed record with the version id apply gave it (none in an unversioned bucket)."""
+    if result.get("version") is not None:
+        record["version"] = result["version"]
+    return record

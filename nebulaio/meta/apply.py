@@ -19,6 +19,13 @@ from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
+from nebulaio.meta.versions import (
+    BATCH_SEQ_BITS,
+    NULL_VERSION,
+    Versions,
+    format_version,
+    version_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +37,31 @@ Release = Callable[[str, str, str], None]
 class _Batch:
     """State of one batch's write transaction."""
 
-    __slots__ = ("released", "txn")
+    __slots__ = ("raft_index", "released", "txn", "versions_written")
 
-    def __init__(self, txn: lmdb.Transaction) -> None:
+    def __init__(self, txn: lmdb.Transaction, raft_index: int) -> None:
         self.txn = txn
+        self.raft_index = raft_index
         self.released: list[tuple[str, str, str]] = []
+        self.versions_written = 0
+
+    def next_seq(self) -> int:
+        """The seq of a version written by this batch: the same on every replica, and growing."""
+        self.versions_written += 1
+        return (self.raft_index << BATCH_SEQ_BITS) | self.versions_written
 
 
 class Applier:
     """Applies committed batches to the replica and releases the object bytes they orphan."""
 
-    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system", "_uploads")
+    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system", "_uploads", "_versions")
 
     def __init__(self, env: lmdb.Environment, release: Release) -> None:
         self._env = env
         self._release = release
         self._buckets, self._objects, self._system = open_databases(env)
         self._uploads = UploadCommands(env, self._buckets, self._object_put)
+        self._versions = Versions(env)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
             "bucket.create": self._bucket_create,
             "bucket.delete": self._bucket_delete,
@@ -64,7 +79,7 @@ class Applier:
             if raft_index <= read_applied(txn, self._system):
                 txn.abort()
                 return None
-            batch = _Batch(txn)
+            batch = _Batch(txn, raft_index)
             results = [self._apply_one(batch, command, blob) for command, blob in commands]
             txn.put(APPLIED_KEY, SYSTEM.encode({"index": raft_index}), db=self._system)
         for bucket, key, vid in batch.released:
@@ -112,7 +127,7 @@ class Applier:
             return {"status": "NoSuchBucket"}
         cursor = batch.txn.cursor(db=self._objects)
         prefix = bucket_prefix(name)
-        if cursor.set_range(prefix) and cursor.key().startswith(prefix):
+        if (cursor.set_range(prefix) and cursor.key().startswith(prefix)) or self._versions.has_any(batch.txn, name):
             return {"status": "BucketNotEmpty"}
         # NOTE: S3 deletes a bucket whose only content is open multipart uploads, with them.
         self._uploads.abort_all(batch, name)
@@ -142,108 +157,191 @@ class Applier:
     def _object_update(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """Change fields of a stored version in place (tags, retention, legal hold): not a new version.
 
-        A field set to None is removed.
+        "version" names the version (None: the current one); a field set to None is removed.
         """
-        bucket, key = command["bucket"], command["key"]
+        bucket, key, version = command["bucket"], command["key"], command.get("version")
         if batch.txn.get(bucket.encode(), db=self._buckets) is None:
             return {"status": "NoSuchBucket"}
         lmdb_key = object_key(bucket, key)
         stored = batch.txn.get(lmdb_key, db=self._objects)
+        current = True
+        if stored is not None and version is not None and version_of(OBJECT.decode_header(stored)) != version:
+            stored = None
+        if stored is None and version is not None:
+            found = self._versions.find(batch.txn, bucket, key, version)
+            if found is None:
+                return {"status": "NoSuchVersion"}
+            lmdb_key, stored = found
+            current = False
         if stored is None:
             return {"status": "NoSuchKey"}
         record, inline = OBJECT.decode(stored)
+        if record.get("marker"):
+            return {"status": "MethodNotAllowed"}
         for field, value in command["changes"].items():
             if value is None:
                 record.pop(field, None)
             else:
                 record[field] = value
-        batch.txn.put(lmdb_key, OBJECT.encode(record, inline), db=self._objects)
-        return {"status": "ok"}
+        if current:
+            batch.txn.put(lmdb_key, OBJECT.encode(record, inline), db=self._objects)
+        else:
+            self._versions.rewrite(batch.txn, lmdb_key, OBJECT.encode(record, inline))
+        return {"status": "ok", "version": version_of(record)}
+
+    def _versioning(self, batch: _Batch, bucket: str) -> str | None | bool:
+        """The bucket's versioning state (None: never enabled), or False when there is no bucket."""
+        stored = batch.txn.get(bucket.encode(), db=self._buckets)
+        return False if stored is None else BUCKET.decode_header(stored)["versioning"]
 
     def _object_put(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         bucket, record = command["bucket"], command["record"]
-        inline = record["inline"]
+        vid, inline = record["vid"], record["inline"]
         if blob is not None and not inline:
             log.error("object.put of %s/%s carries bytes but is not inline", bucket, record["key"])
             return {"status": "InvalidRequest"}
-        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+        versioning = self._versioning(batch, bucket)
+        if versioning is False:
             return {"status": "NoSuchBucket"}
-        value = OBJECT.encode(record, blob or b"")
         lmdb_key = object_key(bucket, record["key"])
-        failure = self._write_condition_failure(batch, lmdb_key, command.get("condition"), record["vid"])
+        stored = batch.txn.get(lmdb_key, db=self._objects)
+        current = None if stored is None else OBJECT.decode_header(stored)
+        if current is not None and current["vid"] == vid:
+            # The same command committed twice after a timed-out proposal: it is in place.
+            return {"status": "ok", "version": current.get("version")}
+        condition = command.get("condition")
+        failure = write_condition_failure(current, condition) if condition else None
         if failure is not None:
             return {"status": failure}
-        replaced = self._forget_current(batch, bucket, lmdb_key, keep_vid=record["vid"])
-        batch.txn.put(lmdb_key, value, db=self._objects)
-        return {"status": "ok", "replaced": replaced}
+        record["seq"] = seq = batch.next_seq()
+        if versioning is not None:
+            record["version"] = format_version(seq) if versioning == ENABLED else NULL_VERSION
+        self._retire_current(batch, bucket, record["key"], lmdb_key, stored, current, versioning)
+        batch.txn.put(lmdb_key, OBJECT.encode(record, blob or b""), db=self._objects)
+        return {"status": "ok", "version": record.get("version")}
 
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
-        """Delete the current version; with "if_vid", only while that is still the current one
-        (a background expiry must not delete a version written after it looked)."""
-        bucket, key = command["bucket"], command["key"]
-        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
-            return {"status": "NoSuchBucket"}
-        lmdb_key = object_key(bucket, key)
-        expected = command.get("if_vid")
-        if expected is not None and self._current_vid(batch, lmdb_key) != expected:
-            return {"status": "PreconditionFailed"}
-        removed = self._forget_current(batch, bucket, lmdb_key, keep_vid=None)
-        if removed is not None:
-            batch.txn.delete(lmdb_key, db=self._objects)
-        return {"status": "ok", "removed": removed}
+        """DeleteObject: of a named version, or of the key (a delete marker when versioned).
 
-    def _current_vid(self, batch: _Batch, lmdb_key: bytes) -> str | None:
-        value = batch.txn.get(lmdb_key, db=self._objects)
-        return None if value is None else OBJECT.decode_header(value)["vid"]
+        With "if_vid", the current version is deleted only while it is still that one (a
+        background expiry must not delete a version written after it looked).
+        """
+        bucket = command["bucket"]
+        versioning = self._versioning(batch, bucket)
+        if versioning is False:
+            return {"status": "NoSuchBucket"}
+        expected = command.get("if_vid")
+        if expected is not None:
+            stored = batch.txn.get(object_key(bucket, command["key"]), db=self._objects)
+            if stored is None or OBJECT.decode_header(stored)["vid"] != expected:
+                return {"status": "PreconditionFailed"}
+        return self._delete_one(batch, bucket, versioning, command["key"], command.get("version"), command)
 
     def _object_delete_many(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
-        """DeleteObjects: every key of one request in one command, so one raft entry."""
+        """DeleteObjects: every key (and version) of one request in one command, so one raft entry."""
         bucket = command["bucket"]
-        if batch.txn.get(bucket.encode(), db=self._buckets) is None:
+        versioning = self._versioning(batch, bucket)
+        if versioning is False:
             return {"status": "NoSuchBucket"}
-        removed = []
-        for key in command["keys"]:
-            lmdb_key = object_key(bucket, key)
-            vid = self._forget_current(batch, bucket, lmdb_key, keep_vid=None)
-            if vid is not None:
+        deleted = [
+            self._delete_one(batch, bucket, versioning, key, version, command) for key, version in command["objects"]
+        ]
+        return {"status": "ok", "deleted": deleted}
+
+    def _delete_one(self, batch: _Batch, bucket: str, versioning, key: str, version: str | None, command: dict) -> dict:
+        lmdb_key = object_key(bucket, key)
+        if version is not None:
+            return self._delete_version(batch, bucket, key, lmdb_key, version)
+        stored = batch.txn.get(lmdb_key, db=self._objects)
+        current = None if stored is None else OBJECT.decode_header(stored)
+        if versioning is None:
+            self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning)
+            if current is not None:
                 batch.txn.delete(lmdb_key, db=self._objects)
-            removed.append(vid)
-        return {"status": "ok", "removed": removed}
+            return {"status": "ok"}
+        seq = batch.next_seq()
+        marker = {
+            "key": key,
+            "seq": seq,
+            "version": format_version(seq) if versioning == ENABLED else NULL_VERSION,
+            "mtime": command["mtime"],
+            "owner": command.get("owner"),
+            "marker": True,
+        }
+        self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning)
+        if current is not None:
+            batch.txn.delete(lmdb_key, db=self._objects)
+        self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
+        return {"status": "ok", "marker": True, "version": marker["version"]}
 
-    def _write_condition_failure(self, batch: _Batch, lmdb_key: bytes, condition: dict | None, vid: str) -> str | None:
-        """The result code of a conditional write that must not land, else None.
+    def _delete_version(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, version: str) -> dict:
+        """Delete one version for good; the next one becomes current when it is not a delete marker."""
+        stored = batch.txn.get(lmdb_key, db=self._objects)
+        if stored is not None and version_of(OBJECT.decode_header(stored)) == version:
+            self._free(batch, bucket, OBJECT.decode_header(stored))
+            batch.txn.delete(lmdb_key, db=self._objects)
+            self._promote(batch, bucket, key, lmdb_key)
+            return {"status": "ok", "version": version}
+        found = self._versions.find(batch.txn, bucket, key, version)
+        if found is None:
+            return {"status": "ok", "version": version}
+        history_key, value = found
+        record = OBJECT.decode_header(value)
+        self._free(batch, bucket, record)
+        self._versions.remove(batch.txn, bucket, key, history_key, lmdb_key)
+        if stored is None:
+            self._promote(batch, bucket, key, lmdb_key)
+        return {"status": "ok", "version": version, "marker": bool(record.get("marker"))}
 
-        Decided here, on the state the write lands on, so of two racing writers with
-        If-None-Match: * exactly one wins. A replay of the write that is already current
-        (a timed-out proposal committed twice) succeeds again rather than failing its own test.
+    def _retire_current(
+        self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, stored, current, versioning
+    ) -> None:
+        """What becomes of the current version, and of the null version, once a newer one lands.
+
+        Unversioned, the current version is gone. Enabled, it is kept as history. Suspended,
+        the new version is the null version: the old null version goes, others are kept.
         """
-        if not condition:
-            return None
-        value = batch.txn.get(lmdb_key, db=self._objects)
-        current = None if value is None else OBJECT.decode_header(value)
-        if current is not None and current["vid"] == vid:
-            return None
-        return write_condition_failure(current, condition)
+        if versioning == SUSPENDED:
+            found = self._versions.find(batch.txn, bucket, key, NULL_VERSION)
+            if found is not None:
+                self._free(batch, bucket, OBJECT.decode_header(found[1]))
+                self._versions.remove(batch.txn, bucket, key, found[0], lmdb_key)
+        if current is None:
+            return
+        if versioning is None or (versioning == SUSPENDED and version_of(current) == NULL_VERSION):
+            self._free(batch, bucket, current)
+        else:
+            self._versions.add(batch.txn, bucket, current, stored, lmdb_key)
 
-    def _forget_current(self, batch: _Batch, bucket: str, lmdb_key: bytes, keep_vid: str | None) -> str | None:
-        """The current version's id, queueing its bytes for release unless it is `keep_vid`.
+    def _promote(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes) -> None:
+        """Make the newest noncurrent version current, unless it is a delete marker."""
+        newest = self._versions.newest(batch.txn, bucket, key)
+        if newest is None or OBJECT.decode_header(newest[1]).get("marker"):
+            return
+        batch.txn.put(lmdb_key, newest[1], db=self._objects)
+        self._versions.remove(batch.txn, bucket, key, newest[0], lmdb_key)
 
-        A put of the version that is already current (the same command committed twice after
-        a timed-out proposal) replaces nothing and must not release the bytes it points at.
-        """
-        value = batch.txn.get(lmdb_key, db=self._objects)
-        if value is None:
-            return None
-        current = OBJECT.decode_header(value)
-        vid = current["vid"]
-        if vid == keep_vid:
-            return None
-        if not current["inline"]:
-            batch.released.append((bucket, current["key"], vid))
-        return vid
+    @staticmethod
+    def _free(batch: _Batch, bucket: str, record: dict) -> None:
+        """Queue a version's file for removal once the batch commits (inline bytes and markers have none)."""
+        if not record.get("marker") and not record["inline"]:
+            batch.released.append((bucket, record["key"], record["vid"]))
+
+
+ENABLED = "Enabled"
+SUSPENDED = "Suspended"
 
 
 def _any_value(record: dict, value) -> str | None:
+    return None
+
+
+def _versioning_change(record: dict, value) -> str | None:
+    """Versioning, once enabled, can only be suspended, and not while object lock is on."""
+    if value not in (ENABLED, SUSPENDED):
+        return "IllegalVersioningConfigurationException"
+    if value == SUSPENDED and record.get("object_lock"):
+        return "InvalidBucketState"
     return None
 
 
@@ -251,6 +349,7 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,
     "tagging": _any_value,
     "lifecycle": _any_value,
+    "versioning": _versioning_change,
 }
 """The bucket settings bucket.configure may change, each with its rule: (bucket record,
 new value) -> the result code refusing the change, or None."""

@@ -18,9 +18,11 @@ OBJECTS_DB = b"objects"
 SYSTEM_DB = b"system"
 UPLOADS_DB = b"uploads"
 PARTS_DB = b"parts"
-# Named later, when their features land: b"versions", b"iam".
+VERSIONS_DB = b"versions"
+VKEYS_DB = b"vkeys"
+# Named later, when its feature lands: b"iam".
 CORE_DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
-DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB)
+DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB, VERSIONS_DB, VKEYS_DB)
 
 APPLIED_KEY = b"applied"
 

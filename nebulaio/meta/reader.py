@@ -4,6 +4,7 @@ Each call runs in its own short read transaction: a long-lived reader would pin 
 and make the file grow under write load.
 """
 
+import heapq
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import NamedTuple
@@ -14,6 +15,7 @@ from nebulaio.meta.env import open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.records import BUCKET, OBJECT
 from nebulaio.meta.uploads import UploadReader
+from nebulaio.meta.versions import Versions, version_of
 
 COMMON_PREFIX = None
 """Marks a listing item that is a common prefix rather than an object (it has no value)."""
@@ -31,14 +33,28 @@ class ListPage(NamedTuple):
 EMPTY_PAGE = ListPage([], [], False, None)
 
 
+class VersionPage(NamedTuple):
+    """One page of ListObjectVersions: (record, is latest) in S3 order, and where to go on."""
+
+    entries: list[tuple[dict, bool]]
+    prefixes: list[str]
+    truncated: bool
+    next_key: str | None
+    next_version: str | None
+
+
+EMPTY_VERSION_PAGE = VersionPage([], [], False, None, None)
+
+
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system", "uploads")
+    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
         self._buckets, self._objects, self._system = open_databases(env)
+        self._versions = Versions(env)
         self.uploads = UploadReader(env)
 
     def applied_index(self) -> int:
@@ -70,6 +86,29 @@ class MetaReader:
         record, inline = OBJECT.decode(value)
         return record, bytes(inline) if record["inline"] else None
 
+    def get_version(self, bucket: str, key: str, version: str) -> tuple[dict, bytes | None] | None:
+        """A version by id (a delete marker included), and its bytes when they are stored inline."""
+        with self._env.begin() as txn:
+            value = txn.get(object_key(bucket, key), db=self._objects)
+            if value is not None:
+                record, inline = OBJECT.decode(value)
+                if version_of(record) == version:
+                    return record, bytes(inline) if record["inline"] else None
+            found = self._versions.find(txn, bucket, key, version)
+            if found is None:
+                return None
+            record, inline = OBJECT.decode(found[1])
+            return record, bytes(inline) if record.get("inline") else None
+
+    def latest_marker(self, bucket: str, key: str) -> dict | None:
+        """The delete marker that hides a key with no current version, if that is what hides it."""
+        with self._env.begin() as txn:
+            newest = self._versions.newest(txn, bucket, key)
+        if newest is None:
+            return None
+        record = OBJECT.decode_header(newest[1])
+        return record if record.get("marker") else None
+
     def file_versions(self, bucket: str) -> set[str]:
         """Files of the bucket's file-backed objects and open uploads' parts, for the sweeper.
 
@@ -77,15 +116,18 @@ class MetaReader:
         """
         in_bucket = bucket_prefix(bucket)
         files = self.uploads.part_files(bucket)
-        with self._env.begin(db=self._objects) as txn:
-            cursor = txn.cursor()
-            if not cursor.set_range(in_bucket):
-                return files
+        with self._env.begin() as txn:
+            cursor = txn.cursor(db=self._objects)
+            cursor.set_range(in_bucket)
             for lmdb_key, value in cursor.iternext():
                 if not lmdb_key.startswith(in_bucket):
                     break
                 record = OBJECT.decode_header(value)
                 if not record["inline"]:
+                    files.add(record["vid"])
+            for value in self._versions.all_values(txn, bucket):
+                record = OBJECT.decode_header(value)
+                if not record.get("marker") and not record["inline"]:
                     files.add(record["vid"])
         return files
 
@@ -124,6 +166,73 @@ class MetaReader:
                 else:
                     entries.append((last, OBJECT.decode_header(value)))
         return ListPage(entries, prefixes, False, last)
+
+    def list_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str | None = None,
+        version_marker: str | None = None,
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        """One page of ListObjectVersions: each key's versions newest first; max_keys counts
+        versions, delete markers and common prefixes.
+
+        Keys come from the current versions and from the keys with history, merged; the key
+        `key_marker` is skipped whole unless `version_marker` names where in it to go on.
+        """
+        if max_keys <= 0:
+            return EMPTY_VERSION_PAGE
+        prefix_bytes = prefix.encode()
+        after = None if key_marker is None else key_marker.encode()
+        start = prefix_bytes
+        if after is not None and after >= prefix_bytes:
+            start = after if version_marker is not None else after + b"\0"
+        entries: list[tuple[dict, bool]] = []
+        prefixes: list[str] = []
+        last: tuple[str | None, str | None] = (None, None)
+        in_bucket = bucket_prefix(bucket)
+        delimiter_bytes = delimiter.encode()
+        with self._env.begin() as txn:
+            current = _listing(txn.cursor(db=self._objects), in_bucket, prefix_bytes, delimiter_bytes, start, after)
+            history = _listing(self._versions.keys_cursor(txn), in_bucket, prefix_bytes, delimiter_bytes, start, after)
+            for name, value in _merged(current, history):
+                if value is COMMON_PREFIX:
+                    if len(entries) + len(prefixes) == max_keys:
+                        return VersionPage(entries, prefixes, True, *last)
+                    last = (name.decode(), None)
+                    prefixes.append(last[0])
+                    continue
+                key = name.decode()
+                versions = self._key_versions(txn, bucket, key)
+                skip = 0
+                if name == after:  # resuming inside this key, after version_marker
+                    ids = [version_of(record) for record in versions]
+                    skip = ids.index(version_marker) + 1 if version_marker in ids else len(versions)
+                for position in range(skip, len(versions)):
+                    if len(entries) + len(prefixes) == max_keys:
+                        return VersionPage(entries, prefixes, True, *last)
+                    record = versions[position]
+                    entries.append((record, position == 0))
+                    last = (key, version_of(record))
+        return VersionPage(entries, prefixes, False, None, None)
+
+    def _key_versions(self, txn: lmdb.Transaction, bucket: str, key: str) -> list[dict]:
+        """Every version of a key, newest (the latest) first."""
+        value = txn.get(object_key(bucket, key), db=self._objects)
+        versions = [] if value is None else [OBJECT.decode_header(value)]
+        versions.extend(OBJECT.decode_header(v) for _, v in self._versions.history(txn, bucket, key))
+        return versions
+
+
+def _merged(*streams: Iterator[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes | None]]:
+    """Sorted (name, value) streams merged into one, each name once."""
+    previous = None
+    for name, value in heapq.merge(*streams, key=itemgetter(0)):
+        if name != previous:
+            previous = name
+            yield name, value
 
 
 def _listing(

@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, versioning, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -49,6 +49,9 @@ HANDLERS = {
     "ListMultipartUploads": multipart.list_multipart_uploads,
     "CopyObject": copy.copy_object,
     "DeleteObjects": delete.delete_objects,
+    "PutBucketVersioning": versioning.put_bucket_versioning,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
+    "ListObjectVersions": versioning.list_object_versions,
 }
 
 

@@ -13,14 +13,12 @@ from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
-from nebulaio.s3.objects import content_fields, write_condition
+from nebulaio.s3.objects import content_fields, version_header, write_condition
 from nebulaio.s3.request import parse_query
 
 COPY_SOURCE = "x-amz-copy-source"
 METADATA_DIRECTIVE = "x-amz-metadata-directive"
 METADATA_DIRECTIVES = ("COPY", "REPLACE")
-# Every object of an unversioned bucket is its "null" version.
-NULL_VERSION = "null"
 XML_TYPE = "application/xml"
 SELF_COPY_MESSAGE = (
     "This copy request is illegal because it is trying to copy an object to itself without changing "
@@ -28,17 +26,15 @@ SELF_COPY_MESSAGE = (
 )
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
-    """(bucket, key) of an x-amz-copy-source value: `[/]bucket/key[?versionId=id]`, percent-encoded.
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of an x-amz-copy-source value:
+    `[/]bucket/key[?versionId=id]`, percent-encoded.
 
     Raises:
-        S3Error: InvalidArgument when it names no bucket and key; NotImplemented for a
-            versionId other than "null" (versioning is not supported yet).
+        S3Error: InvalidArgument when it names no bucket and key.
     """
     path, _, query = value.partition("?")
     version = parse_query(query).get("versionId") if query else None
-    if version is not None and version != NULL_VERSION:
-        raise S3Error("NotImplemented", "Copying a specific version is not supported yet.", Header=COPY_SOURCE)
     bucket_part, slash, key_part = path.removeprefix("/").partition("/")
     bucket = unquote(bucket_part)
     if not bucket or not key_part:
@@ -48,7 +44,7 @@ def parse_copy_source(value: str) -> tuple[str, str]:
             ArgumentName=COPY_SOURCE,
             ArgumentValue=value[:1100],
         )
-    return bucket, decode_key(unquote_to_bytes(key_part))
+    return bucket, decode_key(unquote_to_bytes(key_part)), version
 
 
 def check_copy_source(headers: dict, record: dict) -> None:
@@ -65,23 +61,27 @@ def check_copy_source(headers: dict, record: dict) -> None:
 def copy_object(api, request, resp) -> None:
     check_object_key(request.key)
     headers = request.headers
-    source_bucket, source_key = parse_copy_source(headers[COPY_SOURCE])
+    source_bucket, source_key, source_version = parse_copy_source(headers[COPY_SOURCE])
     directive = headers.get(METADATA_DIRECTIVE, "COPY")
     if directive not in METADATA_DIRECTIVES:
         raise S3Error(
             "InvalidArgument", "Unknown metadata directive.", ArgumentName=METADATA_DIRECTIVE, ArgumentValue=directive
         )
     fields = content_fields(request) if directive == "REPLACE" else None
-    if fields is None and (source_bucket, source_key) == (request.bucket, request.key):
+    if fields is None and (source_bucket, source_key, source_version) == (request.bucket, request.key, None):
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
     record = api.layer.copy(
         source_bucket,
         source_key,
+        source_version,
         partial(check_copy_source, headers),
         request.bucket,
         request.key,
         fields,
         write_condition(request),
     )
+    if source_version is not None:
+        resp._headers["x-amz-copy-source-version-id"] = source_version
+    version_header(resp, record)
     resp.content_type = XML_TYPE
     resp.data = xml.copy_result(record["etag"], record["mtime"])

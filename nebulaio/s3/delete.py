@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
+from nebulaio.engine.objects import check_version
 from nebulaio.s3 import xml
 from nebulaio.s3.body import CHECKSUM_HEADERS, read_body
 
@@ -17,16 +18,15 @@ MAX_KEYS = 1000
 MAX_BODY = 8 * 1024 * 1024
 # S3 insists on an integrity check of this body: Content-MD5 or a flexible checksum.
 INTEGRITY_HEADERS = ("content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-trailer", *CHECKSUM_HEADERS)
-NULL_VERSION = "null"
 XML_TYPE = "application/xml"
 
 
 def _refusal(key: str, version: str | None) -> tuple[str, str] | None:
     """(code, message) when this one key cannot be deleted, else None."""
-    if version is not None and version != NULL_VERSION:
-        return "NotImplemented", "Deleting a specific version is not supported yet."
     try:
         check_object_key(key)
+        if version is not None:
+            check_version(version)
     except S3Error as error:
         return error.code, error.message
     return None
@@ -39,9 +39,12 @@ def delete_objects(api, request, resp) -> None:
     quiet, objects = xml.parse_delete(read_body(request, api.request_timeout, MAX_BODY))
     if not objects or len(objects) > MAX_KEYS:
         raise S3Error("MalformedXML")
-    outcomes = [(key, version, _refusal(key, version)) for key, version in objects]
-    doomed = [key for key, _, failure in outcomes if failure is None]
-    if doomed:
-        api.layer.delete_many(request.bucket, doomed)
+    refusals = [_refusal(key, version) for key, version in objects]
+    doomed = [entry for entry, refusal in zip(objects, refusals, strict=True) if refusal is None]
+    results = iter(api.layer.delete_many(request.bucket, doomed) if doomed else ())
+    outcomes = [
+        (key, version, refusal) if refusal is not None else (key, version, next(results))
+        for (key, version), refusal in zip(objects, refusals, strict=True)
+    ]
     resp.content_type = XML_TYPE
     resp.data = xml.delete_result(outcomes, quiet)

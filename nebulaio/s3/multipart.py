@@ -12,7 +12,7 @@ from nebulaio.engine.names import check_object_key
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload, read_body
-from nebulaio.s3.objects import content_fields, write_condition
+from nebulaio.s3.objects import content_fields, version_header, write_condition
 from nebulaio.util.checksums import ALGORITHMS
 from nebulaio.util.timefmt import iso8601
 
@@ -104,6 +104,7 @@ def complete_multipart_upload(api, request, resp) -> None:
     multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
     requested = _requested_parts(read_body(request, api.request_timeout, MAX_COMPLETE_BODY))
     record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, condition)
+    version_header(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path
     resp.data = xml.document(

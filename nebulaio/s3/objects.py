@@ -82,8 +82,16 @@ def put_object(api, request, resp) -> None:
     record = api.layer.put(request.bucket, request.key, payload, fields, condition)
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
+    version_header(resp, record)
     for name, value in record["checksums"].items():
         headers[f"x-amz-checksum-{name}"] = value
+
+
+def version_header(resp, record: dict) -> None:
+    """x-amz-version-id, for versions written since versioning was first configured."""
+    version = record.get("version")
+    if version is not None:
+        resp._headers["x-amz-version-id"] = version
 
 
 def _object_headers(request, resp, record: dict) -> None:
@@ -91,6 +99,7 @@ def _object_headers(request, resp, record: dict) -> None:
     headers["etag"] = f'"{record["etag"]}"'
     headers["last-modified"] = http_date(record["mtime"])
     headers["accept-ranges"] = "bytes"
+    version_header(resp, record)
     resp.content_type = record["ctype"]
     for name, value in record["headers"].items():
         headers[name] = _latin1(value)
@@ -155,7 +164,7 @@ def _preconditions_hold(request, resp, record: dict) -> bool:
 
 
 def get_object(api, request, resp) -> None:
-    record, body = api.layer.open(request.bucket, request.key)
+    record, body = api.layer.open(request.bucket, request.key, request.query.get("versionId"))
     answered = False
     try:
         if _preconditions_hold(request, resp, record):
@@ -167,14 +176,18 @@ def get_object(api, request, resp) -> None:
 
 
 def head_object(api, request, resp) -> None:
-    record, _ = api.layer.head(request.bucket, request.key)
+    record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
     if _preconditions_hold(request, resp, record):
         _answer(request, resp, record, None)
 
 
 def delete_object(api, request, resp) -> None:
-    api.layer.delete(request.bucket, request.key)
+    result = api.layer.delete(request.bucket, request.key, request.query.get("versionId"))
     resp.status = 204
+    if result.get("version") is not None:
+        resp._headers["x-amz-version-id"] = result["version"]
+    if result.get("marker"):
+        resp._headers["x-amz-delete-marker"] = "true"
 
 
 class FileRange:

@@ -20,6 +20,9 @@ SUBRESOURCES = frozenset(
 
 _BUCKET_OPERATIONS = {
     ("GET", "location"): "GetBucketLocation",
+    ("GET", "versions"): "ListObjectVersions",
+    ("GET", "versioning"): "GetBucketVersioning",
+    ("PUT", "versioning"): "PutBucketVersioning",
     ("GET", None): "ListObjects",
     ("GET", "uploads"): "ListMultipartUploads",
     ("POST", "delete"): "DeleteObjects",
@@ -40,11 +43,20 @@ _OBJECT_OPERATIONS = {
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
+# versionId picks the version an object operation acts on; it names no operation itself.
+VERSION_ID = "versionId"
+VERSIONED_OPERATIONS = frozenset(
+    (
+        "GetObject HeadObject DeleteObject GetObjectAttributes GetObjectTagging PutObjectTagging "
+        "DeleteObjectTagging GetObjectRetention PutObjectRetention GetObjectLegalHold PutObjectLegalHold "
+        "GetObjectAcl PutObjectAcl"
+    ).split()
+)
 
 
 def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
     """The operation's name; a PutObject that names x-amz-copy-source is a CopyObject."""
-    subresources = sorted(name for name in query if name in SUBRESOURCES)
+    subresources = sorted(name for name in query if name in SUBRESOURCES and name != VERSION_ID)
     subresource = " ".join(subresources) or None
     if len(subresources) > 1 and subresource not in COMBINED_SUBRESOURCES:
         raise S3Error(
@@ -60,6 +72,8 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict, head
         if subresource is not None:
             raise S3Error("NotImplemented", f"The {subresource!r} subresource is not supported yet.")
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="OBJECT" if key is not None else "BUCKET")
+    if VERSION_ID in query and operation not in VERSIONED_OPERATIONS:
+        raise S3Error("InvalidArgument", f"{operation} does not take a versionId.", ArgumentName=VERSION_ID)
     if operation == "ListObjects" and query.get("list-type") == "2":
         return "ListObjectsV2"
     if operation == "PutObject" and "x-amz-copy-source" in headers:

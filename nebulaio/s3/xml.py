@@ -32,7 +32,10 @@ __all__ = [
     "list_buckets",
     "list_objects_v1",
     "list_objects_v2",
+    "last_modified",
     "location_constraint",
+    "optional_element",
+    "owner_element",
     "parse",
     "parse_create_bucket",
     "parse_delete",
@@ -79,13 +82,13 @@ def document(root: str, body: str, namespace: bool = True) -> bytes:
     return f"{XML_DECLARATION}<{root}{attributes}>{body}</{root}>".encode()
 
 
-def _owner(owner_id: str, owner_name: str) -> str:
+def owner_element(owner_id: str, owner_name: str) -> str:
     return f"<Owner><ID>{escape(owner_id)}</ID><DisplayName>{escape(owner_name)}</DisplayName></Owner>"
 
 
 def list_buckets(owner_id: str, owner_name: str, buckets: Iterable[tuple[str, int]]) -> bytes:
     """ListBuckets: `buckets` are (name, created epoch ms) in the order to list them."""
-    parts = [_owner(owner_id, owner_name), "<Buckets>"]
+    parts = [owner_element(owner_id, owner_name), "<Buckets>"]
     for name, created_ms in buckets:
         parts.append(f"<Bucket><Name>{escape(name)}</Name><CreationDate>{iso8601(created_ms)}</CreationDate></Bucket>")
     parts.append("</Buckets>")
@@ -102,7 +105,7 @@ def location_constraint(region: str | None) -> bytes:
     return document("LocationConstraint", escape(region))
 
 
-def _last_modified(mtime_ms: int) -> str:
+def last_modified(mtime_ms: int) -> str:
     """An object's LastModified in XML, to the second like its Last-Modified header.
 
     A client that compares a listing with HEAD (sync tools do) must see the same time.
@@ -114,26 +117,32 @@ def copy_result(etag: str, mtime_ms: int) -> bytes:
     """CopyObject's result; `etag` is the bare hex digest."""
     return document(
         "CopyObjectResult",
-        f"<LastModified>{_last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
+        f"<LastModified>{last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
     )
 
 
-def delete_result(outcomes: Iterable[tuple[str, str | None, tuple[str, str] | None]], quiet: bool) -> bytes:
-    """DeleteObjects' result: `outcomes` are (key, version id or None, (code, message) or None).
+def delete_result(outcomes: Iterable[tuple[str, str | None, tuple[str, str] | dict]], quiet: bool) -> bytes:
+    """DeleteObjects' result: `outcomes` are (key, version id asked for or None, outcome), the
+    outcome being (code, message) for a refusal or what the engine reported for a deletion.
 
     In quiet mode only the errors are listed, as on S3.
     """
     parts = []
-    for key, version, failure in outcomes:
+    for key, version, outcome in outcomes:
         version_xml = "" if version is None else f"<VersionId>{escape(version)}</VersionId>"
-        if failure is not None:
-            code, message = failure
+        if isinstance(outcome, tuple):
+            code, message = outcome
             parts.append(
                 f"<Error><Key>{escape(key)}</Key>{version_xml}<Code>{escape(code)}</Code>"
                 f"<Message>{escape(message)}</Message></Error>"
             )
         elif not quiet:
-            parts.append(f"<Deleted><Key>{escape(key)}</Key>{version_xml}</Deleted>")
+            marker = ""
+            if outcome.get("marker"):
+                marker = "<DeleteMarker>true</DeleteMarker>"
+                if version is None:
+                    marker += f"<DeleteMarkerVersionId>{outcome['version']}</DeleteMarkerVersionId>"
+            parts.append(f"<Deleted><Key>{escape(key)}</Key>{version_xml}{marker}</Deleted>")
     return document("DeleteResult", "".join(parts))
 
 
@@ -159,10 +168,10 @@ def _listing_body(parts: list[str], page: ListPage, encode: Callable[[str], str]
 
     A 1000-object page renders in about 1 ms (test_list_v2_renders_a_full_page_quickly).
     """
-    owner_xml = _owner(*owner) if owner else ""
+    owner_xml = owner_element(*owner) if owner else ""
     parts.extend(
         [
-            f"<Contents><Key>{encode(key)}</Key><LastModified>{_last_modified(record['mtime'])}</LastModified>"
+            f"<Contents><Key>{encode(key)}</Key><LastModified>{last_modified(record['mtime'])}</LastModified>"
             f"<ETag>&quot;{record['etag']}&quot;</ETag><Size>{record['size']:d}</Size>"
             f"<StorageClass>STANDARD</StorageClass>{owner_xml}</Contents>"
             for key, record in page.entries
@@ -172,7 +181,7 @@ def _listing_body(parts: list[str], page: ListPage, encode: Callable[[str], str]
     return "".join(parts)
 
 
-def _optional(name: str, value: str) -> str:
+def optional_element(name: str, value: str) -> str:
     """The element, or nothing when there is no value: S3 omits these rather than empty them."""
     return f"<{name}>{value}</{name}>" if value else ""
 
@@ -197,9 +206,9 @@ def list_objects_v1(
     parts = [
         f"<Name>{escape(bucket)}</Name><Prefix>{encode(prefix or '')}</Prefix>",
         f"<Marker>{encode(marker or '')}</Marker>",
-        _optional("NextMarker", next_marker),
+        optional_element("NextMarker", next_marker),
         f"<MaxKeys>{max_keys:d}</MaxKeys>",
-        _optional("Delimiter", encode(delimiter or "")),
+        optional_element("Delimiter", encode(delimiter or "")),
         f"<IsTruncated>{TRUE_FALSE[bool(page.truncated)]}</IsTruncated>",
         "<EncodingType>url</EncodingType>" if url_encode else "",
     ]
@@ -226,11 +235,11 @@ def list_objects_v2(
     parts = [
         f"<Name>{escape(bucket)}</Name><Prefix>{encode(prefix or '')}</Prefix>",
         "" if continuation_token is None else f"<ContinuationToken>{escape(continuation_token)}</ContinuationToken>",
-        _optional("NextContinuationToken", escape(next_continuation_token or "")),
+        optional_element("NextContinuationToken", escape(next_continuation_token or "")),
         f"<KeyCount>{len(page.entries) + len(page.prefixes):d}</KeyCount><MaxKeys>{max_keys:d}</MaxKeys>",
-        _optional("Delimiter", encode(delimiter or "")),
+        optional_element("Delimiter", encode(delimiter or "")),
         f"<IsTruncated>{TRUE_FALSE[bool(page.truncated)]}</IsTruncated>",
-        _optional("StartAfter", encode(start_after or "")),
+        optional_element("StartAfter", encode(start_after or "")),
         "<EncodingType>url</EncodingType>" if url_encode else "",
     ]
     return document("ListBucketResult", _listing_body(parts, page, encode, owner))

@@ -197,15 +197,19 @@ def s3(node):
 
 @pytest.fixture
 def bucket(s3):
-    """A fresh, empty bucket for one test; emptied and removed afterwards."""
+    """A fresh, empty bucket for one test; emptied (every version) and removed afterwards."""
     name = f"test-{uuid.uuid4().hex[:20]}"
     s3.create_bucket(Bucket=name)
     yield name
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=item["Key"])
+    empty_bucket(s3, name)
     s3.delete_bucket(Bucket=name)
+
+
+def empty_bucket(s3, name: str) -> None:
+    """Delete every version and delete marker of a bucket (its only objects when unversioned)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
 
 
 def signed_request(

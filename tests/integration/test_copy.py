@@ -163,9 +163,10 @@ def test_copy_source_version_null_is_the_current_object(raw, s3, bucket):
     s3.put_object(Bucket=bucket, Key="src", Body=b"data")
     response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": f"{bucket}/src?versionId=null"})
     assert response.status_code == 200, response.text
-    versioned = f"{bucket}/src?versionId=3HL4kqtJlcpXroDTDmJ"
-    response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": versioned})
-    assert response.status_code == 501
+    malformed = f"{bucket}/src?versionId=3HL4kqtJlcpXroDTDmJ"
+    response = raw("PUT", f"/{bucket}/dst", headers={"x-amz-copy-source": malformed})
+    assert response.status_code == 400
+    assert b"<Code>InvalidArgument</Code>" in response.content
 
 
 @pytest.mark.parametrize("source", ["just-a-bucket", "/just-a-bucket/", "/"])

@@ -100,7 +100,7 @@ def test_per_key_errors_do_not_stop_the_others(raw, s3, bucket):
     assert outcomes == [
         ("Deleted", "good", None),
         ("Error", "k" * 1025, "KeyTooLongError"),
-        ("Error", "versioned", "NotImplemented"),
+        ("Error", "versioned", "InvalidArgument"),
         ("Deleted", "null-version", None),
     ]
     assert root[2].findtext(f"{NAMESPACE}VersionId") == "3HL4kqtJlcpXroDTDmJ"

@@ -119,7 +119,7 @@ def test_complete_replaces_the_current_version_and_honours_conditions(uploads):
     uploads.apply(create("k", 1), part("k", 1, 1, 5, "e1"))
     failed = uploads.apply(complete(uploads, "k", 1, [[1, "e1"]], condition={"if-none-match": "*"}))
     assert statuses(failed) == ["PreconditionFailed"]
-    assert uploads.apply(complete(uploads, "k", 1, [[1, "e1"]])) == [{"status": "ok", "replaced": "v-old"}]
+    assert uploads.apply(complete(uploads, "k", 1, [[1, "e1"]])) == [{"status": "ok", "version": None}]
     assert (BUCKET, "k", "v-old") in uploads.released
 
 
