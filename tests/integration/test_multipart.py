@@ -249,16 +249,6 @@ def test_part_checksums_are_verified_and_listed(s3, raw, started):
     assert [p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"]] == [1]
 
 
-def test_upload_part_copy_is_not_implemented_yet(raw, started):
-    bucket, _, upload_id = started
-    response = raw(
-        "PUT",
-        f"/{bucket}/dir/big.bin?partNumber=1&uploadId={upload_id}",
-        headers={"x-amz-copy-source": f"/{bucket}/other"},
-    )
-    assert response.status_code == 501, response.text
-
-
 def test_a_bucket_with_only_open_uploads_is_deleted_with_them(node, s3):
     bucket = f"mpu-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
