@@ -30,6 +30,10 @@ XML_TYPE = "application/xml"
 FULL_OBJECT = "FULL_OBJECT"
 OBJECT_ATTRIBUTES = frozenset(("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"))
 MAX_ATTRIBUTE_PARTS = 1000
+UNKNOWN_ATTRIBUTE_MESSAGE = "Invalid attribute name specified."
+MISSING_ATTRIBUTES_MESSAGE = (
+    "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty"
+)
 TRUE_FALSE = {True: "true", False: "false"}
 
 
@@ -218,10 +222,7 @@ def get_object_attributes(api, request, resp) -> None:
     if not wanted or not wanted <= OBJECT_ATTRIBUTES:
         raise S3Error(
             "InvalidArgument",
-            "Invalid attribute name specified."
-            if wanted
-            else "The x-amz-object-attributes header specifying the "
-            "attributes to be retrieved is either missing or empty",
+            UNKNOWN_ATTRIBUTE_MESSAGE if wanted else MISSING_ATTRIBUTES_MESSAGE,
             ArgumentName="x-amz-object-attributes",
             ArgumentValue=headers.get("x-amz-object-attributes", "")[:256],
         )
