@@ -54,7 +54,10 @@ class PhaseSpec:
     payload: bytes = b""
     page_size: int = 1000
     source: str = ""
-    """COPY-LARGE: the key every copy reads; `payload` is then the source's bytes, for MiB/s."""
+    """COPY-LARGE: the key every copy reads; `payload` is then the source's bytes, for MiB/s.
+    PART-LARGE: the key of the open upload whose parts are sent."""
+    upload_id: str = ""
+    """PART-LARGE: the open upload; `keys` are then its part numbers."""
 
 
 @dataclass
@@ -178,6 +181,25 @@ class CopyRequests(KeyedRequests):
         return super().check(slot, parser)
 
 
+class PartRequests(KeyedRequests):
+    """UploadPart of `payload` as this worker's share of an open upload's part numbers, once each."""
+
+    __slots__ = ("queries",)
+
+    def __init__(self, builder: RequestBuilder, bucket: str, key: str, upload_id: str, numbers: list[str], payload):
+        super().__init__(builder, "PUT", bucket, numbers, payload, False)
+        self.paths = [encode_path(f"/{bucket}/{key}")] * len(numbers)
+        self.queries = [canonical_query({"partNumber": number, "uploadId": upload_id}) for number in numbers]
+
+    def next_request(self, slot: int) -> tuple[bytes, bytes | None] | None:
+        if self.cursor >= len(self.paths):
+            return None
+        index = self.cursor
+        self.cursor += 1
+        self.in_flight[slot] = index
+        return self.builder.head("PUT", self.paths[index], self.queries[index], self.content_length), self.body
+
+
 class ListPages(Workload):
     """ListObjectsV2 walks over the whole bucket, page by page; each connection walks on its own."""
 
@@ -237,6 +259,8 @@ def build_workload(spec: PhaseSpec, builder: RequestBuilder, worker: int, worker
         return ListPages(builder, spec.bucket, len(spec.keys), spec.page_size)
     if spec.kind == "COPY-LARGE":
         return CopyRequests(builder, spec.bucket, spec.keys[worker::workers], spec.source)
+    if spec.kind == "PART-LARGE":
+        return PartRequests(builder, spec.bucket, spec.source, spec.upload_id, spec.keys[worker::workers], spec.payload)
     method, cycle = WORKLOADS[spec.kind]
     return KeyedRequests(builder, method, spec.bucket, spec.keys[worker::workers], spec.payload, cycle)
 

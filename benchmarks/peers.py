@@ -130,6 +130,7 @@ class Target:
     name = ""
     supports_list = True
     supports_copy = True
+    supports_multipart = True
     access_key = BENCH_ACCESS_KEY
     secret_key = BENCH_SECRET_KEY
 
@@ -221,6 +222,7 @@ class Nginx(Target):
     name = "nginx"
     supports_list = False
     supports_copy = False
+    supports_multipart = False
 
     def start(self, workdir: Path) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"

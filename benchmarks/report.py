@@ -23,6 +23,8 @@ LABELS = {
     "PUT-LARGE": "PUT 64 MiB",
     "GET-LARGE": "GET 64 MiB",
     "COPY-LARGE": "COPY 64 MiB",
+    "PART-LARGE": "UploadPart 64 MiB",
+    "MULTIPART-1GIB": "multipart 1 GiB",
 }
 WORKLOAD_ORDER = list(LABELS)
 FIGURES = (

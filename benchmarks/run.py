@@ -5,9 +5,13 @@ targets never share the machine with each other.
 """
 
 import argparse
+import dataclasses
+import hashlib
 import os
+import re
 import signal
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ from benchmarks.disk import durable_creates_per_second
 from benchmarks.load import MIB, PhaseResult, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import TARGETS, External, NotStarted, Target
 from benchmarks.report import LABELS, Report, number
+from benchmarks.sigv4 import canonical_query
 
 DEFAULT_TARGETS = "nebulaio,nginx,moto,radosgw"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -27,6 +32,12 @@ LARGE_SIZE = 64 * MIB
 LIST_PAGE = 1000
 POPULATE_CONCURRENCY = 32
 POPULATE_SECONDS = 900.0
+# The multipart phase: one 1 GiB object of 64 MiB parts (LARGE_SIZE), as many in flight as
+# the concurrency level allows; every part is sent, however long it takes.
+MULTIPART_PARTS = 16
+MULTIPART_SECONDS = 600.0
+COMPLETE_SECONDS = 600.0
+UPLOAD_ID = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,9 @@ class Harness:
         seconds: float,
         payload: bytes = b"",
         source: str = "",
+        upload_id: str = "",
     ) -> PhaseResult:
-        spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE, source)
+        spec = PhaseSpec(kind, bucket, keys, concurrency, max_ops, seconds, payload, LIST_PAGE, source, upload_id)
         result = run_phase(self.target.endpoint, spec, self.processes, self.server_cpu)
         print(
             f"  {self.target.name:9} {LABELS.get(kind, kind):22} c={concurrency:<3} {number(result.rate):>9} "
@@ -130,9 +142,78 @@ class Harness:
                     )
                 )
                 written += copy.done_keys
+        if self.target.supports_multipart:
+            written += self.measure_multipart(concurrency)
         builder = self.target.endpoint.builder()
         for key in written:  # large objects would crowd an in-memory peer at the next level
             simple_request(builder, "DELETE", f"/{BUCKET}/{key}")
+
+    def measure_multipart(self, concurrency: int) -> list[str]:
+        """A 1 GiB object uploaded in 64 MiB parts, `concurrency` at a time, then completed.
+
+        Two figures: the parts alone (PART-LARGE) and the whole upload from the first part to
+        the completion's answer (MULTIPART-1GIB), since the object exists only once completed.
+        Creating the upload is set-up, not measured. Returns the key written, if it was.
+        """
+        key = f"c{concurrency}/multipart"
+        builder = self.target.endpoint.builder()
+        status, body = simple_request(builder, "POST", f"/{BUCKET}/{key}", "uploads=")
+        found = UPLOAD_ID.search(body) if status == 200 else None
+        if found is None:
+            raise RuntimeError(f"CreateMultipartUpload: {status} {body[:300]!r}")
+        upload_id = found.group(1).decode()
+        numbers = [str(number) for number in range(1, MULTIPART_PARTS + 1)]
+        parts = self.record(
+            self.phase(
+                "PART-LARGE",
+                BUCKET,
+                numbers,
+                min(concurrency, MULTIPART_PARTS),
+                MULTIPART_PARTS,
+                MULTIPART_SECONDS,
+                self.large_payload,
+                source=key,
+                upload_id=upload_id,
+            )
+        )
+        upload = canonical_query({"uploadId": upload_id})
+        if len(parts.done_keys) != MULTIPART_PARTS:
+            simple_request(builder, "DELETE", f"/{BUCKET}/{key}", upload)
+            return []
+        etag = hashlib.md5(self.large_payload).hexdigest()  # every part carries the same bytes
+        listed = "".join(f'<Part><PartNumber>{n}</PartNumber><ETag>"{etag}"</ETag></Part>' for n in numbers)
+        document = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
+        cpu_before = self.server_cpu.sample() if self.server_cpu else None
+        started = time.perf_counter()
+        status, body = simple_request(builder, "POST", f"/{BUCKET}/{key}", upload, document, COMPLETE_SECONDS)
+        completion = time.perf_counter() - started
+        completed = status == 200 and b"<CompleteMultipartUploadResult" in body
+        seconds = parts.seconds + completion
+        server_cpu_us = None
+        if parts.server_cpu_us is not None and cpu_before is not None:
+            completion_cpu = self.server_cpu.sample() - cpu_before
+            server_cpu_us = parts.server_cpu_us * MULTIPART_PARTS + completion_cpu * 1e6
+        whole = dataclasses.replace(
+            parts,
+            kind="MULTIPART-1GIB",
+            ok=int(completed),
+            errors=int(not completed),
+            error_samples=[] if completed else [f"CompleteMultipartUpload: {status} {body[:300]!r}"],
+            seconds=seconds,
+            rate=MULTIPART_PARTS * len(self.large_payload) / MIB / seconds if completed else 0.0,
+            p50_ms=seconds * 1e3,
+            p99_ms=seconds * 1e3,
+            server_cpu_us=server_cpu_us,
+            client_cpu_us=parts.client_cpu_us * MULTIPART_PARTS,
+            done_keys=[key] if completed else [],
+        )
+        print(
+            f"  {self.target.name:9} {LABELS[whole.kind]:22} c={concurrency:<3} {number(whole.rate):>9} "
+            f"{whole.unit:8} {seconds:.2f} s, of which completion {completion:.2f} s  errors {whole.errors}",
+            flush=True,
+        )
+        self.record(whole)
+        return whole.done_keys
 
     def populate_list_bucket(self) -> list[str]:
         """Fills the listing bucket once; every concurrency level lists the same keys."""

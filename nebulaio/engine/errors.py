@@ -46,6 +46,7 @@ CATALOG: dict[str, tuple[int, str]] = {
         400,
         "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
     ),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidURI": (400, "Couldn't parse the specified URI."),

@@ -10,20 +10,25 @@ overwritten version.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import mmap
 import re
 import secrets
+from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
 from nebulaio.meta.uploads import check_part_list
+from nebulaio.storage.objects import TempObject
+from nebulaio.util.checksums import new_checksum
 from nebulaio.util.ids import now_ms, version_id
 
-MAX_PART_NUMBER = 10000
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes.
 CONTENT_FIELDS = ("ctype", "headers", "meta")
+COMPOSITE = "COMPOSITE"
 
 
 def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, checksum_algorithm: str | None) -> dict:
@@ -51,29 +56,110 @@ def open_upload(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> di
 
 
 def put_part(layer: ObjectLayer, bucket: str, key: str, upload_id: str, number: int, payload: Payload) -> dict:
-    """Store one part's body and commit its record; returns the part record."""
-    open_upload(layer, bucket, key, upload_id)
+    """Store one part's body and commit its record; returns the part record.
+
+    A part of an upload created with a checksum algorithm always gets that checksum.
+    """
+    upload = open_upload(layer, bucket, key, upload_id)
+    if upload["checksum_algorithm"]:
+        payload.require_checksum(upload["checksum_algorithm"])
     limit = min(MAX_PART_SIZE, layer.max_object_size)
     if payload.size is not None and payload.size > limit:
         raise S3Error("EntityTooLarge", ProposedSize=str(payload.size), MaxSizeAllowed=str(limit))
+    temp, _, size, md5 = receive(layer.store, payload, limit, inline_threshold=-1)
+    if temp is None:  # an empty part still has a file, like every other part
+        temp = layer.store.new_temp()
+    try:
+        checksums = payload.finish(md5.digest())
+    except BaseException:
+        temp.abort()
+        raise
+    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), size, checksums)
+
+
+def copy_part(
+    layer: ObjectLayer,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    source_bucket: str,
+    source_key: str,
+    source_version: str | None,
+    check_source: Callable[[dict], None],
+    source_range: Callable[[int], tuple[int, int] | None],
+) -> dict:
+    """UploadPartCopy: a byte range of a version of another object (by default its current
+    one) becomes a part.
+
+    `check_source(record)` raises when the source's preconditions fail; `source_range(size)`
+    gives the inclusive (first, last) bytes to copy, or None for all of them. The bytes are
+    copied inside the kernel and hashed from a read-only map of the open source, so no
+    buffer ever holds them. Returns the part record.
+    """
+    upload = open_upload(layer, bucket, key, upload_id)
+    source, body = layer.open(source_bucket, source_key, source_version)
     temp = None
     try:
-        temp, _, size, md5 = receive(layer.store, payload, limit, inline_threshold=-1)
-        if temp is None:  # an empty part still has a file, like every other part
-            temp = layer.store.new_temp()
-        part = {
-            "number": number,
-            "etag": md5.hexdigest(),
-            "size": size,
-            "mtime": now_ms(),
-            "checksums": payload.finish(md5.digest()),
-            "file": f"{upload_id}.{number}.{secrets.token_hex(8)}",
-        }
-        temp.commit(bucket, key, part["file"])
-        temp = None
+        check_source(source)
+        first, last = source_range(source["size"]) or (0, source["size"] - 1)
+        length = last - first + 1
+        limit = min(MAX_PART_SIZE, layer.max_object_size)
+        if length > limit:
+            raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(limit))
+        md5 = hashlib.md5()
+        checksum = new_checksum(upload["checksum_algorithm"]) if upload["checksum_algorithm"] else None
+        temp = layer.store.new_temp()
+        if source["inline"]:
+            data = body[first : last + 1]
+            temp.write(data)
+            _hash(data, md5, checksum)
+        elif length:
+            temp.copy_from(body.fileno(), first, length)
+            with mmap.mmap(body.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                with memoryview(mapped)[first : last + 1] as view:
+                    _hash(view, md5, checksum)
     except BaseException:
         if temp is not None:
             temp.abort()
+        raise
+    finally:
+        if not source["inline"]:
+            body.close()
+    checksums = {} if checksum is None else {upload["checksum_algorithm"]: checksum.b64digest()}
+    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), length, checksums)
+
+
+def _hash(data, md5, checksum) -> None:
+    md5.update(data)
+    if checksum is not None:
+        checksum.update(data)
+
+
+def _commit_part(
+    layer: ObjectLayer,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    temp: TempObject,
+    etag: str,
+    size: int,
+    checksums: dict,
+) -> dict:
+    """Move a received part into place and commit its record; returns the record."""
+    part = {
+        "number": number,
+        "etag": etag,
+        "size": size,
+        "mtime": now_ms(),
+        "checksums": checksums,
+        "file": f"{upload_id}.{number}.{secrets.token_hex(8)}",
+    }
+    try:
+        temp.commit(bucket, key, part["file"])
+    except BaseException:
+        temp.abort()
         raise
     _submit_or_remove(
         layer,
@@ -91,12 +177,15 @@ def complete(
     key: str,
     upload_id: str,
     requested: list[tuple[int, str]],
+    requested_checksums: list[str | None],
     condition: dict | None = None,
 ) -> dict:
     """Build the object from the listed parts and commit it; returns the object's record.
 
     The list is checked here first, so a refused list moves no bytes; apply checks it again,
     and decides `condition` (as object.put's) on the state the object lands on.
+    `requested_checksums` are the list's part checksums of the upload's algorithm (None
+    where a part names none): each must be the stored part's.
     """
     upload = open_upload(layer, bucket, key, upload_id)
     stored = layer.reader.uploads.all_parts(bucket, upload_id)
@@ -104,6 +193,14 @@ def complete(
     if refused is not None:
         raise S3Error(refused)
     parts = [stored[number] for number, _ in requested]
+    algorithm = upload["checksum_algorithm"]
+    checksums, part_checksums = {}, None
+    if algorithm:
+        part_checksums = [part["checksums"].get(algorithm) for part in parts]
+        for number, given, kept in zip((n for n, _ in requested), requested_checksums, part_checksums, strict=True):
+            if kept is None or given not in (None, kept):
+                raise S3Error("InvalidPart", f"The {algorithm.upper()} checksum of part {number} does not match.")
+        checksums[algorithm] = composite_checksum(algorithm, part_checksums)
     size = sum(part["size"] for part in parts)
     if size > layer.max_object_size:
         raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(layer.max_object_size))
@@ -128,10 +225,12 @@ def complete(
         size=size,
         etag=f"{hashlib.md5(digests).hexdigest()}-{len(parts)}",
         mtime=now_ms(),
-        checksums={},
+        checksums=checksums,
         inline=False,
         part_sizes=[part["size"] for part in parts],
     )
+    if part_checksums is not None:
+        record.update(checksum_type=COMPOSITE, part_checksums=part_checksums)
     command = {
         "op": "upload.complete",
         "bucket": bucket,
@@ -142,6 +241,14 @@ def complete(
     if condition:
         command["condition"] = condition
     return with_version(record, _submit_or_remove(layer, bucket, key, vid, command))
+
+
+def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:
+    """S3's checksum of a multipart object: the checksum of its parts' checksums, then -N."""
+    checksum = new_checksum(algorithm)
+    for value in part_checksums:
+        checksum.update(base64.b64decode(value))
+    return f"{checksum.b64digest()}-{len(part_checksums)}"
 
 
 def abort(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> None:

@@ -34,6 +34,9 @@ class Payload(Protocol):
 
     def read(self, size: int) -> bytes: ...
 
+    def require_checksum(self, algorithm: str) -> None:
+        """Compute this algorithm's checksum too, refusing a body that names another one."""
+
     def finish(self, md5_digest: bytes) -> dict:
         """Verify the body once read whole (length, digests); return checksums to keep."""
 

@@ -20,8 +20,12 @@ those by their full key.
 
 import xxhash
 
+MAX_LMDB_KEY = 511
+# A bucket name is at most 63 bytes, and its separator follows it.
+MAX_BUCKET_PREFIX = 64
 SHORT_KEY_LIMIT = 400
 LONG_KEY_MARK = b"\xff"
+DIGEST_SIZE = 16
 BUCKET_SEPARATOR = b"\0"
 
 
@@ -30,11 +34,14 @@ def bucket_prefix(bucket: str) -> bytes:
     return bucket.encode() + BUCKET_SEPARATOR
 
 
-def key_suffix(key: bytes) -> bytes:
-    """The part of an object's LMDB key that follows the bucket prefix."""
-    if len(key) <= SHORT_KEY_LIMIT:
+def key_suffix(key: bytes, limit: int = SHORT_KEY_LIMIT) -> bytes:
+    """The part of an object's LMDB key that follows the bucket prefix.
+
+    Another keyspace that adds bytes around the key passes its own, smaller `limit`.
+    """
+    if len(key) <= limit:
         return key
-    return key[:SHORT_KEY_LIMIT] + LONG_KEY_MARK + xxhash.xxh3_128_digest(key)
+    return key[:limit] + LONG_KEY_MARK + xxhash.xxh3_128_digest(key)
 
 
 def object_key(bucket: str, key: str) -> bytes:

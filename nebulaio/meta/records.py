@@ -66,7 +66,9 @@ BUCKET = RecordType("bucket", 1, {})
 
 OBJECT = RecordType("object", 1, {})
 """The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
-"headers", "meta", "checksums", "inline", ...}; small objects' bytes follow inline."""
+"headers", "meta", "checksums", "inline", ...}; small objects' bytes follow inline. An object
+built from parts also keeps "part_sizes" and, when its upload named a checksum algorithm,
+"part_checksums" and "checksum_type" ("COMPOSITE")."""
 
 SYSTEM = RecordType("system", 1, {})
 """Replica bookkeeping, e.g. {"index": n} under the key `applied`."""

@@ -2,13 +2,18 @@
 
 Two named databases keep them apart from objects, so neither listing walks the other:
 
-    uploads   bucket \\0 escaped(key suffix) \\0\\0 upload id   -> UPLOAD record
+    uploads   bucket \\0 key suffix \\0\\0 upload id              -> UPLOAD record
     parts     bucket \\0 upload id part number (u16, BE)       -> PART record
 
-The key suffix is `keys.key_suffix` with every \\0 written as \\0\\1 and the key closed by
-\\0\\0: an S3 key may contain \\0, and this escape keeps (key, upload id) order exact, with
-each key's uploads in upload id order, which is their time of initiation. Upload ids are
-fixed-length hex made by the proposer, so a part key can name its upload without the key.
+The key suffix is the UTF-8 key with every \\0 written as \\0\\1, closed by \\0\\0: an S3 key
+may contain \\0, and this escape keeps (key, upload id) order exact, with each key's uploads
+in upload id order, which is their time of initiation. The escape can double a key's length,
+so it is applied first and the escaped key is then truncated and digested the way
+`keys.key_suffix` does it, with a head short enough that every possible key fits LMDB's
+limit: an escaped key longer than UPLOAD_HEAD_LIMIT is stored as its first UPLOAD_HEAD_LIMIT
+bytes, 0xff and its digest. As for objects, long keys sharing a head form a group in digest
+order that a listing reads whole and sorts by the full key kept in the record. Upload ids
+are fixed-length hex made by the proposer, so a part key can name its upload without the key.
 
 A part's bytes live beside the object's versions, at objects/<bucket>/<key hash>/<file>,
 where `file` is `<upload id>.<part number>.<random>`: a part uploaded again never writes
@@ -26,22 +31,36 @@ from typing import NamedTuple
 import lmdb
 
 from nebulaio.meta.env import PARTS_DB, UPLOADS_DB
-from nebulaio.meta.keys import SHORT_KEY_LIMIT, bucket_prefix, key_suffix, seek_suffix, successor
+from nebulaio.meta.keys import (
+    DIGEST_SIZE,
+    LONG_KEY_MARK,
+    MAX_BUCKET_PREFIX,
+    MAX_LMDB_KEY,
+    bucket_prefix,
+    key_suffix,
+    successor,
+)
 from nebulaio.meta.records import PART, UPLOAD
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """Every part of a completed upload but the last must be at least this large."""
 
 KEY_END = b"\0\0"
+UPLOAD_ID_LENGTH = 32
+UPLOAD_HEAD_LIMIT = (
+    MAX_LMDB_KEY - MAX_BUCKET_PREFIX - len(LONG_KEY_MARK) - DIGEST_SIZE - len(KEY_END) - UPLOAD_ID_LENGTH
+)
+"""The longest escaped key stored whole; a longer one keeps this many bytes and its digest."""
 _PART_NUMBER = struct.Struct(">H")
 
 
-def _escaped(suffix: bytes) -> bytes:
-    return suffix.replace(b"\0", b"\0\x01")
+def _escaped(key: bytes) -> bytes:
+    return key.replace(b"\0", b"\0\x01")
 
 
 def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
-    return bucket_prefix(bucket) + _escaped(key_suffix(key.encode())) + KEY_END + upload_id.encode()
+    suffix = key_suffix(_escaped(key.encode()), UPLOAD_HEAD_LIMIT)
+    return bucket_prefix(bucket) + suffix + KEY_END + upload_id.encode()
 
 
 def parts_prefix(bucket: str, upload_id: str) -> bytes:
@@ -203,21 +222,26 @@ class UploadReader:
 def _uploads_from(cursor: lmdb.Cursor, in_bucket: bytes, target: bytes) -> Iterator[tuple[bytes, dict]]:
     """The bucket's uploads of keys >= target, as (UTF-8 key, record), in (key, upload id) order.
 
-    Long keys sharing their first SHORT_KEY_LIMIT bytes are stored in digest order: such a
-    group is read whole and sorted, as the object listing does.
+    Long keys sharing their first UPLOAD_HEAD_LIMIT escaped bytes are stored in digest order:
+    such a group is read whole and sorted, as the object listing does. Seeking to a long
+    target's head lands at most one short key and one group early; those are filtered out.
     """
-    if not cursor.set_range(in_bucket + _escaped(seek_suffix(target))):
+    if not cursor.set_range(in_bucket + _escaped(target)[:UPLOAD_HEAD_LIMIT]):
         return
+    suffix_start, suffix_end = len(in_bucket), -len(KEY_END) - UPLOAD_ID_LENGTH
     group: list[tuple[bytes, str, dict]] = []
+    group_head = b""
     for lmdb_key, value in cursor.iternext():
         if not lmdb_key.startswith(in_bucket):
             break
         record = UPLOAD.decode_header(value)
         key = record["key"].encode()
-        if group and key[:SHORT_KEY_LIMIT] != group[0][0][:SHORT_KEY_LIMIT]:
+        suffix = lmdb_key[suffix_start:suffix_end]
+        if group and not suffix.startswith(group_head):
             yield from _sorted_group(group, target)
             group = []
-        if len(key) > SHORT_KEY_LIMIT:
+        if len(suffix) > UPLOAD_HEAD_LIMIT:
+            group_head = suffix[: UPLOAD_HEAD_LIMIT + len(LONG_KEY_MARK)]
             group.append((key, record["upload_id"], record))
         elif key >= target:
             yield key, record

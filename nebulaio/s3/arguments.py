@@ -6,6 +6,20 @@ from nebulaio.engine.errors import S3Error
 
 MAX_INTEGER_ARGUMENT = 2**31 - 1
 MAX_INTEGER_DIGITS = len(str(MAX_INTEGER_ARGUMENT))
+MAX_PART_NUMBER = 10000
+
+
+def part_number(query: dict) -> int:
+    """The partNumber argument of UploadPart, UploadPartCopy, GetObject and HeadObject."""
+    value = query.get("partNumber", "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 5 and 1 <= int(value) <= MAX_PART_NUMBER):
+        raise S3Error(
+            "InvalidArgument",
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=value[:64],
+        )
+    return int(value)
 
 
 def integer(query: dict, name: str, default: int, minimum: int = 0) -> int:

@@ -107,6 +107,17 @@ class RequestPayload:
         self._checksums = {name: new_checksum(name) for name in wanted}
         self._received = 0
 
+    def require_checksum(self, algorithm: str) -> None:
+        if algorithm in self._checksums:
+            return
+        if self._checksums:
+            raise S3Error(
+                "InvalidRequest",
+                f"Checksum Type mismatch occurred, expected checksum Type: {algorithm}, "
+                f"actual checksum Type: {next(iter(self._checksums))}",
+            )
+        self._checksums[algorithm] = new_checksum(algorithm)
+
     def read(self, size: int) -> bytes:
         try:
             chunk = self._read(size)

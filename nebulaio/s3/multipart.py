@@ -1,10 +1,11 @@
-"""Multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+"""Multipart upload: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
 AbortMultipartUpload, ListParts and ListMultipartUploads, with their XML documents.
-
-UploadPartCopy waits for the copy machinery and is answered NotImplemented.
 """
 
 from __future__ import annotations
+
+import re
+from functools import partial
 
 from nebulaio.engine import multipart
 from nebulaio.engine.errors import S3Error
@@ -12,6 +13,7 @@ from nebulaio.engine.names import check_object_key
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload, read_body
+from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
 from nebulaio.s3.objects import content_fields, version_header, write_condition
 from nebulaio.util.checksums import ALGORITHMS
 from nebulaio.util.timefmt import iso8601
@@ -21,20 +23,13 @@ MAX_UPLOADS = 1000
 # S3 reads these arguments as signed 32-bit integers.
 # A CompleteMultipartUpload body lists at most 10,000 parts of about 100 bytes each.
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
-CHECKSUM_ELEMENTS = {name: f"Checksum{name.upper()}" for name in ALGORITHMS}
 TRUE_FALSE = {True: "true", False: "false"}
-
-
-def _part_number(query: dict) -> int:
-    value = query.get("partNumber", "")
-    if not (value.isascii() and value.isdigit() and len(value) <= 5 and 1 <= int(value) <= multipart.MAX_PART_NUMBER):
-        raise S3Error(
-            "InvalidArgument",
-            f"Part number must be an integer between 1 and {multipart.MAX_PART_NUMBER}, inclusive",
-            ArgumentName="partNumber",
-            ArgumentValue=value[:64],
-        )
-    return int(value)
+COPY_SOURCE_RANGE = "x-amz-copy-source-range"
+COPY_RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
+COPY_RANGE_MESSAGE = (
+    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are "
+    "the zero-based offsets of the first and last bytes to copy"
+)
 
 
 def _checksum_algorithm(request) -> str | None:
@@ -50,10 +45,25 @@ def _owner_xml(element: str, owner: str) -> str:
     return f"<{element}><ID>{canonical_id(owner)}</ID><DisplayName>{xml.escape(owner)}</DisplayName></{element}>"
 
 
-def _checksums_xml(checksums: dict) -> str:
-    return "".join(
-        f"<{CHECKSUM_ELEMENTS[name]}>{value}</{CHECKSUM_ELEMENTS[name]}>" for name, value in checksums.items()
-    )
+def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Inclusive (first, last) of x-amz-copy-source-range within a source of `size` bytes.
+
+    Unlike GET's Range, S3 takes only `bytes=first-last` here and refuses anything else.
+    """
+    if header is None:
+        return None
+    match = COPY_RANGE_SHAPE.fullmatch(header.strip())
+    if match is None or int(match[1]) > int(match[2]):
+        raise S3Error("InvalidArgument", COPY_RANGE_MESSAGE, ArgumentName=COPY_SOURCE_RANGE, ArgumentValue=header[:64])
+    first, last = int(match[1]), int(match[2])
+    if last >= size:
+        raise S3Error(
+            "InvalidArgument",
+            f"Range specified is not valid for source object of size: {size}",
+            ArgumentName=COPY_SOURCE_RANGE,
+            ArgumentValue=header[:64],
+        )
+    return first, last
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -73,9 +83,7 @@ def create_multipart_upload(api, request, resp) -> None:
 
 
 def upload_part(api, request, resp) -> None:
-    if "x-amz-copy-source" in request.headers:
-        raise S3Error("NotImplemented", "UploadPartCopy is not supported yet.")
-    number = _part_number(request.query)
+    number = arguments.part_number(request.query)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
     part = multipart.put_part(api.layer, request.bucket, request.key, request.query["uploadId"], number, payload)
     headers = resp._headers
@@ -84,33 +92,65 @@ def upload_part(api, request, resp) -> None:
         headers[f"x-amz-checksum-{name}"] = value
 
 
-def _requested_parts(body: bytes) -> list[tuple[int, str]]:
-    """The (part number, ETag) list of a CompleteMultipartUpload body."""
-    parts = []
+def upload_part_copy(api, request, resp) -> None:
+    number = arguments.part_number(request.query)
+    headers = request.headers
+    source_bucket, source_key, source_version = parse_copy_source(headers[COPY_SOURCE])
+    part = multipart.copy_part(
+        api.layer,
+        request.bucket,
+        request.key,
+        request.query["uploadId"],
+        number,
+        source_bucket,
+        source_key,
+        source_version,
+        partial(check_copy_source, headers),
+        partial(_copy_range, headers.get(COPY_SOURCE_RANGE)),
+    )
+    for name, value in part["checksums"].items():
+        resp._headers[f"x-amz-checksum-{name}"] = value
+    if source_version is not None:
+        resp._headers["x-amz-copy-source-version-id"] = source_version
+    resp.content_type = XML_TYPE
+    resp.data = xml.copy_result(part["etag"], part["mtime"], "CopyPartResult", xml.checksums(part["checksums"]))
+
+
+def _requested_parts(body: bytes, algorithm: str | None = None) -> tuple[list[tuple[int, str]], list[str | None]]:
+    """The (part number, ETag) list of a CompleteMultipartUpload body, and each part's
+    checksum of the upload's `algorithm` (None where it names none)."""
+    parts, checksums = [], []
+    element = xml.CHECKSUM_ELEMENTS[algorithm] if algorithm else None
     for node in xml.parse(body, "CompleteMultipartUpload").findall("Part"):
         number, etag = node.findtext("PartNumber"), node.findtext("ETag")
         number = (number or "").strip()
         if not (number.isascii() and number.isdigit() and len(number) <= 10) or etag is None:
             raise S3Error("MalformedXML")
         parts.append((int(number), etag.strip()))
+        checksum = node.findtext(element) if element else None
+        checksums.append(None if checksum is None else checksum.strip())
     if not parts:
         raise S3Error("MalformedXML", "You must specify at least one part.")
-    return parts
+    return parts, checksums
 
 
 def complete_multipart_upload(api, request, resp) -> None:
     condition = write_condition(request)
     upload_id = request.query["uploadId"]
-    multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
-    requested = _requested_parts(read_body(request, api.request_timeout, MAX_COMPLETE_BODY))
-    record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, condition)
+    upload = multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
+    body = read_body(request, api.request_timeout, MAX_COMPLETE_BODY)
+    requested, checksums = _requested_parts(body, upload["checksum_algorithm"])
+    record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, checksums, condition)
     version_header(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path
+    checksum_type = record.get("checksum_type")
     resp.data = xml.document(
         "CompleteMultipartUploadResult",
         f"<Location>{xml.escape(location)}</Location><Bucket>{xml.escape(request.bucket)}</Bucket>"
-        f"<Key>{xml.escape(request.key)}</Key><ETag>&quot;{record['etag']}&quot;</ETag>",
+        f"<Key>{xml.escape(request.key)}</Key><ETag>&quot;{record['etag']}&quot;</ETag>"
+        f"{xml.checksums(record['checksums'])}"
+        + (f"<ChecksumType>{checksum_type}</ChecksumType>" if checksum_type else ""),
     )
 
 
@@ -125,7 +165,7 @@ def list_parts(api, request, resp) -> None:
     max_parts = min(arguments.integer(query, "max-parts", MAX_PARTS, 0), MAX_PARTS)
     marker = arguments.integer(query, "part-number-marker", 0, 0)
     upload, parts, truncated = multipart.list_parts(
-        api.layer, request.bucket, request.key, upload_id, min(marker, multipart.MAX_PART_NUMBER), max_parts
+        api.layer, request.bucket, request.key, upload_id, min(marker, arguments.MAX_PART_NUMBER), max_parts
     )
     algorithm = upload["checksum_algorithm"]
     body = [
@@ -141,7 +181,7 @@ def list_parts(api, request, resp) -> None:
     ]
     body.extend(
         f"<Part><PartNumber>{part['number']}</PartNumber><LastModified>{iso8601(part['mtime'])}</LastModified>"
-        f"<ETag>&quot;{part['etag']}&quot;</ETag><Size>{part['size']}</Size>{_checksums_xml(part['checksums'])}</Part>"
+        f"<ETag>&quot;{part['etag']}&quot;</ETag><Size>{part['size']}</Size>{xml.checksums(part['checksums'])}</Part>"
         for part in parts
     )
     resp.data = xml.document("ListPartsResult", "".join(body))

@@ -7,6 +7,7 @@ import os
 from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
+from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.ranges import parse_range
 from nebulaio.util.timefmt import http_date
@@ -25,6 +26,15 @@ OVERRIDES = {
 META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+XML_TYPE = "application/xml"
+FULL_OBJECT = "FULL_OBJECT"
+OBJECT_ATTRIBUTES = frozenset(("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"))
+MAX_ATTRIBUTE_PARTS = 1000
+UNKNOWN_ATTRIBUTE_MESSAGE = "Invalid attribute name specified."
+MISSING_ATTRIBUTES_MESSAGE = (
+    "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty"
+)
+TRUE_FALSE = {True: "true", False: "false"}
 
 
 def content_fields(request) -> dict:
@@ -120,17 +130,51 @@ def _latin1(value: str) -> str:
     return value if value.isascii() else value.encode("utf-8").decode("latin-1")
 
 
+def _checksum_headers(resp, checksums: dict, checksum_type: str | None) -> None:
+    headers = resp._headers
+    for name, value in checksums.items():
+        headers[f"x-amz-checksum-{name}"] = value
+        if checksum_type:
+            headers["x-amz-checksum-type"] = checksum_type
+
+
+def _part_range(request, resp, record: dict, checksum_mode: bool) -> tuple[int, int] | None:
+    """The inclusive byte range of the part that partNumber names; None for all of the object
+    (part 1 of an object that was not uploaded in parts).
+
+    Raises:
+        S3Error: InvalidRequest together with a Range; InvalidPartNumber past the last part.
+    """
+    number = arguments.part_number(request.query)
+    if request.header("range") is not None:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+    sizes = record.get("part_sizes")
+    count = 1 if sizes is None else len(sizes)
+    if number > count:
+        raise S3Error("InvalidPartNumber", PartNumberRequested=str(number), ActualPartCount=str(count))
+    if sizes is None:
+        return None
+    resp._headers["x-amz-mp-parts-count"] = str(count)
+    part_checksums = record.get("part_checksums")
+    if checksum_mode and part_checksums:
+        _checksum_headers(resp, {name: part_checksums[number - 1] for name in record["checksums"]}, None)
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1] - 1
+
+
 def _answer(request, resp, record: dict, body) -> None:
-    """Headers, status and (for GET) the body of a whole or ranged object response."""
+    """Headers, status and (for GET) the body of a whole, ranged or one-part object response."""
     _object_headers(request, resp, record)
     size = record["size"]
-    byte_range = parse_range(request.header("range"), size)
+    checksum_mode = request.header("x-amz-checksum-mode", "").upper() == "ENABLED"
+    if "partNumber" in request.query:
+        byte_range = _part_range(request, resp, record, checksum_mode)
+    else:
+        byte_range = parse_range(request.header("range"), size)
     if byte_range is None:
         start, end = 0, size - 1
-        if request.header("x-amz-checksum-mode", "").upper() == "ENABLED":
-            for name, value in record["checksums"].items():
-                resp._headers[f"x-amz-checksum-{name}"] = value
-                resp._headers["x-amz-checksum-type"] = "FULL_OBJECT"
+        if checksum_mode:
+            _checksum_headers(resp, record["checksums"], record.get("checksum_type", FULL_OBJECT))
     else:
         start, end = byte_range
         resp.status = 206
@@ -179,6 +223,59 @@ def head_object(api, request, resp) -> None:
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
     if _preconditions_hold(request, resp, record):
         _answer(request, resp, record, None)
+
+
+def get_object_attributes(api, request, resp) -> None:
+    headers = request.headers
+    wanted = {name.strip() for name in headers.get("x-amz-object-attributes", "").split(",") if name.strip()}
+    if not wanted or not wanted <= OBJECT_ATTRIBUTES:
+        raise S3Error(
+            "InvalidArgument",
+            UNKNOWN_ATTRIBUTE_MESSAGE if wanted else MISSING_ATTRIBUTES_MESSAGE,
+            ArgumentName="x-amz-object-attributes",
+            ArgumentValue=headers.get("x-amz-object-attributes", "")[:256],
+        )
+    max_parts = min(arguments.integer(headers, "x-amz-max-parts", MAX_ATTRIBUTE_PARTS), MAX_ATTRIBUTE_PARTS)
+    marker = arguments.integer(headers, "x-amz-part-number-marker", 0)
+    record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
+    resp._headers["last-modified"] = http_date(record["mtime"])
+    version_header(resp, record)
+    body = []
+    if "ETag" in wanted:
+        body.append(f"<ETag>{record['etag']}</ETag>")
+    if "Checksum" in wanted and record["checksums"]:
+        checksum_type = record.get("checksum_type", FULL_OBJECT)
+        body.append(
+            f"<Checksum>{xml.checksums(record['checksums'])}<ChecksumType>{checksum_type}</ChecksumType></Checksum>"
+        )
+    if "ObjectParts" in wanted and "part_sizes" in record:
+        body.append(_object_parts(record, marker, max_parts))
+    if "StorageClass" in wanted:
+        body.append("<StorageClass>STANDARD</StorageClass>")
+    if "ObjectSize" in wanted:
+        body.append(f"<ObjectSize>{record['size']}</ObjectSize>")
+    resp.content_type = XML_TYPE
+    resp.data = xml.document("GetObjectAttributesOutput", "".join(body))
+
+
+def _object_parts(record: dict, marker: int, max_parts: int) -> str:
+    """GetObjectAttributes' ObjectParts; S3 lists each part only when the parts had checksums."""
+    sizes, part_checksums = record["part_sizes"], record.get("part_checksums")
+    parts = [f"<PartsCount>{len(sizes)}</PartsCount>"]
+    if part_checksums:
+        shown = range(marker, min(marker + max_parts, len(sizes)))
+        parts.append(
+            f"<PartNumberMarker>{marker}</PartNumberMarker>"
+            f"<NextPartNumberMarker>{shown[-1] + 1 if shown else marker}</NextPartNumberMarker>"
+            f"<MaxParts>{max_parts}</MaxParts><IsTruncated>{TRUE_FALSE[marker + max_parts < len(sizes)]}</IsTruncated>"
+        )
+        names = tuple(record["checksums"])
+        parts.extend(
+            f"<Part><PartNumber>{index + 1}</PartNumber><Size>{sizes[index]}</Size>"
+            f"{xml.checksums(dict.fromkeys(names, part_checksums[index]))}</Part>"
+            for index in shown
+        )
+    return f"<ObjectParts>{''.join(parts)}</ObjectParts>"
 
 
 def delete_object(api, request, resp) -> None:

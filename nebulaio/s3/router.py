@@ -40,6 +40,9 @@ _OBJECT_OPERATIONS = {
     ("POST", "uploadId"): "CompleteMultipartUpload",
     ("DELETE", "uploadId"): "AbortMultipartUpload",
     ("GET", "uploadId"): "ListParts",
+    ("GET", "partNumber"): "GetObject",
+    ("HEAD", "partNumber"): "HeadObject",
+    ("GET", "attributes"): "GetObjectAttributes",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
@@ -55,7 +58,8 @@ VERSIONED_OPERATIONS = frozenset(
 
 
 def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
-    """The operation's name; a PutObject that names x-amz-copy-source is a CopyObject."""
+    """The operation's name; a PutObject or UploadPart that names x-amz-copy-source is a
+    CopyObject or UploadPartCopy."""
     subresources = sorted(name for name in query if name in SUBRESOURCES and name != VERSION_ID)
     subresource = " ".join(subresources) or None
     if len(subresources) > 1 and subresource not in COMBINED_SUBRESOURCES:
@@ -76,6 +80,9 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict, head
         raise S3Error("InvalidArgument", f"{operation} does not take a versionId.", ArgumentName=VERSION_ID)
     if operation == "ListObjects" and query.get("list-type") == "2":
         return "ListObjectsV2"
-    if operation == "PutObject" and "x-amz-copy-source" in headers:
-        return "CopyObject"
+    if "x-amz-copy-source" in headers:
+        if operation == "PutObject":
+            return "CopyObject"
+        if operation == "UploadPart":
+            return "UploadPartCopy"
     return operation

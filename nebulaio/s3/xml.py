@@ -19,11 +19,14 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from nebulaio.engine.errors import S3Error
+from nebulaio.util.checksums import ALGORITHMS
 from nebulaio.util.timefmt import iso8601
 
 __all__ = [
+    "CHECKSUM_ELEMENTS",
     "S3_NAMESPACE",
     "ListPage",
+    "checksums",
     "copy_result",
     "delete_result",
     "document",
@@ -113,11 +116,20 @@ def last_modified(mtime_ms: int) -> str:
     return iso8601(mtime_ms - mtime_ms % 1000)
 
 
-def copy_result(etag: str, mtime_ms: int) -> bytes:
-    """CopyObject's result; `etag` is the bare hex digest."""
+CHECKSUM_ELEMENTS = {name: f"Checksum{name.upper()}" for name in ALGORITHMS}
+
+
+def checksums(values: Mapping[str, str]) -> str:
+    """Checksum elements (ChecksumCRC32, ...) of {algorithm: base64 value}."""
+    return "".join(f"<{CHECKSUM_ELEMENTS[name]}>{value}</{CHECKSUM_ELEMENTS[name]}>" for name, value in values.items())
+
+
+def copy_result(etag: str, mtime_ms: int, root: str = "CopyObjectResult", extra: str = "") -> bytes:
+    """CopyObject's result (UploadPartCopy's with `root` CopyPartResult); `etag` is the bare
+    hex digest, `extra` more elements, already escaped."""
     return document(
-        "CopyObjectResult",
-        f"<LastModified>{last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>",
+        root,
+        f"<LastModified>{last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>{extra}",
     )
 
 

@@ -249,3 +249,28 @@ def test_version_id_is_refused_where_it_means_nothing(raw, bucket):
     response = raw("PUT", f"/{bucket}/k?versionId=null", b"data")
     assert response.status_code == 400
     assert b"<Code>InvalidArgument</Code>" in response.content
+
+
+def test_part_reads_attributes_and_part_copies_address_versions(s3, bucket):
+    enable(s3, bucket)
+    old = s3.put_object(Bucket=bucket, Key="src", Body=b"old bytes")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new")
+    attributes = s3.get_object_attributes(Bucket=bucket, Key="src", VersionId=old, ObjectAttributes=["ObjectSize"])
+    assert (attributes["ObjectSize"], attributes["VersionId"]) == (9, old)
+    assert s3.get_object(Bucket=bucket, Key="src", VersionId=old, PartNumber=1)["Body"].read() == b"old bytes"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+    copied = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src", "VersionId": old},
+    )
+    assert copied["CopySourceVersionId"] == old
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": copied["CopyPartResult"]["ETag"]}]},
+    )
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"old bytes"

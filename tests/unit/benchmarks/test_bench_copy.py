@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from benchmarks.client import RequestBuilder
-from benchmarks.load import CopyRequests, PhaseSpec, build_workload
+from benchmarks.load import CopyRequests, PartRequests, PhaseSpec, build_workload
 from benchmarks.response import ResponseParser
 from benchmarks.sigv4 import Signer, encode_path
 
@@ -72,3 +72,22 @@ def test_copy_workload_checks_the_result_document():
     problem = workload.check(1, parsed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(failure), failure)))
     assert problem.startswith("COPY c8/copy-0: 200 without a CopyObjectResult")
     assert workload.in_flight == {}
+
+
+def test_part_workload_sends_each_part_once_to_the_open_upload():
+    spec = PhaseSpec(
+        "PART-LARGE", "bench", ["1", "2", "3"], 2, 3, 1.0, b"p" * 10, source="c8/multipart", upload_id="u1"
+    )
+    workload = build_workload(spec, builder(), 0, 2)
+    assert isinstance(workload, PartRequests)
+    heads = []
+    while (request := workload.next_request(len(heads))) is not None:
+        head, body = request
+        assert body == b"p" * 10
+        heads.append(head.decode().split("\r\n")[0])
+    assert heads == [
+        "PUT /bench/c8/multipart?partNumber=1&uploadId=u1 HTTP/1.1",
+        "PUT /bench/c8/multipart?partNumber=3&uploadId=u1 HTTP/1.1",
+    ]
+    assert workload.check(0, parsed(b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')) is None
+    assert list(workload.done_keys) == ["1"]

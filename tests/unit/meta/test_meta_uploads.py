@@ -1,8 +1,13 @@
 """Multipart uploads in the replica: commands, part list checks, releases and listings."""
 
-import pytest
+import itertools
 
-from nebulaio.meta.uploads import MIN_PART_SIZE, check_part_list
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nebulaio.meta.keys import MAX_LMDB_KEY
+from nebulaio.meta.uploads import MIN_PART_SIZE, UPLOAD_HEAD_LIMIT, check_part_list, upload_key
 
 BUCKET = "media"
 MIB = 1024 * 1024
@@ -169,3 +174,91 @@ def test_list_uploads_order_markers_and_prefixes(uploads):
     assert listed(reader.list_uploads(BUCKET, "dir/", "", None, None, 100)) == [("dir/x", 6), ("dir/y", 7)]
     assert reader.list_uploads(BUCKET, "", "", None, None, 0).uploads == []
     assert reader.list_uploads("other", "", "", None, None, 10).uploads == []
+
+
+def utf8_at_most(limit: int):
+    return lambda text: text.encode()[:limit].decode(errors="ignore")
+
+
+LONGEST_BUCKET = "b" * 63
+ANY_KEY = st.text(alphabet=st.sampled_from(["\0", "a", "é", "€", "𝄞", "/"]), min_size=1, max_size=1024).map(
+    utf8_at_most(1024)
+)
+
+
+@given(ANY_KEY)
+def test_every_upload_key_fits_lmdb(key):
+    assert len(upload_key(LONGEST_BUCKET, key, upload_id(2**128 - 1))) <= MAX_LMDB_KEY
+
+
+def test_the_worst_keys_fit_lmdb(replica):
+    replica.create_bucket(LONGEST_BUCKET)
+    worst = ["\0" * 1024, "\0é" * 341, "x" * 1024, "\0" * (UPLOAD_HEAD_LIMIT // 2) + "x" * 500]
+    commands = [create(key, n, bucket=LONGEST_BUCKET) for n, key in enumerate(worst)]
+    assert statuses(replica.apply(*commands)) == ["ok"] * len(worst)
+    assert max(len(upload_key(LONGEST_BUCKET, key, upload_id(0))) for key in worst) == MAX_LMDB_KEY
+
+
+# Heads around the escaped head limit (NULs count twice), so that keys fall on both sides
+# of it, share long heads and cut an escape in half.
+HALF = UPLOAD_HEAD_LIMIT // 2
+UPLOAD_HEADS = ["", "a", "a/", "\0" * HALF, "\0" * (HALF - 1) + "x", "x" * UPLOAD_HEAD_LIMIT, "x" * 395 + "é"]
+UPLOAD_HEADS += ["\0" * 300, "x" * (UPLOAD_HEAD_LIMIT - 1) + "\0", "€" * 330]
+UPLOAD_TAIL = st.text(alphabet=st.sampled_from("\0ab/é"), max_size=5)
+UPLOAD_KEY = st.builds(str.__add__, st.sampled_from(UPLOAD_HEADS), UPLOAD_TAIL).filter(bool)
+upload_buckets = (f"uploads-{n}" for n in itertools.count())
+
+
+def reference_uploads(uploads: list[tuple[str, int]], prefix: str, delimiter: str, marker: str | None) -> list:
+    """What ListMultipartUploads lists, by S3's rules, as ("upload", key, n) / ("prefix", p)."""
+    items = []
+    for key, n in sorted(uploads, key=lambda upload: (upload[0].encode(), n_of(upload))):
+        if not key.startswith(prefix):
+            continue
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        item = ("prefix", key[: cut + len(delimiter)]) if cut >= 0 else ("upload", key, n)
+        if marker is not None and item[1].encode() <= marker.encode():
+            continue
+        if item not in items:
+            items.append(item)
+    return items
+
+
+def n_of(upload: tuple[str, int]) -> str:
+    return upload_id(upload[1])
+
+
+def page_uploads(page) -> list:
+    uploads = [("upload", u["key"], int(u["upload_id"], 16)) for u in page.uploads]
+    return uploads + [("prefix", p) for p in page.prefixes]
+
+
+@settings(max_examples=150)
+@given(
+    keys=st.lists(UPLOAD_KEY, min_size=1, max_size=25),
+    prefix=st.sampled_from(["", "a", "\0", "\0" * HALF, "x" * UPLOAD_HEAD_LIMIT, "€"]),
+    delimiter=st.sampled_from(["", "/", "\0", "é", "b"]),
+    marker=st.none() | UPLOAD_KEY,
+    max_uploads=st.integers(1, 5),
+)
+def test_list_uploads_order_and_paging_match_s3(shared_replica, keys, prefix, delimiter, marker, max_uploads):
+    """Keys whose escaped form is truncated and digested still list in S3's exact order."""
+    bucket = next(upload_buckets)
+    shared_replica.create_bucket(bucket)
+    uploads = [(key, n) for n, key in enumerate(keys)]
+    assert set(statuses(shared_replica.apply(*[create(key, n, bucket) for key, n in uploads]))) == {"ok"}
+    reader = shared_replica.reader.uploads
+    expected = reference_uploads(uploads, prefix, delimiter, marker)
+    listed, key_marker, id_marker = 0, marker, None
+    while True:
+        page = reader.list_uploads(bucket, prefix, delimiter, key_marker, id_marker, max_uploads)
+        items = page_uploads(page)
+        due = expected[listed : listed + len(items)]
+        assert len(items) <= max_uploads
+        assert sorted(items) == sorted(due)
+        assert items[: len(page.uploads)] == [item for item in due if item[0] == "upload"]
+        listed += len(items)
+        if not page.truncated:
+            break
+        key_marker, id_marker = page.next_key, page.next_upload_id
+    assert listed == len(expected)

@@ -3,19 +3,30 @@
 import pytest
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.s3.arguments import integer
-from nebulaio.s3.multipart import _part_number, _requested_parts
+from nebulaio.s3.arguments import integer, part_number
+from nebulaio.s3.multipart import _copy_range, _requested_parts
 from nebulaio.s3.router import classify
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
 
+def test_copy_source_ranges():
+    assert _copy_range(None, 10) is None
+    assert _copy_range("bytes=0-9", 10) == (0, 9)
+    assert _copy_range("bytes=3-3", 10) == (3, 3)
+    for bad in ("bytes=0-10", "bytes=5-2", "bytes=-3", "bytes=3-", "0-2", "bytes=0-1,3-4", "bytes=a-b", "bytes=٣-٤"):
+        with pytest.raises(S3Error) as excinfo:
+            _copy_range(bad, 10)
+        assert excinfo.value.code == "InvalidArgument"
+        assert excinfo.value.fields["ArgumentName"] == "x-amz-copy-source-range"
+
+
 def test_part_numbers():
-    assert _part_number({"partNumber": "1"}) == 1
-    assert _part_number({"partNumber": "10000"}) == 10000
+    assert part_number({"partNumber": "1"}) == 1
+    assert part_number({"partNumber": "10000"}) == 10000
     for bad in ("0", "10001", "", "1.5", "-2", "٣", "99999999999"):
         with pytest.raises(S3Error) as excinfo:
-            _part_number({"partNumber": bad})
+            part_number({"partNumber": bad})
         assert excinfo.value.code == "InvalidArgument"
 
 
@@ -33,7 +44,8 @@ def test_complete_body():
         "<Part><PartNumber> 3 </PartNumber><ETag>bb</ETag><ChecksumCRC32>x</ChecksumCRC32></Part>"
         "</CompleteMultipartUpload>"
     ).encode()
-    assert _requested_parts(body) == [(1, '"aa"'), (3, "bb")]
+    assert _requested_parts(body) == ([(1, '"aa"'), (3, "bb")], [None, None])
+    assert _requested_parts(body, "crc32") == ([(1, '"aa"'), (3, "bb")], [None, "x"])
     for bad in (
         b"",
         b"<CompleteMultipartUpload/>",
@@ -52,6 +64,11 @@ def test_routes():
     assert classify("POST", "b", "k", {"uploadId": "u"}, {}) == "CompleteMultipartUpload"
     assert classify("DELETE", "b", "k", {"uploadId": "u"}, {}) == "AbortMultipartUpload"
     assert classify("GET", "b", "k", {"uploadId": "u"}, {}) == "ListParts"
+    copy_source = {"x-amz-copy-source": "/b/other"}
+    assert classify("PUT", "b", "k", {"uploadId": "u", "partNumber": "1"}, copy_source) == "UploadPartCopy"
+    assert classify("GET", "b", "k", {"partNumber": "2"}, {}) == "GetObject"
+    assert classify("HEAD", "b", "k", {"partNumber": "2"}, {}) == "HeadObject"
+    assert classify("GET", "b", "k", {"attributes": ""}, {}) == "GetObjectAttributes"
     assert classify("GET", "b", None, {"uploads": "", "prefix": "p"}, {}) == "ListMultipartUploads"
     with pytest.raises(S3Error) as excinfo:
         classify("PUT", "b", "k", {"uploadId": "u", "tagging": ""}, {})
