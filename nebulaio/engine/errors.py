@@ -10,6 +10,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
     "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
+    "BadRequest": (400, "Bad Request"),
     "BucketAlreadyExists": (
         409,
         "The requested bucket name is not available. The bucket namespace is shared by all "
@@ -43,6 +44,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedTrailerError": (400, "The request contained trailing data that was not well-formed."),
@@ -57,6 +59,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "MissingSecurityHeader": (400, "Your request is missing a required header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchUpload": (404, "The specified upload does not exist."),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "OperationAborted": (409, "A conflicting conditional operation is currently in progress against this resource."),

@@ -23,6 +23,8 @@ log = logging.getLogger("nebulaio.engine")
 BODY_CHUNK = 1024 * 1024
 COMMIT_TIMEOUT = 30.0
 REOPEN_ATTEMPTS = 5
+# The one version of an object in an unversioned bucket.
+NULL_VERSION = "null"
 
 
 class Payload(Protocol):
@@ -272,6 +274,17 @@ class ObjectLayer:
             refusals={"NoSuchKey": lambda: S3Error("NoSuchKey", Key=key)},
         )
 
+    def tags(self, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+        """The tag set of a version (None: the current one)."""
+        _check_current(version_id)
+        record, _ = self.head(bucket, key)
+        return record.get("tags") or {}
+
+    def set_tags(self, bucket: str, key: str, version_id: str | None, tags: dict[str, str]) -> None:
+        """Replace a version's tag set (None: the current one); an empty set removes it."""
+        _check_current(version_id)
+        self.update(bucket, key, {"tags": tags or None})
+
     def delete(self, bucket: str, key: str) -> None:
         self.submit({"op": "object.delete", "bucket": bucket, "key": key})
 
@@ -283,3 +296,9 @@ class ObjectLayer:
         """The bucket's record and one page of its listing."""
         record = self.bucket(bucket)
         return record, self.reader.list_objects(bucket, prefix, delimiter, after, max_keys)
+
+
+def _check_current(version_id: str | None) -> None:
+    """Until versioning lands every object is its bucket's "null" version, the current one."""
+    if version_id not in (None, NULL_VERSION):
+        raise S3Error("NotImplemented", "Naming a version other than the current one is not supported yet.")

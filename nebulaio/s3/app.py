@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, tagging, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -49,6 +49,12 @@ HANDLERS = {
     "ListMultipartUploads": multipart.list_multipart_uploads,
     "CopyObject": copy.copy_object,
     "DeleteObjects": delete.delete_objects,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
 }
 
 

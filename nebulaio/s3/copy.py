@@ -15,6 +15,7 @@ from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
 from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.s3.request import parse_query
+from nebulaio.s3.tagging import copy_tags
 
 COPY_SOURCE = "x-amz-copy-source"
 METADATA_DIRECTIVE = "x-amz-metadata-directive"
@@ -74,6 +75,9 @@ def copy_object(api, request, resp) -> None:
     fields = content_fields(request) if directive == "REPLACE" else None
     if fields is None and (source_bucket, source_key) == (request.bucket, request.key):
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
+    tags = copy_tags(request)
+    if tags is not None:
+        fields = dict(fields or {}, tags=tags)
     record = api.layer.copy(
         source_bucket,
         source_key,

@@ -26,6 +26,9 @@ _BUCKET_OPERATIONS = {
     ("PUT", None): "CreateBucket",
     ("DELETE", None): "DeleteBucket",
     ("HEAD", None): "HeadBucket",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -37,6 +40,9 @@ _OBJECT_OPERATIONS = {
     ("POST", "uploadId"): "CompleteMultipartUpload",
     ("DELETE", "uploadId"): "AbortMultipartUpload",
     ("GET", "uploadId"): "ListParts",
+    ("GET", "tagging"): "GetObjectTagging",
+    ("PUT", "tagging"): "PutObjectTagging",
+    ("DELETE", "tagging"): "DeleteObjectTagging",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))

@@ -187,13 +187,13 @@ TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></T
 @pytest.mark.parametrize(
     "method,path,body",
     [
-        ("PUT", "/{bucket}/key?tagging", TAGGING),
+        ("PUT", "/{bucket}/key?torrent", b""),
         ("PUT", "/{bucket}/key?acl", b""),
         ("PUT", "/{bucket}/key?retention", b"<Retention/>"),
-        ("DELETE", "/{bucket}/key?tagging", b""),
+        ("DELETE", "/{bucket}?analytics", b""),
         ("GET", "/{bucket}/key?torrent", b""),
         ("POST", "/{bucket}/key?restore", b"<RestoreRequest/>"),
-        ("DELETE", "/{bucket}?cors", b""),
+        ("DELETE", "/{bucket}?website", b""),
         ("DELETE", "/{bucket}?policy", b""),
         ("PUT", "/{bucket}?versioning", b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"),
         ("GET", "/{bucket}?versions", b""),
