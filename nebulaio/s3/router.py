@@ -18,6 +18,9 @@ SUBRESOURCES = frozenset(
     ).split()
 )
 
+# OPTIONS on a bucket or object, whatever its query: a browser's CORS preflight, answered
+# without authentication.
+PREFLIGHT = "PreflightRequest"
 _BUCKET_OPERATIONS = {
     ("GET", "location"): "GetBucketLocation",
     ("GET", None): "ListObjects",
@@ -29,6 +32,9 @@ _BUCKET_OPERATIONS = {
     ("GET", "tagging"): "GetBucketTagging",
     ("PUT", "tagging"): "PutBucketTagging",
     ("DELETE", "tagging"): "DeleteBucketTagging",
+    ("GET", "cors"): "GetBucketCors",
+    ("PUT", "cors"): "PutBucketCors",
+    ("DELETE", "cors"): "DeleteBucketCors",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -50,6 +56,8 @@ COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
 
 def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
     """The operation's name; a PutObject that names x-amz-copy-source is a CopyObject."""
+    if method == "OPTIONS":
+        return PREFLIGHT
     subresources = sorted(name for name in query if name in SUBRESOURCES)
     subresource = " ".join(subresources) or None
     if len(subresources) > 1 and subresource not in COMBINED_SUBRESOURCES:
