@@ -26,13 +26,13 @@ from nebulaio.util.ids import now_ms, version_id
 
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
-# What an upload keeps for the object it becomes.
-CONTENT_FIELDS = ("ctype", "headers", "meta")
+# What an upload keeps for the object it becomes ("tags" only when it was given some).
+CONTENT_FIELDS = ("ctype", "headers", "meta", "tags")
 COMPOSITE = "COMPOSITE"
 
 
 def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, checksum_algorithm: str | None) -> dict:
-    """Open an upload; `fields` are the object's content type, headers and metadata."""
+    """Open an upload; `fields` are the object's content type, headers, metadata and tags."""
     layer.bucket(bucket)
     record = dict(
         fields,
@@ -218,7 +218,7 @@ def complete(
         temp.abort()
         raise
     digests = b"".join(bytes.fromhex(part["etag"]) for part in parts)
-    record = {name: upload[name] for name in CONTENT_FIELDS}
+    record = {name: upload[name] for name in CONTENT_FIELDS if name in upload}
     record.update(
         key=key,
         vid=vid,

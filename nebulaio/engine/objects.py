@@ -305,6 +305,13 @@ class ObjectLayer:
         )
         return result["version"]
 
+    def set_tags(self, bucket: str, key: str, version: str | None, tags: dict[str, str]) -> str:
+        """Replace a version's tag set (None: the current one); an empty set removes it.
+
+        Returns the version id changed.
+        """
+        return self.update(bucket, key, version, {"tags": tags or None})
+
     def delete(self, bucket: str, key: str, version: str | None = None) -> dict:
         """Delete a version, or the key (a delete marker in a versioned bucket).
 

@@ -62,20 +62,22 @@ class RecordType:
 
 
 BUCKET = RecordType("bucket", 1, {})
-"""{"name", "owner", "created" (epoch ms), "region", "versioning"}"""
+"""{"name", "owner", "created" (epoch ms), "region", "versioning"}, and the settings bucket.configure
+sets, e.g. "tagging" ({key: value}) and "cors" ({"revision", "rules"})."""
 
 OBJECT = RecordType("object", 1, {})
 """The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
-"headers", "meta", "checksums", "inline", ...}; small objects' bytes follow inline. An object
-built from parts also keeps "part_sizes" and, when its upload named a checksum algorithm,
-"part_checksums" and "checksum_type" ("COMPOSITE")."""
+"headers", "meta", "checksums", "inline", "tags" (when it has some), ...}; small objects'
+bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
+named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE")."""
 
 SYSTEM = RecordType("system", 1, {})
 """Replica bookkeeping, e.g. {"index": n} under the key `applied`."""
 
 UPLOAD = RecordType("upload", 1, {})
 """An open multipart upload: {"key", "upload_id", "initiated" (epoch ms), "owner", "ctype",
-"headers", "meta", "checksum_algorithm"}; the content fields become the object's."""
+"headers", "meta", "checksum_algorithm", "tags" (when given)}; the content fields become the
+object's."""
 
 PART = RecordType("part", 1, {})
 """One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}."""

@@ -15,9 +15,9 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, versioning, xml
+from nebulaio.s3 import buckets, copy, cors, delete, listing, multipart, objects, sigv4, tagging, versioning, xml
 from nebulaio.s3.request import S3Request
-from nebulaio.s3.router import classify
+from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.ids import request_id
 
 log = logging.getLogger("nebulaio.s3")
@@ -54,13 +54,23 @@ HANDLERS = {
     "PutBucketVersioning": versioning.put_bucket_versioning,
     "GetBucketVersioning": versioning.get_bucket_versioning,
     "ListObjectVersions": versioning.list_object_versions,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    "PutBucketCors": cors.put_bucket_cors,
+    "GetBucketCors": cors.get_bucket_cors,
+    "DeleteBucketCors": cors.delete_bucket_cors,
+    PREFLIGHT: cors.preflight,
 }
 
 
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "credentials", "region", "domains", "request_timeout")
+    __slots__ = ("layer", "credentials", "region", "domains", "request_timeout", "cors")
 
     def __init__(self, layer: ObjectLayer, credentials: Credentials, config: dict):
         self.layer = layer
@@ -68,6 +78,7 @@ class S3Api:
         self.region = config["region"]
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
+        self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
         rid = request_id()
@@ -75,16 +86,29 @@ class S3Api:
         headers["x-amz-request-id"] = rid
         headers["x-amz-id-2"] = rid
         request = None
+        operation = None
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
-            self.authenticate(request)
+            if operation != PREFLIGHT:
+                self.authenticate(request)
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
             self.render_error(request, resp, error, rid)
         except Exception:
             log.exception("unhandled error in %s %s", req.method, req.env.get("RAW_URI"))
             self.render_error(request, resp, S3Error("InternalError"), rid)
+        if request is not None and request.bucket is not None and "origin" in request.headers:
+            self._add_cors_headers(request, resp, operation)
+
+    def _add_cors_headers(self, request: S3Request, resp: falcon.Response, operation: str | None) -> None:
+        """A cross-origin request's answer, success or error, carries the matching rule's headers."""
+        if operation == PREFLIGHT:
+            return
+        try:
+            cors.annotate(self, request, resp)
+        except Exception:
+            log.exception("CORS headers for %s %s", request.method, request.raw_path)
 
     def authenticate(self, request: S3Request) -> None:
         auth = sigv4.authenticate(

@@ -13,8 +13,10 @@ from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
-from nebulaio.s3.objects import content_fields, version_header, write_condition
+from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.s3.request import parse_query
+from nebulaio.s3.tagging import copy_tags
+from nebulaio.s3.versioning import version_header
 
 COPY_SOURCE = "x-amz-copy-source"
 METADATA_DIRECTIVE = "x-amz-metadata-directive"
@@ -70,6 +72,9 @@ def copy_object(api, request, resp) -> None:
     fields = content_fields(request) if directive == "REPLACE" else None
     if fields is None and (source_bucket, source_key, source_version) == (request.bucket, request.key, None):
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
+    tags = copy_tags(request)
+    if tags is not None:
+        fields = dict(fields or {}, tags=tags)
     record = api.layer.copy(
         source_bucket,
         source_key,

@@ -14,7 +14,8 @@ from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
-from nebulaio.s3.objects import content_fields, version_header, write_condition
+from nebulaio.s3.objects import upload_fields, write_condition
+from nebulaio.s3.versioning import version_header
 from nebulaio.util.checksums import ALGORITHMS
 from nebulaio.util.timefmt import iso8601
 
@@ -72,7 +73,7 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
 def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm = _checksum_algorithm(request)
-    record = multipart.create(api.layer, request.bucket, request.key, request.user, content_fields(request), algorithm)
+    record = multipart.create(api.layer, request.bucket, request.key, request.user, upload_fields(request), algorithm)
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()
     resp.data = xml.document(

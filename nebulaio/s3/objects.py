@@ -10,6 +10,8 @@ from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.ranges import parse_range
+from nebulaio.s3.tagging import header_tags
+from nebulaio.s3.versioning import version_header
 from nebulaio.util.timefmt import http_date
 
 # Content headers S3 stores with an object and returns on GET/HEAD.
@@ -84,9 +86,18 @@ def write_condition(request) -> dict | None:
     return condition
 
 
+def upload_fields(request) -> dict:
+    """What a new object keeps from its upload request: content fields and x-amz-tagging's tags."""
+    fields = content_fields(request)
+    tags = header_tags(request)
+    if tags:
+        fields["tags"] = tags
+    return fields
+
+
 def put_object(api, request, resp) -> None:
     check_object_key(request.key)
-    fields = content_fields(request)
+    fields = upload_fields(request)
     condition = write_condition(request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
     record = api.layer.put(request.bucket, request.key, payload, fields, condition)
@@ -95,13 +106,6 @@ def put_object(api, request, resp) -> None:
     version_header(resp, record)
     for name, value in record["checksums"].items():
         headers[f"x-amz-checksum-{name}"] = value
-
-
-def version_header(resp, record: dict) -> None:
-    """x-amz-version-id, for versions written since versioning was first configured."""
-    version = record.get("version")
-    if version is not None:
-        resp._headers["x-amz-version-id"] = version
 
 
 def _object_headers(request, resp, record: dict) -> None:
@@ -115,6 +119,9 @@ def _object_headers(request, resp, record: dict) -> None:
         headers[name] = _latin1(value)
     for name, value in record["meta"].items():
         headers[META_PREFIX + name] = _latin1(value)
+    tags = record.get("tags")
+    if tags:
+        headers["x-amz-tagging-count"] = str(len(tags))
     if len(request.query) and request.auth is not None:
         for parameter, header in OVERRIDES.items():
             value = request.query.get(parameter)

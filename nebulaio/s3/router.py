@@ -18,6 +18,9 @@ SUBRESOURCES = frozenset(
     ).split()
 )
 
+# OPTIONS on a bucket or object, whatever its query: a browser's CORS preflight, answered
+# without authentication.
+PREFLIGHT = "PreflightRequest"
 _BUCKET_OPERATIONS = {
     ("GET", "location"): "GetBucketLocation",
     ("GET", "versions"): "ListObjectVersions",
@@ -29,6 +32,12 @@ _BUCKET_OPERATIONS = {
     ("PUT", None): "CreateBucket",
     ("DELETE", None): "DeleteBucket",
     ("HEAD", None): "HeadBucket",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
+    ("GET", "cors"): "GetBucketCors",
+    ("PUT", "cors"): "PutBucketCors",
+    ("DELETE", "cors"): "DeleteBucketCors",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -43,6 +52,9 @@ _OBJECT_OPERATIONS = {
     ("GET", "partNumber"): "GetObject",
     ("HEAD", "partNumber"): "HeadObject",
     ("GET", "attributes"): "GetObjectAttributes",
+    ("GET", "tagging"): "GetObjectTagging",
+    ("PUT", "tagging"): "PutObjectTagging",
+    ("DELETE", "tagging"): "DeleteObjectTagging",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
@@ -60,6 +72,8 @@ VERSIONED_OPERATIONS = frozenset(
 def classify(method: str, bucket: str | None, key: str | None, query: dict, headers: dict) -> str:
     """The operation's name; a PutObject or UploadPart that names x-amz-copy-source is a
     CopyObject or UploadPartCopy."""
+    if method == "OPTIONS":
+        return PREFLIGHT
     subresources = sorted(name for name in query if name in SUBRESOURCES and name != VERSION_ID)
     subresource = " ".join(subresources) or None
     if len(subresources) > 1 and subresource not in COMBINED_SUBRESOURCES:

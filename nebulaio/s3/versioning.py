@@ -17,6 +17,13 @@ STATES = ("Enabled", "Suspended")
 EMPTY_CONFIGURATION = xml.document("VersioningConfiguration", "")
 
 
+def version_header(resp, record: dict) -> None:
+    """x-amz-version-id, for versions written since versioning was first configured."""
+    version = record.get("version")
+    if version is not None:
+        resp._headers["x-amz-version-id"] = version
+
+
 def put_bucket_versioning(api, request, resp) -> None:
     api.layer.bucket(request.bucket)
     tree = xml.parse(read_body(request, api.request_timeout), "VersioningConfiguration")
