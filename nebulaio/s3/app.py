@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, post, sigv4, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -49,7 +49,10 @@ HANDLERS = {
     "ListMultipartUploads": multipart.list_multipart_uploads,
     "CopyObject": copy.copy_object,
     "DeleteObjects": delete.delete_objects,
+    "PostObject": post.post_object,
 }
+# A browser form signs its policy in the body, not the request: the handler authenticates it.
+FORM_AUTHENTICATED = frozenset(("PostObject",))
 
 
 class S3Api:
@@ -73,7 +76,8 @@ class S3Api:
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
-            self.authenticate(request)
+            if operation not in FORM_AUTHENTICATED:
+                self.authenticate(request)
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
             self.render_error(request, resp, error, rid)

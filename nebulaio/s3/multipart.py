@@ -62,7 +62,9 @@ def _checksums_xml(checksums: dict) -> str:
 def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm = _checksum_algorithm(request)
-    record = multipart.create(api.layer, request.bucket, request.key, request.user, content_fields(request), algorithm)
+    record = multipart.create(
+        api.layer, request.bucket, request.key, request.user, content_fields(request.headers), algorithm
+    )
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()
     resp.data = xml.document(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
@@ -27,9 +28,11 @@ MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
-def content_fields(request) -> dict:
-    """What a PUT keeps besides the bytes: content type, content headers, user metadata."""
-    headers = request.headers
+def content_fields(headers: Mapping[str, str]) -> dict:
+    """What a write keeps besides the bytes: content type, content headers, user metadata.
+
+    `headers` are lower-cased names: a request's headers, or a browser form's fields.
+    """
     stored = {}
     for name in STORED_HEADERS:
         value = headers.get(name)
@@ -76,7 +79,7 @@ def write_condition(request) -> dict | None:
 
 def put_object(api, request, resp) -> None:
     check_object_key(request.key)
-    fields = content_fields(request)
+    fields = content_fields(request.headers)
     condition = write_condition(request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
     record = api.layer.put(request.bucket, request.key, payload, fields, condition)
