@@ -18,7 +18,7 @@ from nebulaio.s3 import sigv4, xml
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.buckets import check_canned_acl
 from nebulaio.s3.formdata import MultipartForm, boundary_of, missing_field
-from nebulaio.s3.objects import content_fields
+from nebulaio.s3.objects import META_PREFIX, content_fields
 from nebulaio.s3.postpolicy import check_policy, parse_policy
 
 # S3 refuses more than 20 KB of form before the file's content.
@@ -32,8 +32,10 @@ REDIRECT_STATUS = 303
 REDIRECT_SCHEMES = ("http", "https")
 XML_TYPE = "application/xml"
 ANONYMOUS_MESSAGE = "A POST upload must be signed: anonymous uploads are not supported yet."
-# Form values become response headers of every GET of the object: no line breaks, no controls.
+# Form fields become response headers of every GET of the object: values without line breaks
+# or controls, metadata names that are HTTP tokens.
 HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+", re.ASCII)
 
 
 class FormFile:
@@ -90,14 +92,22 @@ def post_object(api, request, resp) -> None:
     check_object_key(key)
     check_canned_acl(fields.get("acl"))
     stored = content_fields(fields)
-    _check_header_values(stored)
+    _check_headers(stored)
     record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored)
     _answer(request, resp, fields, key, record["etag"])
 
 
-def _check_header_values(stored: dict) -> None:
+def _check_headers(stored: dict) -> None:
     """Refuse content headers and metadata that could not travel in a response header."""
-    values = [("Content-Type", stored["ctype"]), *stored["headers"].items(), *stored["meta"].items()]
+    for name in stored["meta"]:
+        if TOKEN.fullmatch(name) is None:
+            raise S3Error(
+                "InvalidArgument",
+                "A metadata field's name is not a valid header name.",
+                ArgumentName=META_PREFIX + name,
+                ArgumentValue="",
+            )
+    values = [("content-type", stored["ctype"]), *stored["headers"].items(), *stored["meta"].items()]
     for name, value in values:
         if HEADER_UNSAFE.search(value):
             raise S3Error(

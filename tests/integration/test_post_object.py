@@ -328,3 +328,13 @@ def test_the_connection_carries_on_after_a_refused_upload(node, s3, signer, buck
     finally:
         conn.close()
     assert statuses == [403, 204]
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("x-amz-meta-note", "line one\r\nSet-Cookie: x=1"), ("x-amz-meta-bad name", "v"), ("Content-Type", "a\nb")],
+)
+def test_fields_that_cannot_be_headers_are_refused(node, s3, signer, bucket, name, value):
+    fields = {**presigned(signer, bucket, "headers", conditions=[["starts-with", f"${name}", ""]]), name: value}
+    error_of(*post(node, bucket, fields, b"data")[::2], 400, "InvalidArgument")
+    assert_absent(s3, bucket, "headers")
