@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, cors, delete, listing, multipart, objects, sigv4, tagging, versioning, xml
+from nebulaio.s3 import buckets, copy, cors, delete, listing, multipart, objects, post, sigv4, tagging, versioning, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.ids import request_id
@@ -64,7 +64,11 @@ HANDLERS = {
     "GetBucketCors": cors.get_bucket_cors,
     "DeleteBucketCors": cors.delete_bucket_cors,
     PREFLIGHT: cors.preflight,
+    "PostObject": post.post_object,
 }
+# Operations whose request carries no signature to check here: a browser form signs its
+# policy in the body (the handler authenticates it), and a CORS preflight is never signed.
+SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 
 
 class S3Api:
@@ -90,7 +94,7 @@ class S3Api:
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
-            if operation != PREFLIGHT:
+            if operation not in SELF_AUTHENTICATED:
                 self.authenticate(request)
             HANDLERS[operation](self, request, resp)
         except S3Error as error:

@@ -9,6 +9,12 @@ from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body
 
 
+def check_canned_acl(acl: str | None) -> None:
+    """Refuse a canned ACL that would grant more than `private`: only the owner has access yet."""
+    if acl not in (None, "private"):
+        raise S3Error("NotImplemented", f"The canned ACL {acl!r} is not supported yet.")
+
+
 def list_buckets(api, request, resp) -> None:
     entries = [(b["name"], b["created"]) for b in api.layer.list_buckets()]
     resp.data = xml.list_buckets(canonical_id(request.user), request.user, entries)
@@ -26,9 +32,7 @@ def create_bucket(api, request, resp) -> None:
         )
     if request.header("x-amz-bucket-object-lock-enabled", "").lower() == "true":
         raise S3Error("NotImplemented", "Object lock is not supported yet.")
-    acl = request.header("x-amz-acl")
-    if acl not in (None, "private"):
-        raise S3Error("NotImplemented", f"The canned ACL {acl!r} is not supported yet.")
+    check_canned_acl(request.header("x-amz-acl"))
     api.layer.create_bucket(name, request.user, api.region)
     resp.set_header("Location", "/" + name)
 

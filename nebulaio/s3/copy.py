@@ -69,7 +69,7 @@ def copy_object(api, request, resp) -> None:
         raise S3Error(
             "InvalidArgument", "Unknown metadata directive.", ArgumentName=METADATA_DIRECTIVE, ArgumentValue=directive
         )
-    fields = content_fields(request) if directive == "REPLACE" else None
+    fields = content_fields(request.headers) if directive == "REPLACE" else None
     if fields is None and (source_bucket, source_key, source_version) == (request.bucket, request.key, None):
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
     tags = copy_tags(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
@@ -39,9 +40,11 @@ MISSING_ATTRIBUTES_MESSAGE = (
 TRUE_FALSE = {True: "true", False: "false"}
 
 
-def content_fields(request) -> dict:
-    """What a PUT keeps besides the bytes: content type, content headers, user metadata."""
-    headers = request.headers
+def content_fields(headers: Mapping[str, str]) -> dict:
+    """What a write keeps besides the bytes: content type, content headers, user metadata.
+
+    `headers` are lower-cased names: a request's headers, or a browser form's fields.
+    """
     stored = {}
     for name in STORED_HEADERS:
         value = headers.get(name)
@@ -88,7 +91,7 @@ def write_condition(request) -> dict | None:
 
 def upload_fields(request) -> dict:
     """What a new object keeps from its upload request: content fields and x-amz-tagging's tags."""
-    fields = content_fields(request)
+    fields = content_fields(request.headers)
     tags = header_tags(request)
     if tags:
         fields["tags"] = tags

@@ -29,6 +29,7 @@ _BUCKET_OPERATIONS = {
     ("GET", None): "ListObjects",
     ("GET", "uploads"): "ListMultipartUploads",
     ("POST", "delete"): "DeleteObjects",
+    ("POST", None): "PostObject",
     ("PUT", None): "CreateBucket",
     ("DELETE", None): "DeleteBucket",
     ("HEAD", None): "HeadBucket",

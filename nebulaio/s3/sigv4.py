@@ -23,6 +23,7 @@ from typing import NamedTuple
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from nebulaio.engine.errors import S3Error
+from nebulaio.s3.formdata import missing_field
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -67,6 +68,19 @@ _V4_QUERY_REQUIRED = (
     "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
 )
 _V2_QUERY_REQUIRED = "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"
+
+# A POST form's credential fields, lower-cased as forms are read, and how S3 spells them.
+_FORM_V4_FIELDS = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
+_FORM_V2_FIELDS = ("awsaccesskeyid", "signature")
+_FORM_FIELD_SPELLING = {
+    "x-amz-algorithm": "X-Amz-Algorithm",
+    "x-amz-credential": "X-Amz-Credential",
+    "x-amz-date": "X-Amz-Date",
+    "x-amz-signature": "X-Amz-Signature",
+    "awsaccesskeyid": "AWSAccessKeyId",
+    "signature": "Signature",
+    "policy": "Policy",
+}
 
 # Signature V2 signs these sub-resources of the path. The first set is what botocore signs;
 # other clients also sign the newer sub-resources, so a V2 signature may match either.
@@ -196,6 +210,11 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 def sign(key: bytes, text: str) -> str:
     """Hex HMAC-SHA256: the signature of a request, a chunk or a trailer."""
     return hmac.digest(key, _to_bytes(text), "sha256").hex()
+
+
+def sign_v2(secret: str, text: str) -> str:
+    """Base64 HMAC-SHA1 with the secret itself: Signature V2 of a request or a POST policy."""
+    return base64.b64encode(hmac.digest(_to_bytes(secret), _to_bytes(text), "sha1")).decode()
 
 
 def same_signature(expected: str, provided: str) -> bool:
@@ -459,8 +478,7 @@ def _verify_v2(
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
     first = None
     for to_sign in _v2_strings_to_sign(method, raw_path, raw_query, headers, query_headers, date_line, bucket):
-        expected = base64.b64encode(hmac.digest(_to_bytes(secret), _to_bytes(to_sign), "sha1")).decode()
-        if same_signature(expected, signature):
+        if same_signature(sign_v2(secret, to_sign), signature):
             return SigningContext(access_key, None, "", date_line, signature, UNSIGNED_PAYLOAD, 2, presigned)
         first = first or to_sign
     raise S3Error(
@@ -512,6 +530,76 @@ def _v2_subresources(raw_query: str, subresources: frozenset[str]) -> str:
         return ""
     selected.sort(key=lambda item: item[0])
     return "?" + "&".join(text for _, text in selected)
+
+
+# --- POST forms ---------------------------------------------------------------------------
+
+
+def authenticate_form(fields: Mapping[str, str], secret_for: Callable[[str], str | None]) -> SigningContext | None:
+    """Verify a browser form's signature of its policy; None when the form carries no credentials.
+
+    A form signs its base64 `policy` field, not the request: Signature V4 with the day's
+    signing key of its `x-amz-credential`, Signature V2 with the secret itself. `fields` are
+    the form's fields by lower-cased name. Whether the policy allows the upload is for the
+    caller to decide once the signature holds.
+
+    Raises:
+        S3Error: InvalidArgument for a missing or malformed credential field,
+            InvalidAccessKeyId, SignatureDoesNotMatch.
+    """
+    if any(name in fields for name in _FORM_V4_FIELDS):
+        algorithm, credential_text, amz_date, signature, policy = _form_fields(fields, _FORM_V4_FIELDS)
+        if algorithm != ALGORITHM:
+            raise S3Error(
+                "InvalidArgument",
+                f'X-Amz-Algorithm only supports "{ALGORITHM}"',
+                ArgumentName="X-Amz-Algorithm",
+                ArgumentValue=algorithm,
+            )
+        credential = _parse_credential(credential_text, "InvalidArgument", _CREDENTIAL_MALFORMED)
+        if _parse_amz_date(amz_date) is None:
+            raise S3Error(
+                "InvalidArgument",
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
+                ArgumentName="X-Amz-Date",
+                ArgumentValue=amz_date,
+            )
+        secret = _form_secret(credential.access_key, secret_for)
+        key = signing_key(secret, credential.date, credential.region, SERVICE)
+        _check_form_signature(sign(key, policy), signature, credential.access_key, policy)
+        return SigningContext(
+            credential.access_key, key, credential.scope, amz_date, signature, UNSIGNED_PAYLOAD, 4, True
+        )
+    if any(name in fields for name in _FORM_V2_FIELDS):
+        access_key, signature, policy = _form_fields(fields, _FORM_V2_FIELDS)
+        _check_form_signature(sign_v2(_form_secret(access_key, secret_for), policy), signature, access_key, policy)
+        return SigningContext(access_key, None, "", "", signature, UNSIGNED_PAYLOAD, 2, True)
+    return None
+
+
+def _form_fields(fields: Mapping[str, str], names: tuple[str, ...]) -> list[str]:
+    """The values of `names` and of the policy, in that order; each one must be there."""
+    values = []
+    for name in (*names, "policy"):
+        value = fields.get(name)
+        if value is None:
+            raise missing_field(_FORM_FIELD_SPELLING[name])
+        values.append(value)
+    return values
+
+
+def _form_secret(access_key: str, secret_for: Callable[[str], str | None]) -> str:
+    secret = secret_for(access_key)
+    if secret is None:
+        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
+    return secret
+
+
+def _check_form_signature(expected: str, provided: str, access_key: str, policy: str) -> None:
+    if not same_signature(expected, provided):
+        raise S3Error(
+            "SignatureDoesNotMatch", AWSAccessKeyId=access_key, StringToSign=policy, SignatureProvided=provided
+        )
 
 
 # --- small parsers ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = [
     "parse",
     "parse_create_bucket",
     "parse_delete",
+    "post_response",
     "url_quote",
 ]
 
@@ -130,6 +131,16 @@ def copy_result(etag: str, mtime_ms: int, root: str = "CopyObjectResult", extra:
     return document(
         root,
         f"<LastModified>{last_modified(mtime_ms)}</LastModified><ETag>&quot;{escape(etag)}&quot;</ETag>{extra}",
+    )
+
+
+def post_response(location: str, bucket: str, key: str, etag: str) -> bytes:
+    """PostObject's answer when the form asks for status 201; `etag` is the bare hex digest."""
+    return document(
+        "PostResponse",
+        f"<Location>{escape(location)}</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+        f"<ETag>&quot;{escape(etag)}&quot;</ETag>",
+        namespace=False,
     )
 
 

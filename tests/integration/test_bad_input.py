@@ -166,7 +166,6 @@ def test_wrong_secret_is_signature_does_not_match(node, s3, bucket):
     [
         ("POST", "/{bucket}/key", "OBJECT"),
         ("PATCH", "/{bucket}/key", "OBJECT"),
-        ("POST", "/{bucket}", "BUCKET"),
         ("PATCH", "/{bucket}", "BUCKET"),
         ("PUT", "/", "SERVICE"),
         ("DELETE", "/", "SERVICE"),
