@@ -57,6 +57,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "MissingSecurityHeader": (400, "Your request is missing a required header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NoSuchUpload": (404, "The specified upload does not exist."),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "OperationAborted": (409, "A conflicting conditional operation is currently in progress against this resource."),

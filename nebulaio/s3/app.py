@@ -15,7 +15,7 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, delete, listing, multipart, objects, sigv4, xml
+from nebulaio.s3 import buckets, copy, delete, lifecycle, listing, multipart, objects, sigv4, xml
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import classify
 from nebulaio.util.ids import request_id
@@ -49,6 +49,9 @@ HANDLERS = {
     "ListMultipartUploads": multipart.list_multipart_uploads,
     "CopyObject": copy.copy_object,
     "DeleteObjects": delete.delete_objects,
+    "PutBucketLifecycleConfiguration": lifecycle.put_bucket_lifecycle_configuration,
+    "GetBucketLifecycleConfiguration": lifecycle.get_bucket_lifecycle_configuration,
+    "DeleteBucketLifecycle": lifecycle.delete_bucket_lifecycle,
 }
 
 

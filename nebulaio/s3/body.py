@@ -19,6 +19,8 @@ from nebulaio.s3.chunked import AwsChunkedDecoder
 from nebulaio.util.checksums import ALGORITHMS, new_checksum
 
 CHECKSUM_HEADERS = {f"x-amz-checksum-{name}": name for name in ALGORITHMS}
+# Headers by which a client commits to its body's integrity: Content-MD5 or a flexible checksum.
+INTEGRITY_HEADERS = ("content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-trailer", *CHECKSUM_HEADERS)
 _SHA256_HEX_LENGTH = 64
 MAX_CONFIGURATION_BODY = 64 * 1024
 BODY_CHUNK = 1024 * 1024
@@ -151,6 +153,14 @@ class RequestPayload:
         """Read and drop what is left, so the connection can carry the next request."""
         while self.read(1024 * 1024):
             pass
+
+
+def require_integrity_check(request) -> None:
+    """S3 insists on Content-MD5 or a flexible checksum for some documents (DeleteObjects,
+    lifecycle configurations): a corrupted one would delete data.
+    """
+    if not any(name in request.headers for name in INTEGRITY_HEADERS):
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5.")
 
 
 def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY) -> bytes:

@@ -10,13 +10,11 @@ from __future__ import annotations
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import xml
-from nebulaio.s3.body import CHECKSUM_HEADERS, read_body
+from nebulaio.s3.body import read_body, require_integrity_check
 
 MAX_KEYS = 1000
 # 1000 keys of 1024 bytes, each character possibly written as an XML entity.
 MAX_BODY = 8 * 1024 * 1024
-# S3 insists on an integrity check of this body: Content-MD5 or a flexible checksum.
-INTEGRITY_HEADERS = ("content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-trailer", *CHECKSUM_HEADERS)
 NULL_VERSION = "null"
 XML_TYPE = "application/xml"
 
@@ -33,8 +31,7 @@ def _refusal(key: str, version: str | None) -> tuple[str, str] | None:
 
 
 def delete_objects(api, request, resp) -> None:
-    if not any(name in request.headers for name in INTEGRITY_HEADERS):
-        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5.")
+    require_integrity_check(request)
     api.layer.bucket(request.bucket)
     quiet, objects = xml.parse_delete(read_body(request, api.request_timeout, MAX_BODY))
     if not objects or len(objects) > MAX_KEYS:
