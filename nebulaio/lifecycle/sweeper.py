@@ -8,6 +8,11 @@ old pages), and proposes what the rules call for through the log like any other 
   version judged, so a version written after the sweeper looked is never deleted;
 - an open upload past AbortIncompleteMultipartUpload: upload.abort.
 
+NOTE: NoncurrentVersionExpiration and ExpiredObjectDeleteMarker are stored with the rules
+but judged by nothing yet: until buckets keep versions there are no noncurrent versions or
+delete markers. They become one more walk per bucket, over the versions database, beside
+the two above.
+
 A page's commands are submitted together (group commit makes them one raft entry) and
 answered before the next page is read, so a pass holds at most one page in flight. A
 command refused by apply (the object changed or went away) is simply left: the next pass
