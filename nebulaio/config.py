@@ -97,6 +97,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Secret that authenticates raft traffic; generated and kept in the data directory if empty.",
         section="cluster",
     ),
+    Setting(
+        "lifecycle_interval",
+        3600,
+        "Seconds between the raft leader's passes over the buckets' lifecycle rules.",
+        float,
+        "lifecycle",
+    ),
+    Setting(
+        "lifecycle_day_seconds",
+        86400,
+        "Length of a lifecycle rule's day in seconds; shorter only for tests.",
+        int,
+        "lifecycle",
+    ),
     Setting("log_level", "info", "debug, info, warning or error.", section="node"),
 )
 

@@ -19,6 +19,7 @@ import time
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
 from nebulaio.cluster.raft import MetadataLog, describe_failure
+from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
@@ -58,7 +59,7 @@ class GroupCommitter:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
-    def submit(self, command: dict, blob: bytes | None) -> asyncio.Future:
+    def submit(self, command: dict, blob: bytes | None = None) -> asyncio.Future:
         future = self._loop.create_future()
         self._pending.append((command, blob, future))
         self._wakeup.set()
@@ -152,12 +153,21 @@ class Supervisor:
         os.chmod(socket_path, 0o600)
         batcher = asyncio.create_task(committer.run())
         housekeeping = asyncio.create_task(self._housekeeping(store, env))
+        sweeper = LifecycleSweeper(
+            self.reader,
+            committer.submit,
+            is_leader=lambda: self.raft.status()["state"] == "leader",
+            interval=self.config["lifecycle_interval"],
+            day_seconds=self.config["lifecycle_day_seconds"],
+        )
+        lifecycle = asyncio.create_task(sweeper.run())
         log.info("supervisor serving workers on %s", socket_path)
         await stop.wait()
         log.info("supervisor stopping")
         server.close()
         batcher.cancel()
         housekeeping.cancel()
+        lifecycle.cancel()
         os.unlink(socket_path)
 
     async def _handle(self, reader, writer, committer: GroupCommitter) -> None:

@@ -45,20 +45,20 @@ CATALOG: dict[str, tuple[int, str]] = {
     "InvalidDigest": (400, "The Content-MD5 or checksum you specified is not valid."),
     "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
     "InvalidObjectName": (400, "The specified object name is not valid."),
-    "InvalidPolicyDocument": (
-        400,
-        "The content of the form does not meet the conditions specified in the policy document.",
-    ),
     "InvalidPart": (
         400,
         "One or more of the specified parts could not be found. The part may not have been uploaded, "
         "or the specified entity tag may not match the part's entity tag.",
     ),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidPartOrder": (
         400,
         "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
     ),
-    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
@@ -82,6 +82,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchUpload": (404, "The specified upload does not exist."),
     "NoSuchVersion": (404, "The specified version does not exist."),

@@ -15,7 +15,21 @@ import falcon
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
-from nebulaio.s3 import buckets, copy, cors, delete, listing, multipart, objects, post, sigv4, tagging, versioning, xml
+from nebulaio.s3 import (
+    buckets,
+    copy,
+    cors,
+    delete,
+    lifecycle,
+    listing,
+    multipart,
+    objects,
+    post,
+    sigv4,
+    tagging,
+    versioning,
+    xml,
+)
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.ids import request_id
@@ -65,6 +79,9 @@ HANDLERS = {
     "DeleteBucketCors": cors.delete_bucket_cors,
     PREFLIGHT: cors.preflight,
     "PostObject": post.post_object,
+    "PutBucketLifecycleConfiguration": lifecycle.put_bucket_lifecycle_configuration,
+    "GetBucketLifecycleConfiguration": lifecycle.get_bucket_lifecycle_configuration,
+    "DeleteBucketLifecycle": lifecycle.delete_bucket_lifecycle,
 }
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.

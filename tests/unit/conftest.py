@@ -1,4 +1,4 @@
-"""A real LMDB replica in a temporary directory, its applier and a reader over it."""
+"""Unit-test fixtures: a real LMDB replica in a temporary directory, its applier and a reader."""
 
 import itertools
 

@@ -1,0 +1,115 @@
+"""A bucket's lifecycle rules in their stored form, and what they decide.
+
+The S3 layer validates a configuration and stores it as the bucket setting "lifecycle":
+
+    {"rules": [rule, ...], "minimum_size": "all_storage_classes_128K"}
+    rule = {"id": str, "enabled": bool,
+            "filter": {"form": "prefix" | "filter" | "and", "prefix": str | None,
+                       "tags": [[key, value], ...], "gt": int | None, "lt": int | None},
+            "expiration": {"days": n} | {"date": epoch ms} | {"delete_marker": bool},  (optional)
+            "noncurrent": {"days": n, "newer": n | None},                              (optional)
+            "abort_days": n}                                                           (optional)
+
+`form` only remembers how the filter was written (a rule-level Prefix, a Filter with one
+predicate, or a Filter with And) so that GetBucketLifecycleConfiguration answers in kind.
+
+Days count as S3 counts them: from the object's creation time (or an upload's initiation),
+N days later, rounded up to the next midnight UTC. A "day" is `day_seconds` long so tests
+can shrink it; midnights are its multiples since the epoch, which began at midnight UTC.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Filter(NamedTuple):
+    """Which objects a rule applies to; every predicate present must hold."""
+
+    prefix: str
+    tags: tuple[tuple[str, str], ...]
+    greater_than: int | None
+    less_than: int | None
+
+    def matches(self, key: str, record: dict) -> bool:
+        if not key.startswith(self.prefix):
+            return False
+        size = record["size"]
+        if self.greater_than is not None and size <= self.greater_than:
+            return False
+        if self.less_than is not None and size >= self.less_than:
+            return False
+        if self.tags:
+            # Object tags live in the record's "tags" field, absent when there are none.
+            tags = record.get("tags") or {}
+            return all(tags.get(name) == value for name, value in self.tags)
+        return True
+
+
+class Rule(NamedTuple):
+    """One enabled rule, ready to judge: due times are in epoch milliseconds."""
+
+    filter: Filter
+    expire_after_days: int | None
+    expire_from_ms: int | None
+    abort_after_days: int | None
+
+
+def due_ms(start_ms: int, days: int, day_seconds: int) -> int:
+    """When something started at `start_ms` is `days` old: rounded up to the next midnight."""
+    day_ms = day_seconds * 1000
+    return -(-(start_ms + days * day_ms) // day_ms) * day_ms
+
+
+def _compile(rule: dict) -> Rule:
+    stored = rule["filter"]
+    expiration = rule.get("expiration") or {}
+    return Rule(
+        Filter(stored["prefix"] or "", tuple(map(tuple, stored["tags"])), stored["gt"], stored["lt"]),
+        expiration.get("days"),
+        expiration.get("date"),
+        rule.get("abort_days"),
+    )
+
+
+class Lifecycle:
+    """A bucket's enabled rules, compiled once per sweep of the bucket."""
+
+    __slots__ = ("_day_seconds", "_expiring", "_aborting")
+
+    def __init__(self, configuration: dict, day_seconds: int) -> None:
+        rules = [_compile(rule) for rule in configuration["rules"] if rule["enabled"]]
+        self._day_seconds = day_seconds
+        self._expiring = [r for r in rules if r.expire_after_days is not None or r.expire_from_ms is not None]
+        self._aborting = [r for r in rules if r.abort_after_days is not None]
+
+    @property
+    def expires_objects(self) -> bool:
+        return bool(self._expiring)
+
+    @property
+    def aborts_uploads(self) -> bool:
+        return bool(self._aborting)
+
+    def object_expired(self, key: str, record: dict, now_ms: int) -> bool:
+        """Whether an enabled Expiration rule has come due for this current version."""
+        for rule in self._expiring:
+            if not rule.filter.matches(key, record):
+                continue
+            if rule.expire_from_ms is not None and now_ms >= rule.expire_from_ms:
+                return True
+            if rule.expire_after_days is not None:
+                if now_ms >= due_ms(record["mtime"], rule.expire_after_days, self._day_seconds):
+                    return True
+        return False
+
+    def upload_expired(self, upload: dict, now_ms: int) -> bool:
+        """Whether an AbortIncompleteMultipartUpload rule has come due for this open upload.
+
+        S3 refuses tag and size filters on such rules: only the prefix applies.
+        """
+        return any(
+            upload["key"].startswith(rule.filter.prefix)
+            and now_ms >= due_ms(upload["initiated"], rule.abort_after_days, self._day_seconds)
+            for rule in self._aborting
+        )
