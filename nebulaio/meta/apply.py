@@ -216,7 +216,7 @@ class Applier:
         record["seq"] = seq = batch.next_seq()
         if versioning is not None:
             record["version"] = format_version(seq) if versioning == ENABLED else NULL_VERSION
-        self._retire_current(batch, bucket, record["key"], lmdb_key, stored, current, versioning)
+        self._retire_current(batch, bucket, record["key"], lmdb_key, stored, current, versioning, record["mtime"])
         batch.txn.put(lmdb_key, OBJECT.encode(record, blob or b""), db=self._objects)
         return {"status": "ok", "version": record.get("version")}
 
@@ -255,7 +255,7 @@ class Applier:
         stored = batch.txn.get(lmdb_key, db=self._objects)
         current = None if stored is None else OBJECT.decode_header(stored)
         if versioning is None:
-            self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning)
+            self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, since=0)
             if current is not None:
                 batch.txn.delete(lmdb_key, db=self._objects)
             return {"status": "ok"}
@@ -268,7 +268,7 @@ class Applier:
             "owner": command.get("owner"),
             "marker": True,
         }
-        self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning)
+        self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, marker["mtime"])
         if current is not None:
             batch.txn.delete(lmdb_key, db=self._objects)
         self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
@@ -294,12 +294,13 @@ class Applier:
         return {"status": "ok", "version": version, "marker": bool(record.get("marker"))}
 
     def _retire_current(
-        self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, stored, current, versioning
+        self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, stored, current, versioning, since: int
     ) -> None:
         """What becomes of the current version, and of the null version, once a newer one lands.
 
-        Unversioned, the current version is gone. Enabled, it is kept as history. Suspended,
-        the new version is the null version: the old null version goes, others are kept.
+        Unversioned, the current version is gone. Enabled, it is kept as history, noting since
+        when (`since`, the newer version's time: lifecycle counts noncurrent days from it).
+        Suspended, the new version is the null version: the old null version goes, others are kept.
         """
         if versioning == SUSPENDED:
             found = self._versions.find(batch.txn, bucket, key, NULL_VERSION)
@@ -310,15 +311,21 @@ class Applier:
             return
         if versioning is None or (versioning == SUSPENDED and version_of(current) == NULL_VERSION):
             self._free(batch, bucket, current)
-        else:
-            self._versions.add(batch.txn, bucket, current, stored, lmdb_key)
+            return
+        header, inline = OBJECT.decode(stored)
+        header["noncurrent_since"] = since
+        self._versions.add(batch.txn, bucket, header, OBJECT.encode(header, inline), lmdb_key)
 
     def _promote(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes) -> None:
         """Make the newest noncurrent version current, unless it is a delete marker."""
         newest = self._versions.newest(batch.txn, bucket, key)
-        if newest is None or OBJECT.decode_header(newest[1]).get("marker"):
+        if newest is None:
             return
-        batch.txn.put(lmdb_key, newest[1], db=self._objects)
+        header, inline = OBJECT.decode(newest[1])
+        if header.get("marker"):
+            return
+        header.pop("noncurrent_since", None)
+        batch.txn.put(lmdb_key, OBJECT.encode(header, inline), db=self._objects)
         self._versions.remove(batch.txn, bucket, key, newest[0], lmdb_key)
 
     @staticmethod

@@ -25,11 +25,12 @@ def test_forked_reader_sees_committed_batches(tmp_path):
     try:
         env = open_env(path, readonly=False, map_size=MAP_SIZE)
         applier = Applier(env, lambda *version: None)
-        record = {"key": "k", "vid": "v1", "inline": True}
+        record = {"key": "k", "vid": "v1", "inline": True, "mtime": 1}
         bucket = {"op": "bucket.create", "bucket": "b", "owner": "o", "created": 1, "region": "r"}
         applier.apply_batch(7, [(bucket, None), ({"op": "object.put", "bucket": "b", "record": record}, b"hi")])
         committed[0].set()
-        assert replies.get(timeout=TIMEOUT) == (7, (record, b"hi"))
+        index, (seen, inline) = replies.get(timeout=TIMEOUT)
+        assert (index, seen["vid"], inline) == (7, "v1", b"hi")
         applier.apply_batch(8, [({"op": "object.delete", "bucket": "b", "key": "k"}, None)])
         committed[1].set()
         assert replies.get(timeout=TIMEOUT) == (8, None)
