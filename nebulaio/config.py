@@ -98,6 +98,56 @@ SETTINGS: tuple[Setting, ...] = (
         section="cluster",
     ),
     Setting(
+        "node_id",
+        "",
+        "This node's id; generated on first start and kept in the data directory if empty.",
+        section="cluster",
+    ),
+    Setting(
+        "role",
+        "hybrid",
+        "hybrid (votes and stores bytes), management (votes) or storage (stores bytes, follows the log).",
+        section="cluster",
+    ),
+    Setting(
+        "raft_peers",
+        "",
+        "Comma-separated raft addresses of the voters, this node's own included or not; empty = a single node.",
+        section="cluster",
+    ),
+    Setting("join", "", "Gossip address of any member, for a node joining a running cluster.", section="cluster"),
+    Setting(
+        "advertise_raft_address",
+        "",
+        "Raft address given to peers; empty = raft_address (127.0.0.1 for a wildcard host).",
+        section="cluster",
+    ),
+    Setting(
+        "advertise_gossip_address",
+        "",
+        "Gossip address given to peers; empty = gossip_address (127.0.0.1 for a wildcard host).",
+        section="cluster",
+    ),
+    Setting(
+        "advertise_admin_address",
+        "",
+        "Admin address given to peers, which also carries object bytes between nodes; empty = admin_address.",
+        section="cluster",
+    ),
+    Setting(
+        "replicas",
+        3,
+        "Copies of each object's bytes in a cluster (at most the number of storage nodes).",
+        int,
+        "cluster",
+    ),
+    Setting(
+        "read_consistency",
+        "strong",
+        "strong: every read sees every acknowledged write, on any node; eventual: a node reads its own replica as is.",
+        section="cluster",
+    ),
+    Setting(
         "lifecycle_interval",
         3600,
         "Seconds between the raft leader's passes over the buckets' lifecycle rules.",
@@ -115,6 +165,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
+ROLES = ("hybrid", "management", "storage")
+CHOICES = {"role": ROLES, "read_consistency": ("strong", "eventual")}
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -154,6 +206,9 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
             values[name] = value
     resolved = {name: _coerce(BY_NAME[name], value) for name, value in values.items()}
     resolved["data"] = os.path.abspath(resolved["data"])
+    for name, allowed in CHOICES.items():
+        if resolved[name] not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
     return resolved
 
 
@@ -162,6 +217,29 @@ def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def advertised(config: dict[str, Any], listener: str) -> str:
+    """The HOST:PORT peers use to reach one of this node's listeners ("raft", "gossip", "admin")."""
+    explicit = config[f"advertise_{listener}_address"]
+    if explicit:
+        return explicit
+    host, port = split_address(config[f"{listener}_address"])
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
+
+
+def raft_voters(config: dict[str, Any]) -> list[str]:
+    """The voters' raft addresses, this node's own included when it is a voter."""
+    peers = [peer.strip() for peer in config["raft_peers"].split(",") if peer.strip()]
+    own = advertised(config, "raft")
+    if config["role"] != "storage" and own not in peers:
+        peers.append(own)
+    return sorted(set(peers))
+
+
+def is_cluster(config: dict[str, Any]) -> bool:
+    """Whether other nodes share this node's log (a lone voter needs no read fence)."""
+    return len(raft_voters(config)) > 1 or config["role"] == "storage"
 
 
 def uses_default_root(config: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ def build(config: dict | None = None):
         SupervisorClient(layout.ipc_socket),
         config["max_object_size"],
         config["inline_threshold"],
+        fenced=configuration.is_cluster(config) and config["read_consistency"] == "strong",
     )
     credentials = Credentials(config["root_user"], config["root_password"])
 

@@ -15,6 +15,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
@@ -29,24 +30,29 @@ log = logging.getLogger("nebulaio.supervisor")
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
+BARRIER_PASSED = {"status": "ok"}
+NODE_ID_BYTES = 8
+REGISTER_RETRY = 1.0
 
 
-def cluster_secret(config: dict, layout: DataLayout) -> str:
-    """The configured secret, else one generated on first start and kept beside the metadata."""
-    if config["cluster_secret"]:
-        return config["cluster_secret"]
-    path = layout.secret_file
+def kept_value(configured: str, path: str, make: Callable[[], str]) -> str:
+    """The configured value, else the one generated on first start and kept (0600) at `path`.
+
+    The cluster secret and the node id live this way, so a restart keeps both.
+    """
+    if configured:
+        return configured
     try:
         with open(path, encoding="ascii") as fh:
             return fh.read().strip()
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(32)
+        value = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secret)
+            fh.write(value)
             fh.flush()
             os.fsync(fh.fileno())
-        return secret
+        return value
 
 
 class GroupCommitter:
@@ -56,6 +62,7 @@ class GroupCommitter:
         self._loop = loop
         self._log = metadata_log
         self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
+        self._barriers: list[asyncio.Future] = []
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
@@ -65,15 +72,29 @@ class GroupCommitter:
         self._wakeup.set()
         return future
 
+    def barrier(self) -> asyncio.Future:
+        """Resolves once an entry appended after this call is applied here: by then this
+        replica holds every write acknowledged anywhere before the call (a read index).
+
+        Every barrier waiting when a batch leaves rides on it, so concurrent reads share one
+        raft round trip; with no commands waiting the batch is empty.
+        """
+        future = self._loop.create_future()
+        self._barriers.append(future)
+        self._wakeup.set()
+        return future
+
     async def run(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
+            while self._pending or self._barriers:
                 await self._slots.acquire()
                 batch = self._take_batch()
+                batch.extend((None, None, future) for future in self._barriers)
+                self._barriers = []
                 self._log.propose(
-                    [(command, blob) for command, blob, _ in batch],
+                    [(command, blob) for command, blob, _ in batch if command is not None],
                     callback=lambda result, error, batch=batch: self._loop.call_soon_threadsafe(
                         self._resolve, batch, result, error
                     ),
@@ -91,15 +112,19 @@ class GroupCommitter:
         return batch
 
     def _resolve(self, batch: list, results, error: int) -> None:
+        """Answer each command with its result, and each barrier with ok, or all with the failure.
+
+        NOTE: a replay (results None) counts as a failure: the entry was applied before.
+        """
         self._slots.release()
-        for position, (_, _, future) in enumerate(batch):
+        for position, (command, _, future) in enumerate(batch):
             if future.done():
                 continue
             if error or results is None:
                 reason = describe_failure(error) if error else "the entry was not applied"
                 future.set_result({"status": "ServiceUnavailable", "reason": reason})
             else:
-                future.set_result(results[position])
+                future.set_result(results[position] if command is not None else BARRIER_PASSED)
 
 
 class Supervisor:
@@ -110,6 +135,9 @@ class Supervisor:
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> int:
+        if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
+            log.error("a cluster needs the same cluster_secret on every node (--cluster-secret); none is set")
+            return 2
         layout = self.layout
         layout.create()
         store = ObjectStore(layout)
@@ -119,18 +147,21 @@ class Supervisor:
         applier = Applier(env, release=lambda bucket, key, vid: self._releases.put((bucket, key, vid)))
         threading.Thread(target=self._release_loop, args=(store,), name="release", daemon=True).start()
 
-        host, port = configuration.split_address(self.config["raft_address"])
-        advertised = f"{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        config = self.config
+        self.node_id = kept_value(config["node_id"], layout.node_id_file, lambda: secrets.token_hex(NODE_ID_BYTES))
+        host, port = configuration.split_address(config["raft_address"])
+        own = configuration.advertised(config, "raft")
+        voter = config["role"] != "storage"
         self.raft = MetadataLog(
-            advertised,
-            [],
+            own if voter else None,
+            [peer for peer in configuration.raft_voters(config) if peer != own],
             layout.raft_dir,
-            password=cluster_secret(self.config, layout),
+            password=kept_value(config["cluster_secret"], layout.secret_file, lambda: secrets.token_urlsafe(32)),
             apply=applier.apply_batch,
             before_dump=lambda: env.sync(True),
-            bind_address=f"{host}:{port}",
+            bind_address=f"{host}:{port}" if voter else None,
         )
-        log.info("raft member %s started; data in %s", advertised, layout.root)
+        log.info("node %s (%s): raft member %s started; data in %s", self.node_id, config["role"], own, layout.root)
         try:
             asyncio.run(self._serve(store, env))
         finally:
@@ -153,6 +184,7 @@ class Supervisor:
         os.chmod(socket_path, 0o600)
         batcher = asyncio.create_task(committer.run())
         housekeeping = asyncio.create_task(self._housekeeping(store, env))
+        registration = asyncio.create_task(self._register(committer))
         sweeper = LifecycleSweeper(
             self.reader,
             committer.submit,
@@ -167,6 +199,7 @@ class Supervisor:
         server.close()
         batcher.cancel()
         housekeeping.cancel()
+        registration.cancel()
         lifecycle.cancel()
         os.unlink(socket_path)
 
@@ -177,6 +210,8 @@ class Supervisor:
                 kind = document.get("type")
                 if kind == "submit":
                     answer = await committer.submit(document["command"], blob)
+                elif kind == "barrier":
+                    answer = await committer.barrier()
                 elif kind == "status":
                     answer = self.status()
                 else:
@@ -193,7 +228,37 @@ class Supervisor:
     def status(self) -> dict:
         status = self.raft.status()
         status["applied_index"] = self.reader.applied_index()
+        status["node_id"] = self.node_id
+        status["role"] = self.config["role"]
         return status
+
+    async def _register(self, committer: GroupCommitter) -> None:
+        """Record this node and its addresses in the log, once it has a leader to take them.
+
+        Membership is metadata: every replica knows every node's role and addresses, and
+        workers read them from LMDB like any other record.
+        """
+        config = self.config
+        command = {
+            "op": "node.register",
+            "node": {
+                "id": self.node_id,
+                "role": config["role"],
+                "raft": configuration.advertised(config, "raft"),
+                "gossip": configuration.advertised(config, "gossip"),
+                "admin": configuration.advertised(config, "admin"),
+            },
+        }
+        while True:
+            known = self.reader.nodes.get(self.node_id)
+            if known is not None and all(known.get(k) == v for k, v in command["node"].items()):
+                return
+            if self.raft.status()["ready"]:
+                result = await committer.submit(command)
+                if result.get("status") == "ok":
+                    log.info("node %s registered", self.node_id)
+                    return
+            await asyncio.sleep(REGISTER_RETRY)
 
     async def _housekeeping(self, store: ObjectStore, env) -> None:
         """Once the log is applied, sweep bytes no metadata points to; check LMDB readers."""

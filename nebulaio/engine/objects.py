@@ -24,6 +24,7 @@ log = logging.getLogger("nebulaio.engine")
 
 BODY_CHUNK = 1024 * 1024
 COMMIT_TIMEOUT = 30.0
+FENCE_TIMEOUT = 10.0
 REOPEN_ATTEMPTS = 5
 
 
@@ -82,16 +83,39 @@ def receive(
 
 
 class ObjectLayer:
-    __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold")
+    __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold", "fenced")
 
     def __init__(
-        self, reader, store: ObjectStore, supervisor: SupervisorClient, max_object_size: int, inline_threshold: int
+        self,
+        reader,
+        store: ObjectStore,
+        supervisor: SupervisorClient,
+        max_object_size: int,
+        inline_threshold: int,
+        fenced: bool = False,
     ):
         self.reader = reader
         self.store = store
         self.supervisor = supervisor
         self.max_object_size = max_object_size
         self.inline_threshold = inline_threshold
+        self.fenced = fenced
+
+    def fence(self) -> None:
+        """Before a request reads the replica: make it hold every write acknowledged anywhere.
+
+        In a cluster another node may have acknowledged a write this replica has not applied
+        yet; the supervisor's barrier (a read index shared by concurrent requests) closes that
+        gap. A lone node applies before it acknowledges, so it never needs one.
+        """
+        if not self.fenced:
+            return
+        try:
+            result = self.supervisor.call({"type": "barrier"}, timeout=FENCE_TIMEOUT)
+        except SupervisorUnavailable as exc:
+            raise S3Error("ServiceUnavailable", str(exc)) from exc
+        if result.get("status") != "ok":
+            raise S3Error("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason')}.")
 
     # -- commands -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import lmdb
 
 from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, object_key
+from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
 from nebulaio.meta.versions import (
@@ -71,6 +72,7 @@ class Applier:
             "object.delete_many": self._object_delete_many,
             "object.update": self._object_update,
             **self._uploads.handlers(),
+            **Nodes(env).handlers(),
         }
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:

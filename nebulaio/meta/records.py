@@ -81,3 +81,6 @@ object's."""
 
 PART = RecordType("part", 1, {})
 """One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}."""
+
+NODE = RecordType("node", 1, {})
+"""A cluster member: {"id", "role", "raft", "gossip", "admin"} (the addresses peers use)."""

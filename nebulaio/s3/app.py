@@ -113,6 +113,7 @@ class S3Api:
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             if operation not in SELF_AUTHENTICATED:
                 self.authenticate(request)
+            self.layer.fence()
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
             self.render_error(request, resp, error, rid)

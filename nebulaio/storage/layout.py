@@ -14,7 +14,17 @@ MAX_SOCKET_PATH = 100
 class DataLayout:
     """<data>/metadata/{raft,kv}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket."""
 
-    __slots__ = ("root", "raft_dir", "kv_dir", "objects_dir", "temp_dir", "run_dir", "ipc_socket", "secret_file")
+    __slots__ = (
+        "root",
+        "raft_dir",
+        "kv_dir",
+        "objects_dir",
+        "temp_dir",
+        "run_dir",
+        "ipc_socket",
+        "secret_file",
+        "node_id_file",
+    )
 
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
@@ -28,6 +38,7 @@ class DataLayout:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
             self.ipc_socket = os.path.join(tempfile.gettempdir(), f"nebulaio-{digest}.sock")
         self.secret_file = os.path.join(self.root, "metadata", "cluster-secret")
+        self.node_id_file = os.path.join(self.root, "metadata", "node-id")
 
     def create(self) -> None:
         for path in (self.raft_dir, self.kv_dir, self.objects_dir, self.temp_dir, self.run_dir):

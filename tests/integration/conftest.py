@@ -24,6 +24,7 @@ from botocore.config import Config
 ROOT_USER = "testroot"
 ROOT_PASSWORD = "testroot-secret-key"
 START_TIMEOUT = 60.0
+CLUSTER_SECRET = "test-cluster-secret"
 LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 
 
@@ -178,6 +179,36 @@ def node_factory(tmp_path_factory):
         node = Node(base / "data", base / "node.log", **kwargs)
         started.append(node)
         return node.start(wait=wait)
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_factory(tmp_path_factory):
+    """Start clusters of nodes that share one raft log; all are stopped when the session ends.
+
+    cluster_factory(3) starts three voters; cluster_factory(3, storage=2) adds two storage
+    nodes that follow the log without voting. Extra keyword arguments go to every Node.
+    """
+    started: list[Node] = []
+
+    def start(voters: int = 3, storage: int = 0, args: list[str] | None = None, **kwargs) -> list[Node]:
+        nodes = []
+        for position in range(voters + storage):
+            base = tmp_path_factory.mktemp(f"cluster-node{position}")
+            nodes.append(Node(base / "data", base / "node.log", **kwargs))
+        peers = ",".join(f"127.0.0.1:{node.ports['raft']}" for node in nodes[:voters])
+        for position, node in enumerate(nodes):
+            role = "hybrid" if position < voters else "storage"
+            node.args = [*(args or []), "--raft-peers", peers, "--role", role, "--node-id", f"node{position}"]
+            node.extra_env.setdefault("NEBULAIO_CLUSTER_SECRET", CLUSTER_SECRET)
+            started.append(node)
+            node.start(wait=False)
+        for node in nodes:
+            node.wait_ready()
+        return nodes
 
     yield start
     for node in started:

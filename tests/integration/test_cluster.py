@@ -1,0 +1,125 @@
+"""A three-node cluster on loopback: one log, writes on any node, strong reads on every node,
+and a leader killed with SIGKILL under a stream of writes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+
+@pytest.fixture(scope="module")
+def trio(cluster_factory):
+    return cluster_factory(3)
+
+
+def status_of(node) -> dict:
+    return requests.get(node.admin_url + "/health/ready", timeout=5).json()["raft"]
+
+
+def leader_of(nodes):
+    for node in nodes:
+        try:
+            if status_of(node).get("state") == "leader":
+                return node
+        except requests.RequestException:
+            continue
+    return None
+
+
+def test_every_node_reads_what_any_node_acknowledged(trio):
+    clients = [node.client() for node in trio]
+    bucket = f"cluster-{uuid.uuid4().hex[:12]}"
+    clients[1].create_bucket(Bucket=bucket)
+    for round_number in range(20):
+        writer = clients[round_number % 3]
+        body = f"round {round_number}".encode()
+        writer.put_object(Bucket=bucket, Key="k", Body=body)
+        for reader in clients:  # no pause: a read anywhere follows the acknowledged write
+            assert reader.get_object(Bucket=bucket, Key="k")["Body"].read() == body
+    for reader in clients:
+        assert [o["Key"] for o in reader.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+    clients[2].delete_object(Bucket=bucket, Key="k")
+    for reader in clients:
+        with pytest.raises(ClientError):
+            reader.head_object(Bucket=bucket, Key="k")
+    clients[0].delete_bucket(Bucket=bucket)
+
+
+def test_members_register_themselves(trio):
+    status = status_of(trio[0])
+    assert status["node_id"] == "node0"
+    assert {status_of(node)["leader"] for node in trio} == {status["leader"]}
+
+
+def put_with_retries(client, bucket: str, key: str, body: bytes, deadline: float) -> bool:
+    """What a client does through a failover: retry 5xx and broken connections until a deadline."""
+    while time.monotonic() < deadline:
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+            return True
+        except ClientError as error:
+            if error.response["ResponseMetadata"]["HTTPStatusCode"] < 500:
+                raise
+        except (EndpointConnectionError, ConnectionError, requests.RequestException):
+            pass
+        except Exception as error:  # botocore wraps broken connections in several types
+            if "connect" not in type(error).__name__.lower() and "connection" not in str(error).lower():
+                raise
+        time.sleep(0.05)
+    return False
+
+
+def test_killing_the_leader_loses_no_acknowledged_write(cluster_factory):
+    nodes = cluster_factory(3)
+    bucket = f"failover-{uuid.uuid4().hex[:12]}"
+    nodes[0].client().create_bucket(Bucket=bucket)
+    leader = leader_of(nodes)
+    survivors = [node for node in nodes if node is not leader]
+    acknowledged: dict[str, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(number: int) -> None:
+        client = survivors[number % 2].client() if number % 3 else leader.client()
+        fallback = survivors[number % 2].client()
+        sequence = 0
+        while not stop.is_set():
+            key, body = f"w{number}/{sequence}", f"{number}:{sequence}".encode() * 10
+            target = client
+            deadline = time.monotonic() + 20
+            if not put_with_retries(target, bucket, key, body, time.monotonic() + 0.5):
+                target = client = fallback  # its node is gone: go on through a live one
+                if not put_with_retries(target, bucket, key, body, deadline):
+                    continue
+            with lock:
+                acknowledged[key] = body
+            sequence += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # let the writes flow before the crash
+    killed_at = time.monotonic()
+    leader.kill_group()
+    new_leader = None
+    while new_leader is None and time.monotonic() - killed_at < 20:
+        new_leader = leader_of(survivors)
+    election = time.monotonic() - killed_at
+    assert new_leader is not None, "no new leader within 20 s"
+    time.sleep(1.0)  # writes continue under the new leader
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    print(f"new leader elected {election:.2f} s after SIGKILL; {len(acknowledged)} writes acknowledged")
+    assert len(acknowledged) > 20
+    leader.start()  # same data directory: it rejoins and catches up
+    for node in nodes:
+        client = node.client()
+        for key, body in acknowledged.items():
+            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (node.ports, key)
