@@ -13,9 +13,17 @@ The S3 layer validates a configuration and stores it as the bucket setting "life
 `form` only remembers how the filter was written (a rule-level Prefix, a Filter with one
 predicate, or a Filter with And) so that GetBucketLifecycleConfiguration answers in kind.
 
-Days count as S3 counts them: from the object's creation time (or an upload's initiation),
-N days later, rounded up to the next midnight UTC. A "day" is `day_seconds` long so tests
-can shrink it; midnights are its multiples since the epoch, which began at midnight UTC.
+Days count as S3 counts them: from the object's creation time (an upload's initiation, a
+noncurrent version's "noncurrent_since": when a newer version replaced it), N days later,
+rounded up to the next midnight UTC. A "day" is `day_seconds` long so tests can shrink it;
+midnights are its multiples since the epoch, which began at midnight UTC.
+
+In a versioned bucket S3 judges three more things:
+- a noncurrent version (or delete marker) expires NoncurrentDays after it became noncurrent,
+  once NewerNoncurrentVersions newer noncurrent versions of its key are kept;
+- a delete marker that is its key's only version (an "expired object delete marker") is
+  removed by ExpiredObjectDeleteMarker at once, and by Days or Date once it is that old;
+- a delete marker has no size and no tags: size predicates pass it, tag predicates do not.
 """
 
 from __future__ import annotations
@@ -34,11 +42,12 @@ class Filter(NamedTuple):
     def matches(self, key: str, record: dict) -> bool:
         if not key.startswith(self.prefix):
             return False
-        size = record["size"]
-        if self.greater_than is not None and size <= self.greater_than:
-            return False
-        if self.less_than is not None and size >= self.less_than:
-            return False
+        if not record.get("marker"):
+            size = record["size"]
+            if self.greater_than is not None and size <= self.greater_than:
+                return False
+            if self.less_than is not None and size >= self.less_than:
+                return False
         if self.tags:
             # Object tags live in the record's "tags" field, absent when there are none.
             tags = record.get("tags") or {}
@@ -52,7 +61,16 @@ class Rule(NamedTuple):
     filter: Filter
     expire_after_days: int | None
     expire_from_ms: int | None
+    expire_lone_markers: bool
+    noncurrent_days: int | None
+    noncurrent_kept: int
     abort_after_days: int | None
+
+    def current_expired(self, mtime: int, now_ms: int, day_seconds: int) -> bool:
+        """Whether this rule's Days or Date has come due for something written at `mtime`."""
+        if self.expire_from_ms is not None and now_ms >= self.expire_from_ms:
+            return True
+        return self.expire_after_days is not None and now_ms >= due_ms(mtime, self.expire_after_days, day_seconds)
 
 
 def due_ms(start_ms: int, days: int, day_seconds: int) -> int:
@@ -64,10 +82,14 @@ def due_ms(start_ms: int, days: int, day_seconds: int) -> int:
 def _compile(rule: dict) -> Rule:
     stored = rule["filter"]
     expiration = rule.get("expiration") or {}
+    noncurrent = rule.get("noncurrent") or {}
     return Rule(
         Filter(stored["prefix"] or "", tuple(map(tuple, stored["tags"])), stored["gt"], stored["lt"]),
         expiration.get("days"),
         expiration.get("date"),
+        expiration.get("delete_marker", False),
+        noncurrent.get("days"),
+        noncurrent.get("newer") or 0,
         rule.get("abort_days"),
     )
 
@@ -75,12 +97,14 @@ def _compile(rule: dict) -> Rule:
 class Lifecycle:
     """A bucket's enabled rules, compiled once per sweep of the bucket."""
 
-    __slots__ = ("_day_seconds", "_expiring", "_aborting")
+    __slots__ = ("_aborting", "_clearing_markers", "_day_seconds", "_expiring", "_expiring_noncurrent")
 
     def __init__(self, configuration: dict, day_seconds: int) -> None:
         rules = [_compile(rule) for rule in configuration["rules"] if rule["enabled"]]
         self._day_seconds = day_seconds
         self._expiring = [r for r in rules if r.expire_after_days is not None or r.expire_from_ms is not None]
+        self._clearing_markers = [r for r in rules if r.expire_lone_markers] + self._expiring
+        self._expiring_noncurrent = [r for r in rules if r.noncurrent_days is not None]
         self._aborting = [r for r in rules if r.abort_after_days is not None]
 
     @property
@@ -88,20 +112,43 @@ class Lifecycle:
         return bool(self._expiring)
 
     @property
+    def expires_history(self) -> bool:
+        """Whether any rule reaches noncurrent versions or delete markers."""
+        return bool(self._clearing_markers or self._expiring_noncurrent)
+
+    @property
     def aborts_uploads(self) -> bool:
         return bool(self._aborting)
 
     def object_expired(self, key: str, record: dict, now_ms: int) -> bool:
         """Whether an enabled Expiration rule has come due for this current version."""
-        for rule in self._expiring:
-            if not rule.filter.matches(key, record):
-                continue
-            if rule.expire_from_ms is not None and now_ms >= rule.expire_from_ms:
-                return True
-            if rule.expire_after_days is not None:
-                if now_ms >= due_ms(record["mtime"], rule.expire_after_days, self._day_seconds):
-                    return True
-        return False
+        return any(
+            rule.filter.matches(key, record) and rule.current_expired(record["mtime"], now_ms, self._day_seconds)
+            for rule in self._expiring
+        )
+
+    def lone_marker_expired(self, key: str, marker: dict, now_ms: int) -> bool:
+        """Whether a delete marker that is its key's only version is to be removed."""
+        return any(
+            rule.filter.matches(key, marker)
+            and (rule.expire_lone_markers or rule.current_expired(marker["mtime"], now_ms, self._day_seconds))
+            for rule in self._clearing_markers
+        )
+
+    def noncurrent_expired(self, key: str, record: dict, newer_noncurrent: int, now_ms: int) -> int | None:
+        """How many newer noncurrent versions the rule expiring this noncurrent version keeps
+        (the fewest, if several do), or None while no rule expires it.
+
+        `newer_noncurrent` counts the noncurrent versions of the key newer than this one.
+        """
+        kept = [
+            rule.noncurrent_kept
+            for rule in self._expiring_noncurrent
+            if newer_noncurrent >= rule.noncurrent_kept
+            and rule.filter.matches(key, record)
+            and now_ms >= due_ms(record["noncurrent_since"], rule.noncurrent_days, self._day_seconds)
+        ]
+        return min(kept, default=None)
 
     def upload_expired(self, upload: dict, now_ms: int) -> bool:
         """Whether an AbortIncompleteMultipartUpload rule has come due for this open upload.

@@ -5,18 +5,18 @@ read from the local replica (each page its own short read transaction, so no pas
 old pages), and proposes what the rules call for through the log like any other command:
 
 - a current version whose Expiration came due: object.delete with "if_vid" naming the
-  version judged, so a version written after the sweeper looked is never deleted;
+  version judged, so a version written after the sweeper looked is never deleted (in a
+  versioned bucket that delete adds a delete marker, a null one while suspended);
+- in a versioned bucket, over its history (noncurrent versions and delete markers): a
+  noncurrent version past NoncurrentVersionExpiration, deleted for good with "if_noncurrent"
+  (it must still be noncurrent, behind as many newer noncurrent versions as the rule keeps),
+  and a delete marker that is its key's only version, with "if_sole";
 - an open upload past AbortIncompleteMultipartUpload: upload.abort.
-
-NOTE: NoncurrentVersionExpiration and ExpiredObjectDeleteMarker are stored with the rules
-but judged by nothing yet: until buckets keep versions there are no noncurrent versions or
-delete markers. They become one more walk per bucket, over the versions database, beside
-the two above.
 
 A page's commands are submitted together (group commit makes them one raft entry) and
 answered before the next page is read, so a pass holds at most one page in flight. A
-command refused by apply (the object changed or went away) is simply left: the next pass
-judges again.
+command refused by apply (the object changed or went away, or object lock protects the
+version) is simply left: the next pass judges again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from nebulaio.lifecycle.rules import Lifecycle
 from nebulaio.meta import MetaReader
+from nebulaio.meta.versions import version_of
 
 log = logging.getLogger("nebulaio.lifecycle")
 
@@ -80,6 +81,9 @@ class LifecycleSweeper:
             lifecycle = Lifecycle(configuration, self._day_seconds)
             if lifecycle.expires_objects:
                 await self._expire_objects(bucket["name"], lifecycle)
+            # A bucket that never had versioning has no history to walk.
+            if bucket["versioning"] is not None and lifecycle.expires_history:
+                await self._expire_history(bucket["name"], lifecycle)
             if lifecycle.aborts_uploads:
                 await self._abort_uploads(bucket["name"], lifecycle)
 
@@ -89,13 +93,40 @@ class LifecycleSweeper:
             page = await asyncio.to_thread(self._reader.list_objects, bucket, "", "", after, PAGE_SIZE)
             now = self._now_ms()
             await self._propose(
-                {"op": "object.delete", "bucket": bucket, "key": key, "if_vid": record["vid"]}
+                # "mtime": the time of the delete marker this adds in a versioned bucket.
+                {"op": "object.delete", "bucket": bucket, "key": key, "if_vid": record["vid"], "mtime": now}
                 for key, record in page.entries
                 if lifecycle.object_expired(key, record, now)
             )
             if not page.truncated:
                 return
             after = page.last
+
+    async def _expire_history(self, bucket: str, lifecycle: Lifecycle) -> None:
+        after = None
+        newer_noncurrent = 0  # noncurrent versions of the entry's key newer than it, across pages
+        while self._is_leader():
+            page = await asyncio.to_thread(self._reader.list_history, bucket, after, PAGE_SIZE)
+            now = self._now_ms()
+            commands = []
+            for entry in page.entries:
+                record = entry.record
+                key = record["key"]
+                delete = {"op": "object.delete", "bucket": bucket, "key": key, "version": version_of(record)}
+                if entry.newest:
+                    newer_noncurrent = 0
+                    if not entry.has_current:  # the key's latest version: a delete marker
+                        if entry.oldest and lifecycle.lone_marker_expired(key, record, now):
+                            commands.append({**delete, "if_sole": True})
+                        continue
+                kept = lifecycle.noncurrent_expired(key, record, newer_noncurrent, now)
+                if kept is not None:
+                    commands.append({**delete, "if_noncurrent": kept})
+                newer_noncurrent += 1
+            await self._propose(commands)
+            if page.resume is None:
+                return
+            after = page.resume
 
     async def _abort_uploads(self, bucket: str, lifecycle: Lifecycle) -> None:
         key_marker = upload_marker = None
@@ -113,6 +144,10 @@ class LifecycleSweeper:
             key_marker, upload_marker = page.next_key, page.next_upload_id
 
     async def _propose(self, commands) -> None:
+        """Submit a page's commands; only a command the log could not take is worth a warning.
+
+        Every other refusal (the version changed, went away, or is locked) is a normal outcome.
+        """
         results = await asyncio.gather(*(self._submit(command) for command in commands))
         for result in results:
             if result.get("status") == "ServiceUnavailable":

@@ -225,8 +225,10 @@ class Applier:
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """DeleteObject: of a named version, or of the key (a delete marker when versioned).
 
-        With "if_vid", the current version is deleted only while it is still that one (a
-        background expiry must not delete a version written after it looked).
+        Background expiry must not delete what changed after it looked, so it names what it
+        judged: with "if_vid", the current version is deleted only while it is still that one;
+        a named version only while it is still noncurrent with at least "if_noncurrent" newer
+        noncurrent versions, or, with "if_sole", while it is the key's only version.
         """
         bucket = command["bucket"]
         versioning = self._versioning(batch, bucket)
@@ -237,7 +239,28 @@ class Applier:
             stored = batch.txn.get(object_key(bucket, command["key"]), db=self._objects)
             if stored is None or OBJECT.decode_header(stored)["vid"] != expected:
                 return {"status": "PreconditionFailed"}
+        if not self._standing_holds(batch, bucket, command):
+            return {"status": "PreconditionFailed"}
         return self._delete_one(batch, bucket, versioning, command["key"], command.get("version"), command)
+
+    def _standing_holds(self, batch: _Batch, bucket: str, command: dict) -> bool:
+        """Whether a named version still stands where "if_noncurrent" or "if_sole" expects it."""
+        newer_noncurrent, sole = command.get("if_noncurrent"), command.get("if_sole")
+        if newer_noncurrent is None and not sole:
+            return True
+        key = command["key"]
+        found = self._versions.find(batch.txn, bucket, key, command["version"])
+        if found is None:  # the current version, or gone
+            return False
+        has_current = batch.txn.get(object_key(bucket, key), db=self._objects) is not None
+        if sole:
+            alone = not self._versions.newer_than(batch.txn, found[0], 1) and not self._versions.has_older(
+                batch.txn, found[0]
+            )
+            return alone and not has_current
+        # Without a current version the newest history entry is the latest (a delete marker).
+        newer = self._versions.newer_than(batch.txn, found[0], newer_noncurrent + 1)
+        return newer - (0 if has_current else 1) >= newer_noncurrent
 
     def _object_delete_many(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """DeleteObjects: every key (and version) of one request in one command, so one raft entry."""
@@ -310,6 +333,8 @@ class Applier:
                 self._free(batch, bucket, OBJECT.decode_header(found[1]))
                 self._versions.remove(batch.txn, bucket, key, found[0], lmdb_key)
         if current is None:
+            if versioning is not None:
+                self._retire_latest_marker(batch, bucket, key, since)
             return
         if versioning is None or (versioning == SUSPENDED and version_of(current) == NULL_VERSION):
             self._free(batch, bucket, current)
@@ -318,13 +343,26 @@ class Applier:
         header["noncurrent_since"] = since
         self._versions.add(batch.txn, bucket, header, OBJECT.encode(header, inline), lmdb_key)
 
+    def _retire_latest_marker(self, batch: _Batch, bucket: str, key: str, since: int) -> None:
+        """A key without a current version gets a newer version: the delete marker that was
+        its latest becomes noncurrent (one already noncurrent keeps its time)."""
+        newest = self._versions.newest(batch.txn, bucket, key)
+        if newest is None:
+            return
+        header, inline = OBJECT.decode(newest[1])
+        if "noncurrent_since" not in header:
+            header["noncurrent_since"] = since
+            self._versions.rewrite(batch.txn, newest[0], OBJECT.encode(header, inline))
+
     def _promote(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes) -> None:
-        """Make the newest noncurrent version current, unless it is a delete marker."""
+        """Make the newest noncurrent version current; a delete marker stays history, as the latest."""
         newest = self._versions.newest(batch.txn, bucket, key)
         if newest is None:
             return
         header, inline = OBJECT.decode(newest[1])
         if header.get("marker"):
+            if header.pop("noncurrent_since", None) is not None:
+                self._versions.rewrite(batch.txn, newest[0], OBJECT.encode(header, inline))
             return
         header.pop("noncurrent_since", None)
         batch.txn.put(lmdb_key, OBJECT.encode(header, inline), db=self._objects)

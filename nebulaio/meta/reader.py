@@ -6,6 +6,7 @@ and make the file grow under write load.
 
 import heapq
 from collections.abc import Iterator
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -16,7 +17,7 @@ from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, ob
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.records import BUCKET, OBJECT
 from nebulaio.meta.uploads import UploadReader
-from nebulaio.meta.versions import Versions, version_of
+from nebulaio.meta.versions import Versions, history_of, version_of
 
 COMMON_PREFIX = None
 """Marks a listing item that is a common prefix rather than an object (it has no value)."""
@@ -45,6 +46,23 @@ class VersionPage(NamedTuple):
 
 
 EMPTY_VERSION_PAGE = VersionPage([], [], False, None, None)
+
+
+class HistoryEntry(NamedTuple):
+    """A noncurrent version or delete marker, and where it stands in its key's history."""
+
+    record: dict
+    newest: bool
+    oldest: bool
+    has_current: bool
+    """The key has a current version, so even its newest history entry is noncurrent."""
+
+
+class HistoryPage(NamedTuple):
+    """One page of a bucket's history; `resume` is what to pass as `after` (None: walked)."""
+
+    entries: list[HistoryEntry]
+    resume: bytes | None
 
 
 class MetaReader:
@@ -127,7 +145,7 @@ class MetaReader:
                 record = OBJECT.decode_header(value)
                 if not record["inline"]:
                     files.add(record["vid"])
-            for value in self._versions.all_values(txn, bucket):
+            for _, value in self._versions.entries(txn, bucket):
                 record = OBJECT.decode_header(value)
                 if not record.get("marker") and not record["inline"]:
                     files.add(record["vid"])
@@ -219,6 +237,29 @@ class MetaReader:
                     entries.append((record, position == 0))
                     last = (key, version_of(record))
         return VersionPage(entries, prefixes, False, None, None)
+
+    def list_history(self, bucket: str, after: bytes | None = None, limit: int = 1000) -> HistoryPage:
+        """One page of the bucket's noncurrent versions and delete markers, in stored order:
+        key by key (in digest order, not S3's), each key's newest first.
+
+        Unlike ListObjectVersions this never reads a key's whole history at once, so a page
+        costs `limit` entries however many versions one key has.
+        """
+        entries: list[HistoryEntry] = []
+        with self._env.begin() as txn:
+            found = list(islice(self._versions.entries(txn, bucket, after), limit + 1))
+            previous = None if after is None else history_of(after)
+            has_current = False
+            for position, (lmdb_key, value) in enumerate(found[:limit]):
+                record = OBJECT.decode_header(value)
+                history = history_of(lmdb_key)
+                if position == 0 or history != previous:
+                    has_current = txn.get(object_key(bucket, record["key"]), db=self._objects) is not None
+                following = found[position + 1][0] if position + 1 < len(found) else None
+                oldest = following is None or history_of(following) != history
+                entries.append(HistoryEntry(record, history != previous, oldest, has_current))
+                previous = history
+        return HistoryPage(entries, found[limit - 1][0] if len(found) > limit else None)
 
     def _key_versions(self, txn: lmdb.Transaction, bucket: str, key: str) -> list[dict]:
         """Every version of a key, newest (the latest) first."""

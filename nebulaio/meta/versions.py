@@ -68,6 +68,11 @@ def version_key(bucket: str, key: str, seq: int) -> bytes:
     return versions_prefix(bucket, key) + _INVERTED.pack(_MAX_SEQ - seq)
 
 
+def history_of(lmdb_key: bytes) -> bytes:
+    """The prefix an entry shares with every other entry of its key's history."""
+    return lmdb_key[: -_INVERTED.size]
+
+
 def open_version_databases(env: lmdb.Environment) -> tuple[lmdb._Database, lmdb._Database]:
     return env.open_db(VERSIONS_DB, create=False), env.open_db(VKEYS_DB, create=False)
 
@@ -121,15 +126,33 @@ class Versions:
     def keys_cursor(self, txn: lmdb.Transaction) -> lmdb.Cursor:
         return txn.cursor(db=self._vkeys)
 
-    def all_values(self, txn: lmdb.Transaction, bucket: str):
-        """Every stored version of the bucket (for the start-up sweep)."""
+    def entries(self, txn: lmdb.Transaction, bucket: str, after: bytes | None = None):
+        """The bucket's stored versions as (LMDB key, value), key by key, each key's newest
+        first, from just after the LMDB key `after` (which need no longer exist) on."""
         prefix = bucket_prefix(bucket)
         cursor = txn.cursor(db=self._versions)
-        if cursor.set_range(prefix):
+        if cursor.set_range(prefix if after is None else after):
             for lmdb_key, value in cursor.iternext():
                 if not lmdb_key.startswith(prefix):
                     break
-                yield value
+                if lmdb_key != after:
+                    yield lmdb_key, value
+
+    def newer_than(self, txn: lmdb.Transaction, lmdb_key: bytes, limit: int) -> int:
+        """How many entries of the same key's history are newer than `lmdb_key`, counted up to `limit`."""
+        cursor = txn.cursor(db=self._versions)
+        cursor.set_range(history_of(lmdb_key))
+        count = 0
+        for found in cursor.iternext(values=False):
+            if found == lmdb_key or count == limit:
+                break
+            count += 1
+        return count
+
+    def has_older(self, txn: lmdb.Transaction, lmdb_key: bytes) -> bool:
+        """Whether the same key's history holds an entry older than `lmdb_key` (which exists)."""
+        cursor = txn.cursor(db=self._versions)
+        return cursor.set_key(lmdb_key) and cursor.next() and cursor.key().startswith(history_of(lmdb_key))
 
     # -- writes (the applier's transaction) ------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Bucket lifecycle on real nodes: the three calls and their errors through boto3 and raw
-requests, then the sweeper expiring objects and aborting uploads on a node whose "day" is a
-second long and whose passes run every tenth of a second.
+requests, then the sweeper expiring objects, noncurrent versions and delete markers and
+aborting uploads on a node whose "day" is a second long and whose passes run every tenth of
+a second.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import wait_for
+from conftest import empty_bucket, wait_for
 
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 SWEEP_TIMEOUT = 30.0
@@ -216,11 +217,22 @@ def swept(sweeping):
     name = f"lc-{uuid.uuid4().hex[:20]}"
     client.create_bucket(Bucket=name)
     yield client, name
+    client.delete_bucket_lifecycle(Bucket=name)
     for upload in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
         client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-    for key in keys_in(client, name):
-        client.delete_object(Bucket=name, Key=key)
-    client.delete_bucket(Bucket=name)
+    # A pass that read the rules before they went can still add a delete marker: go again.
+    wait_for(lambda: removed(client, name), SWEEP_TIMEOUT, f"{name} to be emptied and removed")
+
+
+def removed(client, bucket: str) -> bool:
+    empty_bucket(client, bucket)
+    try:
+        client.delete_bucket(Bucket=bucket)
+    except ClientError as refused:
+        if refused.response["Error"]["Code"] != "BucketNotEmpty":
+            raise
+        return False
+    return True
 
 
 def test_a_date_in_the_past_expires_matching_keys_only(swept, sweeping):
@@ -304,3 +316,177 @@ def test_deleting_the_configuration_stops_expiry(swept):
         assert keys_in(client, bucket) == ["b"]
     finally:
         client.delete_bucket(Bucket=other)
+
+
+# --- the sweeper in versioned buckets ---------------------------------------------------
+
+PAST = datetime(2020, 1, 1, tzinfo=UTC)
+SENTINEL_RULE = {"ID": "sentinel", "Filter": {"Prefix": "sentinel/"}, "Status": "Enabled", "Expiration": {"Date": PAST}}
+
+
+def configure(client, bucket: str, *rules: dict) -> None:
+    """Install `rules`, and the sentinel rule `wait_for_a_whole_pass` relies on."""
+    rules = [*rules, SENTINEL_RULE]
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+
+
+def wait_for_a_whole_pass(client, bucket: str) -> None:
+    """Return once a pass has walked all of `bucket` after this call began.
+
+    The pass that expires sentinel/0 read the bucket after it was written, and went on to
+    the bucket's history; sentinel/1, written once sentinel/0 is gone, can only be expired by
+    a later pass, so that first one is over.
+    """
+    for n in range(2):
+        key = f"sentinel/{n}"
+        client.put_object(Bucket=bucket, Key=key, Body=b"")
+        wait_for(lambda key=key: key not in keys_in(client, bucket), SWEEP_TIMEOUT, f"{key} to expire")
+
+
+def enable_versioning(client, bucket: str, status: str = "Enabled") -> None:
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+
+
+def history(client, bucket: str, prefix: str) -> list[tuple[str, str, bool]]:
+    """(key, version id or "marker", is latest) under `prefix`, each key's latest first.
+
+    boto3 returns versions and delete markers in separate lists, each in S3's order; the
+    tests never keep a delete marker that is not its key's latest.
+    """
+    listed = client.list_object_versions(Bucket=bucket, Prefix=prefix)
+    items = [(v["Key"], v["VersionId"], v["IsLatest"]) for v in listed.get("Versions", [])]
+    items += [(m["Key"], "marker", m["IsLatest"]) for m in listed.get("DeleteMarkers", [])]
+    return sorted(items, key=lambda item: (item[0], not item[2]))
+
+
+def put_versions(client, bucket: str, key: str, count: int) -> list[str]:
+    """Write `count` versions of `key`; their ids, oldest first."""
+    return [client.put_object(Bucket=bucket, Key=key, Body=f"v{n}".encode())["VersionId"] for n in range(count)]
+
+
+def test_expiry_adds_delete_markers_in_versioned_buckets(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    [kept] = put_versions(client, bucket, "days/k", 1)
+    configure(
+        client, bucket, {"ID": "days", "Filter": {"Prefix": "days/"}, "Status": "Enabled", "Expiration": {"Days": 1}}
+    )
+    expected = [("days/k", "marker", True), ("days/k", kept, False)]
+    wait_for(lambda: history(client, bucket, "days/") == expected, SWEEP_TIMEOUT, "days/k to get a delete marker")
+    # The marker hides a version, so it is not an expired object delete marker: it stays.
+    wait_for_a_whole_pass(client, bucket)
+    assert history(client, bucket, "days/") == expected
+    marker = client.list_object_versions(Bucket=bucket, Prefix="days/")["DeleteMarkers"][0]
+    assert error_of(client.get_object, Bucket=bucket, Key="days/k") == (404, "NoSuchKey")
+    assert marker["VersionId"] != "null"
+
+
+def test_expiry_in_a_suspended_bucket_adds_a_null_delete_marker(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    [kept] = put_versions(client, bucket, "old/k", 1)
+    enable_versioning(client, bucket, "Suspended")
+    assert client.put_object(Bucket=bucket, Key="old/k", Body=b"null")["VersionId"] == "null"
+    configure(
+        client, bucket, {"ID": "old", "Filter": {"Prefix": "old/"}, "Status": "Enabled", "Expiration": {"Date": PAST}}
+    )
+    expected = [("old/k", "marker", True), ("old/k", kept, False)]
+    wait_for(lambda: history(client, bucket, "old/") == expected, SWEEP_TIMEOUT, "the null version to be replaced")
+    marker = client.list_object_versions(Bucket=bucket, Prefix="old/")["DeleteMarkers"][0]
+    assert marker["VersionId"] == "null"
+
+
+def test_noncurrent_versions_expire_days_after_they_were_replaced(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    *_, newest = put_versions(client, bucket, "nc/k", 3)
+    configure(
+        client,
+        bucket,
+        {
+            "ID": "nc",
+            "Filter": {"Prefix": "nc/"},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        },
+    )
+    wait_for(lambda: history(client, bucket, "nc/") == [("nc/k", newest, True)], SWEEP_TIMEOUT, "v0 and v1 to expire")
+    assert client.get_object(Bucket=bucket, Key="nc/k")["Body"].read() == b"v2"
+
+
+def test_newer_noncurrent_versions_are_kept(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    ids = put_versions(client, bucket, "nc/k", 5)
+    client.delete_object(Bucket=bucket, Key="nc/gone")  # a marker alone: not a noncurrent version
+    rule = {
+        "ID": "nc",
+        "Filter": {"Prefix": "nc/"},
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 2},
+    }
+    configure(client, bucket, rule)
+    expected = [("nc/gone", "marker", True), *(("nc/k", vid, vid == ids[-1]) for vid in reversed(ids[2:]))]
+    wait_for(lambda: history(client, bucket, "nc/") == expected, SWEEP_TIMEOUT, "all but two noncurrent versions to go")
+    wait_for_a_whole_pass(client, bucket)
+    assert history(client, bucket, "nc/") == expected
+
+
+def test_expired_object_delete_markers_are_removed(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    [alone] = put_versions(client, bucket, "dm/alone", 1)
+    client.delete_object(Bucket=bucket, Key="dm/alone")
+    client.delete_object(Bucket=bucket, Key="dm/alone", VersionId=alone)
+    [hidden] = put_versions(client, bucket, "dm/hidden", 1)
+    client.delete_object(Bucket=bucket, Key="dm/hidden")
+    rule = {
+        "ID": "dm",
+        "Filter": {"Prefix": "dm/"},
+        "Status": "Enabled",
+        "Expiration": {"ExpiredObjectDeleteMarker": True},
+    }
+    configure(client, bucket, rule)
+    expected = [("dm/hidden", "marker", True), ("dm/hidden", hidden, False)]
+    wait_for(lambda: history(client, bucket, "dm/") == expected, SWEEP_TIMEOUT, "the lone delete marker to go")
+    # Once its version is gone, the other marker is alone too.
+    client.delete_object(Bucket=bucket, Key="dm/hidden", VersionId=hidden)
+    wait_for(lambda: history(client, bucket, "dm/") == [], SWEEP_TIMEOUT, "the second marker to go")
+
+
+def test_tag_filters_reach_the_tags_objects_carry(swept):
+    client, bucket = swept
+    client.put_object(Bucket=bucket, Key="t/tagged", Body=b"x", Tagging="class=scratch&team=a")
+    client.put_object(Bucket=bucket, Key="t/other", Body=b"x", Tagging="class=keep")
+    client.put_object(Bucket=bucket, Key="t/later", Body=b"x")
+    rule = {
+        "ID": "tags",
+        "Filter": {"Tag": {"Key": "class", "Value": "scratch"}},
+        "Status": "Enabled",
+        "Expiration": {"Date": PAST},
+    }
+    configure(client, bucket, rule)
+    wait_for(lambda: "t/tagged" not in keys_in(client, bucket), SWEEP_TIMEOUT, "the tagged object to expire")
+    wait_for_a_whole_pass(client, bucket)
+    assert keys_in(client, bucket) == ["t/later", "t/other"]
+    client.put_object_tagging(Bucket=bucket, Key="t/later", Tagging={"TagSet": [{"Key": "class", "Value": "scratch"}]})
+    wait_for(lambda: keys_in(client, bucket) == ["t/other"], SWEEP_TIMEOUT, "the object tagged later to expire")
+
+
+def test_noncurrent_tag_filters_judge_each_versions_tags(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    scratch = client.put_object(Bucket=bucket, Key="k", Body=b"1", Tagging="class=scratch")["VersionId"]
+    plain = client.put_object(Bucket=bucket, Key="k", Body=b"2")["VersionId"]
+    current = client.put_object(Bucket=bucket, Key="k", Body=b"3", Tagging="class=scratch")["VersionId"]
+    rule = {
+        "ID": "tags",
+        "Filter": {"And": {"Prefix": "k", "Tags": [{"Key": "class", "Value": "scratch"}]}},
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    }
+    configure(client, bucket, rule)
+    expected = [("k", current, True), ("k", plain, False)]
+    wait_for(lambda: history(client, bucket, "k") == expected, SWEEP_TIMEOUT, f"version {scratch} to expire")
+    wait_for_a_whole_pass(client, bucket)
+    assert history(client, bucket, "k") == expected

@@ -89,7 +89,8 @@ def test_disabled_rules_and_rules_without_expiration_do_nothing():
     assert not rules.expires_objects and not rules.aborts_uploads
     assert not rules.object_expired("k", record(), 10**15)
     noncurrent_only = lifecycle({**rule(), "noncurrent": {"days": 1, "newer": None}})
-    assert not noncurrent_only.expires_objects
+    assert not noncurrent_only.expires_objects and noncurrent_only.expires_history
+    assert not lifecycle(rule({"delete_marker": False})).expires_history
 
 
 def test_uploads_are_aborted_by_prefix_and_age():
@@ -100,3 +101,36 @@ def test_uploads_are_aborted_by_prefix_and_age():
     assert not rules.upload_expired(upload, due - 1)
     assert rules.upload_expired(upload, due)
     assert not rules.upload_expired({**upload, "key": "keep/u"}, due)
+
+
+def test_noncurrent_days_count_from_the_replacement_rounded_up_to_midnight():
+    rules = lifecycle({**rule(), "noncurrent": {"days": 3, "newer": None}})
+    replaced = record(mtime=epoch_ms(2014, 1, 1, 10, 30, 0))
+    replaced["noncurrent_since"] = epoch_ms(2014, 1, 15, 10, 30, 0)
+    due = epoch_ms(2014, 1, 19, 0, 0, 0)  # S3's own example
+    assert rules.noncurrent_expired("k", replaced, 0, due - 1) is None
+    assert rules.noncurrent_expired("k", replaced, 0, due) == 0
+
+
+def test_newer_noncurrent_versions_kept_by_the_most_lenient_rule_that_expires():
+    rules = lifecycle(
+        {**rule(), "noncurrent": {"days": 1, "newer": 5}},
+        {**rule(prefix="logs/"), "noncurrent": {"days": 1, "newer": 2}},
+    )
+    replaced = {**record(), "noncurrent_since": 0}
+    assert rules.noncurrent_expired("logs/a", replaced, 1, DAY_MS) is None
+    assert rules.noncurrent_expired("logs/a", replaced, 2, DAY_MS) == 2
+    assert rules.noncurrent_expired("logs/a", replaced, 7, DAY_MS) == 2
+    assert rules.noncurrent_expired("other", replaced, 4, DAY_MS) is None
+    assert rules.noncurrent_expired("other", replaced, 5, DAY_MS) == 5
+
+
+def test_lone_delete_markers():
+    marker = {"mtime": epoch_ms(2024, 5, 1, 12, 0, 0), "marker": True}
+    assert lifecycle(rule({"delete_marker": True}, lt=1)).lone_marker_expired("k", marker, 0)
+    assert not lifecycle(rule({"delete_marker": False})).lone_marker_expired("k", marker, 10**15)
+    assert not lifecycle(rule({"delete_marker": True}, prefix="a/")).lone_marker_expired("k", marker, 0)
+    by_age = lifecycle(rule({"days": 1}))
+    assert not by_age.lone_marker_expired("k", marker, epoch_ms(2024, 5, 3, 0, 0, 0) - 1)
+    assert by_age.lone_marker_expired("k", marker, epoch_ms(2024, 5, 3, 0, 0, 0))
+    assert not lifecycle(rule({"date": 0}, tags=[("a", "b")])).lone_marker_expired("k", marker, 1)

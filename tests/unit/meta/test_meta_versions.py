@@ -130,12 +130,8 @@ OPERATIONS = st.lists(st.tuples(st.sampled_from(["put", "delete", "suspend", "en
 BUCKET_NAMES = itertools.count()
 
 
-@settings(max_examples=40, deadline=None)
-@given(OPERATIONS, st.integers(1, 5), st.sampled_from(["", "/"]))
-def test_paging_lists_every_version_once_in_order(shared_replica, operations, max_keys, delimiter):
-    replica = shared_replica
-    bucket = f"paging-{next(BUCKET_NAMES)}"
-    replica.create_bucket(bucket)
+def run(replica, bucket: str, operations) -> None:
+    """Enable versioning on `bucket`, then apply the generated operations in order."""
     versioning(replica, "Enabled", bucket)
     for operation, keys in operations:
         if operation in ("suspend", "enable"):
@@ -145,6 +141,15 @@ def test_paging_lists_every_version_once_in_order(shared_replica, operations, ma
                 delete(replica, key, bucket=bucket)
             else:
                 put(replica, key, f"f{next(BUCKET_NAMES)}", inline=True, bucket=bucket)
+
+
+@settings(max_examples=40, deadline=None)
+@given(OPERATIONS, st.integers(1, 5), st.sampled_from(["", "/"]))
+def test_paging_lists_every_version_once_in_order(shared_replica, operations, max_keys, delimiter):
+    replica = shared_replica
+    bucket = f"paging-{next(BUCKET_NAMES)}"
+    replica.create_bucket(bucket)
+    run(replica, bucket, operations)
     whole = listed(replica, bucket, max_keys=1000, delimiter=delimiter)
     assert listed(replica, bucket, max_keys=max_keys, delimiter=delimiter) == whole
     names = [name for name, *_ in whole]
@@ -161,3 +166,85 @@ def test_version_ids_are_checked():
     assert is_valid_version("0123456789abcdef")
     assert not is_valid_version("0123456789abcdeg")
     assert not is_valid_version("")
+
+
+def since(replica, key: str, version: str):
+    return replica.reader.get_version(BUCKET, key, version)[0].get("noncurrent_since")
+
+
+def test_a_delete_marker_knows_since_when_it_is_noncurrent(replica):
+    replica.create_bucket(BUCKET)
+    versioning(replica, "Enabled")
+    put(replica, "k", "f1")
+    first = replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "k", "mtime": 10})[0]["version"]
+    assert since(replica, "k", first) is None  # the latest version
+    second = replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "k", "mtime": 20})[0]["version"]
+    assert since(replica, "k", first) == 20
+    record = dict(replica.record("k", "f2"), mtime=30)
+    replica.apply({"op": "object.put", "bucket": BUCKET, "record": record})
+    assert (since(replica, "k", first), since(replica, "k", second)) == (20, 30)
+    # Deleting the current version makes the second marker the latest again.
+    delete(replica, "k", replica.reader.get_object(BUCKET, "k")[0]["version"])
+    assert since(replica, "k", second) is None
+
+
+def guarded(replica, key: str, version: str, **guard) -> str:
+    command = {"op": "object.delete", "bucket": BUCKET, "key": key, "version": version, **guard}
+    return replica.apply(command)[0]["status"]
+
+
+def test_background_deletes_of_a_version_check_where_it_stands(replica):
+    replica.create_bucket(BUCKET)
+    versioning(replica, "Enabled")
+    v1, v2, v3 = (put(replica, "k", f"f{n}")["version"] for n in range(1, 4))
+    assert guarded(replica, "k", v3, if_noncurrent=0) == "PreconditionFailed"  # current
+    assert guarded(replica, "k", v2, if_noncurrent=1) == "PreconditionFailed"  # the newest noncurrent
+    assert guarded(replica, "k", v1, if_noncurrent=2) == "PreconditionFailed"  # only v2 is newer
+    assert guarded(replica, "k", v1, if_sole=True) == "PreconditionFailed"
+    assert guarded(replica, "k", v1, if_noncurrent=1) == "ok"
+    marker = delete(replica, "k")["version"]
+    # Without a current version the marker is the latest: v3 is the newest noncurrent one.
+    assert guarded(replica, "k", marker, if_noncurrent=0) == "PreconditionFailed"
+    assert guarded(replica, "k", v2, if_noncurrent=1) == "ok"
+    assert guarded(replica, "k", marker, if_sole=True) == "PreconditionFailed"
+    delete(replica, "k", v3)
+    assert guarded(replica, "k", marker, if_sole=True) == "ok"
+    assert listed(replica) == []
+
+
+def walked(replica, bucket: str, limit: int) -> list[tuple[str, str, bool, bool, bool]]:
+    """Every history entry as (key, version, newest, oldest, key has a current version), page by page."""
+    got, after = [], None
+    while True:
+        page = replica.reader.list_history(bucket, after, limit)
+        got += [(e.record["key"], e.record.get("version"), e.newest, e.oldest, e.has_current) for e in page.entries]
+        if page.resume is None:
+            return got
+        after = page.resume
+
+
+@settings(max_examples=40, deadline=None)
+@given(OPERATIONS, st.integers(1, 4))
+def test_history_pages_tell_where_each_entry_stands(shared_replica, operations, limit):
+    replica = shared_replica
+    bucket = f"history-{next(BUCKET_NAMES)}"
+    replica.create_bucket(bucket)
+    run(replica, bucket, operations)
+    whole = walked(replica, bucket, 1000)
+    assert walked(replica, bucket, limit) == whole
+    # What ListObjectVersions says, less the current versions (which are not history).
+    expected = {}
+    for key, version, latest, marker in listed(replica, bucket):
+        expected.setdefault(key, []).append((version, latest and not marker))
+    current = {key for key, history in expected.items() if history[0][1]}
+    for key in current:
+        expected[key].pop(0)
+    got = {}
+    for key, version, newest, oldest, has_current in whole:
+        got.setdefault(key, []).append((version or "null", newest, oldest))
+        assert has_current == (key in current)
+    assert got == {
+        key: [(version, n == 0, n == len(history) - 1) for n, (version, _) in enumerate(history)]
+        for key, history in expected.items()
+        if history
+    }
