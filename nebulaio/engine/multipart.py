@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
+from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.uploads import check_part_list
 from nebulaio.storage.objects import TempObject
 from nebulaio.util.checksums import new_checksum
@@ -26,8 +27,8 @@ from nebulaio.util.ids import now_ms, version_id
 
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
-# What an upload keeps for the object it becomes ("tags" only when it was given some).
-CONTENT_FIELDS = ("ctype", "headers", "meta", "tags")
+# What an upload keeps for the object it becomes ("tags" and the lock only when it was given them).
+CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", *LOCK_FIELDS)
 COMPOSITE = "COMPOSITE"
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
+from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.versions import is_valid_version, version_of
 from nebulaio.storage.objects import ObjectStore, TempObject
 from nebulaio.util.ids import now_ms, version_id
@@ -26,6 +27,7 @@ BODY_CHUNK = 1024 * 1024
 COMMIT_TIMEOUT = 30.0
 FENCE_TIMEOUT = 10.0
 REOPEN_ATTEMPTS = 5
+LOCKED_MESSAGE = "Access Denied because object protected by object lock."
 
 
 class Payload(Protocol):
@@ -44,6 +46,8 @@ class Payload(Protocol):
 
 Refusal = Callable[[], S3Error]
 NO_REFUSALS: Mapping[str, Refusal] = {}
+# apply answers AccessDenied to an object command only when object lock forbids it.
+LOCK_REFUSALS: Mapping[str, Refusal] = {"AccessDenied": lambda: S3Error("AccessDenied", LOCKED_MESSAGE)}
 
 
 def receive(
@@ -151,15 +155,19 @@ class ObjectLayer:
             raise S3Error("NoSuchBucket", BucketName=name)
         return record
 
-    def create_bucket(self, name: str, owner: str, region: str) -> None:
-        self.submit({"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region})
+    def create_bucket(self, name: str, owner: str, region: str, object_lock: bool = False) -> None:
+        """Create a bucket; with `object_lock`, versioned and lockable from the start."""
+        command = {"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region}
+        if object_lock:
+            command["object_lock"] = True
+        self.submit(command)
 
     def delete_bucket(self, name: str) -> None:
         self.submit({"op": "bucket.delete", "bucket": name})
 
-    def configure_bucket(self, name: str, setting: str, value) -> None:
+    def configure_bucket(self, name: str, setting: str, value, refusals: Mapping[str, Refusal] = NO_REFUSALS) -> None:
         """Set one of the bucket's settings (cors, tagging, ...); None removes it."""
-        self.submit({"op": "bucket.configure", "bucket": name, "setting": setting, "value": value})
+        self.submit({"op": "bucket.configure", "bucket": name, "setting": setting, "value": value}, refusals=refusals)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -264,7 +272,8 @@ class ObjectLayer:
             check_source(source)
             vid = version_id()
             record = dict(source, key=key, vid=vid, mtime=now_ms())
-            record.pop("version", None)
+            for field in ("version", *LOCK_FIELDS):  # the copy is locked as it asks, not as its source
+                record.pop(field, None)
             if fields is not None:
                 record.update(fields)
             if source["inline"]:
@@ -312,16 +321,27 @@ class ObjectLayer:
             raise
         return with_version(record, result)
 
-    def update(self, bucket: str, key: str, version: str | None, changes: dict) -> str:
+    def update(self, bucket: str, key: str, version: str | None, changes: dict, bypass: bool = False) -> str:
         """Change fields of a version's stored record in place (a None value removes one).
 
+        A retention change is judged by apply against the version's retention as of now;
+        `bypass` says the request bypasses governance retention.
         Returns the version id changed (`null` for an unversioned object).
         """
         if version is not None:
             check_version(version)
         result = self.submit(
-            {"op": "object.update", "bucket": bucket, "key": key, "version": version, "changes": changes},
+            {
+                "op": "object.update",
+                "bucket": bucket,
+                "key": key,
+                "version": version,
+                "changes": changes,
+                "now": now_ms(),
+                "bypass": bypass,
+            },
             refusals={
+                **LOCK_REFUSALS,
                 "NoSuchKey": lambda: S3Error("NoSuchKey", Key=key),
                 "NoSuchVersion": lambda: S3Error("NoSuchVersion", Key=key, VersionId=version),
                 "MethodNotAllowed": lambda: S3Error("MethodNotAllowed", Method="PUT", ResourceType="DeleteMarker"),
@@ -336,19 +356,33 @@ class ObjectLayer:
         """
         return self.update(bucket, key, version, {"tags": tags or None})
 
-    def delete(self, bucket: str, key: str, version: str | None = None) -> dict:
+    def delete(self, bucket: str, key: str, version: str | None = None, bypass: bool = False) -> dict:
         """Delete a version, or the key (a delete marker in a versioned bucket).
 
-        Returns {"version", "marker"} as S3 reports them: the version deleted or the marker made.
+        A version object lock holds is refused (AccessDenied); `bypass` says the request
+        bypasses governance retention. Returns {"version", "marker"} as S3 reports them: the
+        version deleted or the marker made.
         """
         if version is not None:
             check_version(version)
-        return self.submit({"op": "object.delete", "bucket": bucket, "key": key, "version": version, "mtime": now_ms()})
+        command = {
+            "op": "object.delete",
+            "bucket": bucket,
+            "key": key,
+            "version": version,
+            "mtime": now_ms(),
+            "bypass": bypass,
+        }
+        return self.submit(command, refusals=LOCK_REFUSALS)
 
-    def delete_many(self, bucket: str, objects: list[tuple[str, str | None]]) -> list[dict]:
-        """Delete every (key, version) in one command (one raft entry); a missing one is not an error."""
+    def delete_many(self, bucket: str, objects: list[tuple[str, str | None]], bypass: bool = False) -> list[dict]:
+        """Delete every (key, version) in one command (one raft entry); a missing one is not an error.
+
+        Each result is apply's: status "ok", or the code refusing that one (AccessDenied for a
+        version object lock holds).
+        """
         command = {"op": "object.delete_many", "bucket": bucket, "objects": objects, "mtime": now_ms()}
-        return self.submit(command)["deleted"]
+        return self.submit(dict(command, bypass=bypass))["deleted"]
 
     def list(self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int):
         """The bucket's record and one page of its listing."""

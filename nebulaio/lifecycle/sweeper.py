@@ -112,7 +112,14 @@ class LifecycleSweeper:
             for entry in page.entries:
                 record = entry.record
                 key = record["key"]
-                delete = {"op": "object.delete", "bucket": bucket, "key": key, "version": version_of(record)}
+                # "mtime": now, which object lock compares a version's retention with.
+                delete = {
+                    "op": "object.delete",
+                    "bucket": bucket,
+                    "key": key,
+                    "version": version_of(record),
+                    "mtime": now,
+                }
                 if entry.newest:
                     newer_noncurrent = 0
                     if not entry.has_current:  # the key's latest version: a delete marker

@@ -18,6 +18,7 @@ import lmdb
 from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
+from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
 from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
 from nebulaio.meta.versions import (
@@ -113,6 +114,9 @@ class Applier:
             "region": command["region"],
             "versioning": None,
         }
+        if command.get("object_lock"):
+            # A bucket created with object lock is versioned from its first moment.
+            record.update(versioning=ENABLED, object_lock={"enabled": True})
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -180,7 +184,14 @@ class Applier:
         record, inline = OBJECT.decode(stored)
         if record.get("marker"):
             return {"status": "MethodNotAllowed"}
-        for field, value in command["changes"].items():
+        changes = command["changes"]
+        if "retention" in changes:
+            refusal = retention_change_refusal(
+                record.get("retention"), changes["retention"], command.get("now"), bool(command.get("bypass"))
+            )
+            if refusal is not None:
+                return {"status": refusal}
+        for field, value in changes.items():
             if value is None:
                 record.pop(field, None)
             else:
@@ -191,10 +202,14 @@ class Applier:
             self._versions.rewrite(batch.txn, lmdb_key, OBJECT.encode(record, inline))
         return {"status": "ok", "version": version_of(record)}
 
+    def _bucket(self, batch: _Batch, bucket: str) -> dict | None:
+        stored = batch.txn.get(bucket.encode(), db=self._buckets)
+        return None if stored is None else BUCKET.decode_header(stored)
+
     def _versioning(self, batch: _Batch, bucket: str) -> str | None | bool:
         """The bucket's versioning state (None: never enabled), or False when there is no bucket."""
-        stored = batch.txn.get(bucket.encode(), db=self._buckets)
-        return False if stored is None else BUCKET.decode_header(stored)["versioning"]
+        record = self._bucket(batch, bucket)
+        return False if record is None else record["versioning"]
 
     def _object_put(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         bucket, record = command["bucket"], command["record"]
@@ -202,9 +217,10 @@ class Applier:
         if blob is not None and not inline:
             log.error("object.put of %s/%s carries bytes but is not inline", bucket, record["key"])
             return {"status": "InvalidRequest"}
-        versioning = self._versioning(batch, bucket)
-        if versioning is False:
+        bucket_record = self._bucket(batch, bucket)
+        if bucket_record is None:
             return {"status": "NoSuchBucket"}
+        versioning = bucket_record["versioning"]
         lmdb_key = object_key(bucket, record["key"])
         stored = batch.txn.get(lmdb_key, db=self._objects)
         current = None if stored is None else OBJECT.decode_header(stored)
@@ -215,6 +231,10 @@ class Applier:
         failure = write_condition_failure(current, condition) if condition else None
         if failure is not None:
             return {"status": failure}
+        if "retention" not in record:
+            retention = default_retention(bucket_record.get("object_lock"), record["mtime"])
+            if retention is not None:
+                record["retention"] = retention
         record["seq"] = seq = batch.next_seq()
         if versioning is not None:
             record["version"] = format_version(seq) if versioning == ENABLED else NULL_VERSION
@@ -276,7 +296,7 @@ class Applier:
     def _delete_one(self, batch: _Batch, bucket: str, versioning, key: str, version: str | None, command: dict) -> dict:
         lmdb_key = object_key(bucket, key)
         if version is not None:
-            return self._delete_version(batch, bucket, key, lmdb_key, version)
+            return self._delete_version(batch, bucket, key, lmdb_key, version, command)
         stored = batch.txn.get(lmdb_key, db=self._objects)
         current = None if stored is None else OBJECT.decode_header(stored)
         if versioning is None:
@@ -299,11 +319,22 @@ class Applier:
         self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
         return {"status": "ok", "marker": True, "version": marker["version"]}
 
-    def _delete_version(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, version: str) -> dict:
-        """Delete one version for good; the next one becomes current when it is not a delete marker."""
+    def _delete_version(
+        self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, version: str, command: dict
+    ) -> dict:
+        """Delete one version for good; the next one becomes current when it is not a delete marker.
+
+        A version object lock holds stays: the command's "mtime" is when it was asked, and
+        "bypass" whether it bypasses governance retention.
+        """
+        now, bypass = command.get("mtime"), bool(command.get("bypass"))
         stored = batch.txn.get(lmdb_key, db=self._objects)
-        if stored is not None and version_of(OBJECT.decode_header(stored)) == version:
-            self._free(batch, bucket, OBJECT.decode_header(stored))
+        current = None if stored is None else OBJECT.decode_header(stored)
+        if current is not None and version_of(current) == version:
+            refusal = delete_refusal(current, now, bypass)
+            if refusal is not None:
+                return {"status": refusal}
+            self._free(batch, bucket, current)
             batch.txn.delete(lmdb_key, db=self._objects)
             self._promote(batch, bucket, key, lmdb_key)
             return {"status": "ok", "version": version}
@@ -312,6 +343,9 @@ class Applier:
             return {"status": "ok", "version": version}
         history_key, value = found
         record = OBJECT.decode_header(value)
+        refusal = delete_refusal(record, now, bypass)
+        if refusal is not None:
+            return {"status": refusal}
         self._free(batch, bucket, record)
         self._versions.remove(batch.txn, bucket, key, history_key, lmdb_key)
         if stored is None:
@@ -392,11 +426,21 @@ def _versioning_change(record: dict, value) -> str | None:
     return None
 
 
+def _object_lock_change(record: dict, value) -> str | None:
+    """Object lock, once on, stays on; it is turned on only where versioning is Enabled."""
+    if not isinstance(value, dict) or value.get("enabled") is not True or not valid_rule(value.get("rule")):
+        return "InvalidRequest"
+    if not record.get("object_lock") and record["versioning"] != ENABLED:
+        return "InvalidBucketState"
+    return None
+
+
 BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,
     "tagging": _any_value,
     "lifecycle": _any_value,
     "versioning": _versioning_change,
+    "object_lock": _object_lock_change,
 }
 """The bucket settings bucket.configure may change, each with its rule: (bucket record,
 new value) -> the result code refusing the change, or None."""

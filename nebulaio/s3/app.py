@@ -23,6 +23,7 @@ from nebulaio.s3 import (
     lifecycle,
     listing,
     multipart,
+    objectlock,
     objects,
     post,
     sigv4,
@@ -82,6 +83,12 @@ HANDLERS = {
     "PutBucketLifecycleConfiguration": lifecycle.put_bucket_lifecycle_configuration,
     "GetBucketLifecycleConfiguration": lifecycle.get_bucket_lifecycle_configuration,
     "DeleteBucketLifecycle": lifecycle.delete_bucket_lifecycle,
+    "PutObjectLockConfiguration": objectlock.put_object_lock_configuration,
+    "GetObjectLockConfiguration": objectlock.get_object_lock_configuration,
+    "PutObjectRetention": objectlock.put_object_retention,
+    "GetObjectRetention": objectlock.get_object_retention,
+    "PutObjectLegalHold": objectlock.put_object_legal_hold,
+    "GetObjectLegalHold": objectlock.get_object_legal_hold,
 }
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.

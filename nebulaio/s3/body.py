@@ -23,6 +23,7 @@ CHECKSUM_HEADERS = {f"x-amz-checksum-{name}": name for name in ALGORITHMS}
 INTEGRITY_HEADERS = ("content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-trailer", *CHECKSUM_HEADERS)
 _SHA256_HEX_LENGTH = 64
 MAX_CONFIGURATION_BODY = 64 * 1024
+MISSING_INTEGRITY_MESSAGE = "Missing required header for this request: Content-MD5."
 BODY_CHUNK = 1024 * 1024
 
 
@@ -166,14 +167,15 @@ class RequestPayload:
             pass
 
 
-def require_integrity_check(request) -> None:
+def require_integrity_check(request, message: str = MISSING_INTEGRITY_MESSAGE) -> None:
     """Refuse a body S3 insists be checked (DeleteObjects, configuration documents) that is not.
 
     Raises:
-        S3Error: InvalidRequest, as S3 words it, when neither Content-MD5 nor a checksum is sent.
+        S3Error: InvalidRequest with `message` (S3 words it per operation) when neither
+            Content-MD5 nor a checksum is sent.
     """
     if not any(name in request.headers for name in INTEGRITY_HEADERS):
-        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5.")
+        raise S3Error("InvalidRequest", message)
 
 
 def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY) -> bytes:

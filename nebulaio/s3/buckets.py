@@ -30,10 +30,9 @@ def create_bucket(api, request, resp) -> None:
             f"The {location} location constraint is incompatible with the region of this endpoint ({api.region}).",
             LocationConstraint=location,
         )
-    if request.header("x-amz-bucket-object-lock-enabled", "").lower() == "true":
-        raise S3Error("NotImplemented", "Object lock is not supported yet.")
+    object_lock = request.header("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
     check_canned_acl(request.header("x-amz-acl"))
-    api.layer.create_bucket(name, request.user, api.region)
+    api.layer.create_bucket(name, request.user, api.region, object_lock)
     resp.set_header("Location", "/" + name)
 
 

@@ -13,6 +13,7 @@ from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
+from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.s3.request import parse_query
 from nebulaio.s3.tagging import copy_tags
@@ -75,6 +76,9 @@ def copy_object(api, request, resp) -> None:
     tags = copy_tags(request)
     if tags is not None:
         fields = dict(fields or {}, tags=tags)
+    lock = lock_fields(api, request)
+    if lock:
+        fields = dict(fields or {}, **lock)
     record = api.layer.copy(
         source_bucket,
         source_key,

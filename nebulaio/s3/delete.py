@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.engine.objects import check_version
+from nebulaio.engine.objects import LOCKED_MESSAGE, check_version
 from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body, require_integrity_check
+from nebulaio.s3.objectlock import bypasses_governance
 
 MAX_KEYS = 1000
 # 1000 keys of 1024 bytes, each character possibly written as an XML entity.
@@ -30,6 +31,15 @@ def _refusal(key: str, version: str | None) -> tuple[str, str] | None:
     return None
 
 
+def _outcome(result: dict) -> tuple[str, str] | dict:
+    """What apply reported for one key: the deletion, or (code, message) when it was refused
+    (AccessDenied: object lock holds the version)."""
+    status = result["status"]
+    if status == "ok":
+        return result
+    return status, LOCKED_MESSAGE if status == "AccessDenied" else S3Error(status).message
+
+
 def delete_objects(api, request, resp) -> None:
     require_integrity_check(request)
     api.layer.bucket(request.bucket)
@@ -38,9 +48,9 @@ def delete_objects(api, request, resp) -> None:
         raise S3Error("MalformedXML")
     refusals = [_refusal(key, version) for key, version in objects]
     doomed = [entry for entry, refusal in zip(objects, refusals, strict=True) if refusal is None]
-    results = iter(api.layer.delete_many(request.bucket, doomed) if doomed else ())
+    results = iter(api.layer.delete_many(request.bucket, doomed, bypasses_governance(request)) if doomed else ())
     outcomes = [
-        (key, version, refusal) if refusal is not None else (key, version, next(results))
+        (key, version, refusal) if refusal is not None else (key, version, _outcome(next(results)))
         for (key, version), refusal in zip(objects, refusals, strict=True)
     ]
     resp.content_type = XML_TYPE

@@ -14,6 +14,7 @@ from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import RequestPayload, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
+from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import upload_fields, write_condition
 from nebulaio.s3.versioning import version_header
 from nebulaio.util.checksums import ALGORITHMS
@@ -73,7 +74,8 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
 def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm = _checksum_algorithm(request)
-    record = multipart.create(api.layer, request.bucket, request.key, request.user, upload_fields(request), algorithm)
+    fields = dict(upload_fields(request), **lock_fields(api, request))
+    record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm)
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()
     resp.data = xml.document(

@@ -9,7 +9,8 @@ from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluat
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, xml
-from nebulaio.s3.body import RequestPayload
+from nebulaio.s3.body import RequestPayload, require_integrity_check
+from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, lock_fields, lock_headers
 from nebulaio.s3.ranges import parse_range
 from nebulaio.s3.tagging import header_tags
 from nebulaio.s3.versioning import version_header
@@ -101,6 +102,10 @@ def upload_fields(request) -> dict:
 def put_object(api, request, resp) -> None:
     check_object_key(request.key)
     fields = upload_fields(request)
+    lock = lock_fields(api, request)
+    if lock:
+        require_integrity_check(request, PUT_INTEGRITY_MESSAGE)
+        fields.update(lock)
     condition = write_condition(request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
     record = api.layer.put(request.bucket, request.key, payload, fields, condition)
@@ -125,6 +130,7 @@ def _object_headers(request, resp, record: dict) -> None:
     tags = record.get("tags")
     if tags:
         headers["x-amz-tagging-count"] = str(len(tags))
+    lock_headers(headers, record)
     if len(request.query) and request.auth is not None:
         for parameter, header in OVERRIDES.items():
             value = request.query.get(parameter)
@@ -289,7 +295,7 @@ def _object_parts(record: dict, marker: int, max_parts: int) -> str:
 
 
 def delete_object(api, request, resp) -> None:
-    result = api.layer.delete(request.bucket, request.key, request.query.get("versionId"))
+    result = api.layer.delete(request.bucket, request.key, request.query.get("versionId"), bypasses_governance(request))
     resp.status = 204
     if result.get("version") is not None:
         resp._headers["x-amz-version-id"] = result["version"]

@@ -42,6 +42,8 @@ _BUCKET_OPERATIONS = {
     ("GET", "cors"): "GetBucketCors",
     ("PUT", "cors"): "PutBucketCors",
     ("DELETE", "cors"): "DeleteBucketCors",
+    ("GET", "object-lock"): "GetObjectLockConfiguration",
+    ("PUT", "object-lock"): "PutObjectLockConfiguration",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -59,6 +61,10 @@ _OBJECT_OPERATIONS = {
     ("GET", "tagging"): "GetObjectTagging",
     ("PUT", "tagging"): "PutObjectTagging",
     ("DELETE", "tagging"): "DeleteObjectTagging",
+    ("GET", "retention"): "GetObjectRetention",
+    ("PUT", "retention"): "PutObjectRetention",
+    ("GET", "legal-hold"): "GetObjectLegalHold",
+    ("PUT", "legal-hold"): "PutObjectLegalHold",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))

@@ -15,6 +15,9 @@ from nebulaio.s3.body import read_body
 MAX_KEYS = 1000
 STATES = ("Enabled", "Suspended")
 EMPTY_CONFIGURATION = xml.document("VersioningConfiguration", "")
+LOCKED_VERSIONING_MESSAGE = (
+    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+)
 
 
 def version_header(resp, record: dict) -> None:
@@ -32,7 +35,12 @@ def put_bucket_versioning(api, request, resp) -> None:
         raise S3Error("NotImplemented", "MFA delete is not supported.")
     if status not in STATES:
         raise S3Error("IllegalVersioningConfigurationException", "The Versioning element must be specified")
-    api.layer.configure_bucket(request.bucket, "versioning", status)
+    api.layer.configure_bucket(
+        request.bucket,
+        "versioning",
+        status,
+        refusals={"InvalidBucketState": lambda: S3Error("InvalidBucketState", LOCKED_VERSIONING_MESSAGE)},
+    )
 
 
 def get_bucket_versioning(api, request, resp) -> None:

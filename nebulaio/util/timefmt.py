@@ -11,7 +11,7 @@ import re
 import time
 from datetime import datetime
 
-__all__ = ["http_date", "http_date_now", "iso8601", "parse_http_date"]
+__all__ = ["http_date", "http_date_now", "iso8601", "parse_http_date", "parse_iso8601"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -22,6 +22,12 @@ LONG_WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 IMF_FIXDATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
 RFC850_DATE = re.compile(rf"(?:{LONG_WEEKDAYS}), (\d\d)-([A-Z][a-z]{{2}})-(\d\d) (\d\d):(\d\d):(\d\d) GMT")
 ASCTIME_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})")
+
+# An ISO 8601 date and time as clients send it (retain-until dates): seconds required, any
+# fraction, and a zone (Z or an offset); without a zone the time is UTC.
+ISO8601_DATETIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|([+-])(\d\d):?(\d\d))?", re.ASCII
+)
 
 # A two-digit RFC 850 year that would land more than this far in the future means the
 # previous century (RFC 9110 section 5.6.7).
@@ -106,3 +112,21 @@ def parse_http_date(text: str | None) -> float | None:
     if month is None:
         return None
     return _epoch(year_number, month, int(day), int(hour), int(minute), int(second))
+
+
+def parse_iso8601(text: str) -> int | None:
+    """Epoch milliseconds of an ISO 8601 date and time (a fraction below 1 ms is dropped);
+    None when `text` is not one."""
+    match = ISO8601_DATETIME.fullmatch(text.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone, sign, zone_hours, zone_minutes = match.groups()
+    seconds = _epoch(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    if seconds is None:
+        return None
+    if zone is not None and zone != "Z":
+        hours, minutes = int(zone_hours), int(zone_minutes)
+        if hours > 23 or minutes > 59:
+            return None
+        seconds -= (1 if sign == "+" else -1) * (hours * 3600 + minutes * 60)
+    return int(seconds) * 1000 + int((fraction or "0")[:3].ljust(3, "0"))

@@ -490,3 +490,26 @@ def test_noncurrent_tag_filters_judge_each_versions_tags(swept):
     wait_for(lambda: history(client, bucket, "k") == expected, SWEEP_TIMEOUT, f"version {scratch} to expire")
     wait_for_a_whole_pass(client, bucket)
     assert history(client, bucket, "k") == expected
+
+
+def test_lifecycle_skips_versions_object_lock_protects(swept):
+    client, bucket = swept
+    enable_versioning(client, bucket)
+    client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    held = client.put_object(Bucket=bucket, Key="lock/k", Body=b"held", ObjectLockLegalHoldStatus="ON")["VersionId"]
+    newest = put_versions(client, bucket, "lock/k", 2)[-1]
+    configure(
+        client,
+        bucket,
+        {
+            "ID": "nc",
+            "Filter": {"Prefix": "lock/"},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        },
+    )
+    expected = [("lock/k", newest, True), ("lock/k", held, False)]
+    wait_for(lambda: history(client, bucket, "lock/") == expected, SWEEP_TIMEOUT, "the unlocked version to expire")
+    wait_for_a_whole_pass(client, bucket)
+    assert history(client, bucket, "lock/") == expected
+    client.put_object_legal_hold(Bucket=bucket, Key="lock/k", VersionId=held, LegalHold={"Status": "OFF"})

@@ -194,7 +194,7 @@ def test_noncurrent_days_count_from_when_the_version_was_replaced(replica):
     due = at(24)  # three days later, rounded up to the next midnight
     assert sweep(replica, now=due / 1000 - 0.001) == []
     assert sweep(replica, now=due / 1000) == [
-        {"op": "object.delete", "bucket": BUCKET, "key": "k", "version": old, "if_noncurrent": 0}
+        {"op": "object.delete", "bucket": BUCKET, "key": "k", "version": old, "mtime": due, "if_noncurrent": 0}
     ]
     assert versions(replica) == [("k", "v2", True)]
     assert replica.released == [(BUCKET, "k", "v1")]
@@ -277,9 +277,15 @@ def test_only_delete_markers_alone_in_their_key_are_removed(replica):
     put(replica, "hidden", "h1")
     delete(replica, "hidden")
     configure(replica, marker_rule())
-    assert sweep(replica) == [
-        {"op": "object.delete", "bucket": BUCKET, "key": "alone", "version": marker, "if_sole": True}
-    ]
+    [command] = sweep(replica)
+    assert command == {
+        "op": "object.delete",
+        "bucket": BUCKET,
+        "key": "alone",
+        "version": marker,
+        "mtime": command["mtime"],
+        "if_sole": True,
+    }
     assert versions(replica) == [("hidden", "marker", True), ("hidden", "h1", False)]
 
 

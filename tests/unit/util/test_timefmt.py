@@ -74,3 +74,42 @@ def test_two_digit_years_more_than_50_years_ahead_are_last_century():
 )
 def test_unparsable_dates_are_none(text):
     assert timefmt.parse_http_date(text) is None
+
+
+@given(epoch_ms)
+def test_iso8601_parses_back(ms):
+    assert timefmt.parse_iso8601(timefmt.iso8601(ms)) == ms
+
+
+@given(epoch_ms, st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59), st.integers(0, 999_999))
+def test_parse_iso8601_agrees_with_datetime(ms, offset_minutes, micros):
+    from datetime import timedelta, timezone
+
+    zone = timezone(timedelta(minutes=offset_minutes))
+    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=micros).astimezone(zone)
+    if not 1 <= moment.year <= 9999:
+        return
+    expected = (ms // 1000) * 1000 + micros // 1000
+    assert timefmt.parse_iso8601(moment.isoformat()) == expected
+    assert timefmt.parse_iso8601(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")) == expected
+
+
+@given(st.text(max_size=40))
+def test_parse_iso8601_takes_any_text(text):
+    value = timefmt.parse_iso8601(text)
+    assert value is None or isinstance(value, int)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2030-02-30T00:00:00Z",
+        "2030-01-01",
+        "2030-01-01T00:00Z",
+        "2030-01-01T24:00:00Z",
+        "2030-01-01T00:00:00+24:00",
+        "",
+    ],
+)
+def test_unparsable_iso8601_is_none(text):
+    assert timefmt.parse_iso8601(text) is None
