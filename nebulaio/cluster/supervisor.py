@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import queue
-import secrets
 import signal
 import threading
 import time
@@ -29,24 +28,6 @@ log = logging.getLogger("nebulaio.supervisor")
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
-
-
-def cluster_secret(config: dict, layout: DataLayout) -> str:
-    """The configured secret, else one generated on first start and kept beside the metadata."""
-    if config["cluster_secret"]:
-        return config["cluster_secret"]
-    path = layout.secret_file
-    try:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip()
-    except FileNotFoundError:
-        secret = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secret)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return secret
 
 
 class GroupCommitter:
@@ -125,7 +106,7 @@ class Supervisor:
             advertised,
             [],
             layout.raft_dir,
-            password=cluster_secret(self.config, layout),
+            password=layout.cluster_secret(self.config["cluster_secret"]),
             apply=applier.apply_batch,
             before_dump=lambda: env.sync(True),
             bind_address=f"{host}:{port}",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import lmdb
 
 from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
+from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
@@ -71,6 +72,7 @@ class Applier:
             "object.delete_many": self._object_delete_many,
             "object.update": self._object_update,
             **self._uploads.handlers(),
+            **IamCommands(env).handlers(),
         }
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
@@ -111,6 +113,8 @@ class Applier:
             "region": command["region"],
             "versioning": None,
         }
+        if command.get("acl") is not None:
+            record["acl"] = command["acl"]
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -356,6 +360,8 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,
     "tagging": _any_value,
     "lifecycle": _any_value,
+    "policy": _any_value,
+    "acl": _any_value,
     "versioning": _versioning_change,
 }
 """The bucket settings bucket.configure may change, each with its rule: (bucket record,

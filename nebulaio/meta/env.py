@@ -20,9 +20,9 @@ UPLOADS_DB = b"uploads"
 PARTS_DB = b"parts"
 VERSIONS_DB = b"versions"
 VKEYS_DB = b"vkeys"
-# Named later, when its feature lands: b"iam".
+IAM_DB = b"iam"
 CORE_DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
-DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB, VERSIONS_DB, VKEYS_DB)
+DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB, VERSIONS_DB, VKEYS_DB, IAM_DB)
 
 APPLIED_KEY = b"applied"
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import lmdb
 
 from nebulaio.meta.env import open_databases, read_applied
+from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.records import BUCKET, OBJECT
 from nebulaio.meta.uploads import UploadReader
@@ -49,13 +50,14 @@ EMPTY_VERSION_PAGE = VersionPage([], [], False, None, None)
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "uploads")
+    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "iam", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
         self._buckets, self._objects, self._system = open_databases(env)
         self._versions = Versions(env)
         self.uploads = UploadReader(env)
+        self.iam = IamReader(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:

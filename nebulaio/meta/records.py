@@ -81,3 +81,6 @@ object's."""
 
 PART = RecordType("part", 1, {})
 """One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}."""
+
+IAM = RecordType("iam", 1, {})
+"""Users, access keys, groups and managed policies (see meta/iam.py)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 
 import xxhash
@@ -32,3 +33,22 @@ class DataLayout:
     def create(self) -> None:
         for path in (self.raft_dir, self.kv_dir, self.objects_dir, self.temp_dir, self.run_dir):
             os.makedirs(path, exist_ok=True)
+
+    def cluster_secret(self, configured: str) -> str:
+        """The configured secret, else one generated on first start and kept beside the metadata.
+
+        The supervisor reads (or makes) it before the workers start; they read the same file.
+        """
+        if configured:
+            return configured
+        try:
+            with open(self.secret_file, encoding="ascii") as fh:
+                return fh.read().strip()
+        except FileNotFoundError:
+            secret = secrets.token_urlsafe(32)
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secret)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return secret
