@@ -27,7 +27,7 @@ from nebulaio.util.ids import now_ms, version_id
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes ("tags" only when it was given some).
-CONTENT_FIELDS = ("ctype", "headers", "meta", "tags")
+CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", "owner", "acl")
 COMPOSITE = "COMPOSITE"
 
 

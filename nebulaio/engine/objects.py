@@ -127,8 +127,12 @@ class ObjectLayer:
             raise S3Error("NoSuchBucket", BucketName=name)
         return record
 
-    def create_bucket(self, name: str, owner: str, region: str) -> None:
-        self.submit({"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region})
+    def create_bucket(self, name: str, owner: str, region: str, acl: str | list | None = None) -> None:
+        """Create a bucket `owner` owns; `acl` is its ACL (a canned ACL's name or grants; None: private)."""
+        command = {"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region}
+        if acl is not None:
+            command["acl"] = acl
+        self.submit(command)
 
     def delete_bucket(self, name: str) -> None:
         self.submit({"op": "bucket.delete", "bucket": name})

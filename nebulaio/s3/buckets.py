@@ -6,13 +6,8 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import xml
+from nebulaio.s3.acl import check_canned_acl
 from nebulaio.s3.body import read_body
-
-
-def check_canned_acl(acl: str | None) -> None:
-    """Refuse a canned ACL that would grant more than `private`: only the owner has access yet."""
-    if acl not in (None, "private"):
-        raise S3Error("NotImplemented", f"The canned ACL {acl!r} is not supported yet.")
 
 
 def list_buckets(api, request, resp) -> None:
@@ -32,8 +27,8 @@ def create_bucket(api, request, resp) -> None:
         )
     if request.header("x-amz-bucket-object-lock-enabled", "").lower() == "true":
         raise S3Error("NotImplemented", "Object lock is not supported yet.")
-    check_canned_acl(request.header("x-amz-acl"))
-    api.layer.create_bucket(name, request.user, api.region)
+    acl = check_canned_acl(request.header("x-amz-acl"))
+    api.layer.create_bucket(name, request.user, api.region, None if acl == "private" else acl)
     resp.set_header("Location", "/" + name)
 
 

@@ -42,6 +42,12 @@ _BUCKET_OPERATIONS = {
     ("GET", "cors"): "GetBucketCors",
     ("PUT", "cors"): "PutBucketCors",
     ("DELETE", "cors"): "DeleteBucketCors",
+    ("GET", "policy"): "GetBucketPolicy",
+    ("PUT", "policy"): "PutBucketPolicy",
+    ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("GET", "policyStatus"): "GetBucketPolicyStatus",
+    ("GET", "acl"): "GetBucketAcl",
+    ("PUT", "acl"): "PutBucketAcl",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -59,6 +65,8 @@ _OBJECT_OPERATIONS = {
     ("GET", "tagging"): "GetObjectTagging",
     ("PUT", "tagging"): "PutObjectTagging",
     ("DELETE", "tagging"): "DeleteObjectTagging",
+    ("GET", "acl"): "GetObjectAcl",
+    ("PUT", "acl"): "PutObjectAcl",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
