@@ -149,7 +149,7 @@ def substitute(
         parts.append(literal(template[position : match.start()]))
         name = match.group(1).strip()
         if name in LITERAL_VARIABLES:
-            parts.append(literal(LITERAL_VARIABLES[name]))
+            parts.append(value(LITERAL_VARIABLES[name]))
         else:
             values = context.get(normalize_key(name))
             if not values:

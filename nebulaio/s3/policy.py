@@ -18,6 +18,7 @@ MAX_BODY = 2 * BUCKET_POLICY_LIMIT
 
 
 def put_bucket_policy(api, request, resp) -> None:
+    api.layer.bucket(request.bucket)
     body = read_body(request, api.request_timeout, MAX_BODY)
     try:
         policy = parse(body, request.bucket)
