@@ -67,8 +67,9 @@ class Principal:
 class Context:
     """Condition keys of one request: values given up front, or computed on first use.
 
-    Keys are compared in lower case (AWS's keys ignore case), except what follows a `/`
-    (a tag's key).
+    `lazy` maps a key, or a prefix ending in `/`, to a function of the key (of what follows
+    the prefix) that computes its values. Keys are compared in lower case (AWS's keys ignore
+    case), except what follows a `/` (a tag's key).
     """
 
     __slots__ = ("values", "lazy")
@@ -81,9 +82,13 @@ class Context:
         values = self.values.get(key, self)
         if values is not self:
             return values  # type: ignore[return-value]
-        prefix, slash, _ = key.partition("/")
-        compute = self.lazy.get(prefix + slash)
-        values = compute(key[len(prefix) + 1 :]) if compute is not None else None
+        compute = self.lazy.get(key)
+        if compute is not None:
+            values = compute(key)
+        else:
+            prefix, slash, _ = key.partition("/")
+            compute = self.lazy.get(prefix + slash)
+            values = compute(key[len(prefix) + 1 :]) if compute is not None else None
         self.values[key] = values  # type: ignore[assignment]
         return values
 

@@ -344,6 +344,8 @@ class IamService:
             raise IamError(status, f"Already exists: {subject}.")
         if status == "DeleteConflict":
             raise IamError(status, f"Still in use: {subject}.")
+        if status == "InvalidRequest":
+            raise IamError("InvalidInput", f"The change to {subject} is not valid.")
         raise IamError("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason', status)}.")
 
 

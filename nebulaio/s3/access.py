@@ -110,12 +110,9 @@ def request_context(request, version: str | None, existing_tag) -> Context:
     principal: Principal = request.principal
     headers = request.headers
     environ = request.environ
-    now = time.time()
     values = {
         "aws:sourceip": [environ.get("REMOTE_ADDR", "")],
         "aws:securetransport": ["true" if environ.get("wsgi.url_scheme") == "https" else "false"],
-        "aws:currenttime": [iso8601(int(now * 1000))],
-        "aws:epochtime": [str(int(now))],
         "aws:principaltype": [PRINCIPAL_TYPES[principal.kind]],
     }
     if principal.name is not None:
@@ -139,10 +136,20 @@ def request_context(request, version: str | None, existing_tag) -> Context:
     return Context(
         values,
         {
+            "aws:currenttime": _current_time,
+            "aws:epochtime": _epoch_time,
             "s3:existingobjecttag/": existing_tag,
             "s3:requestobjecttag/": lambda tag: _request_tag(request, tag),
         },
     )
+
+
+def _current_time(key: str) -> list[str]:
+    return [iso8601(int(time.time() * 1000))]
+
+
+def _epoch_time(key: str) -> list[str]:
+    return [str(int(time.time()))]
 
 
 def _request_tag(request, tag: str) -> list[str] | None:

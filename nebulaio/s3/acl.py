@@ -38,7 +38,8 @@ def check_canned_acl(name: str | None) -> str | None:
     return name
 
 
-def _owner(name: str | None) -> tuple[str, str]:
+def owner_of(name: str | None) -> tuple[str, str]:
+    """(canonical id, display name) of an owner; None is the anonymous principal."""
     return ANONYMOUS_OWNER if name is None else (canonical_id(name), name)
 
 
@@ -54,7 +55,7 @@ def _grant_xml(grantee: str, permission: str, names: dict[str, str]) -> str:
 
 
 def _render(resp, owner: str | None, grants: list, bucket_owner: str) -> None:
-    owner_id, owner_name = _owner(owner)
+    owner_id, owner_name = owner_of(owner)
     names = {canonical_id(n): n for n in (owner, bucket_owner) if n is not None}
     body = "".join(_grant_xml(grantee, permission, names) for grantee, permission in grants)
     resp.content_type = XML_TYPE

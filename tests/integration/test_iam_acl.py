@@ -56,6 +56,10 @@ def test_canned_acls_on_create_bucket_and_copy(s3, node):
         assert requests.get(f"{node.s3_url}/{name}/copy", timeout=10).content == b"x"
         s3.put_bucket_acl(Bucket=name, ACL="public-read-write")
         assert requests.put(f"{node.s3_url}/{name}/anon", data=b"a", timeout=10).status_code == 200
+        started = requests.post(f"{node.s3_url}/{name}/anon-mp?uploads", timeout=10)
+        assert started.status_code == 200
+        listed = requests.get(f"{node.s3_url}/{name}?uploads", timeout=10)
+        assert listed.status_code == 200 and b"<DisplayName>anonymous</DisplayName>" in listed.content
         upload = s3.create_multipart_upload(Bucket=name, Key="mp", ACL="public-read")
         part = s3.upload_part(Bucket=name, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"m")
         s3.complete_multipart_upload(
