@@ -12,6 +12,7 @@ from nebulaio.cluster.ipc import SupervisorClient
 from nebulaio.console import app as console_app
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
+from nebulaio.iam.service import IamService
 from nebulaio.meta import MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
@@ -22,20 +23,23 @@ def build(config: dict | None = None):
     config = config or configuration.from_environment()
     layout = DataLayout(config["data"])
     env = open_env(layout.kv_dir, readonly=True)
+    reader = MetaReader(env)
+    supervisor = SupervisorClient(layout.ipc_socket)
     layer = ObjectLayer(
-        MetaReader(env),
+        reader,
         ObjectStore(layout),
-        SupervisorClient(layout.ipc_socket),
+        supervisor,
         config["max_object_size"],
         config["inline_threshold"],
         fenced=configuration.is_cluster(config) and config["read_consistency"] == "strong",
     )
     credentials = Credentials(config["root_user"], config["root_password"])
+    iam = IamService(reader, supervisor, credentials, layout.cluster_secret(config["cluster_secret"]))
 
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
 
-    s3 = s3_app.create(layer, credentials, config)
+    s3 = s3_app.create(layer, iam, config)
     by_port = {
         port("s3_address"): s3,
         port("admin_address"): admin_app.create(layer),

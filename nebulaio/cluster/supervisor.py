@@ -11,11 +11,9 @@ import asyncio
 import logging
 import os
 import queue
-import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
@@ -31,28 +29,7 @@ MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
 BARRIER_PASSED = {"status": "ok"}
-NODE_ID_BYTES = 8
 REGISTER_RETRY = 1.0
-
-
-def kept_value(configured: str, path: str, make: Callable[[], str]) -> str:
-    """The configured value, else the one generated on first start and kept (0600) at `path`.
-
-    The cluster secret and the node id live this way, so a restart keeps both.
-    """
-    if configured:
-        return configured
-    try:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip()
-    except FileNotFoundError:
-        value = make()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(value)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return value
 
 
 class GroupCommitter:
@@ -148,7 +125,7 @@ class Supervisor:
         threading.Thread(target=self._release_loop, args=(store,), name="release", daemon=True).start()
 
         config = self.config
-        self.node_id = kept_value(config["node_id"], layout.node_id_file, lambda: secrets.token_hex(NODE_ID_BYTES))
+        self.node_id = layout.node_id(config["node_id"])
         host, port = configuration.split_address(config["raft_address"])
         own = configuration.advertised(config, "raft")
         voter = config["role"] != "storage"
@@ -156,7 +133,7 @@ class Supervisor:
             own if voter else None,
             [peer for peer in configuration.raft_voters(config) if peer != own],
             layout.raft_dir,
-            password=kept_value(config["cluster_secret"], layout.secret_file, lambda: secrets.token_urlsafe(32)),
+            password=layout.cluster_secret(self.config["cluster_secret"]),
             apply=applier.apply_batch,
             before_dump=lambda: env.sync(True),
             bind_address=f"{host}:{port}" if voter else None,

@@ -64,6 +64,11 @@ CATALOG: dict[str, tuple[int, str]] = {
     "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema.",
+    ),
+    "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
     "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data."),
     "MalformedTrailerError": (400, "The request contained trailing data that was not well-formed."),
     "MalformedXML": (
@@ -82,6 +87,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
     "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
     "NoSuchObjectLockConfiguration": (404, "The specified object does not have a ObjectLock configuration"),
     "NoSuchTagSet": (404, "The TagSet does not exist"),
@@ -103,6 +109,7 @@ CATALOG: dict[str, tuple[int, str]] = {
         "Check your key and signing method.",
     ),
     "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
+    "UnresolvableGrantByEmailAddress": (400, "The email address you provided does not match any account on record."),
     "UserKeyMustBeSpecified": (400, "The key parameter must be specified"),
     "XAmzContentSHA256Mismatch": (
         400,

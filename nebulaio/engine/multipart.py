@@ -28,7 +28,7 @@ from nebulaio.util.ids import now_ms, version_id
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes ("tags" and the lock only when it was given them).
-CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", *LOCK_FIELDS)
+CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", "owner", "acl", *LOCK_FIELDS)
 COMPOSITE = "COMPOSITE"
 
 

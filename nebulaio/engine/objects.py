@@ -155,9 +155,14 @@ class ObjectLayer:
             raise S3Error("NoSuchBucket", BucketName=name)
         return record
 
-    def create_bucket(self, name: str, owner: str, region: str, object_lock: bool = False) -> None:
-        """Create a bucket; with `object_lock`, versioned and lockable from the start."""
+    def create_bucket(
+        self, name: str, owner: str, region: str, acl: str | list | None = None, object_lock: bool = False
+    ) -> None:
+        """Create a bucket `owner` owns; `acl` is its ACL (a canned ACL's name or grants; None:
+        private); with `object_lock`, versioned and lockable from the start."""
         command = {"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region}
+        if acl is not None:
+            command["acl"] = acl
         if object_lock:
             command["object_lock"] = True
         self.submit(command)

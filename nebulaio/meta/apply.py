@@ -16,6 +16,7 @@ from collections.abc import Callable
 import lmdb
 
 from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
+from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
@@ -74,6 +75,7 @@ class Applier:
             "object.update": self._object_update,
             **self._uploads.handlers(),
             **Nodes(env).handlers(),
+            **IamCommands(env).handlers(),
         }
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
@@ -117,6 +119,8 @@ class Applier:
         if command.get("object_lock"):
             # A bucket created with object lock is versioned from its first moment.
             record.update(versioning=ENABLED, object_lock={"enabled": True})
+        if command.get("acl") is not None:
+            record["acl"] = command["acl"]
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -439,6 +443,8 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,
     "tagging": _any_value,
     "lifecycle": _any_value,
+    "policy": _any_value,
+    "acl": _any_value,
     "versioning": _versioning_change,
     "object_lock": _object_lock_change,
 }

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import lmdb
 
 from nebulaio.meta.env import open_databases, read_applied
+from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.records import BUCKET, OBJECT
@@ -68,7 +69,7 @@ class HistoryPage(NamedTuple):
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "nodes", "uploads")
+    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "iam", "nodes", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
@@ -76,6 +77,7 @@ class MetaReader:
         self._versions = Versions(env)
         self.uploads = UploadReader(env)
         self.nodes = Nodes(env)
+        self.iam = IamReader(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:

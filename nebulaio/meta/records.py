@@ -84,3 +84,6 @@ PART = RecordType("part", 1, {})
 
 NODE = RecordType("node", 1, {})
 """A cluster member: {"id", "role", "raft", "gossip", "admin"} (the addresses peers use)."""
+
+IAM = RecordType("iam", 1, {})
+"""Users, access keys, groups and managed policies (see meta/iam.py)."""

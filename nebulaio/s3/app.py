@@ -14,8 +14,10 @@ import falcon
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
-from nebulaio.iam.credentials import Credentials
+from nebulaio.iam.service import ANONYMOUS, IamService
 from nebulaio.s3 import (
+    access,
+    acl,
     buckets,
     copy,
     cors,
@@ -25,6 +27,7 @@ from nebulaio.s3 import (
     multipart,
     objectlock,
     objects,
+    policy,
     post,
     sigv4,
     tagging,
@@ -89,6 +92,14 @@ HANDLERS = {
     "GetObjectRetention": objectlock.get_object_retention,
     "PutObjectLegalHold": objectlock.put_object_legal_hold,
     "GetObjectLegalHold": objectlock.get_object_legal_hold,
+    "PutBucketPolicy": policy.put_bucket_policy,
+    "GetBucketPolicy": policy.get_bucket_policy,
+    "DeleteBucketPolicy": policy.delete_bucket_policy,
+    "GetBucketPolicyStatus": policy.get_bucket_policy_status,
+    "GetBucketAcl": acl.get_bucket_acl,
+    "PutBucketAcl": acl.put_bucket_acl,
+    "GetObjectAcl": acl.get_object_acl,
+    "PutObjectAcl": acl.put_object_acl,
 }
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.
@@ -98,11 +109,11 @@ SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "credentials", "region", "domains", "request_timeout", "cors")
+    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors")
 
-    def __init__(self, layer: ObjectLayer, credentials: Credentials, config: dict):
+    def __init__(self, layer: ObjectLayer, iam: IamService, config: dict):
         self.layer = layer
-        self.credentials = credentials
+        self.iam = iam
         self.region = config["region"]
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
@@ -120,6 +131,7 @@ class S3Api:
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             if operation not in SELF_AUTHENTICATED:
                 self.authenticate(request)
+                access.authorize(self, request, operation)
             self.layer.fence()
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
@@ -140,19 +152,22 @@ class S3Api:
             log.exception("CORS headers for %s %s", request.method, request.raw_path)
 
     def authenticate(self, request: S3Request) -> None:
+        """Verify the signature; an unsigned request is the anonymous principal's."""
         auth = sigv4.authenticate(
             request.method,
             request.raw_path,
             request.raw_query,
             request.headers,
-            self.credentials.secret_for,
+            self.iam.secret_for,
             time.time(),
             request.bucket if request.virtual_host else None,
         )
         if auth is None:
-            raise S3Error("AccessDenied", "Anonymous access is not allowed.")
+            request.principal = ANONYMOUS
+            return
         request.auth = auth
-        request.user = self.credentials.user_for(auth.access_key)
+        request.principal = self.iam.principal_for(auth.access_key)
+        request.user = request.principal.name
 
     def render_error(self, request: S3Request | None, resp: falcon.Response, error: S3Error, rid: str) -> None:
         resource = request.raw_path if request is not None else None
@@ -197,8 +212,8 @@ def _close_after_response(environ: dict) -> None:
             pass
 
 
-def create(layer: ObjectLayer, credentials: Credentials, config: dict) -> falcon.App:
+def create(layer: ObjectLayer, iam: IamService, config: dict) -> falcon.App:
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
-    app.add_sink(S3Api(layer, credentials, config), prefix="/")
+    app.add_sink(S3Api(layer, iam, config), prefix="/")
     return app

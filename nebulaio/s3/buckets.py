@@ -6,13 +6,8 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import xml
+from nebulaio.s3.acl import check_canned_acl
 from nebulaio.s3.body import read_body
-
-
-def check_canned_acl(acl: str | None) -> None:
-    """Refuse a canned ACL that would grant more than `private`: only the owner has access yet."""
-    if acl not in (None, "private"):
-        raise S3Error("NotImplemented", f"The canned ACL {acl!r} is not supported yet.")
 
 
 def list_buckets(api, request, resp) -> None:
@@ -31,8 +26,8 @@ def create_bucket(api, request, resp) -> None:
             LocationConstraint=location,
         )
     object_lock = request.header("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
-    check_canned_acl(request.header("x-amz-acl"))
-    api.layer.create_bucket(name, request.user, api.region, object_lock)
+    acl = check_canned_acl(request.header("x-amz-acl"))
+    api.layer.create_bucket(name, request.user, api.region, None if acl == "private" else acl, object_lock)
     resp.set_header("Location", "/" + name)
 
 

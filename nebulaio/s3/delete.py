@@ -11,6 +11,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.engine.objects import LOCKED_MESSAGE, check_version
 from nebulaio.s3 import xml
+from nebulaio.s3.access import authorize_key
 from nebulaio.s3.body import read_body, require_integrity_check
 from nebulaio.s3.objectlock import bypasses_governance
 
@@ -20,12 +21,13 @@ MAX_BODY = 8 * 1024 * 1024
 XML_TYPE = "application/xml"
 
 
-def _refusal(key: str, version: str | None) -> tuple[str, str] | None:
-    """(code, message) when this one key cannot be deleted, else None."""
+def _refusal(api, request, key: str, version: str | None) -> tuple[str, str] | None:
+    """(code, message) when this one key cannot be deleted (or not by this principal), else None."""
     try:
         check_object_key(key)
         if version is not None:
             check_version(version)
+        authorize_key(api, request, "DeleteObjects", key, version)
     except S3Error as error:
         return error.code, error.message
     return None
@@ -46,7 +48,7 @@ def delete_objects(api, request, resp) -> None:
     quiet, objects = xml.parse_delete(read_body(request, api.request_timeout, MAX_BODY))
     if not objects or len(objects) > MAX_KEYS:
         raise S3Error("MalformedXML")
-    refusals = [_refusal(key, version) for key, version in objects]
+    refusals = [_refusal(api, request, key, version) for key, version in objects]
     doomed = [entry for entry, refusal in zip(objects, refusals, strict=True) if refusal is None]
     results = iter(api.layer.delete_many(request.bucket, doomed, bypasses_governance(request)) if doomed else ())
     outcomes = [

@@ -10,8 +10,8 @@ from functools import partial
 from nebulaio.engine import multipart
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.iam.credentials import canonical_id
 from nebulaio.s3 import arguments, xml
+from nebulaio.s3.acl import owner_of
 from nebulaio.s3.body import RequestPayload, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
 from nebulaio.s3.objectlock import lock_fields
@@ -43,8 +43,9 @@ def _checksum_algorithm(request) -> str | None:
     return value.lower()
 
 
-def _owner_xml(element: str, owner: str) -> str:
-    return f"<{element}><ID>{canonical_id(owner)}</ID><DisplayName>{xml.escape(owner)}</DisplayName></{element}>"
+def _owner_xml(element: str, owner: str | None) -> str:
+    owner_id, name = owner_of(owner)
+    return f"<{element}><ID>{owner_id}</ID><DisplayName>{xml.escape(name)}</DisplayName></{element}>"
 
 
 def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -14,11 +14,10 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.s3 import sigv4, xml
+from nebulaio.s3 import access, sigv4, xml
 from nebulaio.s3.body import RequestPayload
-from nebulaio.s3.buckets import check_canned_acl
 from nebulaio.s3.formdata import MultipartForm, boundary_of, missing_field
-from nebulaio.s3.objects import META_PREFIX, content_fields
+from nebulaio.s3.objects import META_PREFIX, content_fields, ownership
 from nebulaio.s3.postpolicy import check_policy, parse_policy
 from nebulaio.s3.versioning import version_header
 
@@ -86,13 +85,18 @@ def post_object(api, request, resp) -> None:
     if "key" not in fields:
         raise missing_field("key")
     key = fields["key"] = fields["key"].replace(FILENAME_VARIABLE, form.filename)
-    if sigv4.authenticate_form(fields, api.credentials.secret_for) is None:
+    signing = sigv4.authenticate_form(fields, api.iam.secret_for)
+    if signing is None:
         raise S3Error("AccessDenied", ANONYMOUS_MESSAGE)
+    request.auth = signing
+    request.principal = api.iam.principal_for(signing.access_key)
+    request.user = request.principal.name
+    access.authorize_key(api, request, "PostObject", key)
     policy = parse_policy(fields["policy"])
     check_policy(policy, fields, request.bucket, time.time())
     check_object_key(key)
-    check_canned_acl(fields.get("acl"))
     stored = content_fields(fields)
+    stored.update(ownership(request.user, fields.get("acl")))
     _check_headers(stored)
     record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored)
     version_header(resp, record)

@@ -87,6 +87,7 @@ class S3Request:
         "request_id",
         "auth",
         "user",
+        "principal",
         "virtual_host",
     )
 
@@ -107,6 +108,7 @@ class S3Request:
         self.headers = headers_of(environ)
         self.auth = None
         self.user = None
+        self.principal = None
         bucket = _virtual_host_bucket(self.headers.get("host", ""), domains) if domains else None
         path = self.raw_path
         self.virtual_host = bucket is not None

@@ -44,6 +44,12 @@ _BUCKET_OPERATIONS = {
     ("DELETE", "cors"): "DeleteBucketCors",
     ("GET", "object-lock"): "GetObjectLockConfiguration",
     ("PUT", "object-lock"): "PutObjectLockConfiguration",
+    ("GET", "policy"): "GetBucketPolicy",
+    ("PUT", "policy"): "PutBucketPolicy",
+    ("DELETE", "policy"): "DeleteBucketPolicy",
+    ("GET", "policyStatus"): "GetBucketPolicyStatus",
+    ("GET", "acl"): "GetBucketAcl",
+    ("PUT", "acl"): "PutBucketAcl",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -65,6 +71,8 @@ _OBJECT_OPERATIONS = {
     ("PUT", "retention"): "PutObjectRetention",
     ("GET", "legal-hold"): "GetObjectLegalHold",
     ("PUT", "legal-hold"): "PutObjectLegalHold",
+    ("GET", "acl"): "GetObjectAcl",
+    ("PUT", "acl"): "PutObjectAcl",
 }
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))

@@ -6,6 +6,7 @@ its group) when its fixture ends; readiness is polled on /health/ready, never sl
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -418,3 +419,68 @@ class S3Connection:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# --- identities, before the Admin API drives them ------------------------------------------
+
+
+def iam_service(node: Node):
+    """The engine's IamService of a running node, driven from the test process.
+
+    Its changes are real iam.* commands submitted to the node's supervisor over its IPC
+    socket (what a worker does); its reads come from the node's LMDB replica, opened here
+    read-only as a worker opens it.
+    """
+    from nebulaio.cluster.ipc import SupervisorClient
+    from nebulaio.iam.credentials import Credentials
+    from nebulaio.iam.service import IamService
+    from nebulaio.meta import MetaReader, open_env
+    from nebulaio.storage.layout import DataLayout
+
+    layout = DataLayout(str(node.data))
+    reader = MetaReader(open_env(layout.kv_dir, readonly=True))
+    return IamService(
+        reader, SupervisorClient(layout.ipc_socket), Credentials(ROOT_USER, ROOT_PASSWORD), layout.cluster_secret("")
+    )
+
+
+@pytest.fixture(scope="session")
+def iam(node):
+    return iam_service(node)
+
+
+@pytest.fixture
+def new_user(iam, node):
+    """new_user(*policy documents) -> (name, boto3 client signed with the user's new key).
+
+    Each document becomes a managed policy attached to the user; everything is deleted after
+    the test.
+    """
+    created_users, created_policies = [], []
+
+    def make(*documents, groups=()):
+        name = f"user-{uuid.uuid4().hex[:12]}"
+        iam.create_user(name)
+        created_users.append(name)
+        for document in documents:
+            policy = f"policy-{uuid.uuid4().hex[:12]}"
+            iam.put_policy(policy, document if isinstance(document, str) else json.dumps(document))
+            created_policies.append(policy)
+            iam.attach_policy(policy, user=name)
+        for group in groups:
+            iam.add_user_to_group(group, name)
+        pair = iam.create_access_key(name)
+        return name, make_client(node.s3_url, access_key=pair["accessKey"], secret_key=pair["secretKey"]), pair
+
+    yield make
+    for name in created_users:
+        iam.delete_user(name)
+    for policy in created_policies:
+        for group in iam.get_policy(policy)["groups"]:
+            iam.detach_policy(policy, group=group)
+        iam.delete_policy(policy)
+
+
+def allow(actions, resources, effect="Allow", **extra) -> dict:
+    """A one-statement identity policy document."""
+    return {"Version": "2012-10-17", "Statement": [dict(Effect=effect, Action=actions, Resource=resources, **extra)]}

@@ -1,0 +1,55 @@
+"""Bucket policies: Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus (`?policy`, `?policyStatus`).
+
+The policy is the bucket's "policy" setting: the document as given and a revision (the
+request id that stored it), by which workers cache its compiled form.
+"""
+
+from __future__ import annotations
+
+from nebulaio.engine.errors import S3Error
+from nebulaio.iam.policy import BUCKET_POLICY_LIMIT, PolicyError, parse
+from nebulaio.s3 import xml
+from nebulaio.s3.body import read_body
+
+JSON_TYPE = "application/json"
+XML_TYPE = "application/xml"
+# A policy of BUCKET_POLICY_LIMIT bytes is refused with MalformedPolicy; a body far beyond it is not read.
+MAX_BODY = 2 * BUCKET_POLICY_LIMIT
+
+
+def put_bucket_policy(api, request, resp) -> None:
+    api.layer.bucket(request.bucket)
+    body = read_body(request, api.request_timeout, MAX_BODY)
+    try:
+        policy = parse(body, request.bucket)
+    except PolicyError as exc:
+        raise S3Error("MalformedPolicy", str(exc)) from None
+    api.layer.configure_bucket(request.bucket, "policy", {"document": policy.text, "revision": request.request_id})
+    resp.status = 204
+
+
+def _stored_policy(api, request) -> dict:
+    stored = api.layer.bucket(request.bucket).get("policy")
+    if stored is None:
+        raise S3Error("NoSuchBucketPolicy", BucketName=request.bucket)
+    return stored
+
+
+def get_bucket_policy(api, request, resp) -> None:
+    resp.content_type = JSON_TYPE
+    resp.data = _stored_policy(api, request)["document"].encode()
+
+
+def delete_bucket_policy(api, request, resp) -> None:
+    api.layer.configure_bucket(request.bucket, "policy", None)
+    resp.status = 204
+
+
+def get_bucket_policy_status(api, request, resp) -> None:
+    """IsPublic: whether the policy allows everyone something no source address narrows."""
+    bucket = api.layer.bucket(request.bucket)
+    if bucket.get("policy") is None:
+        raise S3Error("NoSuchBucketPolicy", BucketName=request.bucket)
+    public = api.iam.bucket_policy(bucket).public
+    resp.content_type = XML_TYPE
+    resp.data = xml.document("PolicyStatus", f"<IsPublic>{xml.TRUE_FALSE[public]}</IsPublic>")
