@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import lmdb
 
-from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
+from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, object_key
-from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
+from nebulaio.meta.records import BUCKET, OBJECT, STATS, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
 from nebulaio.meta.versions import (
     BATCH_SEQ_BITS,
@@ -54,12 +54,23 @@ class _Batch:
 class Applier:
     """Applies committed batches to the replica and releases the object bytes they orphan."""
 
-    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system", "_uploads", "_versions")
+    __slots__ = (
+        "_buckets",
+        "_env",
+        "_handlers",
+        "_objects",
+        "_release",
+        "_stats",
+        "_system",
+        "_uploads",
+        "_versions",
+    )
 
     def __init__(self, env: lmdb.Environment, release: Release) -> None:
         self._env = env
         self._release = release
         self._buckets, self._objects, self._system = open_databases(env)
+        self._stats = env.open_db(STATS_DB, create=False)
         self._uploads = UploadCommands(env, self._buckets, self._object_put)
         self._versions = Versions(env)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
@@ -72,6 +83,37 @@ class Applier:
             "object.update": self._object_update,
             **self._uploads.handlers(),
         }
+        self._count_uncounted_buckets()
+
+    def _count_uncounted_buckets(self) -> None:
+        """Give every bucket that has no counters yet (a replica older than them) its counters.
+
+        NOTE: derived from the replica's state alone, so every replica arrives at the same ones.
+        """
+        with self._env.begin(write=True) as txn:
+            names = list(txn.cursor(db=self._buckets).iternext(values=False))
+            for name in names:
+                if txn.get(name, db=self._stats) is not None:
+                    continue
+                prefix = bucket_prefix(name.decode())
+                objects = size = 0
+                cursor = txn.cursor(db=self._objects)
+                if cursor.set_range(prefix):
+                    for key, value in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        objects += 1
+                        size += OBJECT.decode_header(value)["size"]
+                txn.put(name, STATS.encode({"objects": objects, "bytes": size}), db=self._stats)
+
+    def _count(self, batch: _Batch, bucket: str, objects: int, size: int) -> None:
+        """Move a bucket's counters by a change of its current versions."""
+        name = bucket.encode()
+        stored = batch.txn.get(name, db=self._stats)
+        stats = STATS.decode_header(stored) if stored is not None else {"objects": 0, "bytes": 0}
+        stats["objects"] += objects
+        stats["bytes"] += size
+        batch.txn.put(name, STATS.encode(stats), db=self._stats)
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
         """Apply one raft entry; None when it was already applied (a replay after restart)."""
@@ -119,6 +161,7 @@ class Applier:
                 return {"status": "BucketAlreadyOwnedByYou"}
             return {"status": "BucketAlreadyExists"}
         batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
+        batch.txn.put(name.encode(), STATS.encode({"objects": 0, "bytes": 0}), db=self._stats)
         return {"status": "ok"}
 
     def _bucket_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -132,6 +175,7 @@ class Applier:
         # NOTE: S3 deletes a bucket whose only content is open multipart uploads, with them.
         self._uploads.abort_all(batch, name)
         batch.txn.delete(name.encode(), db=self._buckets)
+        batch.txn.delete(name.encode(), db=self._stats)
         return {"status": "ok"}
 
     def _bucket_configure(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -218,6 +262,10 @@ class Applier:
             record["version"] = format_version(seq) if versioning == ENABLED else NULL_VERSION
         self._retire_current(batch, bucket, record["key"], lmdb_key, stored, current, versioning, record["mtime"])
         batch.txn.put(lmdb_key, OBJECT.encode(record, blob or b""), db=self._objects)
+        if current is None:
+            self._count(batch, bucket, 1, record["size"])
+        else:
+            self._count(batch, bucket, 0, record["size"] - current["size"])
         return {"status": "ok", "version": record.get("version")}
 
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -258,6 +306,7 @@ class Applier:
             self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, since=0)
             if current is not None:
                 batch.txn.delete(lmdb_key, db=self._objects)
+                self._count(batch, bucket, -1, -current["size"])
             return {"status": "ok"}
         seq = batch.next_seq()
         marker = {
@@ -271,15 +320,18 @@ class Applier:
         self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, marker["mtime"])
         if current is not None:
             batch.txn.delete(lmdb_key, db=self._objects)
+            self._count(batch, bucket, -1, -current["size"])
         self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
         return {"status": "ok", "marker": True, "version": marker["version"]}
 
     def _delete_version(self, batch: _Batch, bucket: str, key: str, lmdb_key: bytes, version: str) -> dict:
         """Delete one version for good; the next one becomes current when it is not a delete marker."""
         stored = batch.txn.get(lmdb_key, db=self._objects)
-        if stored is not None and version_of(OBJECT.decode_header(stored)) == version:
-            self._free(batch, bucket, OBJECT.decode_header(stored))
+        current = None if stored is None else OBJECT.decode_header(stored)
+        if current is not None and version_of(current) == version:
+            self._free(batch, bucket, current)
             batch.txn.delete(lmdb_key, db=self._objects)
+            self._count(batch, bucket, -1, -current["size"])
             self._promote(batch, bucket, key, lmdb_key)
             return {"status": "ok", "version": version}
         found = self._versions.find(batch.txn, bucket, key, version)
@@ -326,6 +378,7 @@ class Applier:
             return
         header.pop("noncurrent_since", None)
         batch.txn.put(lmdb_key, OBJECT.encode(header, inline), db=self._objects)
+        self._count(batch, bucket, 1, header["size"])
         self._versions.remove(batch.txn, bucket, key, newest[0], lmdb_key)
 
     @staticmethod

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import lmdb
 
-from nebulaio.meta.env import open_databases, read_applied
+from nebulaio.meta.env import STATS_DB, open_databases, read_applied
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
-from nebulaio.meta.records import BUCKET, OBJECT
+from nebulaio.meta.records import BUCKET, OBJECT, STATS
 from nebulaio.meta.uploads import UploadReader
 from nebulaio.meta.versions import Versions, version_of
 
@@ -49,11 +49,12 @@ EMPTY_VERSION_PAGE = VersionPage([], [], False, None, None)
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "uploads")
+    __slots__ = ("_buckets", "_env", "_objects", "_stats", "_system", "_versions", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
         self._buckets, self._objects, self._system = open_databases(env)
+        self._stats = env.open_db(STATS_DB, create=False)
         self._versions = Versions(env)
         self.uploads = UploadReader(env)
 
@@ -70,6 +71,11 @@ class MetaReader:
         """Every bucket, sorted by name."""
         with self._env.begin(db=self._buckets) as txn:
             return [BUCKET.decode_header(value) for value in txn.cursor().iternext(keys=False)]
+
+    def bucket_usage(self) -> dict[str, dict]:
+        """{bucket: {"objects", "bytes"}} of every bucket's current versions, from apply's counters."""
+        with self._env.begin(db=self._stats) as txn:
+            return {name.decode(): STATS.decode_header(value) for name, value in txn.cursor()}
 
     def bucket_is_empty(self, name: str) -> bool:
         prefix = bucket_prefix(name)
