@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from setproctitle import setproctitle
 
 from nebulaio import config as configuration
 from nebulaio.storage.layout import DataLayout
+from nebulaio.util import keyfile
 
 log = logging.getLogger("nebulaio.node")
 
@@ -88,7 +90,11 @@ def run(config: dict) -> int:
             "!" * 78,
         )
     layout = DataLayout(config["data"])
+    # The request counters of the node's previous run: its metrics start again from zero.
+    shutil.rmtree(layout.metrics_dir, ignore_errors=True)
     layout.create()
+    # NOTE: resolved here, before any worker starts, so that every worker signs with the same secret.
+    config = dict(config, admin_secret=config["admin_secret"] or keyfile.read_or_create(layout.admin_secret_file))
     env = dict(os.environ, **{configuration.RESOLVED_ENV: configuration.export(config)})
 
     stop = StopRequest()

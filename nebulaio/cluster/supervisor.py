@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import queue
-import secrets
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
+from nebulaio.util import keyfile
 
 log = logging.getLogger("nebulaio.supervisor")
 
@@ -33,20 +33,7 @@ BATCHES_IN_FLIGHT = 2
 
 def cluster_secret(config: dict, layout: DataLayout) -> str:
     """The configured secret, else one generated on first start and kept beside the metadata."""
-    if config["cluster_secret"]:
-        return config["cluster_secret"]
-    path = layout.secret_file
-    try:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip()
-    except FileNotFoundError:
-        secret = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secret)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return secret
+    return config["cluster_secret"] or keyfile.read_or_create(layout.secret_file)
 
 
 class GroupCommitter:
