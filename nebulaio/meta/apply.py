@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import lmdb
 
-from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, read_applied
+from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, read_applied, read_token_generation, tokens_key
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.records import BUCKET, OBJECT, STATS, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
@@ -81,6 +81,7 @@ class Applier:
             "object.delete": self._object_delete,
             "object.delete_many": self._object_delete_many,
             "object.update": self._object_update,
+            "auth.revoke": self._auth_revoke,
             **self._uploads.handlers(),
         }
         self._count_uncounted_buckets()
@@ -197,6 +198,13 @@ class Applier:
             record[setting] = value
         batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
         return {"status": "ok"}
+
+    def _auth_revoke(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Revoke every Admin API token issued to a user so far (logout)."""
+        user = command["user"]
+        generation = read_token_generation(batch.txn, self._system, user) + 1
+        batch.txn.put(tokens_key(user), SYSTEM.encode({"generation": generation}), db=self._system)
+        return {"status": "ok", "generation": generation}
 
     def _object_update(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """Change fields of a stored version in place (tags, retention, legal hold): not a new version.

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import lmdb
 
-from nebulaio.meta.env import STATS_DB, open_databases, read_applied
+from nebulaio.meta.env import STATS_DB, open_databases, read_applied, read_token_generation
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.records import BUCKET, OBJECT, STATS
 from nebulaio.meta.uploads import UploadReader
@@ -61,6 +61,11 @@ class MetaReader:
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:
             return read_applied(txn, self._system)
+
+    def token_generation(self, user: str) -> int:
+        """Admin API tokens issued to `user` carry this; revoking them raises it."""
+        with self._env.begin(db=self._system) as txn:
+            return read_token_generation(txn, self._system, user)
 
     def get_bucket(self, name: str) -> dict | None:
         with self._env.begin(db=self._buckets) as txn:

@@ -171,3 +171,10 @@ def test_bucket_usage_of_a_replica_older_than_the_counters(replica, tmp_path):
         txn.drop(stats, delete=False)
     Applier(replica.env, lambda *version: None)
     assert replica.reader.bucket_usage() == {BUCKET: {"objects": 1, "bytes": 3}}
+
+
+def test_revoking_tokens_raises_the_users_generation(replica):
+    assert replica.reader.token_generation("admin") == 0
+    results = replica.apply({"op": "auth.revoke", "user": "admin"}, {"op": "auth.revoke", "user": "admin"})
+    assert [r["generation"] for r in results] == [1, 2]
+    assert (replica.reader.token_generation("admin"), replica.reader.token_generation("other")) == (2, 0)
