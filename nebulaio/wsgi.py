@@ -36,9 +36,10 @@ def build(config: dict | None = None):
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, credentials, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
+    admin = admin_app.create(layer, credentials, config, layout.metrics_dir)
     by_port = {
         port("s3_address"): s3,
-        port("admin_address"): admin_app.create(layer),
+        port("admin_address"): admin,
         port("console_address"): console_app.create(),
     }
 

@@ -113,8 +113,9 @@ class ObjectLayer:
         refusal = refusals.get(status)
         raise S3Error(status) if refusal is None else refusal()
 
-    def status(self) -> dict:
-        return self.supervisor.call({"type": "status"}, timeout=5.0)
+    def status(self, detail: bool = False) -> dict:
+        """The supervisor's raft status; with `detail`, also its process, memory and disk figures."""
+        return self.supervisor.call({"type": "status", "detail": detail}, timeout=5.0)
 
     # -- buckets --------------------------------------------------------------------------
 
