@@ -314,6 +314,8 @@ def _engine_error(req, resp, error: S3Error, params) -> None:
 
 def _http_error(req, resp, error: falcon.HTTPError, params) -> None:
     code = FALCON_CODES.get(error.status_code, "InvalidRequest")
+    if error.headers:
+        resp.set_headers(error.headers)
     _render(resp, error.status_code, code, error.description or error.title)
 
 
