@@ -41,7 +41,7 @@ def _requests(lines: list[str], totals: Totals) -> None:
         lines.append(f"nebulaio_s3_request_duration_seconds_sum{labels} {totals.latency_sum[operation]:.6f}")
         lines.append(f"nebulaio_s3_request_duration_seconds_count{labels} {cumulative}")
     for name, values, help_text in (
-        ("nebulaio_s3_received_bytes_total", totals.bytes_in, "Bytes of S3 request bodies, by operation."),
+        ("nebulaio_s3_received_bytes_total", totals.bytes_in, "Bytes of successful S3 requests' bodies, by operation."),
         ("nebulaio_s3_sent_bytes_total", totals.bytes_out, "Bytes of S3 response bodies, by operation."),
     ):
         _family(lines, name, "counter", help_text)

@@ -185,9 +185,13 @@ class S3Api:
 
 
 def _sizes(environ: dict, resp: falcon.Response) -> tuple[int, int]:
-    """Bytes of the request's body (as declared) and of the response's body, for the metrics."""
+    """Bytes of the request's body and of the response's body, for the metrics.
+
+    NOTE: a request's declared length counts only when it succeeded, so its body was read whole;
+    a refused one may declare any length (1e30 included) and send none of it.
+    """
     declared = environ.get("CONTENT_LENGTH") or ""
-    received = int(declared) if declared.isdigit() else 0
+    received = int(declared) if declared.isdigit() and resp.status_code < 300 else 0
     if resp.data is not None:
         return received, len(resp.data)
     if resp.stream is not None:
