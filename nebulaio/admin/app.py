@@ -198,7 +198,7 @@ class Buckets:
         self._region = region
 
     def on_get(self, req, resp):
-        usage = self._layer.reader.bucket_usage()
+        usage = self._layer.bucket_usage()
         resp.media = {
             "buckets": [_bucket_summary(record, usage.get(record["name"])) for record in self._layer.list_buckets()]
         }
@@ -218,7 +218,7 @@ class Bucket:
 
     def on_get(self, req, resp, name):
         record = self._layer.bucket(name)
-        details = _bucket_summary(record, self._layer.reader.bucket_usage().get(name))
+        details = _bucket_summary(record, self._layer.bucket_usage().get(name))
         lifecycle = record.get("lifecycle")
         details.update(
             versioning=record.get("versioning") or "Off",
@@ -284,7 +284,7 @@ class Metrics:
         except SupervisorUnavailable:
             status = None
         resp.content_type = metrics.CONTENT_TYPE
-        resp.data = metrics.render(self._metrics_dir, status, self._layer.reader.bucket_usage())
+        resp.data = metrics.render(self._metrics_dir, status, self._layer.bucket_usage())
 
 
 class OpenApi:

@@ -122,6 +122,10 @@ class ObjectLayer:
     def list_buckets(self) -> list[dict]:
         return self.reader.list_buckets()
 
+    def bucket_usage(self) -> dict[str, dict]:
+        """{bucket: {"objects", "bytes"}} of the current versions, from the counters apply keeps."""
+        return self.reader.bucket_usage()
+
     def bucket(self, name: str) -> dict:
         record = self.reader.get_bucket(name)
         if record is None:
