@@ -44,7 +44,15 @@ setup(
         "cryptography>=41",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "boto3>=1.44", "requests>=2.31", "trustme>=1.1", "awscli>=1.46"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "boto3>=1.44",
+            "requests>=2.31",
+            "trustme>=1.1",
+            "awscli>=1.46",
+            "schemathesis>=4",
+        ],
         "bench": ["moto[server]>=5"],
     },
     entry_points={"console_scripts": ["nebulaio = nebulaio.cli:main"]},

@@ -1,4 +1,4 @@
-"""Command line: `nebulaio server [--data DIR] [--config FILE] [--<setting> VALUE ...]`."""
+"""Command line: `nebulaio server [--data DIR] [--config FILE] [--<setting> VALUE ...]`, `nebulaio admin ...`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from nebulaio import __version__
 from nebulaio import config as configuration
+from nebulaio.admin import cli as admin_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     for setting in configuration.SETTINGS:
         server.add_argument(setting.flag, dest=setting.name, default=None, help=f"{setting.help} [{setting.env}]")
     commands.add_parser("print-config", help="print the documented default configuration file")
+    admin_cli.add_parser(commands)
     return parser
 
 
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "print-config":
         sys.stdout.write(configuration.render_toml())
         return 0
+    if args.command == "admin":
+        return admin_cli.run(args)
     flags = {s.name: getattr(args, s.name) for s in configuration.SETTINGS}
     try:
         config = configuration.resolve(args.config, flags)

@@ -69,6 +69,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "root_password", DEFAULT_ROOT_PASSWORD, "Root secret key. Change it: the default is public.", section="auth"
     ),
+    Setting(
+        "admin_secret",
+        "",
+        "Secret that signs Admin API tokens (HS256); generated and kept in the data directory if empty. "
+        "Nodes that share it accept each other's tokens.",
+        section="auth",
+    ),
+    Setting("admin_token_ttl", 900, "Seconds an Admin API access token stays valid.", int, "auth"),
+    Setting(
+        "admin_refresh_ttl", 7 * 86400, "Seconds an Admin API refresh token stays valid (until revoked).", int, "auth"
+    ),
     Setting("region", "us-east-1", "Region this node reports (GetBucketLocation, signing).", section="s3"),
     Setting(
         "domain",

@@ -56,7 +56,7 @@ class NodeWorker(ThreadWorker):
             port = None
         if port == self.admin_port:
             content_type = "application/json"
-            body = orjson.dumps({"error": code, "message": message, "requestId": rid})
+            body = orjson.dumps({"error": {"code": code, "message": message, "requestId": rid}})
         else:
             content_type = "application/xml"
             body = xml.error(code, message, rid)

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,7 +89,11 @@ def run(config: dict) -> int:
             "!" * 78,
         )
     layout = DataLayout(config["data"])
+    # The request counters of the node's previous run: its metrics start again from zero.
+    shutil.rmtree(layout.metrics_dir, ignore_errors=True)
     layout.create()
+    # NOTE: resolved here, before any worker starts, so that every worker signs with the same secret.
+    config = dict(config, admin_secret=layout.admin_secret(config["admin_secret"]))
     env = dict(os.environ, **{configuration.RESOLVED_ENV: configuration.export(config)})
 
     stop = StopRequest()

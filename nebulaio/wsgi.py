@@ -17,6 +17,7 @@ from nebulaio.meta import MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
+from nebulaio.util.metrics import RequestMetrics
 
 
 def build(config: dict | None = None):
@@ -39,10 +40,11 @@ def build(config: dict | None = None):
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
 
-    s3 = s3_app.create(layer, iam, config)
+    s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
+    admin = admin_app.create(layer, credentials, config, layout.metrics_dir)
     by_port = {
         port("s3_address"): s3,
-        port("admin_address"): admin_app.create(layer),
+        port("admin_address"): admin,
         port("console_address"): console_app.create(),
     }
 

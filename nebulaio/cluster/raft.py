@@ -20,6 +20,9 @@ log = logging.getLogger("nebulaio.raft")
 
 ApplyBatch = Callable[[int, list], list | None]
 
+PARTNER_STATUS = "partner_node_status_server_"
+"""getStatus() names each voting partner's connection state by this prefix and its address."""
+CONNECTED = 2
 IDLE_TICK = 0.05
 BUSY_TICK = 0.001
 
@@ -138,6 +141,12 @@ class MetadataLog(SyncObj):
             "commit_index": raw.get("commit_idx"),
             "last_applied": raw.get("last_applied"),
             "ready": self.isReady() and leader is not None,
+            "members": [{"address": str(raw.get("self")), "self": True, "connected": True}]
+            + [
+                {"address": name.removeprefix(PARTNER_STATUS), "self": False, "connected": value == CONNECTED}
+                for name, value in raw.items()
+                if name.startswith(PARTNER_STATUS)
+            ],
         }
 
     # Snapshots: LMDB already holds the state, so a dump is raft's own bookkeeping only.

@@ -15,6 +15,8 @@ import signal
 import threading
 import time
 
+import psutil
+
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
 from nebulaio.cluster.raft import MetadataLog, describe_failure
@@ -22,6 +24,7 @@ from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
+from nebulaio.util import processes
 
 log = logging.getLogger("nebulaio.supervisor")
 
@@ -109,6 +112,7 @@ class Supervisor:
         self.config = config
         self.layout = DataLayout(config["data"])
         self.started = time.time()
+        self._process = psutil.Process()
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> int:
@@ -190,7 +194,7 @@ class Supervisor:
                 elif kind == "barrier":
                     answer = await committer.barrier()
                 elif kind == "status":
-                    answer = self.status()
+                    answer = self.status(document.get("detail", False))
                 else:
                     answer = {"status": "InvalidRequest", "reason": f"unknown request {kind!r}"}
                 writer.writelines(ipc.encode(answer))
@@ -202,11 +206,14 @@ class Supervisor:
         finally:
             writer.close()
 
-    def status(self) -> dict:
+    def status(self, detail: bool = False) -> dict:
+        """Raft's view and the applied index; with `detail`, this node's process, memory and disk."""
         status = self.raft.status()
         status["applied_index"] = self.reader.applied_index()
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
+        if detail:
+            status["node"] = self._node_figures()
         return status
 
     async def _register(self, committer: GroupCommitter) -> None:
@@ -236,6 +243,16 @@ class Supervisor:
                     log.info("node %s registered", self.node_id)
                     return
             await asyncio.sleep(REGISTER_RETRY)
+
+    def _node_figures(self) -> dict:
+        figures = {"supervisor": processes.figures(self._process)}
+        memory = psutil.virtual_memory()
+        disk = psutil.disk_usage(self.layout.root)
+        figures["memory"] = {"total": memory.total, "available": memory.available, "used": memory.used}
+        figures["disk"] = {"path": self.layout.root, "total": disk.total, "used": disk.used, "free": disk.free}
+        figures["cpus"] = psutil.cpu_count()
+        figures["load"] = list(psutil.getloadavg())
+        return figures
 
     async def _housekeeping(self, store: ObjectStore, env) -> None:
         """Once the log is applied, sweep bytes no metadata points to; check LMDB readers."""

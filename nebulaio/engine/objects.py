@@ -141,13 +141,18 @@ class ObjectLayer:
         refusal = refusals.get(status)
         raise S3Error(status) if refusal is None else refusal()
 
-    def status(self) -> dict:
-        return self.supervisor.call({"type": "status"}, timeout=5.0)
+    def status(self, detail: bool = False) -> dict:
+        """The supervisor's raft status; with `detail`, also its process, memory and disk figures."""
+        return self.supervisor.call({"type": "status", "detail": detail}, timeout=5.0)
 
     # -- buckets --------------------------------------------------------------------------
 
     def list_buckets(self) -> list[dict]:
         return self.reader.list_buckets()
+
+    def bucket_usage(self) -> dict[str, dict]:
+        """{bucket: {"objects", "bytes"}} of the current versions, from the counters apply keeps."""
+        return self.reader.bucket_usage()
 
     def bucket(self, name: str) -> dict:
         record = self.reader.get_bucket(name)

@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import lmdb
 
-from nebulaio.meta.env import APPLIED_KEY, open_databases, read_applied
+from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, read_applied, read_token_generation, tokens_key
 from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
-from nebulaio.meta.records import BUCKET, OBJECT, SYSTEM
+from nebulaio.meta.records import BUCKET, OBJECT, STATS, SYSTEM
 from nebulaio.meta.uploads import UploadCommands
 from nebulaio.meta.versions import (
     BATCH_SEQ_BITS,
@@ -57,12 +57,23 @@ class _Batch:
 class Applier:
     """Applies committed batches to the replica and releases the object bytes they orphan."""
 
-    __slots__ = ("_buckets", "_env", "_handlers", "_objects", "_release", "_system", "_uploads", "_versions")
+    __slots__ = (
+        "_buckets",
+        "_env",
+        "_handlers",
+        "_objects",
+        "_release",
+        "_stats",
+        "_system",
+        "_uploads",
+        "_versions",
+    )
 
     def __init__(self, env: lmdb.Environment, release: Release) -> None:
         self._env = env
         self._release = release
         self._buckets, self._objects, self._system = open_databases(env)
+        self._stats = env.open_db(STATS_DB, create=False)
         self._uploads = UploadCommands(env, self._buckets, self._object_put)
         self._versions = Versions(env)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
@@ -73,10 +84,42 @@ class Applier:
             "object.delete": self._object_delete,
             "object.delete_many": self._object_delete_many,
             "object.update": self._object_update,
+            "auth.revoke": self._auth_revoke,
             **self._uploads.handlers(),
             **Nodes(env).handlers(),
             **IamCommands(env).handlers(),
         }
+        self._count_uncounted_buckets()
+
+    def _count_uncounted_buckets(self) -> None:
+        """Give every bucket that has no counters yet (a replica older than them) its counters.
+
+        NOTE: derived from the replica's state alone, so every replica arrives at the same ones.
+        """
+        with self._env.begin(write=True) as txn:
+            names = list(txn.cursor(db=self._buckets).iternext(values=False))
+            for name in names:
+                if txn.get(name, db=self._stats) is not None:
+                    continue
+                prefix = bucket_prefix(name.decode())
+                objects = size = 0
+                cursor = txn.cursor(db=self._objects)
+                if cursor.set_range(prefix):
+                    for key, value in cursor:
+                        if not key.startswith(prefix):
+                            break
+                        objects += 1
+                        size += OBJECT.decode_header(value)["size"]
+                txn.put(name, STATS.encode({"objects": objects, "bytes": size}), db=self._stats)
+
+    def _count(self, batch: _Batch, bucket: str, objects: int, size: int) -> None:
+        """Move a bucket's counters by a change of its current versions."""
+        name = bucket.encode()
+        stored = batch.txn.get(name, db=self._stats)
+        stats = STATS.decode_header(stored) if stored is not None else {"objects": 0, "bytes": 0}
+        stats["objects"] += objects
+        stats["bytes"] += size
+        batch.txn.put(name, STATS.encode(stats), db=self._stats)
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
         """Apply one raft entry; None when it was already applied (a replay after restart)."""
@@ -129,6 +172,7 @@ class Applier:
                 return {"status": "BucketAlreadyOwnedByYou"}
             return {"status": "BucketAlreadyExists"}
         batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
+        batch.txn.put(name.encode(), STATS.encode({"objects": 0, "bytes": 0}), db=self._stats)
         return {"status": "ok"}
 
     def _bucket_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -142,6 +186,7 @@ class Applier:
         # NOTE: S3 deletes a bucket whose only content is open multipart uploads, with them.
         self._uploads.abort_all(batch, name)
         batch.txn.delete(name.encode(), db=self._buckets)
+        batch.txn.delete(name.encode(), db=self._stats)
         return {"status": "ok"}
 
     def _bucket_configure(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -163,6 +208,13 @@ class Applier:
             record[setting] = value
         batch.txn.put(name.encode(), BUCKET.encode(record), db=self._buckets)
         return {"status": "ok"}
+
+    def _auth_revoke(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Revoke every Admin API token issued to a user so far (logout)."""
+        user = command["user"]
+        generation = read_token_generation(batch.txn, self._system, user) + 1
+        batch.txn.put(tokens_key(user), SYSTEM.encode({"generation": generation}), db=self._system)
+        return {"status": "ok", "generation": generation}
 
     def _object_update(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """Change fields of a stored version in place (tags, retention, legal hold): not a new version.
@@ -244,6 +296,10 @@ class Applier:
             record["version"] = format_version(seq) if versioning == ENABLED else NULL_VERSION
         self._retire_current(batch, bucket, record["key"], lmdb_key, stored, current, versioning, record["mtime"])
         batch.txn.put(lmdb_key, OBJECT.encode(record, blob or b""), db=self._objects)
+        if current is None:
+            self._count(batch, bucket, 1, record["size"])
+        else:
+            self._count(batch, bucket, 0, record["size"] - current["size"])
         return {"status": "ok", "version": record.get("version")}
 
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -307,6 +363,7 @@ class Applier:
             self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, since=0)
             if current is not None:
                 batch.txn.delete(lmdb_key, db=self._objects)
+                self._count(batch, bucket, -1, -current["size"])
             return {"status": "ok"}
         seq = batch.next_seq()
         marker = {
@@ -320,6 +377,7 @@ class Applier:
         self._retire_current(batch, bucket, key, lmdb_key, stored, current, versioning, marker["mtime"])
         if current is not None:
             batch.txn.delete(lmdb_key, db=self._objects)
+            self._count(batch, bucket, -1, -current["size"])
         self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
         return {"status": "ok", "marker": True, "version": marker["version"]}
 
@@ -340,6 +398,7 @@ class Applier:
                 return {"status": refusal}
             self._free(batch, bucket, current)
             batch.txn.delete(lmdb_key, db=self._objects)
+            self._count(batch, bucket, -1, -current["size"])
             self._promote(batch, bucket, key, lmdb_key)
             return {"status": "ok", "version": version}
         found = self._versions.find(batch.txn, bucket, key, version)
@@ -404,6 +463,7 @@ class Applier:
             return
         header.pop("noncurrent_since", None)
         batch.txn.put(lmdb_key, OBJECT.encode(header, inline), db=self._objects)
+        self._count(batch, bucket, 1, header["size"])
         self._versions.remove(batch.txn, bucket, key, newest[0], lmdb_key)
 
     @staticmethod

@@ -22,10 +22,22 @@ VERSIONS_DB = b"versions"
 VKEYS_DB = b"vkeys"
 NODES_DB = b"nodes"
 IAM_DB = b"iam"
+STATS_DB = b"stats"
 CORE_DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
-DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB, VERSIONS_DB, VKEYS_DB, NODES_DB, IAM_DB)
+DATABASES = (*CORE_DATABASES, UPLOADS_DB, PARTS_DB, VERSIONS_DB, VKEYS_DB, NODES_DB, IAM_DB, STATS_DB)
 
 APPLIED_KEY = b"applied"
+TOKENS_PREFIX = b"tokens\0"
+"""system db: TOKENS_PREFIX + user -> {"generation"}; Admin API tokens of an older generation are refused."""
+
+
+def tokens_key(user: str) -> bytes:
+    return TOKENS_PREFIX + user.encode()
+
+
+def read_token_generation(txn: lmdb.Transaction, system_db: lmdb._Database, user: str) -> int:
+    value = txn.get(tokens_key(user), db=system_db)
+    return 0 if value is None else SYSTEM.decode_header(value)["generation"]
 
 
 def open_env(path: str, readonly: bool, map_size: int = MAP_SIZE) -> lmdb.Environment:

@@ -12,11 +12,11 @@ from typing import NamedTuple
 
 import lmdb
 
-from nebulaio.meta.env import open_databases, read_applied
+from nebulaio.meta.env import STATS_DB, open_databases, read_applied, read_token_generation
 from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.nodes import Nodes
-from nebulaio.meta.records import BUCKET, OBJECT
+from nebulaio.meta.records import BUCKET, OBJECT, STATS
 from nebulaio.meta.uploads import UploadReader
 from nebulaio.meta.versions import Versions, history_of, version_of
 
@@ -69,11 +69,12 @@ class HistoryPage(NamedTuple):
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_system", "_versions", "iam", "nodes", "uploads")
+    __slots__ = ("_buckets", "_env", "_objects", "_stats", "_system", "_versions", "iam", "nodes", "uploads")
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
         self._buckets, self._objects, self._system = open_databases(env)
+        self._stats = env.open_db(STATS_DB, create=False)
         self._versions = Versions(env)
         self.uploads = UploadReader(env)
         self.nodes = Nodes(env)
@@ -82,6 +83,11 @@ class MetaReader:
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:
             return read_applied(txn, self._system)
+
+    def token_generation(self, user: str) -> int:
+        """Admin API tokens issued to `user` carry this; revoking them raises it."""
+        with self._env.begin(db=self._system) as txn:
+            return read_token_generation(txn, self._system, user)
 
     def get_bucket(self, name: str) -> dict | None:
         with self._env.begin(db=self._buckets) as txn:
@@ -92,6 +98,11 @@ class MetaReader:
         """Every bucket, sorted by name."""
         with self._env.begin(db=self._buckets) as txn:
             return [BUCKET.decode_header(value) for value in txn.cursor().iternext(keys=False)]
+
+    def bucket_usage(self) -> dict[str, dict]:
+        """{bucket: {"objects", "bytes"}} of every bucket's current versions, from apply's counters."""
+        with self._env.begin(db=self._stats) as txn:
+            return {name.decode(): STATS.decode_header(value) for name, value in txn.cursor()}
 
     def bucket_is_empty(self, name: str) -> bool:
         prefix = bucket_prefix(name)

@@ -71,6 +71,10 @@ OBJECT = RecordType("object", 1, {})
 bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
 named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE")."""
 
+STATS = RecordType("stats", 1, {})
+"""A bucket's counters, kept by apply so that listing buckets with their usage reads one record
+each: {"objects", "bytes"} of its current versions (delete markers and noncurrent versions aside)."""
+
 SYSTEM = RecordType("system", 1, {})
 """Replica bookkeeping, e.g. {"index": n} under the key `applied`."""
 

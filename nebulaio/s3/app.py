@@ -37,6 +37,7 @@ from nebulaio.s3 import (
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.ids import request_id
+from nebulaio.util.metrics import RequestMetrics
 
 log = logging.getLogger("nebulaio.s3")
 
@@ -101,6 +102,9 @@ HANDLERS = {
     "GetObjectAcl": acl.get_object_acl,
     "PutObjectAcl": acl.put_object_acl,
 }
+UNCLASSIFIED = "Unclassified"
+"""What the request metrics call a request refused before it was found to be an operation."""
+OPERATIONS = (*HANDLERS, UNCLASSIFIED)
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.
 SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
@@ -109,10 +113,11 @@ SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors")
+    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors", "metrics")
 
-    def __init__(self, layer: ObjectLayer, iam: IamService, config: dict):
+    def __init__(self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics):
         self.layer = layer
+        self.metrics = metrics
         self.iam = iam
         self.region = config["region"]
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
@@ -120,6 +125,7 @@ class S3Api:
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
+        started = time.perf_counter()
         rid = request_id()
         headers = resp._headers  # PERF: falcon's own header dict, skipping set_header's checks
         headers["x-amz-request-id"] = rid
@@ -141,6 +147,9 @@ class S3Api:
             self.render_error(request, resp, S3Error("InternalError"), rid)
         if request is not None and request.bucket is not None and "origin" in request.headers:
             self._add_cors_headers(request, resp, operation)
+        self.metrics.observe(
+            operation or UNCLASSIFIED, resp.status_code, time.perf_counter() - started, *_sizes(req.env, resp)
+        )
 
     def _add_cors_headers(self, request: S3Request, resp: falcon.Response, operation: str | None) -> None:
         """A cross-origin request's answer, success or error, carries the matching rule's headers."""
@@ -198,6 +207,21 @@ class S3Api:
             _close_after_response(environ)
 
 
+def _sizes(environ: dict, resp: falcon.Response) -> tuple[int, int]:
+    """Bytes of the request's body and of the response's body, for the metrics.
+
+    NOTE: a request's declared length counts only when it succeeded, so its body was read whole;
+    a refused one may declare any length (1e30 included) and send none of it.
+    """
+    declared = environ.get("CONTENT_LENGTH") or ""
+    received = int(declared) if declared.isdigit() and resp.status_code < 300 else 0
+    if resp.data is not None:
+        return received, len(resp.data)
+    if resp.stream is not None:
+        return received, int(resp.content_length or 0)
+    return received, 0
+
+
 def _close_after_response(environ: dict) -> None:
     """End the connection once the response is out.
 
@@ -212,8 +236,8 @@ def _close_after_response(environ: dict) -> None:
             pass
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict) -> falcon.App:
+def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics) -> falcon.App:
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
-    app.add_sink(S3Api(layer, iam, config), prefix="/")
+    app.add_sink(S3Api(layer, iam, config, metrics), prefix="/")
     return app

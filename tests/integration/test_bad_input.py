@@ -525,7 +525,7 @@ def test_unparsable_admin_request_gets_a_json_error(node):
     response = RawResponse(received)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
-    assert json.loads(response.content)["error"] == "InvalidRequest"
+    assert json.loads(response.content)["error"]["code"] == "InvalidRequest"
 
 
 def test_responses_name_the_server(s3, bucket):

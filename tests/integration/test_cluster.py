@@ -11,6 +11,7 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
+from conftest import ROOT_PASSWORD, ROOT_USER, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,18 @@ def test_every_node_reads_what_any_node_acknowledged(trio):
 
 
 def test_members_register_themselves(trio):
-    status = status_of(trio[0])
-    assert status["node_id"] == "node0"
-    assert {status_of(node)["leader"] for node in trio} == {status["leader"]}
+    login = {"username": ROOT_USER, "password": ROOT_PASSWORD}
+    token = requests.post(trio[0].admin_url + "/api/v1/auth/login", json=login, timeout=5).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def cluster_status() -> dict:
+        return requests.get(trio[0].admin_url + "/api/v1/cluster/status", headers=headers, timeout=5).json()
+
+    assert cluster_status()["node"]["id"] == "node0"
+    wait_for(lambda: len(cluster_status()["members"]) == 3, 30, "three registered members")
+    cluster = cluster_status()
+    assert sorted((m["id"], m["role"]) for m in cluster["members"]) == [(f"node{n}", "hybrid") for n in range(3)]
+    assert {status_of(node)["leader"] for node in trio} == {cluster["raft"]["leader"]}
 
 
 def put_with_retries(client, bucket: str, key: str, body: bytes, deadline: float) -> bool:

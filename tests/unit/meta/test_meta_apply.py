@@ -132,3 +132,49 @@ def test_bad_commands_fail_alone(replica, caplog):
     assert replica.reader.bucket_is_empty(BUCKET)
     assert [b["name"] for b in replica.reader.list_buckets()] == [BUCKET]
     assert "unknown command 'bucket.explode'" in caplog.text
+
+
+def test_bucket_usage_follows_every_change_of_current_versions(replica):
+    replica.create_bucket(BUCKET)
+    replica.create_bucket(BUCKET + "-empty")
+
+    def put_sized(key: str, vid: str, size: int) -> dict:
+        return {"op": "object.put", "bucket": BUCKET, "record": replica.record(key, vid, False, size)}
+
+    replica.apply(put_sized("a", "v1", 10), put_sized("b", "v2", 5), put_sized("a", "v3", 7))
+    assert replica.reader.bucket_usage() == {
+        BUCKET: {"objects": 2, "bytes": 12},
+        BUCKET + "-empty": {"objects": 0, "bytes": 0},
+    }
+    replica.apply({"op": "bucket.configure", "bucket": BUCKET, "setting": "versioning", "value": "Enabled"})
+    replica.apply(put_sized("a", "v4", 100))
+    assert replica.reader.bucket_usage()[BUCKET] == {"objects": 2, "bytes": 105}
+    (marker,) = replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "a", "mtime": 2})
+    assert replica.reader.bucket_usage()[BUCKET] == {"objects": 1, "bytes": 5}
+    # Deleting the delete marker makes the version under it current again.
+    replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "a", "version": marker["version"]})
+    assert replica.reader.bucket_usage()[BUCKET] == {"objects": 2, "bytes": 105}
+    current = replica.reader.get_object(BUCKET, "a")[0]["version"]
+    replica.apply({"op": "object.delete", "bucket": BUCKET, "key": "a", "version": current})
+    assert replica.reader.bucket_usage()[BUCKET] == {"objects": 2, "bytes": 12}
+    replica.apply({"op": "bucket.delete", "bucket": BUCKET + "-empty"})
+    assert BUCKET + "-empty" not in replica.reader.bucket_usage()
+
+
+def test_bucket_usage_of_a_replica_older_than_the_counters(replica, tmp_path):
+    from nebulaio.meta import Applier
+
+    replica.create_bucket(BUCKET)
+    replica.apply(({"op": "object.put", "bucket": BUCKET, "record": replica.record("k", "v1", True, 3)}, b"abc"))
+    stats = replica.env.open_db(b"stats")
+    with replica.env.begin(write=True) as txn:
+        txn.drop(stats, delete=False)
+    Applier(replica.env, lambda *version: None)
+    assert replica.reader.bucket_usage() == {BUCKET: {"objects": 1, "bytes": 3}}
+
+
+def test_revoking_tokens_raises_the_users_generation(replica):
+    assert replica.reader.token_generation("admin") == 0
+    results = replica.apply({"op": "auth.revoke", "user": "admin"}, {"op": "auth.revoke", "user": "admin"})
+    assert [r["generation"] for r in results] == [1, 2]
+    assert (replica.reader.token_generation("admin"), replica.reader.token_generation("other")) == (2, 0)

@@ -1,0 +1,85 @@
+"""/metrics: the workers' request counters, raft's figures and bucket usage as Prometheus text."""
+
+from __future__ import annotations
+
+from nebulaio.util.metrics import Totals, read_totals
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+LABEL_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", '"': '\\"'})
+"""The exposition format escapes backslash, line feed and double quote in label values."""
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{name}="{value.translate(LABEL_ESCAPES)}"' for name, value in labels.items()) + "}"
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+def _requests(lines: list[str], totals: Totals) -> None:
+    _family(lines, "nebulaio_s3_requests_total", "counter", "S3 requests by operation and HTTP status.")
+    for (operation, status), count in sorted(totals.requests.items()):
+        lines.append(f"nebulaio_s3_requests_total{_labels(operation=operation, status=status)} {count}")
+    _family(
+        lines,
+        "nebulaio_s3_request_duration_seconds",
+        "histogram",
+        "Time from an S3 request's arrival to its response head, by operation.",
+    )
+    bounds = [*(repr(bound) for bound in totals.bounds), "+Inf"]
+    for operation, buckets in sorted(totals.latency_buckets.items()):
+        cumulative = 0
+        for bound, count in zip(bounds, buckets, strict=True):
+            cumulative += count
+            labels = _labels(operation=operation, le=bound)
+            lines.append(f"nebulaio_s3_request_duration_seconds_bucket{labels} {cumulative}")
+        labels = _labels(operation=operation)
+        lines.append(f"nebulaio_s3_request_duration_seconds_sum{labels} {totals.latency_sum[operation]:.6f}")
+        lines.append(f"nebulaio_s3_request_duration_seconds_count{labels} {cumulative}")
+    for name, values, help_text in (
+        ("nebulaio_s3_received_bytes_total", totals.bytes_in, "Bytes of successful S3 requests' bodies, by operation."),
+        ("nebulaio_s3_sent_bytes_total", totals.bytes_out, "Bytes of S3 response bodies, by operation."),
+    ):
+        _family(lines, name, "counter", help_text)
+        for operation, count in sorted(values.items()):
+            lines.append(f"{name}{_labels(operation=operation)} {count}")
+
+
+def _raft(lines: list[str], status: dict | None) -> None:
+    _family(lines, "nebulaio_raft_up", "gauge", "1 when this node's supervisor answered.")
+    lines.append(f"nebulaio_raft_up {0 if status is None else 1}")
+    if status is None:
+        return
+    figures = (
+        ("nebulaio_raft_term", "The current raft term.", status.get("term")),
+        ("nebulaio_raft_commit_index", "The highest log index known to be committed.", status.get("commit_index")),
+        ("nebulaio_raft_applied_index", "The log index applied to this replica.", status.get("applied_index")),
+        ("nebulaio_raft_leader", "1 when this node is the raft leader.", int(status.get("state") == "leader")),
+        ("nebulaio_raft_has_leader", "1 when this node knows a raft leader.", int(status.get("leader") is not None)),
+        ("nebulaio_raft_members", "Voting members of the raft cluster.", len(status.get("members", ()))),
+    )
+    for name, help_text, value in figures:
+        _family(lines, name, "gauge", help_text)
+        lines.append(f"{name} {value or 0}")
+
+
+def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
+    _family(lines, "nebulaio_bucket_objects", "gauge", "Current objects in a bucket.")
+    for name, stats in sorted(usage.items()):
+        lines.append(f"nebulaio_bucket_objects{_labels(bucket=name)} {stats['objects']}")
+    _family(lines, "nebulaio_bucket_bytes", "gauge", "Bytes of a bucket's current objects.")
+    for name, stats in sorted(usage.items()):
+        lines.append(f"nebulaio_bucket_bytes{_labels(bucket=name)} {stats['bytes']}")
+
+
+def render(metrics_dir: str, status: dict | None, usage: dict[str, dict]) -> bytes:
+    """The exposition text: request counters summed over every worker, raft, bucket usage."""
+    lines: list[str] = []
+    _requests(lines, read_totals(metrics_dir))
+    _raft(lines, status)
+    _buckets(lines, usage)
+    return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,78 @@
+"""Admin API tokens: a short-lived access JWT and a longer refresh JWT, both HS256.
+
+Every token carries its user's token generation; logging out raises the generation (a
+command through the log, so every node of the cluster sees it), which refuses every token
+issued before. Only HS256 is accepted: `alg: none`, other algorithms and forged signatures
+are refused by the decoder itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jwt
+
+from nebulaio.util.timefmt import iso8601
+
+ALGORITHM = "HS256"
+ISSUER = "nebulaio"
+ACCESS = "access"
+REFRESH = "refresh"
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "sub", "typ", "gen")
+_DECODE_OPTIONS = {"require": list(REQUIRED_CLAIMS)}
+
+
+class TokenRefused(Exception):
+    """A token that does not grant access; `code` says why (ExpiredToken, InvalidToken, RevokedToken)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Tokens:
+    """Issues and checks the tokens of one node (every worker shares the secret)."""
+
+    __slots__ = ("_access_ttl", "_generation", "_refresh_ttl", "_secret")
+
+    def __init__(self, secret: str, access_ttl: int, refresh_ttl: int, generation: Callable[[str], int]):
+        self._secret = secret
+        self._access_ttl = access_ttl
+        self._refresh_ttl = refresh_ttl
+        self._generation = generation
+
+    def issue(self, user: str) -> dict:
+        """A fresh access token and refresh token for `user`, as the login answer shows them."""
+        now = int(time.time())
+        generation = self._generation(user)
+        expires = now + self._access_ttl
+        return {
+            "token": self._encode(user, ACCESS, generation, now, expires),
+            "expiresAt": iso8601(expires * 1000),
+            "refreshToken": self._encode(user, REFRESH, generation, now, now + self._refresh_ttl),
+        }
+
+    def _encode(self, user: str, kind: str, generation: int, now: int, expires: int) -> str:
+        claims = {"iss": ISSUER, "sub": user, "typ": kind, "gen": generation, "iat": now, "exp": expires}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str, kind: str) -> str:
+        """The user a valid, unrevoked token of `kind` was issued to.
+
+        Raises:
+            TokenRefused: expired, malformed, forged, of another algorithm or kind, or revoked.
+        """
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER, options=_DECODE_OPTIONS)
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenRefused("ExpiredToken", "The token has expired.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenRefused("InvalidToken", f"The token is not valid: {exc}.") from exc
+        user = claims["sub"]
+        if claims["typ"] != kind or not isinstance(user, str):
+            raise TokenRefused("InvalidToken", f"The token is not valid here: this call takes the {kind} token.")
+        if claims["gen"] != self._generation(user):
+            raise TokenRefused("RevokedToken", "The token has been revoked.")
+        return user

@@ -1,0 +1,30 @@
+"""Every route and method the Admin API serves is in its OpenAPI document, and nothing else is."""
+
+from types import SimpleNamespace
+
+from falcon import inspect
+
+from nebulaio.admin import app as admin_app
+from nebulaio.admin.openapi import DOCUMENT
+from nebulaio.iam.credentials import Credentials
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+CONFIG = {"admin_secret": "s" * 43, "admin_token_ttl": 60, "admin_refresh_ttl": 600, "region": "us-east-1"}
+
+
+def test_served_routes_are_the_documented_ones(tmp_path):
+    layer = SimpleNamespace(reader=SimpleNamespace(token_generation=lambda user: 0))
+    app = admin_app.create(layer, Credentials("root", "secret"), CONFIG, str(tmp_path))
+    served = {
+        (route.path, method.method.lower())
+        for route in inspect.inspect_routes(app)
+        for method in route.methods
+        if not method.internal
+    }
+    documented = {
+        (path, method)
+        for path, operations in DOCUMENT["paths"].items()
+        for method in operations
+        if method in HTTP_METHODS
+    }
+    assert served == documented
