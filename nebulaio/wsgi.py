@@ -1,17 +1,23 @@
 """Composition root of an HTTP worker: built once per worker, after fork.
 
 gunicorn binds the S3, Admin and Console listeners in one arbiter; a request is routed to
-its app by the listener port it arrived on.
+its app by the listener port it arrived on, and on the admin listener the internal data
+endpoint (/internal/v1/) is routed apart from the Admin API.
 """
 
 from __future__ import annotations
 
+import ssl
+
 from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.cluster.ipc import SupervisorClient
+from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient
 from nebulaio.console import app as console_app
+from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
+from nebulaio.internal import app as internal_app
 from nebulaio.meta import MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
@@ -22,13 +28,22 @@ def build(config: dict | None = None):
     config = config or configuration.from_environment()
     layout = DataLayout(config["data"])
     env = open_env(layout.kv_dir, readonly=True)
+    reader = MetaReader(env)
+    store = ObjectStore(layout)
+    clustered = configuration.is_cluster(config)
+    if clustered:
+        node_id = config["node_id"] or _kept_node_id(layout)
+        peers = PeerClient(config["cluster_secret"], node_id, _peer_tls(config))
+        data = ClusterData(store, reader, node_id, config["replicas"], peers)
+    else:
+        data = LocalData(store)
     layer = ObjectLayer(
-        MetaReader(env),
-        ObjectStore(layout),
+        reader,
+        data,
         SupervisorClient(layout.ipc_socket),
         config["max_object_size"],
         config["inline_threshold"],
-        fenced=configuration.is_cluster(config) and config["read_consistency"] == "strong",
+        fenced=clustered and config["read_consistency"] == "strong",
     )
     credentials = Credentials(config["root_user"], config["root_password"])
 
@@ -36,9 +51,16 @@ def build(config: dict | None = None):
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, credentials, config)
+    admin = admin_app.create(layer)
+    internal = internal_app.create(store, config["cluster_secret"] if clustered else "")
+
+    def admin_or_internal(environ, start_response):
+        app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin
+        return app(environ, start_response)
+
     by_port = {
         port("s3_address"): s3,
-        port("admin_address"): admin_app.create(layer),
+        port("admin_address"): admin_or_internal,
         port("console_address"): console_app.create(),
     }
 
@@ -46,3 +68,20 @@ def build(config: dict | None = None):
         return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)
 
     return application
+
+
+def _peer_tls(config: dict) -> ssl.SSLContext | None:
+    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
+    trusted when it is this node's own or signed by it, whatever name it carries."""
+    if not (config["tls_cert"] and config["tls_key"]):
+        return None
+    context = ssl.create_default_context(cafile=config["tls_cert"])
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def _kept_node_id(layout: DataLayout) -> str:
+    """The id the supervisor generated and kept on first start (it is up before any worker)."""
+    with open(layout.node_id_file, encoding="ascii") as fh:
+        return fh.read().strip()
