@@ -4,9 +4,9 @@ An upload proceeds as: create (a record, no bytes) -> parts, each streamed to te
 placed (fsynced and renamed beside the object's versions; in a cluster on the upload's
 holders, which every part shares) before its record is committed -> complete (the parts'
 files concatenated in the kernel into one version file, on each holder, then one command
-checks the part list again and makes it the current version) or abort. Completion and abort free every
-part file through the supervisor's release of unreferenced files, the same path as an
-overwritten version.
+checks the part list again and makes it the current version) or abort. Completion and
+abort free every part file through the supervisor's release of unreferenced files, the
+same path as an overwritten version.
 """
 
 from __future__ import annotations
