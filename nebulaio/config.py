@@ -105,7 +105,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "cluster_secret",
         "",
-        "Secret that authenticates raft traffic; generated and kept in the data directory if empty.",
+        "Secret that authenticates raft traffic and object bytes between nodes, the same on every node;"
+        " a lone node generates and keeps one if empty.",
         section="cluster",
     ),
     Setting(

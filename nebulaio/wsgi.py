@@ -1,18 +1,24 @@
 """Composition root of an HTTP worker: built once per worker, after fork.
 
 gunicorn binds the S3, Admin and Console listeners in one arbiter; a request is routed to
-its app by the listener port it arrived on.
+its app by the listener port it arrived on, and on the admin listener the internal data
+endpoint (/internal/v1/) is routed apart from the Admin API.
 """
 
 from __future__ import annotations
 
+import ssl
+
 from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.cluster.ipc import SupervisorClient
+from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient
 from nebulaio.console import app as console_app
+from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
+from nebulaio.internal import app as internal_app
 from nebulaio.meta import MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
@@ -26,13 +32,21 @@ def build(config: dict | None = None):
     env = open_env(layout.kv_dir, readonly=True)
     reader = MetaReader(env)
     supervisor = SupervisorClient(layout.ipc_socket)
+    store = ObjectStore(layout)
+    clustered = configuration.is_cluster(config)
+    if clustered:
+        node_id = layout.node_id(config["node_id"])
+        peers = PeerClient(config["cluster_secret"], node_id, _peer_tls(config))
+        data = ClusterData(store, reader, node_id, config["replicas"], peers)
+    else:
+        data = LocalData(store)
     layer = ObjectLayer(
         reader,
-        ObjectStore(layout),
+        data,
         supervisor,
         config["max_object_size"],
         config["inline_threshold"],
-        fenced=configuration.is_cluster(config) and config["read_consistency"] == "strong",
+        fenced=clustered and config["read_consistency"] == "strong",
     )
     credentials = Credentials(config["root_user"], config["root_password"])
     iam = IamService(reader, supervisor, credentials, layout.cluster_secret(config["cluster_secret"]))
@@ -42,9 +56,15 @@ def build(config: dict | None = None):
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
     admin = admin_app.create(layer, credentials, config, layout.metrics_dir)
+    internal = internal_app.create(store, config["cluster_secret"] if clustered else "")
+
+    def admin_or_internal(environ, start_response):
+        app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin
+        return app(environ, start_response)
+
     by_port = {
         port("s3_address"): s3,
-        port("admin_address"): admin,
+        port("admin_address"): admin_or_internal,
         port("console_address"): console_app.create(),
     }
 
@@ -52,3 +72,14 @@ def build(config: dict | None = None):
         return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)
 
     return application
+
+
+def _peer_tls(config: dict) -> ssl.SSLContext | None:
+    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
+    trusted when it is this node's own or signed by it, whatever name it carries."""
+    if not (config["tls_cert"] and config["tls_key"]):
+        return None
+    context = ssl.create_default_context(cafile=config["tls_cert"])
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context

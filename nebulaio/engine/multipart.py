@@ -1,18 +1,18 @@
 """Multipart upload: S3 semantics without HTTP, over the object layer.
 
-An upload proceeds as: create (a record, no bytes) -> parts, each streamed to temp/, fsynced
-and renamed beside the object's versions before its record is committed -> complete (the
-parts' files concatenated in the kernel into one version file, then one command checks the
-part list again and makes it the current version) or abort. Completion and abort free every
-part file through the supervisor's release of unreferenced files, the same path as an
-overwritten version.
+An upload proceeds as: create (a record, no bytes) -> parts, each streamed to temp/ and
+placed (fsynced and renamed beside the object's versions; in a cluster on the upload's
+holders, which every part shares) before its record is committed -> complete (the parts'
+files concatenated in the kernel into one version file, on each holder, then one command
+checks the part list again and makes it the current version) or abort. Completion and
+abort free every part file through the supervisor's release of unreferenced files, the
+same path as an overwritten version.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import mmap
 import re
 import secrets
 from collections.abc import Callable
@@ -94,9 +94,9 @@ def copy_part(
     one) becomes a part.
 
     `check_source(record)` raises when the source's preconditions fail; `source_range(size)`
-    gives the inclusive (first, last) bytes to copy, or None for all of them. The bytes are
+    gives the inclusive (first, last) bytes to copy, or None for all of them. Local bytes are
     copied inside the kernel and hashed from a read-only map of the open source, so no
-    buffer ever holds them. Returns the part record.
+    buffer ever holds them; remote ones are hashed as they arrive. Returns the part record.
     """
     upload = open_upload(layer, bucket, key, upload_id)
     source, body = layer.open(source_bucket, source_key, source_version)
@@ -116,10 +116,7 @@ def copy_part(
             temp.write(data)
             _hash(data, md5, checksum)
         elif length:
-            temp.copy_from(body.fileno(), first, length)
-            with mmap.mmap(body.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                with memoryview(mapped)[first : last + 1] as view:
-                    _hash(view, md5, checksum)
+            body.copy_to(temp, first, length, lambda data: _hash(data, md5, checksum))
     except BaseException:
         if temp is not None:
             temp.abort()
@@ -158,7 +155,7 @@ def _commit_part(
         "file": f"{upload_id}.{number}.{secrets.token_hex(8)}",
     }
     try:
-        temp.commit(bucket, key, part["file"])
+        part.update(layer.data.place(temp, bucket, key, part["file"], upload_id))
     except BaseException:
         temp.abort()
         raise
@@ -167,6 +164,7 @@ def _commit_part(
         bucket,
         key,
         part["file"],
+        part,
         {"op": "upload.part", "bucket": bucket, "key": key, "upload_id": upload_id, "part": part},
     )
     return part
@@ -206,18 +204,10 @@ def complete(
     if size > layer.max_object_size:
         raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(layer.max_object_size))
     vid = version_id()
-    temp = layer.store.new_temp()
     try:
-        for part in parts:
-            with layer.store.open(bucket, key, part["file"]) as source:
-                temp.copy_from(source.fileno(), 0, part["size"])
-        temp.commit(bucket, key, vid)
-    except FileNotFoundError:
-        temp.abort()  # the part was uploaded again meanwhile and its old file freed
+        location = layer.data.assemble(bucket, key, vid, parts, upload_id)
+    except FileNotFoundError:  # the part was uploaded again meanwhile and its old file freed
         raise S3Error("InvalidPart") from None
-    except BaseException:
-        temp.abort()
-        raise
     digests = b"".join(bytes.fromhex(part["etag"]) for part in parts)
     record = {name: upload[name] for name in CONTENT_FIELDS if name in upload}
     record.update(
@@ -229,6 +219,7 @@ def complete(
         checksums=checksums,
         inline=False,
         part_sizes=[part["size"] for part in parts],
+        **location,
     )
     if part_checksums is not None:
         record.update(checksum_type=COMPOSITE, part_checksums=part_checksums)
@@ -241,7 +232,7 @@ def complete(
     }
     if condition:
         command["condition"] = condition
-    return with_version(record, _submit_or_remove(layer, bucket, key, vid, command))
+    return with_version(record, _submit_or_remove(layer, bucket, key, vid, record, command))
 
 
 def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:
@@ -279,8 +270,9 @@ def list_uploads(
     return record, page
 
 
-def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, command: dict) -> dict:
-    """Submit a command whose file is in place; remove the file if the command is refused.
+def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, placed: dict, command: dict) -> dict:
+    """Submit a command whose file is in place where `placed` (its part's or version's record)
+    says; remove the file if the command is refused.
 
     A timed-out command may still commit: its file is left to the start-up sweep.
     """
@@ -288,5 +280,5 @@ def _submit_or_remove(layer: ObjectLayer, bucket: str, key: str, file: str, comm
         return layer.submit(command)
     except S3Error as exc:
         if exc.code != "ServiceUnavailable":
-            layer.store.remove(bucket, key, file)
+            layer.data.discard(bucket, key, file, placed)
         raise

@@ -2,7 +2,8 @@
 
 Reads come straight from the LMDB replica; every change is a command submitted to the
 supervisor and applied through the raft log. A PUT streams its body to a temp file (or keeps
-it in memory when it is small enough to live inline in the metadata), then commits.
+it in memory when it is small enough to live inline in the metadata), has the data plane
+place it (this node's disk, or the holders in a cluster), then commits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
+from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
 from nebulaio.meta.objectlock import LOCK_FIELDS
@@ -87,19 +89,20 @@ def receive(
 
 
 class ObjectLayer:
-    __slots__ = ("reader", "store", "supervisor", "max_object_size", "inline_threshold", "fenced")
+    __slots__ = ("reader", "store", "data", "supervisor", "max_object_size", "inline_threshold", "fenced")
 
     def __init__(
         self,
         reader,
-        store: ObjectStore,
+        data: LocalData | ClusterData,
         supervisor: SupervisorClient,
         max_object_size: int,
         inline_threshold: int,
         fenced: bool = False,
     ):
         self.reader = reader
-        self.store = store
+        self.store: ObjectStore = data.store
+        self.data = data
         self.supervisor = supervisor
         self.max_object_size = max_object_size
         self.inline_threshold = inline_threshold
@@ -205,7 +208,7 @@ class ObjectLayer:
         return found
 
     def open(self, bucket: str, key: str, version: str | None = None):
-        """A version's record and its bytes: inline bytes, or an open file.
+        """A version's record and its bytes: inline bytes, or a body (see `dataplane`) to read.
 
         An overwrite may remove the old file between reading the record and opening it; the
         new record is then read again, so a reader always gets one version whole.
@@ -215,7 +218,7 @@ class ObjectLayer:
             if record["inline"]:
                 return record, inline
             try:
-                return record, self.store.open(bucket, key, record["vid"])
+                return record, self.data.open(bucket, key, record["vid"], record)
             except FileNotFoundError:
                 continue
         raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
@@ -246,7 +249,7 @@ class ObjectLayer:
                 inline=temp is None,
             )
             if temp is not None:
-                temp.commit(bucket, key, vid)
+                record.update(self.data.place(temp, bucket, key, vid, vid))
                 temp = None
                 blob = None
             else:
@@ -282,7 +285,8 @@ class ObjectLayer:
             check_source(source)
             vid = version_id()
             record = dict(source, key=key, vid=vid, mtime=now_ms())
-            for field in ("version", *LOCK_FIELDS):  # the copy is locked as it asks, not as its source
+            # the copy is locked as it asks, not as its source, and placed anew
+            for field in ("version", "holders", *LOCK_FIELDS):
                 record.pop(field, None)
             if fields is not None:
                 record.update(fields)
@@ -290,8 +294,8 @@ class ObjectLayer:
                 blob = body
             else:
                 temp = self.store.new_temp()
-                temp.copy_from(body.fileno(), 0, source["size"])
-                temp.commit(bucket, key, vid)
+                body.copy_to(temp, 0, source["size"])
+                record.update(self.data.place(temp, bucket, key, vid, vid))
                 temp = None
                 blob = None
         except BaseException:
@@ -327,7 +331,7 @@ class ObjectLayer:
         except S3Error as exc:
             # A timed-out command may still commit: leave its bytes to the start-up sweep.
             if exc.code != "ServiceUnavailable" and not record["inline"]:
-                self.store.remove(bucket, record["key"], record["vid"])
+                self.data.discard(bucket, record["key"], record["vid"], record)
             raise
         return with_version(record, result)
 

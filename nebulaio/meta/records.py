@@ -69,7 +69,8 @@ OBJECT = RecordType("object", 1, {})
 """The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
 "headers", "meta", "checksums", "inline", "tags" (when it has some), ...}; small objects'
 bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
-named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE")."""
+named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE"). In a cluster
+a file-backed version keeps "holders": the ids of the nodes that hold its file."""
 
 STATS = RecordType("stats", 1, {})
 """A bucket's counters, kept by apply so that listing buckets with their usage reads one record
@@ -84,7 +85,8 @@ UPLOAD = RecordType("upload", 1, {})
 object's."""
 
 PART = RecordType("part", 1, {})
-"""One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}."""
+"""One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}, and in a
+cluster "holders" (node ids)."""
 
 NODE = RecordType("node", 1, {})
 """A cluster member: {"id", "role", "raft", "gossip", "admin"} (the addresses peers use)."""

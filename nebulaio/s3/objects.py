@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
@@ -211,7 +210,7 @@ def _answer(request, resp, record: dict, body) -> None:
     if isinstance(body, (bytes, bytearray, memoryview)):
         resp.data = bytes(body[start : end + 1]) if byte_range else bytes(body)
         return
-    resp.stream = FileRange(body, start, length)
+    resp.stream = body.range(start, length)
 
 
 def _preconditions_hold(request, resp, record: dict) -> bool:
@@ -310,34 +309,3 @@ def delete_object(api, request, resp) -> None:
         resp._headers["x-amz-version-id"] = result["version"]
     if result.get("marker"):
         resp._headers["x-amz-delete-marker"] = "true"
-
-
-class FileRange:
-    """A byte range of an open file, readable in blocks and exposing fileno() for sendfile.
-
-    gunicorn sends a response whose iterable wraps a real file with sendfile(2), starting at
-    the file's current offset for Content-Length bytes; without sendfile (TLS) it reads blocks.
-    """
-
-    __slots__ = ("_file", "_left")
-
-    def __init__(self, file, start: int, length: int):
-        self._file = file
-        self._left = length
-        if start:
-            os.lseek(file.fileno(), start, os.SEEK_SET)
-
-    def fileno(self) -> int:
-        return self._file.fileno()
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        if size < 0 or size > self._left:
-            size = self._left
-        data = self._file.read(size)
-        self._left -= len(data)
-        return data
-
-    def close(self) -> None:
-        self._file.close()

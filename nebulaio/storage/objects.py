@@ -68,12 +68,15 @@ class TempObject:
 
     def commit(self, bucket: str, key: str, vid: str) -> str:
         """fsync, rename into objects/ and fsync the directory; returns the final path."""
+        return self.commit_to(self._store.version_dir(bucket, key), vid)
+
+    def commit_to(self, directory: str, name: str) -> str:
+        """`commit`, into a directory of objects/ named by its key hash (as peers name it)."""
         os.fdatasync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        directory = self._store.version_dir(bucket, key)
         self._store.ensure_directory(directory)
-        final = os.path.join(directory, vid)
+        final = os.path.join(directory, name)
         os.rename(self.path, final)
         _fsync_directory(directory)
         return final
@@ -95,7 +98,11 @@ class ObjectStore:
         self.layout = layout
 
     def version_dir(self, bucket: str, key: str) -> str:
-        return os.path.join(self.layout.objects_dir, bucket, key_hash(key))
+        return self.file_dir(bucket, key_hash(key))
+
+    def file_dir(self, bucket: str, hashed: str) -> str:
+        """The directory of a key's files, from the key's hash."""
+        return os.path.join(self.layout.objects_dir, bucket, hashed)
 
     def version_path(self, bucket: str, key: str, vid: str) -> str:
         return os.path.join(self.layout.objects_dir, bucket, key_hash(key), vid)
@@ -120,9 +127,12 @@ class ObjectStore:
         return open(self.version_path(bucket, key, vid), "rb", buffering=0)
 
     def remove(self, bucket: str, key: str, vid: str) -> None:
-        directory = self.version_dir(bucket, key)
+        self.remove_file(self.version_dir(bucket, key), vid)
+
+    def remove_file(self, directory: str, name: str) -> None:
+        """Remove a file (a missing one is not an error) and its directory once empty."""
         try:
-            os.unlink(os.path.join(directory, vid))
+            os.unlink(os.path.join(directory, name))
         except FileNotFoundError:
             return
         try:
@@ -130,6 +140,22 @@ class ObjectStore:
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 raise
+
+    def concatenate(self, directory: str, name: str, parts: list[tuple[str, int]]) -> None:
+        """Build file `name` from the first `size` bytes of each (part file, size), in order.
+
+        The bytes are copied inside the kernel. Raises FileNotFoundError (leaving nothing
+        behind) when a part file is missing.
+        """
+        temp = self.new_temp()
+        try:
+            for part, size in parts:
+                with open(os.path.join(directory, part), "rb", buffering=0) as source:
+                    temp.copy_from(source.fileno(), 0, size)
+            temp.commit_to(directory, name)
+        except BaseException:
+            temp.abort()
+            raise
 
     def clean_temp(self) -> None:
         """Bodies that were being received when the node stopped are garbage."""
@@ -169,3 +195,34 @@ class ObjectStore:
         if removed:
             log.info("removed %d object files that no metadata pointed to", removed)
         return removed
+
+
+class FileRange:
+    """A byte range of an open file, readable in blocks and exposing fileno() for sendfile.
+
+    gunicorn sends a response whose iterable wraps a real file with sendfile(2), starting at
+    the file's current offset for Content-Length bytes; without sendfile (TLS) it reads blocks.
+    """
+
+    __slots__ = ("_file", "_left")
+
+    def __init__(self, file, start: int, length: int):
+        self._file = file
+        self._left = length
+        if start:
+            os.lseek(file.fileno(), start, os.SEEK_SET)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        if size < 0 or size > self._left:
+            size = self._left
+        data = self._file.read(size)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,247 @@
+"""Where object bytes live: this node's disk alone, or R holders across a cluster.
+
+The object layer hands a received temp file to `place` (which always consumes it), opens the
+bytes a record points to with `open`, has a multipart object built from its parts by
+`assemble`, and gives up copies no record will point to with `discard`. `place` and
+`assemble` return the fields a record keeps about where its file is. A lone node
+(`LocalData`) keeps the single-node path: a rename into objects/, no network hop, no copy,
+nothing to record. In a cluster (`ClusterData`) a file goes to the holders `placement`
+picks, this node included when it is one, and the record keeps them as "holders".
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
+from nebulaio.cluster.placement import placement, write_quorum
+from nebulaio.engine.errors import S3Error
+from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
+
+log = logging.getLogger("nebulaio.dataplane")
+
+STORAGE_ROLES = frozenset(("hybrid", "storage"))
+TRANSFER_THREADS = 16
+Observer = Callable[[memoryview | bytes], None]
+NO_FIELDS: dict = {}
+
+
+class LocalBody:
+    """A version's bytes in a file of this node, open (so a later removal does not cut it short)."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file):
+        self.file = file
+
+    def range(self, start: int, length: int) -> FileRange:
+        return FileRange(self.file, start, length)
+
+    def copy_to(self, temp: TempObject, start: int, length: int, observe: Observer | None = None) -> None:
+        """Append a range to `temp` inside the kernel; `observe` sees it through a read-only map."""
+        temp.copy_from(self.file.fileno(), start, length)
+        if observe is not None and length:
+            with mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                with memoryview(mapped)[start : start + length] as view:
+                    observe(view)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class RemoteBody:
+    """A version's bytes on other nodes: each range is read from the first holder that answers."""
+
+    __slots__ = ("_peers", "_addresses", "_file")
+
+    def __init__(self, peers: PeerClient, addresses: list[str], file: tuple[str, str, str]):
+        self._peers = peers
+        self._addresses = addresses
+        self._file = file
+
+    def range(self, start: int, length: int) -> HolderStream:
+        try:
+            return HolderStream(self._peers, self._addresses, self._file, start, length)
+        except PeerError as exc:
+            log.warning("reading %s: %s", "/".join(self._file), exc)
+            raise S3Error("ServiceUnavailable", "No holder of the object's bytes answered; retry.") from None
+
+    def copy_to(self, temp: TempObject, start: int, length: int, observe: Observer | None = None) -> None:
+        stream = self.range(start, length)
+        try:
+            while chunk := stream.read(READ_CHUNK):
+                temp.write(chunk)
+                if observe is not None:
+                    observe(chunk)
+        except PeerError as exc:
+            log.warning("reading %s: %s", "/".join(self._file), exc)
+            raise S3Error("ServiceUnavailable", "The holders of the object's bytes failed; retry.") from None
+        finally:
+            stream.close()
+
+    def close(self) -> None:
+        """Nothing is open until a range is read."""
+
+
+class LocalData:
+    """Every byte on this node's disk: the single-node path."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    def place(self, temp: TempObject, bucket: str, key: str, name: str, group: str) -> dict:
+        """Make a received file durable as `name` (placed by `group`); returns the record's fields."""
+        temp.commit(bucket, key, name)
+        return NO_FIELDS
+
+    def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody:
+        """The bytes of file `name`, which `location` (its record) placed (FileNotFoundError if it
+        was just replaced)."""
+        return LocalBody(self.store.open(bucket, key, name))
+
+    def assemble(self, bucket: str, key: str, name: str, parts: list[dict], group: str) -> dict:
+        """Build file `name` from part records, in order; returns the record's fields.
+
+        Raises:
+            FileNotFoundError: a part's file is gone (uploaded again meanwhile).
+        """
+        self.store.concatenate(self.store.version_dir(bucket, key), name, _part_files(parts))
+        return NO_FIELDS
+
+    def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
+        """Remove the copies of a file no record will point to."""
+        self.store.remove(bucket, key, name)
+
+
+class ClusterData:
+    """Bytes on the R storage nodes that rendezvous hashing picks; this node is one or not."""
+
+    __slots__ = ("store", "_reader", "_node_id", "_replicas", "_peers", "_pool")
+
+    def __init__(self, store: ObjectStore, reader, node_id: str, replicas: int, peers: PeerClient):
+        self.store = store
+        self._reader = reader
+        self._node_id = node_id
+        self._replicas = replicas
+        self._peers = peers
+        self._pool = ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="transfer")
+
+    def _addresses(self) -> dict[str, str]:
+        """Every registered node's internal endpoint (its advertised admin address), by id."""
+        return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
+
+    def _storage_nodes(self) -> dict[str, str]:
+        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES}
+
+    def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
+        """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
+        replaced by the next node in rendezvous order; returns (nodes that succeeded, R)."""
+        nodes = self._storage_nodes()
+        chosen, spares = placement(nodes, group, self._replicas)
+        if not chosen:
+            raise S3Error("ServiceUnavailable", "No storage node has joined the cluster yet.")
+        replacements = iter(spares)
+        lock = threading.Lock()
+
+        def run(node: str | None) -> str | None:
+            while node is not None:
+                try:
+                    attempt(node, nodes[node])
+                    return node
+                except (PeerError, OSError, EOFError) as exc:
+                    log.warning("node %s failed to take %s: %s", node, group, exc)
+                with lock:
+                    node = next(replacements, None)
+            return None
+
+        done = [node for node in self._pool.map(run, chosen) if node is not None]
+        return done, len(chosen)
+
+    def _check_quorum(self, bucket: str, key: str, name: str, holders: list[str], wanted: int) -> dict:
+        """The record's fields once a write quorum holds the file; else its copies are removed."""
+        location = {"holders": holders}
+        if len(holders) < write_quorum(wanted):
+            self.discard(bucket, key, name, location)
+            raise S3Error(
+                "ServiceUnavailable", f"Only {len(holders)} of {wanted} copies of the object could be stored; retry."
+            )
+        return location
+
+    def place(self, temp: TempObject, bucket: str, key: str, name: str, group: str) -> dict:
+        """Store a received file on its holders, in parallel; done once a write quorum has it.
+
+        Raises:
+            S3Error: ServiceUnavailable when fewer than a quorum could (their copies removed).
+        """
+        hashed = key_hash(key)
+        source = os.open(temp.path, os.O_RDONLY | os.O_CLOEXEC)
+
+        def store(node: str, address: str) -> None:
+            if node == self._node_id:
+                temp.commit(bucket, key, name)
+            else:
+                self._peers.store(address, bucket, hashed, name, source, temp.size)
+
+        try:
+            holders, wanted = self._on_holders(group, store)
+        finally:
+            os.close(source)
+            if self._node_id not in holders:
+                temp.abort()
+        return self._check_quorum(bucket, key, name, holders, wanted)
+
+    def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody | RemoteBody:
+        """Local bytes when this node holds them, else a reader of the other holders' copies.
+
+        A record without holders was written before this node joined a cluster: its bytes are here.
+        """
+        holders = location.get("holders")
+        if holders is None or self._node_id in holders:
+            try:
+                return LocalBody(self.store.open(bucket, key, name))
+            except FileNotFoundError:
+                if holders is None:
+                    raise
+        addresses = self._addresses()
+        remote = [addresses[node] for node in holders if node != self._node_id and node in addresses]
+        return RemoteBody(self._peers, remote, (bucket, key_hash(key), name))
+
+    def assemble(self, bucket: str, key: str, name: str, parts: list[dict], group: str) -> dict:
+        """Have every holder of the upload build the object from the parts it holds, in parallel."""
+        hashed = key_hash(key)
+        files = _part_files(parts)
+
+        def assemble(node: str, address: str) -> None:
+            if not all(node in part.get("holders", ()) for part in parts):
+                raise PeerError(f"node {node} does not hold every part")
+            if node == self._node_id:
+                self.store.concatenate(self.store.file_dir(bucket, hashed), name, files)
+            else:
+                self._peers.assemble(address, bucket, hashed, name, files)
+
+        holders, wanted = self._on_holders(group, assemble)
+        return self._check_quorum(bucket, key, name, holders, wanted)
+
+    def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
+        """Remove the copies of a file no record will point to; a holder that cannot be reached
+        keeps its copy until its start-up sweep."""
+        addresses = self._addresses()
+        for node in location.get("holders", ()):
+            try:
+                if node == self._node_id:
+                    self.store.remove(bucket, key, name)
+                else:
+                    self._peers.remove(addresses[node], bucket, key_hash(key), name)
+            except (PeerError, OSError, KeyError) as exc:
+                log.warning("removing %s/%s from node %s failed: %s", bucket, name, node, exc)
+
+
+def _part_files(parts: list[dict]) -> list[tuple[str, int]]:
+    return [(part["file"], part["size"]) for part in parts]

@@ -1,0 +1,145 @@
+"""The internal data endpoint, /internal/v1/ on the admin listener: object files between nodes.
+
+    PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, fsync, rename, fsync the dir
+    GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile
+    DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
+    POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
+                                                 {"parts": [[part file, size], ...]}
+
+Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
+badly signed call is refused before anything is read or written. Path segments are checked
+against the shapes this node itself creates, so no request names a path outside objects/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import falcon
+import orjson
+
+from nebulaio.cluster import signing
+from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH
+from nebulaio.engine.names import BUCKET_NAME_SHAPE
+from nebulaio.storage.objects import FileRange, ObjectStore
+
+RECEIVE_CHUNK = 1024 * 1024
+MAX_ASSEMBLY_DOCUMENT = 1024 * 1024
+HASH_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+# A version id, or a part file: <upload id>.<part number>.<16 hex digits>.
+FILE_SHAPE = re.compile(r"[0-9a-f]{32}(?:\.[0-9]{1,5}\.[0-9a-f]{16})?", re.ASCII)
+RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
+
+
+def _refuse(status: str, reason: str):
+    return falcon.HTTPError(status, title=reason)
+
+
+class Signed:
+    """Middleware: every request must carry a valid signature, checked before its body is read."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str):
+        self._secret = secret.encode()
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not signing.verify(self._secret, req.method, req.path, req.headers_lower, time.time()):
+            raise _refuse(falcon.HTTP_403, "the request is not signed with the cluster secret")
+
+
+class _FileResource:
+    """A resource addressed like an object file; the address is checked on every call."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: ObjectStore):
+        self._store = store
+
+    def _directory(self, bucket: str, hashed: str, name: str) -> str:
+        if not (BUCKET_NAME_SHAPE.fullmatch(bucket) and HASH_SHAPE.fullmatch(hashed) and FILE_SHAPE.fullmatch(name)):
+            raise _refuse(falcon.HTTP_400, "not an object file's address")
+        return self._store.file_dir(bucket, hashed)
+
+
+class Files(_FileResource):
+    """One object file."""
+
+    __slots__ = ()
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
+        directory = self._directory(bucket, hashed, name)
+        left = req.content_length
+        if left is None:
+            raise _refuse(falcon.HTTP_411, "a file is stored with its Content-Length")
+        temp = self._store.new_temp()
+        try:
+            while left:
+                chunk = req.bounded_stream.read(min(RECEIVE_CHUNK, left))
+                if not chunk:
+                    raise _refuse(falcon.HTTP_400, "the body ended early")
+                temp.write(chunk)
+                left -= len(chunk)
+            temp.commit_to(directory, name)
+        except BaseException:
+            temp.abort()
+            raise
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
+        directory = self._directory(bucket, hashed, name)
+        try:
+            file = open(f"{directory}/{name}", "rb", buffering=0)
+        except FileNotFoundError:
+            raise _refuse(falcon.HTTP_404, "no such file here") from None
+        try:
+            size = file.seek(0, 2)
+            start, length = 0, size
+            requested = req.get_header("range")
+            if requested is not None:
+                matched = RANGE_SHAPE.fullmatch(requested)
+                if matched is None or int(matched[1]) > int(matched[2]) or int(matched[2]) >= size:
+                    raise _refuse(falcon.HTTP_416, "the range is not within the file")
+                start, length = int(matched[1]), int(matched[2]) - int(matched[1]) + 1
+                resp.status = falcon.HTTP_206
+            file.seek(0)
+            resp.content_length = length
+            resp.stream = FileRange(file, start, length)
+        except BaseException:
+            file.close()
+            raise
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
+        self._store.remove_file(self._directory(bucket, hashed, name), name)
+        resp.status = falcon.HTTP_204
+
+
+class Assembly(_FileResource):
+    """A multipart object built here from the part files this node holds."""
+
+    __slots__ = ()
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
+        directory = self._directory(bucket, hashed, name)
+        length = req.content_length
+        if length is None or length > MAX_ASSEMBLY_DOCUMENT:
+            raise _refuse(falcon.HTTP_400, "the part list is missing or too large")
+        try:
+            parts = [(str(part), int(size)) for part, size in orjson.loads(req.bounded_stream.read(length))["parts"]]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _refuse(falcon.HTTP_400, f"not a part list: {exc}") from None
+        if not all(FILE_SHAPE.fullmatch(part) and size >= 0 for part, size in parts):
+            raise _refuse(falcon.HTTP_400, "not a part list")
+        try:
+            self._store.concatenate(directory, name, parts)
+        except FileNotFoundError:
+            raise _refuse(falcon.HTTP_404, "a part file is not here") from None
+        except EOFError:
+            raise _refuse(falcon.HTTP_409, "a part file is shorter than its size") from None
+
+
+def create(store: ObjectStore, secret: str) -> falcon.App:
+    app = falcon.App(middleware=[Signed(secret)])
+    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
+    app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
+    return app

@@ -1,0 +1,98 @@
+"""The internal data endpoint in process: signed calls store, read, assemble and remove files,
+and no address or range a caller sends reaches outside objects/."""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import quote
+
+import pytest
+from falcon import testing
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from nebulaio.cluster.peers import file_path
+from nebulaio.cluster.signing import sign
+from nebulaio.internal.app import create
+from nebulaio.storage.layout import DataLayout
+from nebulaio.storage.objects import ObjectStore, key_hash
+
+SECRET = "unit secret"
+VID = "18ebb39263b32ea6df44248757614166"
+
+
+@pytest.fixture
+def endpoint(tmp_path):
+    layout = DataLayout(str(tmp_path / "data"))
+    layout.create()
+    store = ObjectStore(layout)
+    return store, testing.TestClient(create(store, SECRET))
+
+
+def signed(method: str, path: str, **headers) -> dict:
+    return dict(sign(SECRET.encode(), method, path, "node1", time.time()), **headers)
+
+
+def everything_under(root: str) -> set[str]:
+    return {os.path.join(top, name) for top, _, names in os.walk(root) for name in names}
+
+
+def test_store_read_assemble_and_remove(endpoint):
+    store, client = endpoint
+    hashed = key_hash("key")
+    parts = []
+    for number, body in enumerate((b"first ", b"second"), start=1):
+        part = f"{VID}.{number}.{'0' * 15}{number}"
+        path = file_path("bucket", hashed, part)
+        assert client.simulate_put(path, body=body, headers=signed("PUT", path)).status_code == 200
+        parts.append([part, len(body)])
+    path = "/internal/v1/assemble/bucket/" + hashed + "/" + VID
+    answer = client.simulate_post(path, json={"parts": parts}, headers=signed("POST", path))
+    assert answer.status_code == 200
+    path = file_path("bucket", hashed, VID)
+    answer = client.simulate_get(path, headers=signed("GET", path, range="bytes=3-8"))
+    assert (answer.status_code, answer.content) == (206, b"st sec")
+    assert client.simulate_get(path, headers=signed("GET", path, range="bytes=3-12")).status_code == 416
+    assert client.simulate_delete(path, headers=signed("DELETE", path)).status_code == 204
+    assert client.simulate_get(path, headers=signed("GET", path)).status_code == 404
+
+
+def test_an_assembly_missing_a_part_builds_nothing(endpoint):
+    store, client = endpoint
+    path = "/internal/v1/assemble/bucket/" + key_hash("key") + "/" + VID
+    answer = client.simulate_post(path, json={"parts": [[f"{VID}.1.{'0' * 16}", 5]]}, headers=signed("POST", path))
+    assert answer.status_code == 404
+    assert not everything_under(store.layout.objects_dir) and not os.listdir(store.layout.temp_dir)
+
+
+def test_an_unsigned_store_writes_nothing(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    assert client.simulate_put(path, body=b"x").status_code == 403
+    assert client.simulate_put(path, body=b"x", headers=signed("PUT", path + "x")).status_code == 403
+    assert not everything_under(store.layout.objects_dir) and not os.listdir(store.layout.temp_dir)
+
+
+segment = st.text(st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=40)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150)
+@given(segment, segment, segment, st.text(max_size=30))
+@example("bucket", key_hash("key"), VID, "bytes=0-0")
+@example("..", key_hash("key"), VID, "bytes=0-0")
+@example("bucket", "..", "..", "")
+def test_no_signed_address_or_range_reaches_outside_objects(endpoint, bucket, hashed, name, byte_range):
+    store, client = endpoint
+    sent = "/internal/v1/files/" + "/".join(quote(part, safe="") for part in (bucket, hashed, name))
+    path = "/internal/v1/files/" + "/".join((bucket, hashed, name))  # as the endpoint sees it, decoded
+    root = store.layout.root
+    before = everything_under(root)
+    answer = client.simulate_put(sent, body=b"x", headers=signed("PUT", path))
+    written = everything_under(root) - before
+    assert answer.status_code in (200, 400, 404)
+    assert all(found.startswith(store.layout.objects_dir + os.sep) for found in written), written
+    for found in written:
+        os.unlink(found)
+    read = client.simulate_get(sent, headers=signed("GET", path, range=byte_range))
+    assert read.status_code in (200, 206, 400, 404, 416)
