@@ -160,6 +160,20 @@ SETTINGS: tuple[Setting, ...] = (
         section="cluster",
     ),
     Setting(
+        "snapshot_entries",
+        20000,
+        "Raft log entries after which the log is compacted into a snapshot of the metadata replica.",
+        int,
+        "cluster",
+    ),
+    Setting(
+        "snapshot_interval",
+        600,
+        "Seconds after which the raft log is compacted into a snapshot, however few entries it holds.",
+        float,
+        "cluster",
+    ),
+    Setting(
         "lifecycle_interval",
         3600,
         "Seconds between the raft leader's passes over the buckets' lifecycle rules.",

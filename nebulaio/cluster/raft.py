@@ -3,18 +3,27 @@
 The replicated state machine holds no Python state of its own: LMDB is the state. Each log
 entry is a batch of commands; applying it is one LMDB transaction that also records the
 entry's raft index, so a replay after a restart skips what LMDB already holds.
+
+Compaction writes a dump: raft's own bookkeeping followed by an image of the replica at
+exactly the dump's index. The leader sends its dump to a member that needs entries the log
+no longer holds, and that member installs the image before the entries that follow it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import struct
 import threading
+import time
 from collections.abc import Callable
+from typing import BinaryIO, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.monotonic import monotonic
 
 log = logging.getLogger("nebulaio.raft")
 
@@ -25,6 +34,32 @@ PARTNER_STATUS = "partner_node_status_server_"
 CONNECTED = 2
 IDLE_TICK = 0.05
 BUSY_TICK = 0.001
+RAFT_MIN_TIMEOUT = 0.5
+RAFT_MAX_TIMEOUT = 0.9
+SNAPSHOT_CHUNK = 1 << 20
+"""Bytes of a dump sent in one message to a member that installs it."""
+
+DUMP_MAGIC = b"NEBULAIO-DUMP-1\n"
+DUMP_HEADER = struct.Struct(">Q")
+"""A dump is DUMP_MAGIC | header length | pickled (raft index, raft bookkeeping) | replica image."""
+WRITTEN = "written"
+"""The dump thread's result before the serialize checker puts the dump in place."""
+
+
+class FrozenImage(Protocol):
+    def write(self, fd: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Replica(Protocol):
+    """What the log needs of the state machine's storage to compact and to catch up."""
+
+    def applied_index(self) -> int: ...
+
+    def freeze(self) -> FrozenImage: ...
+
+    def install(self, image_path: str, raft_index: int) -> None: ...
 
 
 class MetadataLog(SyncObj):
@@ -37,31 +72,40 @@ class MetadataLog(SyncObj):
         raft_dir: str,
         password: str,
         apply: ApplyBatch,
-        before_dump: Callable[[], None],
+        replica: Replica,
+        compaction_entries: int,
+        compaction_seconds: float,
         bind_address: str | None = None,
     ):
         self._apply = apply
-        self._before_dump = before_dump
+        self._replica = replica
+        self._raft_dir = raft_dir
+        self._dump_path = os.path.join(raft_dir, "dump")
+        self._partial_path = self._dump_path + ".partial"
+        self._dumping: threading.Thread | None = None
+        self._dumps_loaded = 0
+        self._written: tuple[int, int] = (0, 0)
         os.makedirs(raft_dir, exist_ok=True)
         conf = SyncObjConf(
             # PERF: without batching a commit takes ~1 ms instead of waiting for the next
             # append-entries period (~100 ms); the supervisor batches commands itself.
             appendEntriesUseBatch=False,
             journalFile=os.path.join(raft_dir, "journal"),
-            fullDumpFile=os.path.join(raft_dir, "dump"),
+            fullDumpFile=self._dump_path,
             serializer=self._write_dump,
             deserializer=self._read_dump,
             serializeChecker=self._dump_state,
             password=password,
             bindAddress=bind_address,
-            raftMinTimeout=0.5,
-            raftMaxTimeout=0.9,
+            raftMinTimeout=RAFT_MIN_TIMEOUT,
+            raftMaxTimeout=RAFT_MAX_TIMEOUT,
             appendEntriesPeriod=0.1,
             connectionTimeout=2.0,
             connectionRetryTime=1.0,
             leaderFallbackTimeout=5.0,
-            logCompactionMinEntries=20000,
-            logCompactionMinTime=600,
+            logCompactionMinEntries=compaction_entries,
+            logCompactionMinTime=compaction_seconds,
+            logCompactionBatchSize=SNAPSHOT_CHUNK,
             dynamicMembershipChange=True,
             autoTick=False,
         )
@@ -98,6 +142,8 @@ class MetadataLog(SyncObj):
     def stop(self) -> None:
         self._stopping.set()
         self._ticker.join()
+        if self._dumping is not None:
+            self._dumping.join()
 
     @replicated
     def apply_batch(self, commands):
@@ -149,27 +195,135 @@ class MetadataLog(SyncObj):
             ],
         }
 
-    # Snapshots: LMDB already holds the state, so a dump is raft's own bookkeeping only.
+    # Dumps (PySyncObj's "full dump" is the snapshot of the raft papers).
     def _write_dump(self, filename: str, raft_data) -> None:
+        """Start a dump at the last applied entry: freeze the replica now, write it in a thread.
+
+        Runs in the tick thread, where every entry up to raftLastApplied is applied and no
+        other is, so the frozen replica is exactly the dump's state. Writing it takes seconds
+        for a large replica, longer than an election timeout, hence the thread; the serialize
+        checker puts the written dump in place, and only then are the compacted entries dropped.
+
+        NOTE: PySyncObj renames `filename` over the dump once this returns. Nothing is written
+        there, so that rename fails (PySyncObj catches it and waits on the checker), and a
+        crash at any moment leaves the previous dump whole.
+        """
+        index = raft_data[0][1]
         try:
-            self._before_dump()
-            with open(filename, "wb") as fh:
-                pickle.dump(raft_data, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._dump_result = SERIALIZER_STATE.SUCCESS
+            frozen = self._replica.freeze()
         except Exception:
-            log.exception("writing the raft dump failed")
+            log.exception("freezing the replica for a raft dump at index %d failed", index)
+            self._dump_result = SERIALIZER_STATE.FAILED
+            return
+        self._dump_result = SERIALIZER_STATE.SERIALIZING
+        self._dumping = threading.Thread(
+            target=self._finish_dump, args=(index, raft_data, frozen, self._dumps_loaded), name="raft-dump", daemon=True
+        )
+        self._dumping.start()
+
+    def _finish_dump(self, index: int, raft_data, frozen: FrozenImage, dumps_loaded: int) -> None:
+        started = time.monotonic()
+        try:
+            with contextlib.closing(frozen), open(self._partial_path, "wb") as fh:
+                header = pickle.dumps((index, raft_data))
+                fh.write(DUMP_MAGIC + DUMP_HEADER.pack(len(header)) + header)
+                fh.flush()
+                frozen.write(fh.fileno())
+                os.fsync(fh.fileno())
+                size = fh.tell()
+            log.info("raft dump at index %d: %d bytes in %.2f s", index, size, time.monotonic() - started)
+            self._written = (index, dumps_loaded)
+            self._dump_result = WRITTEN
+        except Exception:
+            log.exception("writing the raft dump at index %d failed", index)
             self._dump_result = SERIALIZER_STATE.FAILED
 
     def _dump_state(self) -> int:
-        state, self._dump_result = self._dump_result, SERIALIZER_STATE.NOT_SERIALIZING
+        """The serialize checker: PySyncObj calls it in the tick thread, before any compaction.
+
+        A written dump is renamed into place here, in the tick thread, where a dump received
+        from the leader is loaded: one received while this one was written is newer, and this
+        one is dropped rather than renamed over it.
+        """
+        state = self._dump_result
+        if state == WRITTEN:
+            index, dumps_loaded = self._written
+            try:
+                if dumps_loaded != self._dumps_loaded:
+                    log.info("dropping the raft dump at index %d: the leader's dump replaced it", index)
+                    os.unlink(self._partial_path)
+                    state = SERIALIZER_STATE.FAILED
+                else:
+                    os.replace(self._partial_path, self._dump_path)
+                    sync_directory(self._raft_dir)
+                    state = SERIALIZER_STATE.SUCCESS
+            except OSError:
+                log.exception("putting the raft dump at index %d in place failed", index)
+                state = SERIALIZER_STATE.FAILED
+        if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
+            self._dump_result = SERIALIZER_STATE.NOT_SERIALIZING
         return state
 
-    @staticmethod
-    def _read_dump(filename: str):
+    def _read_dump(self, filename: str):
+        """Raft's bookkeeping for PySyncObj, after installing the image when it is ahead of the replica.
+
+        PySyncObj loads the dump at start (this node's own, or one received just before a
+        crash) and whenever the leader has sent one. The image is installed when it holds
+        entries the replica lacks: a member that fell behind the compacted log, a new member,
+        or a replica that lost its newest commits with the machine's power.
+        """
+        self._dumps_loaded += 1
         with open(filename, "rb") as fh:
-            return pickle.load(fh)
+            index, raft_data = read_dump_header(fh)
+            if index > self._replica.applied_index():
+                self._install(fh, index)
+        return raft_data
+
+    def _install(self, dump: BinaryIO, index: int) -> None:
+        started = time.monotonic()
+        image_path = os.path.join(self._raft_dir, "image.mdb")
+        try:
+            # A received dump is renamed into place unsynced; it must outlive the install.
+            os.fsync(dump.fileno())
+            sync_directory(self._raft_dir)
+            with open(image_path, "wb") as image:
+                copy_rest(dump, image)
+            self._replica.install(image_path, index)
+            os.unlink(image_path)
+        except BaseException:
+            # Raft would count the dump's entries as applied while LMDB lacks them: stop now,
+            # and the restart installs the dump again.
+            log.critical("installing the raft dump at index %d failed; stopping", index, exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+        log.info("installed the raft dump at index %d in %.2f s", index, time.monotonic() - started)
+        # NOTE: the leader's last message restarted the election timer before the install
+        # began; a long install must not make this member call an election it cannot win
+        # (raising the term would only unseat a healthy leader).
+        self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
+
+
+def read_dump_header(dump: BinaryIO) -> tuple[int, tuple]:
+    """(raft index, raft bookkeeping) of a dump, leaving `dump` at the start of its image."""
+    if dump.read(len(DUMP_MAGIC)) != DUMP_MAGIC:
+        raise ValueError("not a NebulaIO raft dump")
+    (length,) = DUMP_HEADER.unpack(dump.read(DUMP_HEADER.size))
+    return pickle.loads(dump.read(length))
+
+
+def copy_rest(source: BinaryIO, target: BinaryIO) -> None:
+    """Copy `source` from its position to its end into `target`, in the kernel."""
+    offset, end = source.tell(), os.fstat(source.fileno()).st_size
+    while offset < end:
+        offset += os.sendfile(target.fileno(), source.fileno(), offset, end - offset)
+
+
+def sync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def describe_failure(code: int) -> str:

@@ -21,7 +21,7 @@ from nebulaio import config as configuration
 from nebulaio.cluster import ipc
 from nebulaio.cluster.raft import MetadataLog, describe_failure
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
-from nebulaio.meta import Applier, MetaReader, open_env
+from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
@@ -139,7 +139,9 @@ class Supervisor:
             layout.raft_dir,
             password=layout.cluster_secret(self.config["cluster_secret"]),
             apply=applier.apply_batch,
-            before_dump=lambda: env.sync(True),
+            replica=ReplicaImages(env),
+            compaction_entries=config["snapshot_entries"],
+            compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
         )
         log.info("node %s (%s): raft member %s started; data in %s", self.node_id, config["role"], own, layout.root)

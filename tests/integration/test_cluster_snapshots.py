@@ -1,0 +1,219 @@
+"""Log compaction with snapshots of the metadata: members that missed compacted entries catch up.
+
+The cluster compacts its log after a few dozen entries or half a second, so every test here
+runs through several compactions: a node stopped meanwhile, and a storage node that joins
+late, can only catch up from the leader's snapshot, since the entries they missed are gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from conftest import CLUSTER_SECRET, wait_for
+from test_cluster import leader_of, put_with_retries
+
+from nebulaio.cluster.raft import read_dump_header
+
+SNAPSHOT_ARGS = ["--snapshot-entries", "40", "--snapshot-interval", "0.5"]
+CATCH_UP = 120.0
+OBJECTS_PER_ROUND = 30
+ACKNOWLEDGED = 150
+INSTALLED = "installed the raft dump"
+RETRY_FOR = 2.0
+
+
+@pytest.fixture(scope="module")
+def trio(cluster_factory):
+    return cluster_factory(3, args=SNAPSHOT_ARGS)
+
+
+def raft_status(node) -> dict:
+    return requests.get(node.admin_url + "/health/ready", timeout=5).json()["raft"]
+
+
+def dump_index(node) -> int:
+    """The raft index of the node's newest dump (0 before its first compaction)."""
+    try:
+        with open(node.data / "metadata" / "raft" / "dump", "rb") as dump:
+            return read_dump_header(dump)[0]
+    except FileNotFoundError:
+        return 0
+
+
+def wait_compacted_to(nodes, index: int) -> None:
+    """Until every node's newest dump is at `index` or later (its log keeps entries from dump - 1 on)."""
+    wait_for(lambda: all(dump_index(node) >= index for node in nodes), CATCH_UP, f"a dump at {index}")
+
+
+def write_round(client, tag: str, number: int) -> None:
+    """Buckets, inline objects, deletes, versions and delete markers, uploads, tags: ~60 entries."""
+    bucket = f"snap-{tag}-{number}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "round", "Value": str(number)}]})
+    for n in range(OBJECTS_PER_ROUND):
+        client.put_object(Bucket=bucket, Key=f"dir{n % 3}/key{n}", Body=f"{number}/{n};".encode() * (n + 1))
+    for n in range(0, OBJECTS_PER_ROUND, 6):
+        client.delete_object(Bucket=bucket, Key=f"dir{n % 3}/key{n}")
+    client.put_object_tagging(Bucket=bucket, Key="dir1/key1", Tagging={"TagSet": [{"Key": "t", "Value": tag}]})
+    versioned = f"snap-{tag}-versioned"
+    if number == 0:
+        client.create_bucket(Bucket=versioned)
+        client.put_bucket_versioning(Bucket=versioned, VersioningConfiguration={"Status": "Enabled"})
+    for version in range(3):
+        client.put_object(Bucket=versioned, Key="doc", Body=f"doc {number}.{version}".encode())
+    client.delete_object(Bucket=versioned, Key="doc")
+    client.put_object(Bucket=versioned, Key=f"other/{number}", Body=b"other")
+    for upload in range(3):
+        started = client.create_multipart_upload(Bucket=bucket, Key=f"mp/{upload}")
+        client.upload_part(
+            Bucket=bucket, Key=f"mp/{upload}", UploadId=started["UploadId"], PartNumber=1, Body=b"part" * upload
+        )
+
+
+def view(client, tag: str) -> dict:
+    """Everything a client sees of the buckets named with `tag`, and the bytes of every inline object."""
+    seen: dict = {}
+    for bucket in (entry["Name"] for entry in client.list_buckets()["Buckets"] if tag in entry["Name"]):
+        objects = [
+            (item["Key"], item["ETag"], item["Size"])
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        ]
+        versions = [
+            (item["Key"], item["VersionId"], item["IsLatest"], item.get("ETag"))
+            for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket)
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        uploads = [
+            (item["Key"], item["UploadId"], [part["ETag"] for part in parts(client, bucket, item)])
+            for item in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        ]
+        bodies = {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key, _, _ in objects}
+        try:
+            tags = client.get_bucket_tagging(Bucket=bucket)["TagSet"]
+        except client.exceptions.ClientError:
+            tags = None
+        seen[bucket] = {"objects": objects, "versions": versions, "uploads": uploads, "bodies": bodies, "tags": tags}
+    return seen
+
+
+def parts(client, bucket: str, upload: dict) -> list[dict]:
+    return client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts", [])
+
+
+def test_a_node_stopped_through_compactions_catches_up_from_a_snapshot(trio):
+    tag = uuid.uuid4().hex[:8]
+    leader = wait_for(lambda: leader_of(trio), CATCH_UP, "a leader")
+    stopped = next(node for node in trio if node is not leader)
+    running = [node for node in trio if node is not stopped]
+    client = leader.client()
+    write_round(client, tag, 0)
+    wait_for(lambda: raft_status(stopped)["last_applied"] >= raft_status(leader)["commit_index"], CATCH_UP, "replica")
+    stopped_at = raft_status(stopped)["last_applied"]
+    stopped.stop()
+    dumps = set()
+    for number in range(1, 4):
+        write_round(running[number % 2].client(), tag, number)
+        dumps.add(dump_index(leader))
+        wait_compacted_to(running, raft_status(leader)["commit_index"])
+    assert len(dumps | {dump_index(leader)}) >= 3, "the log compacted several times"
+    assert dump_index(leader) > stopped_at + 100
+
+    stopped.start()  # the same data directory: no manual step
+    assert INSTALLED in stopped.log_path.read_text()
+    expected = view(leader.client(), tag)
+    assert view(stopped.client(), tag) == expected
+    assert len(expected) == 5
+
+
+def test_a_new_storage_node_joins_after_compaction(trio, node_factory):
+    tag = uuid.uuid4().hex[:8]
+    client = trio[0].client()
+    for number in range(2):
+        write_round(client, tag, number)
+    wait_compacted_to(trio, raft_status(trio[0])["commit_index"])
+    peers = ",".join(f"127.0.0.1:{node.ports['raft']}" for node in trio)
+    late = node_factory(
+        args=[*SNAPSHOT_ARGS, "--raft-peers", peers, "--role", "storage", "--node-id", f"late-{tag}"],
+        extra_env={"NEBULAIO_CLUSTER_SECRET": CLUSTER_SECRET},
+    )
+    try:
+        assert INSTALLED in late.log_path.read_text()
+        assert view(late.client(), tag) == view(client, tag)
+        # The log goes on after the snapshot: a write anywhere is read on the new node.
+        client.put_object(Bucket=f"snap-{tag}-0", Key="after", Body=b"after the snapshot")
+        assert late.client().get_object(Bucket=f"snap-{tag}-0", Key="after")["Body"].read() == b"after the snapshot"
+    finally:
+        late.stop()
+
+
+def test_a_node_rebuilds_a_lost_replica_from_its_own_dump(trio):
+    """What a power cut that takes LMDB's newest commits does, taken to the end: no replica at all."""
+    tag = uuid.uuid4().hex[:8]
+    client = trio[0].client()
+    write_round(client, tag, 0)
+    wait_compacted_to(trio, raft_status(trio[0])["commit_index"])
+    write_round(client, tag, 1)  # entries after the dump: the journal's tail
+    lost = trio[2]
+    installs_before = lost.log_path.read_text().count(INSTALLED)
+    lost.stop()
+    shutil.rmtree(lost.data / "metadata" / "kv")
+    lost.start()
+    assert lost.log_path.read_text().count(INSTALLED) > installs_before
+    assert view(lost.client(), tag) == view(client, tag)
+
+
+def test_killing_every_node_loses_no_acknowledged_write(trio):
+    bucket = f"snap-crash-{uuid.uuid4().hex[:8]}"
+    trio[0].client().create_bucket(Bucket=bucket)
+    acknowledged: dict[str, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(number: int) -> None:
+        client = trio[number % 3].client()
+        sequence = 0
+        while not stop.is_set():
+            key, body = f"w{number}/{sequence}", f"{number}:{sequence}".encode() * 20
+            if put_with_retries(client, bucket, key, body, time.monotonic() + RETRY_FOR):
+                with lock:
+                    acknowledged[key] = body
+                sequence += 1
+
+    first_dumps = [dump_index(node) for node in trio]
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: (
+            len(acknowledged) > ACKNOWLEDGED and all(dump_index(n) > d for n, d in zip(trio, first_dumps, strict=True))
+        ),
+        CATCH_UP,
+        "writes through a compaction on every node",
+    )
+    for node in trio:  # SIGKILL, every process of every node, while the writes go on
+        node.kill_group()
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    for node in trio:
+        node.start(wait=False)
+    for node in trio:
+        node.wait_ready()
+    expected = {key: f'"{hashlib.md5(body).hexdigest()}"' for key, body in acknowledged.items()}
+    for node in trio:
+        listed = {
+            item["Key"]: item["ETag"]
+            for page in node.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        }
+        assert expected.items() <= listed.items(), node.ports
+    client = trio[0].client()
+    for key, body in acknowledged.items():
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
