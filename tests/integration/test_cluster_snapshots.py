@@ -114,14 +114,14 @@ def test_a_node_stopped_through_compactions_catches_up_from_a_snapshot(trio):
     running = [node for node in trio if node is not stopped]
     client = leader.client()
     write_round(client, tag, 0)
-    wait_for(lambda: raft_status(stopped)["last_applied"] >= raft_status(leader)["commit_index"], CATCH_UP, "replica")
-    stopped_at = raft_status(stopped)["last_applied"]
+    wait_for(lambda: raft_status(stopped)["lastApplied"] >= raft_status(leader)["commitIndex"], CATCH_UP, "replica")
+    stopped_at = raft_status(stopped)["lastApplied"]
     stopped.stop()
     dumps = set()
     for number in range(1, 4):
         write_round(running[number % 2].client(), tag, number)
         dumps.add(dump_index(leader))
-        wait_compacted_to(running, raft_status(leader)["commit_index"])
+        wait_compacted_to(running, raft_status(leader)["commitIndex"])
     assert len(dumps | {dump_index(leader)}) >= 3, "the log compacted several times"
     assert dump_index(leader) > stopped_at + 100
 
@@ -137,7 +137,7 @@ def test_a_new_storage_node_joins_after_compaction(trio, node_factory):
     client = trio[0].client()
     for number in range(2):
         write_round(client, tag, number)
-    wait_compacted_to(trio, raft_status(trio[0])["commit_index"])
+    wait_compacted_to(trio, raft_status(trio[0])["commitIndex"])
     peers = ",".join(f"127.0.0.1:{node.ports['raft']}" for node in trio)
     late = node_factory(
         args=[*SNAPSHOT_ARGS, "--raft-peers", peers, "--role", "storage", "--node-id", f"late-{tag}"],
@@ -158,7 +158,7 @@ def test_a_node_rebuilds_a_lost_replica_from_its_own_dump(trio):
     tag = uuid.uuid4().hex[:8]
     client = trio[0].client()
     write_round(client, tag, 0)
-    wait_compacted_to(trio, raft_status(trio[0])["commit_index"])
+    wait_compacted_to(trio, raft_status(trio[0])["commitIndex"])
     write_round(client, tag, 1)  # entries after the dump: the journal's tail
     lost = trio[2]
     installs_before = lost.log_path.read_text().count(INSTALLED)
