@@ -140,16 +140,8 @@ class IamCommands:
             return {"status": "NoSuchEntity"}
         for access_key in user["keys"]:
             self._delete(batch, KEY, access_key)
-        for group_name in user["groups"]:
-            group = self._get(batch, GROUP, group_name)
-            if group is not None:
-                group["members"] = _removed(group["members"], name)
-                self._put(batch, GROUP, group_name, group)
-        for policy_name in user["policies"]:
-            policy = self._get(batch, POLICY, policy_name)
-            if policy is not None:
-                policy["users"] = _removed(policy["users"], name)
-                self._put(batch, POLICY, policy_name, policy)
+        self._drop_references(batch, GROUP, user["groups"], "members", name)
+        self._drop_references(batch, POLICY, user["policies"], "users", name)
         self._delete(batch, USER, name)
         return {"status": "ok"}
 
@@ -214,18 +206,18 @@ class IamCommands:
         group = self._get(batch, GROUP, name)
         if group is None:
             return {"status": "NoSuchEntity"}
-        for member in group["members"]:
-            user = self._get(batch, USER, member)
-            if user is not None:
-                user["groups"] = _removed(user["groups"], name)
-                self._put(batch, USER, member, user)
-        for policy_name in group["policies"]:
-            policy = self._get(batch, POLICY, policy_name)
-            if policy is not None:
-                policy["groups"] = _removed(policy["groups"], name)
-                self._put(batch, POLICY, policy_name, policy)
+        self._drop_references(batch, USER, group["members"], "groups", name)
+        self._drop_references(batch, POLICY, group["policies"], "groups", name)
         self._delete(batch, GROUP, name)
         return {"status": "ok"}
+
+    def _drop_references(self, batch, kind, names: list[str], field: str, name: str) -> None:
+        """Remove `name` from the `field` list of each of the `kind` entries named `names`."""
+        for other in names:
+            entry = self._get(batch, kind, other)
+            if entry is not None:
+                entry[field] = _removed(entry[field], name)
+                self._put(batch, kind, other, entry)
 
     def _membership(self, command: dict, batch) -> tuple[dict, dict] | None:
         group = self._get(batch, GROUP, command["group"])
