@@ -318,6 +318,80 @@ class NebulaIO(Target):
         ]
         process = self.spawn("nebulaio", argv, env)
         wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
+        self.data = data
+
+
+# What the policy user may do: ten statements, conditions included, all of them weighed on
+# every request (an explicit Deny anywhere would win, so none can be skipped).
+POLICY_USER = "bench-user"
+POLICY_USER_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": ["arn:aws:s3:::bench/*", "arn:aws:s3:::bench-list/*"],
+        },
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": ["arn:aws:s3:::bench", "arn:aws:s3:::bench-list"]},
+        {"Effect": "Allow", "Action": "s3:CreateBucket", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObjectTagging",
+            "Resource": "arn:aws:s3:::reports/*",
+            "Condition": {"StringEquals": {"s3:ExistingObjectTag/team": "storage"}},
+        },
+        {"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"},
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            "Resource": "arn:aws:s3:::bench/*",
+        },
+        {"Effect": "Deny", "Action": "s3:PutBucketPolicy", "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetBucketLocation",
+            "Resource": "arn:aws:s3:::bench*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": "s3:*",
+            "Resource": "arn:aws:s3:::secret-*/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ],
+}
+
+
+class NebulaIOPolicyUser(NebulaIO):
+    """NebulaIO measured as an IAM user whose access comes from a ten-statement policy, to
+    set beside the root user's figures: authorization must cost next to nothing."""
+
+    name = "nebulaio-user"
+
+    def start(self, workdir: Path) -> None:
+        super().start(workdir)
+        import orjson
+
+        from nebulaio.cluster.ipc import SupervisorClient
+        from nebulaio.iam.credentials import Credentials
+        from nebulaio.iam.service import IamService
+        from nebulaio.meta import MetaReader, open_env
+        from nebulaio.storage.layout import DataLayout
+
+        layout = DataLayout(str(self.data))
+        iam = IamService(
+            MetaReader(open_env(layout.kv_dir, readonly=True)),
+            SupervisorClient(layout.ipc_socket),
+            Credentials(self.access_key, self.secret_key),
+            layout.cluster_secret(""),
+        )
+        iam.create_user(POLICY_USER)
+        iam.put_policy("bench", orjson.dumps(POLICY_USER_DOCUMENT))
+        iam.attach_policy("bench", user=POLICY_USER)
+        pair = iam.create_access_key(POLICY_USER)
+        self.access_key, self.secret_key = pair["accessKey"], pair["secretKey"]
 
 
 CEPH_CONF = """\
@@ -426,4 +500,4 @@ class RadosGW(Target):
         return done.stdout
 
 
-TARGETS = {target.name: target for target in (NebulaIO, Nginx, Moto, RadosGW)}
+TARGETS = {target.name: target for target in (NebulaIO, NebulaIOPolicyUser, Nginx, Moto, RadosGW)}
