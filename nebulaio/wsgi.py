@@ -55,7 +55,7 @@ def build(config: dict | None = None):
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
-    admin = admin_app.create(layer, credentials, config, layout.metrics_dir)
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir)
     internal = internal_app.create(store, config["cluster_secret"] if clustered else "")
 
     def admin_or_internal(environ, start_response):

@@ -4,6 +4,11 @@ Every endpoint but the health checks, login, refresh, the OpenAPI document and /
 `Authorization: Bearer <access token>`. Every failure is `{"error": {"code", "message"}}` with
 its HTTP status; no traceback ever reaches a client. `openapi.py` describes every route, and
 a test holds the two together.
+
+The root user may do everything. An IAM user (logged in with an access key and its secret)
+may do what its identity policies allow: each endpoint is an action `admin:<Name>` on the
+ARN of what it addresses (see ACTIONS in the docs), except that a user may always read
+itself, list its own keys, create them and enable, disable or delete them.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.engine.objects import ObjectLayer
-from nebulaio.iam.credentials import Credentials
+from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, bucket_policy_setting
+from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import processes
+from nebulaio.util.ids import request_id
 from nebulaio.util.timefmt import iso8601
 
 log = logging.getLogger("nebulaio.admin")
@@ -31,6 +38,8 @@ log = logging.getLogger("nebulaio.admin")
 JSON_TYPE = "application/json"
 MAX_BODY = 64 * 1024
 BEARER = "bearer "
+IAM_ARN = f"arn:aws:iam::{ACCOUNT_ID}:"
+S3_ARN = "arn:aws:s3:::"
 FALCON_CODES = {
     400: "InvalidRequest",
     401: "Unauthorized",
@@ -56,33 +65,70 @@ def _error_document(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def read_json(req: falcon.Request, fields: dict[str, type]) -> dict:
-    """The request's JSON object, bounded in size, with exactly the expected fields and types."""
+def read_body(req: falcon.Request) -> bytes:
+    """The request's body, which must declare its length and be at most MAX_BODY bytes."""
     if req.content_length is None:
         raise ApiError(411, "LengthRequired", "The request needs a Content-Length and a JSON body.")
     if req.content_length > MAX_BODY:
         raise ApiError(413, "RequestTooLarge", f"The body may hold at most {MAX_BODY} bytes.")
+    return req.bounded_stream.read()
+
+
+def read_json(req: falcon.Request, required: dict[str, type], optional: dict[str, type] | None = None) -> dict:
+    """The request's JSON object, bounded in size, with exactly the expected fields and types.
+
+    A request whose fields are all optional may leave the body out.
+    """
+    optional = optional or {}
+    if not required and not req.content_length:
+        return {}
     try:
-        document = orjson.loads(req.bounded_stream.read())
+        document = orjson.loads(read_body(req))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "MalformedJSON", f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(document, dict):
         raise ApiError(400, "MalformedJSON", "The body must be a JSON object.")
-    for name, kind in fields.items():
+    for name, kind in required.items():
         if not isinstance(document.get(name), kind):
             raise ApiError(400, "InvalidArgument", f"{name!r} is required and must be a {kind.__name__}.")
-    unknown = sorted(set(document) - set(fields))
+    for name, kind in optional.items():
+        if name in document and not isinstance(document[name], kind):
+            raise ApiError(400, "InvalidArgument", f"{name!r} must be a {kind.__name__}.")
+    unknown = sorted(set(document) - set(required) - set(optional))
     if unknown:
         raise ApiError(400, "InvalidArgument", f"Unknown field(s): {', '.join(unknown)}.")
     return document
 
 
+def token_principal(iam: IamService, user: str, access_key: str | None) -> Principal:
+    """Whom a verified token stands for, while it still may: the root user, or a user whose
+    access key (the one it logged in with) is still there and enabled, as is the user."""
+    principal = iam.principal_for(user if access_key is None else access_key)
+    if principal.name != user or (access_key is None) != (principal.kind == "root"):
+        raise ApiError(401, "InvalidToken", "The token's user or access key no longer exists or is disabled.")
+    return principal
+
+
+def authorize(iam: IamService, req: falcon.Request, action: str, resource: str, owner: str | None = None) -> None:
+    """Let the caller do `admin:<action>` on `resource`, or answer 403. A user may always do
+    an action on its own record or keys (`owner` names the user they belong to)."""
+    principal = req.context.principal
+    if principal.kind == "user" and req.context.user == owner:
+        return
+    if not iam.identity_allows(principal, "admin:" + action, resource):
+        raise ApiError(403, "AccessDenied", f"{principal.name} is not allowed admin:{action} on {resource}.")
+
+
+def _iam_arn(kind: str, name: str) -> str:
+    return f"{IAM_ARN}{kind}/{name}"
+
+
 class Authentication:
     """Falcon middleware: a resource is private unless it says `public = True`."""
 
-    def __init__(self, tokens: Tokens, credentials: Credentials):
+    def __init__(self, tokens: Tokens, iam: IamService):
         self._tokens = tokens
-        self._credentials = credentials
+        self._iam = iam
 
     def process_resource(self, req, resp, resource, params) -> None:
         if resource is None or getattr(resource, "public", False):
@@ -91,11 +137,10 @@ class Authentication:
         if not header.lower().startswith(BEARER):
             raise ApiError(401, "Unauthorized", "This endpoint needs 'Authorization: Bearer <token>'.")
         try:
-            user = self._tokens.verify(header[len(BEARER) :].strip(), ACCESS)
+            user, access_key = self._tokens.verify(header[len(BEARER) :].strip(), ACCESS)
         except TokenRefused as refused:
             raise ApiError(401, refused.code, refused.message) from refused
-        if self._credentials.secret_for(user) is None:
-            raise ApiError(401, "InvalidToken", "The token's user no longer exists.")
+        req.context.principal = token_principal(self._iam, user, access_key)
         req.context.user = user
 
 
@@ -129,42 +174,45 @@ class Ready:
 
 
 class Login:
-    """Username and password (the root user's access key and secret) for a token pair."""
+    """Username and password (the root user's, or an IAM user's access key and secret key)
+    for a token pair."""
 
     public = True
 
-    def __init__(self, tokens: Tokens, credentials: Credentials):
+    def __init__(self, tokens: Tokens, iam: IamService):
         self._tokens = tokens
-        self._credentials = credentials
+        self._iam = iam
 
     def on_post(self, req, resp):
         document = read_json(req, {"username": str, "password": str})
-        secret = self._credentials.secret_for(document["username"])
+        access_key = document["username"]
+        secret = self._iam.secret_for(access_key)
         # NOTE: compared even for an unknown user, so timing does not tell which users exist.
         matches = hmac.compare_digest((secret or "\0").encode(), document["password"].encode())
         if secret is None or not matches:
             raise ApiError(401, "InvalidCredentials", "The username or password is not correct.")
-        resp.media = self._tokens.issue(document["username"])
+        principal = self._iam.principal_for(access_key)
+        resp.media = self._tokens.issue(principal.name, None if principal.kind == "root" else access_key)
 
 
 class Refresh:
-    """A refresh token for a new token pair (until it expires or its user logs out)."""
+    """A refresh token for a new token pair (until it expires, its user logs out, or its user
+    or access key is disabled or deleted)."""
 
     public = True
 
-    def __init__(self, tokens: Tokens, credentials: Credentials):
+    def __init__(self, tokens: Tokens, iam: IamService):
         self._tokens = tokens
-        self._credentials = credentials
+        self._iam = iam
 
     def on_post(self, req, resp):
         document = read_json(req, {"refreshToken": str})
         try:
-            user = self._tokens.verify(document["refreshToken"], REFRESH)
+            user, access_key = self._tokens.verify(document["refreshToken"], REFRESH)
         except TokenRefused as refused:
             raise ApiError(401, refused.code, refused.message) from refused
-        if self._credentials.secret_for(user) is None:
-            raise ApiError(401, "InvalidToken", "The token's user no longer exists.")
-        resp.media = self._tokens.issue(user)
+        token_principal(self._iam, user, access_key)
+        resp.media = self._tokens.issue(user, access_key)
 
 
 class Logout:
@@ -191,11 +239,13 @@ def _bucket_summary(record: dict, usage: dict | None) -> dict:
 
 
 class Buckets:
-    def __init__(self, layer: ObjectLayer, region: str):
+    def __init__(self, layer: ObjectLayer, iam: IamService, region: str):
         self._layer = layer
+        self._iam = iam
         self._region = region
 
     def on_get(self, req, resp):
+        authorize(self._iam, req, "ListBuckets", S3_ARN + "*")
         usage = self._layer.bucket_usage()
         resp.media = {
             "buckets": [_bucket_summary(record, usage.get(record["name"])) for record in self._layer.list_buckets()]
@@ -204,6 +254,7 @@ class Buckets:
     def on_post(self, req, resp):
         name = read_json(req, {"name": str})["name"]
         check_bucket_name(name)
+        authorize(self._iam, req, "CreateBucket", S3_ARN + name)
         self._layer.create_bucket(name, req.context.user, self._region)
         resp.status = 201
         resp.location = f"/api/v1/buckets/{name}"
@@ -211,10 +262,12 @@ class Buckets:
 
 
 class Bucket:
-    def __init__(self, layer: ObjectLayer):
+    def __init__(self, layer: ObjectLayer, iam: IamService):
         self._layer = layer
+        self._iam = iam
 
     def on_get(self, req, resp, name):
+        authorize(self._iam, req, "GetBucket", S3_ARN + name)
         record = self._layer.bucket(name)
         details = _bucket_summary(record, self._layer.bucket_usage().get(name))
         lifecycle = record.get("lifecycle")
@@ -224,12 +277,223 @@ class Bucket:
             tags=record.get("tagging") or {},
             lifecycleRules=len(lifecycle["rules"]) if lifecycle else 0,
             cors=bool(record.get("cors")),
+            policy=record.get("policy") is not None,
         )
         resp.media = details
 
     def on_delete(self, req, resp, name):
+        authorize(self._iam, req, "DeleteBucket", S3_ARN + name)
         self._layer.bucket(name)
         self._layer.delete_bucket(name)
+        resp.status = 204
+
+
+class BucketPolicy:
+    """A bucket's policy, validated as S3's PutBucketPolicy validates it (the same setting)."""
+
+    def __init__(self, layer: ObjectLayer, iam: IamService):
+        self._layer = layer
+        self._iam = iam
+
+    def on_get(self, req, resp, name):
+        authorize(self._iam, req, "GetBucketPolicy", S3_ARN + name)
+        stored = self._layer.bucket(name).get("policy")
+        if stored is None:
+            raise S3Error("NoSuchBucketPolicy")
+        resp.content_type = JSON_TYPE
+        resp.data = stored["document"].encode()
+
+    def on_put(self, req, resp, name):
+        authorize(self._iam, req, "PutBucketPolicy", S3_ARN + name)
+        self._layer.bucket(name)
+        try:
+            setting = bucket_policy_setting(read_body(req), name, request_id())
+        except PolicyError as exc:
+            raise S3Error("MalformedPolicy", str(exc)) from None
+        self._layer.configure_bucket(name, "policy", setting)
+        resp.status = 204
+
+    def on_delete(self, req, resp, name):
+        authorize(self._iam, req, "DeleteBucketPolicy", S3_ARN + name)
+        self._layer.configure_bucket(name, "policy", None)
+        resp.status = 204
+
+
+# -- identities -----------------------------------------------------------------------------
+
+
+def _dated(record: dict, *fields: str) -> dict:
+    """A record as the API shows it: times in ISO 8601 instead of epoch milliseconds."""
+    for field in fields:
+        record[field] = iso8601(record[field])
+    return record
+
+
+def _policy_view(record: dict) -> dict:
+    record["document"] = orjson.loads(record["document"])
+    return _dated(record, "created", "updated")
+
+
+class Users:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "ListUsers", _iam_arn("user", "*"))
+        resp.media = {"users": [_dated(user, "created") for user in self._iam.list_users()]}
+
+    def on_post(self, req, resp):
+        name = read_json(req, {"name": str})["name"]
+        authorize(self._iam, req, "CreateUser", _iam_arn("user", name))
+        resp.status = 201
+        resp.location = f"/api/v1/users/{name}"
+        resp.media = _dated(self._iam.create_user(name), "created")
+
+
+class User:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp, name):
+        authorize(self._iam, req, "GetUser", _iam_arn("user", name), owner=name)
+        resp.media = _dated(self._iam.get_user(name), "created")
+
+    def on_patch(self, req, resp, name):
+        """Disable a user (every key at once, and every Admin API token issued to it) or enable it."""
+        enabled = read_json(req, {"enabled": bool})["enabled"]
+        authorize(self._iam, req, "UpdateUser", _iam_arn("user", name))
+        self._iam.set_user_enabled(name, enabled)
+        resp.media = _dated(self._iam.get_user(name), "created")
+
+    def on_delete(self, req, resp, name):
+        authorize(self._iam, req, "DeleteUser", _iam_arn("user", name))
+        self._iam.delete_user(name)
+        resp.status = 204
+
+
+class UserKeys:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp, name):
+        authorize(self._iam, req, "ListAccessKeys", _iam_arn("user", name), owner=name)
+        resp.media = {"accessKeys": [_dated(key, "created") for key in self._iam.list_access_keys(name)]}
+
+    def on_post(self, req, resp, name):
+        """A new key pair; the only answer that ever shows its secret. Both given: an import."""
+        pair = read_json(req, {}, {"accessKey": str, "secretKey": str})
+        authorize(self._iam, req, "CreateAccessKey", _iam_arn("user", name), owner=name)
+        resp.status = 201
+        resp.media = self._iam.create_access_key(name, pair.get("accessKey"), pair.get("secretKey"))
+
+
+class AccessKey:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def _authorize(self, req, action: str, access_key: str) -> None:
+        user = self._iam.get_access_key(access_key)["user"]
+        authorize(self._iam, req, action, _iam_arn("user", user), owner=user)
+
+    def on_patch(self, req, resp, access_key):
+        enabled = read_json(req, {"enabled": bool})["enabled"]
+        self._authorize(req, "UpdateAccessKey", access_key)
+        self._iam.set_access_key_enabled(access_key, enabled)
+        resp.media = _dated(self._iam.get_access_key(access_key), "created")
+
+    def on_delete(self, req, resp, access_key):
+        self._authorize(req, "DeleteAccessKey", access_key)
+        self._iam.delete_access_key(access_key)
+        resp.status = 204
+
+
+class Groups:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "ListGroups", _iam_arn("group", "*"))
+        resp.media = {"groups": [_dated(group, "created") for group in self._iam.list_groups()]}
+
+    def on_post(self, req, resp):
+        name = read_json(req, {"name": str})["name"]
+        authorize(self._iam, req, "CreateGroup", _iam_arn("group", name))
+        resp.status = 201
+        resp.location = f"/api/v1/groups/{name}"
+        resp.media = _dated(self._iam.create_group(name), "created")
+
+
+class Group:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp, name):
+        authorize(self._iam, req, "GetGroup", _iam_arn("group", name))
+        resp.media = _dated(self._iam.get_group(name), "created")
+
+    def on_delete(self, req, resp, name):
+        authorize(self._iam, req, "DeleteGroup", _iam_arn("group", name))
+        self._iam.delete_group(name)
+        resp.status = 204
+
+
+class GroupMember:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_put(self, req, resp, name, user):
+        authorize(self._iam, req, "AddUserToGroup", _iam_arn("group", name))
+        self._iam.add_user_to_group(name, user)
+        resp.status = 204
+
+    def on_delete(self, req, resp, name, user):
+        authorize(self._iam, req, "RemoveUserFromGroup", _iam_arn("group", name))
+        self._iam.remove_user_from_group(name, user)
+        resp.status = 204
+
+
+class Policies:
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "ListPolicies", _iam_arn("policy", "*"))
+        resp.media = {"policies": [_policy_view(policy) for policy in self._iam.list_policies()]}
+
+
+class ManagedPolicy:
+    """A managed policy; PUT takes the policy document itself as the body."""
+
+    def __init__(self, iam: IamService):
+        self._iam = iam
+
+    def on_get(self, req, resp, name):
+        authorize(self._iam, req, "GetPolicy", _iam_arn("policy", name))
+        resp.media = _policy_view(self._iam.get_policy(name))
+
+    def on_put(self, req, resp, name):
+        authorize(self._iam, req, "PutPolicy", _iam_arn("policy", name))
+        resp.media = _policy_view(self._iam.put_policy(name, read_body(req)))
+
+    def on_delete(self, req, resp, name):
+        authorize(self._iam, req, "DeletePolicy", _iam_arn("policy", name))
+        self._iam.delete_policy(name)
+        resp.status = 204
+
+
+class PolicyAttachment:
+    """POST {"user"} or {"group"}: attach (or detach) the policy; authorized on that holder, as IAM does."""
+
+    def __init__(self, iam: IamService, attach: bool):
+        self._iam = iam
+        self._change = iam.attach_policy if attach else iam.detach_policy
+        self._action = "AttachPolicy" if attach else "DetachPolicy"
+
+    def on_post(self, req, resp, name):
+        holder = read_json(req, {}, {"user": str, "group": str})
+        kind = "user" if "user" in holder else "group"
+        authorize(self._iam, req, self._action, _iam_arn(kind, holder.get(kind, "")))
+        self._change(name, holder.get("user"), holder.get("group"))
         resp.status = 204
 
 
@@ -268,11 +532,13 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
 
 
 class ClusterStatus:
-    def __init__(self, layer: ObjectLayer):
+    def __init__(self, layer: ObjectLayer, iam: IamService):
         self._layer = layer
+        self._iam = iam
         self._worker = psutil.Process()
 
     def on_get(self, req, resp):
+        authorize(self._iam, req, "GetClusterStatus", "*")
         try:
             status = self._layer.status(detail=True)
         except SupervisorUnavailable as exc:
@@ -325,11 +591,7 @@ def _render(resp: falcon.Response, status: int, code: str, message: str) -> None
     resp.data = orjson.dumps(_error_document(code, message))
 
 
-def _api_error(req, resp, error: ApiError, params) -> None:
-    _render(resp, error.status, error.code, error.message)
-
-
-def _engine_error(req, resp, error: S3Error, params) -> None:
+def _known_error(req, resp, error: ApiError | IamError | S3Error, params) -> None:
     _render(resp, error.status, error.code, error.message)
 
 
@@ -345,26 +607,38 @@ def _unexpected(req, resp, error: Exception, params) -> None:
     _render(resp, 500, "InternalError", "We encountered an internal error. Please try again.")
 
 
-def create(layer: ObjectLayer, credentials: Credentials, config: dict, metrics_dir: str) -> falcon.App:
+def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str) -> falcon.App:
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
-    app = falcon.App(media_type=JSON_TYPE, middleware=[Authentication(tokens, credentials)])
+    app = falcon.App(media_type=JSON_TYPE, middleware=[Authentication(tokens, iam)])
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler
     app.resp_options.media_handlers[JSON_TYPE] = handler
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
-    app.add_error_handler(S3Error, _engine_error)
-    app.add_error_handler(ApiError, _api_error)
+    for known in (S3Error, IamError, ApiError):
+        app.add_error_handler(known, _known_error)
     app.add_route("/health/live", Live())
     app.add_route("/health/ready", Ready(layer))
     app.add_route("/metrics", Metrics(layer, metrics_dir))
     app.add_route("/api/v1/openapi.json", OpenApi())
-    app.add_route("/api/v1/auth/login", Login(tokens, credentials))
-    app.add_route("/api/v1/auth/refresh", Refresh(tokens, credentials))
+    app.add_route("/api/v1/auth/login", Login(tokens, iam))
+    app.add_route("/api/v1/auth/refresh", Refresh(tokens, iam))
     app.add_route("/api/v1/auth/logout", Logout(layer))
-    app.add_route("/api/v1/buckets", Buckets(layer, config["region"]))
-    app.add_route("/api/v1/buckets/{name}", Bucket(layer))
-    app.add_route("/api/v1/cluster/status", ClusterStatus(layer))
+    app.add_route("/api/v1/buckets", Buckets(layer, iam, config["region"]))
+    app.add_route("/api/v1/buckets/{name}", Bucket(layer, iam))
+    app.add_route("/api/v1/buckets/{name}/policy", BucketPolicy(layer, iam))
+    app.add_route("/api/v1/users", Users(iam))
+    app.add_route("/api/v1/users/{name}", User(iam))
+    app.add_route("/api/v1/users/{name}/keys", UserKeys(iam))
+    app.add_route("/api/v1/keys/{access_key}", AccessKey(iam))
+    app.add_route("/api/v1/groups", Groups(iam))
+    app.add_route("/api/v1/groups/{name}", Group(iam))
+    app.add_route("/api/v1/groups/{name}/members/{user}", GroupMember(iam))
+    app.add_route("/api/v1/policies", Policies(iam))
+    app.add_route("/api/v1/policies/{name}", ManagedPolicy(iam))
+    app.add_route("/api/v1/policies/{name}/attach", PolicyAttachment(iam, attach=True))
+    app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
+    app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     return app

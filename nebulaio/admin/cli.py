@@ -41,14 +41,60 @@ def add_parser(commands) -> None:
     login.add_argument("--username", help="root user or access key (NEBULAIO_ADMIN_USER)")
     login.add_argument("--password", help="password or secret key (NEBULAIO_ADMIN_PASSWORD; asked if absent)")
     tasks.add_parser("logout", help="revoke every token issued to you and forget the kept one")
-    bucket = tasks.add_parser("bucket", help="list, create or delete buckets").add_subparsers(
-        dest="action", required=True
-    )
+
+    bucket = _actions(tasks, "bucket", "buckets and their policies")
     bucket.add_parser("list", help="buckets with their object count and size")
     for action in ("create", "delete", "show"):
         bucket.add_parser(action, help=f"{action} a bucket").add_argument("name")
-    cluster = tasks.add_parser("cluster", help="cluster status").add_subparsers(dest="action", required=True)
+    bucket.add_parser("policy", help="print a bucket's policy").add_argument("name")
+    set_policy = bucket.add_parser("set-policy", help="set a bucket's policy from a JSON file ('-': stdin)")
+    set_policy.add_argument("name")
+    set_policy.add_argument("file")
+    bucket.add_parser("delete-policy", help="remove a bucket's policy").add_argument("name")
+
+    user = _actions(tasks, "user", "IAM users")
+    user.add_parser("list", help="every user")
+    for action in ("create", "show", "enable", "disable", "delete"):
+        user.add_parser(action, help=f"{action} a user").add_argument("name")
+
+    key = _actions(tasks, "key", "access keys")
+    key.add_parser("list", help="a user's access keys").add_argument("user")
+    create_key = key.add_parser("create", help="a new key pair for a user (the secret is shown once)")
+    create_key.add_argument("user")
+    create_key.add_argument("--access-key", help="import this access key (with --secret-key)")
+    create_key.add_argument("--secret-key", help="import this secret key (with --access-key)")
+    for action in ("enable", "disable", "delete"):
+        key.add_parser(action, help=f"{action} an access key").add_argument("access_key")
+
+    group = _actions(tasks, "group", "groups and their members")
+    group.add_parser("list", help="every group")
+    for action in ("create", "show", "delete"):
+        group.add_parser(action, help=f"{action} a group").add_argument("name")
+    for action, help_text in (("add", "add a user to a group"), ("remove", "remove a user from a group")):
+        membership = group.add_parser(action, help=help_text)
+        membership.add_argument("name")
+        membership.add_argument("user")
+
+    policy = _actions(tasks, "policy", "managed policies")
+    policy.add_parser("list", help="every managed policy")
+    for action in ("show", "delete"):
+        policy.add_parser(action, help=f"{action} a policy").add_argument("name")
+    put = policy.add_parser("put", help="create or replace a policy from a JSON file ('-': stdin)")
+    put.add_argument("name")
+    put.add_argument("file")
+    for action in ("attach", "detach"):
+        attachment = policy.add_parser(action, help=f"{action} a policy to a user or a group")
+        attachment.add_argument("name")
+        holder = attachment.add_mutually_exclusive_group(required=True)
+        holder.add_argument("--user")
+        holder.add_argument("--group")
+
+    cluster = _actions(tasks, "cluster", "cluster status")
     cluster.add_parser("status", help="raft, members and this node's figures")
+
+
+def _actions(tasks, task: str, help_text: str):
+    return tasks.add_parser(task, help=help_text).add_subparsers(dest="action", required=True)
 
 
 class Session:
@@ -81,7 +127,9 @@ class Session:
         except FileNotFoundError:
             pass
 
-    def request(self, method: str, path: str, body: dict | None = None, authenticated: bool = True) -> dict | None:
+    def request(
+        self, method: str, path: str, body: dict | bytes | None = None, authenticated: bool = True
+    ) -> dict | None:
         try:
             return self._send(method, path, body, authenticated)
         except CommandFailed as failed:
@@ -90,11 +138,11 @@ class Session:
         self.save(self._send("POST", "/api/v1/auth/refresh", {"refreshToken": self.saved["refreshToken"]}, False))
         return self._send(method, path, body, authenticated)
 
-    def _send(self, method: str, path: str, body: dict | None, authenticated: bool) -> dict | None:
+    def _send(self, method: str, path: str, body: dict | bytes | None, authenticated: bool) -> dict | None:
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
-            data = orjson.dumps(body)
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = "application/json"
         if authenticated:
             if not self.saved.get("token"):
@@ -133,17 +181,146 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     )
 
 
+def _quoted(name: str) -> str:
+    return urllib.request.quote(name, safe="")
+
+
+def _read_file(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as error:
+        raise CommandFailed(f"Cannot read {path}: {error.strerror}", "Unreadable") from error
+
+
+def _key_body(args) -> dict:
+    if (args.access_key is None) != (args.secret_key is None):
+        raise CommandFailed("Give both --access-key and --secret-key to import a pair, or neither.", "Usage")
+    return {} if args.access_key is None else {"accessKey": args.access_key, "secretKey": args.secret_key}
+
+
+def _holder(args) -> dict:
+    return {"user": args.user} if args.user is not None else {"group": args.group}
+
+
+# (task, action) -> args -> (method, path, body); login and logout are apart
+REQUESTS = {
+    ("bucket", "list"): lambda args: ("GET", "/api/v1/buckets", None),
+    ("bucket", "create"): lambda args: ("POST", "/api/v1/buckets", {"name": args.name}),
+    ("bucket", "show"): lambda args: ("GET", f"/api/v1/buckets/{_quoted(args.name)}", None),
+    ("bucket", "delete"): lambda args: ("DELETE", f"/api/v1/buckets/{_quoted(args.name)}", None),
+    ("bucket", "policy"): lambda args: ("GET", f"/api/v1/buckets/{_quoted(args.name)}/policy", None),
+    ("bucket", "set-policy"): lambda args: (
+        "PUT",
+        f"/api/v1/buckets/{_quoted(args.name)}/policy",
+        _read_file(args.file),
+    ),
+    ("bucket", "delete-policy"): lambda args: ("DELETE", f"/api/v1/buckets/{_quoted(args.name)}/policy", None),
+    ("user", "list"): lambda args: ("GET", "/api/v1/users", None),
+    ("user", "create"): lambda args: ("POST", "/api/v1/users", {"name": args.name}),
+    ("user", "show"): lambda args: ("GET", f"/api/v1/users/{_quoted(args.name)}", None),
+    ("user", "enable"): lambda args: ("PATCH", f"/api/v1/users/{_quoted(args.name)}", {"enabled": True}),
+    ("user", "disable"): lambda args: ("PATCH", f"/api/v1/users/{_quoted(args.name)}", {"enabled": False}),
+    ("user", "delete"): lambda args: ("DELETE", f"/api/v1/users/{_quoted(args.name)}", None),
+    ("key", "list"): lambda args: ("GET", f"/api/v1/users/{_quoted(args.user)}/keys", None),
+    ("key", "create"): lambda args: ("POST", f"/api/v1/users/{_quoted(args.user)}/keys", _key_body(args)),
+    ("key", "enable"): lambda args: ("PATCH", f"/api/v1/keys/{_quoted(args.access_key)}", {"enabled": True}),
+    ("key", "disable"): lambda args: ("PATCH", f"/api/v1/keys/{_quoted(args.access_key)}", {"enabled": False}),
+    ("key", "delete"): lambda args: ("DELETE", f"/api/v1/keys/{_quoted(args.access_key)}", None),
+    ("group", "list"): lambda args: ("GET", "/api/v1/groups", None),
+    ("group", "create"): lambda args: ("POST", "/api/v1/groups", {"name": args.name}),
+    ("group", "show"): lambda args: ("GET", f"/api/v1/groups/{_quoted(args.name)}", None),
+    ("group", "delete"): lambda args: ("DELETE", f"/api/v1/groups/{_quoted(args.name)}", None),
+    ("group", "add"): lambda args: ("PUT", f"/api/v1/groups/{_quoted(args.name)}/members/{_quoted(args.user)}", None),
+    ("group", "remove"): lambda args: (
+        "DELETE",
+        f"/api/v1/groups/{_quoted(args.name)}/members/{_quoted(args.user)}",
+        None,
+    ),
+    ("policy", "list"): lambda args: ("GET", "/api/v1/policies", None),
+    ("policy", "show"): lambda args: ("GET", f"/api/v1/policies/{_quoted(args.name)}", None),
+    ("policy", "put"): lambda args: ("PUT", f"/api/v1/policies/{_quoted(args.name)}", _read_file(args.file)),
+    ("policy", "delete"): lambda args: ("DELETE", f"/api/v1/policies/{_quoted(args.name)}", None),
+    ("policy", "attach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/attach", _holder(args)),
+    ("policy", "detach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/detach", _holder(args)),
+    ("cluster", "status"): lambda args: ("GET", "/api/v1/cluster/status", None),
+}
+
+DONE = {
+    "create": "created",
+    "delete": "deleted",
+    "enable": "enabled",
+    "disable": "disabled",
+    "add": "added",
+    "remove": "removed",
+    "put": "stored",
+    "attach": "attached",
+    "detach": "detached",
+    "set-policy": "policy set",
+    "delete-policy": "policy deleted",
+}
+
+
+def _names(items: list[str]) -> str:
+    return ",".join(items) or "-"
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# (task, "list") -> (the listing's field, header, row of one item)
+LISTINGS = {
+    "bucket": (
+        "buckets",
+        ["NAME", "OBJECTS", "SIZE", "CREATED"],
+        lambda b: [b["name"], str(b["objects"]), _size(b["size"]), b["created"]],
+    ),
+    "user": (
+        "users",
+        ["NAME", "ENABLED", "KEYS", "GROUPS", "POLICIES"],
+        lambda u: [
+            u["name"],
+            _yes_no(u["enabled"]),
+            str(len(u["accessKeys"])),
+            _names(u["groups"]),
+            _names(u["policies"]),
+        ],
+    ),
+    "key": (
+        "accessKeys",
+        ["ACCESS KEY", "USER", "ENABLED", "CREATED"],
+        lambda k: [k["accessKey"], k["user"], _yes_no(k["enabled"]), k["created"]],
+    ),
+    "group": (
+        "groups",
+        ["NAME", "MEMBERS", "POLICIES"],
+        lambda g: [g["name"], _names(g["members"]), _names(g["policies"])],
+    ),
+    "policy": (
+        "policies",
+        ["NAME", "USERS", "GROUPS", "UPDATED"],
+        lambda p: [p["name"], _names(p["users"]), _names(p["groups"]), p["updated"]],
+    ),
+}
+
+
 def _render(args, document: dict | None) -> str:
     """What a command prints: the JSON with --json, else a table or a short line."""
-    if args.json:
+    if args.json or (args.task, args.action) in (("bucket", "policy"), ("policy", "show")):
         return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() if document is not None else ""
-    if args.task == "bucket" and args.action == "list":
-        rows = [[b["name"], str(b["objects"]), _size(b["size"]), b["created"]] for b in document["buckets"]]
-        return _table(rows, ["NAME", "OBJECTS", "SIZE", "CREATED"])
-    if args.task == "bucket" and args.action == "show":
-        return "\n".join(f"{name}: {value}" for name, value in document.items())
-    if args.task == "bucket":
-        return f"bucket {args.name}: {'created' if args.action == 'create' else 'deleted'}"
+    if args.action == "list":
+        field, header, row = LISTINGS[args.task]
+        return _table([row(item) for item in document[field]], header)
+    if args.task == "key" and args.action == "create":
+        pair = f"access key {document['accessKey']}\nsecret key {document['secretKey']}"
+        return pair + "\n(the secret is not shown again)"
+    if args.action == "show":
+        return "\n".join(
+            f"{name}: {_names(value) if isinstance(value, list) else value}" for name, value in document.items()
+        )
     if args.task == "cluster":
         raft, node = document["raft"], document["node"]
         lines = [
@@ -156,14 +333,12 @@ def _render(args, document: dict | None) -> str:
         reach = {True: "yes", False: "no", None: "-"}
         members = [[m["id"] or "?", m["address"], m["role"], reach[m["connected"]]] for m in document["members"]]
         return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED"])
-    if args.task == "login":
-        return f"logged in to {args.url_used}; the token expires at {document['expiresAt']}"
-    return "logged out: every token issued to you is revoked"
+    subject = args.access_key if args.task == "key" else args.name
+    return f"{args.task} {subject}: {DONE[args.action]}"
 
 
 def run(args: argparse.Namespace) -> int:
     session = Session(args.url, args.token_file or os.environ.get("NEBULAIO_ADMIN_TOKEN_FILE") or default_token_file())
-    args.url_used = session.url
     try:
         if args.task == "login":
             username = args.username or os.environ.get("NEBULAIO_ADMIN_USER") or input("username: ")
@@ -172,22 +347,16 @@ def run(args: argparse.Namespace) -> int:
                 "POST", "/api/v1/auth/login", {"username": username, "password": password}, authenticated=False
             )
             session.save(document)
+            output = f"logged in to {session.url}; the token expires at {document['expiresAt']}"
         elif args.task == "logout":
-            document = session.request("POST", "/api/v1/auth/logout")
+            session.request("POST", "/api/v1/auth/logout")
             session.forget()
-        elif args.task == "bucket" and args.action == "list":
-            document = session.request("GET", "/api/v1/buckets")
-        elif args.task == "bucket" and args.action == "create":
-            document = session.request("POST", "/api/v1/buckets", {"name": args.name})
-        elif args.task == "bucket":
-            method = "GET" if args.action == "show" else "DELETE"
-            document = session.request(method, "/api/v1/buckets/" + urllib.request.quote(args.name, safe=""))
+            output = "logged out: every token issued to you is revoked"
         else:
-            document = session.request("GET", "/api/v1/cluster/status")
+            output = _render(args, session.request(*REQUESTS[args.task, args.action](args)))
     except CommandFailed as failed:
         print(f"nebulaio admin: {failed.args[0]}", file=sys.stderr)
         return 1
-    output = _render(args, document)
     if output:
         print(output)
     return 0

@@ -36,6 +36,8 @@ STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 NULLABLE_INTEGER = {"type": ["integer", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
+BOOLEAN = {"type": "boolean"}
+NAMES = {"type": "array", "items": STRING}
 BUCKET_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"}
 PROCESS = _object({"pid": INTEGER, "rss": INTEGER, "cpuSeconds": NUMBER, "threads": INTEGER, "started": NUMBER})
 RAFT = _object(
@@ -75,9 +77,42 @@ SCHEMAS = {
             "objectLock": {"type": "boolean"},
             "tags": {"type": "object", "additionalProperties": STRING},
             "lifecycleRules": INTEGER,
-            "cors": {"type": "boolean"},
+            "cors": BOOLEAN,
+            "policy": BOOLEAN,
         }
     ),
+    "PolicyDocument": {"type": "object", "description": "A policy in AWS's JSON grammar."},
+    "NewName": _object({"name": STRING}),
+    "Enabled": _object({"enabled": BOOLEAN}),
+    "User": _object(
+        {
+            "name": STRING,
+            "created": TIMESTAMP,
+            "enabled": BOOLEAN,
+            "groups": NAMES,
+            "policies": NAMES,
+            "accessKeys": NAMES,
+        }
+    ),
+    "UserList": _object({"users": {"type": "array", "items": _ref("User")}}),
+    "NewAccessKey": _object({"accessKey": STRING, "secretKey": STRING}, required=[]),
+    "KeyPair": _object({"accessKey": STRING, "secretKey": STRING}),
+    "AccessKey": _object({"accessKey": STRING, "user": STRING, "created": TIMESTAMP, "enabled": BOOLEAN}),
+    "AccessKeyList": _object({"accessKeys": {"type": "array", "items": _ref("AccessKey")}}),
+    "Group": _object({"name": STRING, "created": TIMESTAMP, "members": NAMES, "policies": NAMES}),
+    "GroupList": _object({"groups": {"type": "array", "items": _ref("Group")}}),
+    "ManagedPolicy": _object(
+        {
+            "name": STRING,
+            "document": _ref("PolicyDocument"),
+            "created": TIMESTAMP,
+            "updated": TIMESTAMP,
+            "users": NAMES,
+            "groups": NAMES,
+        }
+    ),
+    "PolicyList": _object({"policies": {"type": "array", "items": _ref("ManagedPolicy")}}),
+    "PolicyHolder": _object({"user": STRING, "group": STRING}, required=[]),
     "ClusterStatus": _object(
         {
             "node": _object({"id": STRING, "role": STRING, "state": STRING}),
@@ -109,8 +144,9 @@ RESPONSES = {
     for name, description in (
         ("BadRequest", "The request or its JSON body is not valid."),
         ("Unauthorized", "No token, or a token that is expired, forged, revoked or of another kind."),
-        ("NotFound", "No such bucket."),
-        ("Conflict", "The bucket exists already, or is not empty."),
+        ("Forbidden", "The caller's identity policies do not allow this admin:* action."),
+        ("NotFound", "No such bucket, bucket policy, user, access key, group or policy."),
+        ("Conflict", "It exists already, or is not empty, or a policy is still attached."),
         ("LengthRequired", "The request has a body without a Content-Length."),
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
@@ -123,8 +159,25 @@ BODY_ERRORS = {"400": _error("BadRequest"), "411": _error("LengthRequired"), "41
 NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": STRING}
 
 
-def _body(schema: str) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+def _body(schema: str, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _operation(summary: str, answers: dict, *errors: str, body: dict | None = None) -> dict:
+    """A protected operation: its answers, 401 and 403, the named error statuses, and a body's errors."""
+    responses = {**answers, "401": _error("Unauthorized"), "403": _error("Forbidden")}
+    responses.update({status: _error(ERROR_NAMES[status]) for status in errors})
+    operation = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = body
+        responses.update(BODY_ERRORS)
+    return operation
+
+
+ERROR_NAMES = {"400": "BadRequest", "404": "NotFound", "409": "Conflict", "503": "Unavailable"}
+NO_CONTENT = {"204": {"description": "Done."}}
+USER_PARAMETER = {"name": "user", "in": "path", "required": True, "schema": STRING}
+KEY_PARAMETER = {"name": "access_key", "in": "path", "required": True, "schema": STRING}
 
 
 PATHS = {
@@ -163,7 +216,7 @@ PATHS = {
     },
     "/api/v1/auth/login": {
         "post": {
-            "summary": "A token pair for a username and password (the root user's access key and secret).",
+            "summary": "A token pair for the root user's name and password, or an access key and its secret key.",
             "security": PUBLIC,
             "requestBody": _body("Credentials"),
             "responses": {
@@ -198,7 +251,11 @@ PATHS = {
     "/api/v1/buckets": {
         "get": {
             "summary": "Every bucket with its object count and size (current versions).",
-            "responses": {"200": _json(_ref("BucketList"), "The buckets."), "401": _error("Unauthorized")},
+            "responses": {
+                "200": _json(_ref("BucketList"), "The buckets."),
+                "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
+            },
         },
         "post": {
             "summary": "Create a bucket owned by the caller.",
@@ -206,6 +263,7 @@ PATHS = {
             "responses": {
                 "201": _json(_ref("Bucket"), "Created."),
                 "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
                 "409": _error("Conflict"),
                 "503": _error("Unavailable"),
                 **BODY_ERRORS,
@@ -219,6 +277,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("BucketDetails"), "The bucket."),
                 "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
                 "404": _error("NotFound"),
             },
         },
@@ -227,11 +286,115 @@ PATHS = {
             "responses": {
                 "204": {"description": "Deleted."},
                 "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
                 "404": _error("NotFound"),
                 "409": _error("Conflict"),
                 "503": _error("Unavailable"),
             },
         },
+    },
+    "/api/v1/buckets/{name}/policy": {
+        "parameters": [NAME_PARAMETER],
+        "get": _operation(
+            "The bucket's policy document.", {"200": _json(_ref("PolicyDocument"), "The policy.")}, "404"
+        ),
+        "put": _operation(
+            "Set the bucket's policy (validated as S3's PutBucketPolicy: MalformedPolicy says what is wrong).",
+            NO_CONTENT,
+            "404",
+            "503",
+            body=_body("PolicyDocument"),
+        ),
+        "delete": _operation("Remove the bucket's policy.", NO_CONTENT, "404", "503"),
+    },
+    "/api/v1/users": {
+        "get": _operation("Every IAM user.", {"200": _json(_ref("UserList"), "The users.")}),
+        "post": _operation(
+            "Create a user (enabled, no keys, no policies).",
+            {"201": _json(_ref("User"), "Created.")},
+            "409",
+            "503",
+            body=_body("NewName"),
+        ),
+    },
+    "/api/v1/users/{name}": {
+        "parameters": [NAME_PARAMETER],
+        "get": _operation("A user (a user may always read itself).", {"200": _json(_ref("User"), "The user.")}, "404"),
+        "patch": _operation(
+            "Disable a user (every key, and every Admin API token issued to it) or enable it.",
+            {"200": _json(_ref("User"), "The user.")},
+            "404",
+            "503",
+            body=_body("Enabled"),
+        ),
+        "delete": _operation("Delete a user, its keys and memberships.", NO_CONTENT, "404", "503"),
+    },
+    "/api/v1/users/{name}/keys": {
+        "parameters": [NAME_PARAMETER],
+        "get": _operation(
+            "The user's access keys, never their secrets.", {"200": _json(_ref("AccessKeyList"), "The keys.")}, "404"
+        ),
+        "post": _operation(
+            "A new key pair, whose secret this answer shows once; give both to import a pair.",
+            {"201": _json(_ref("KeyPair"), "Created.")},
+            "404",
+            "409",
+            "503",
+            body=_body("NewAccessKey", required=False),
+        ),
+    },
+    "/api/v1/keys/{access_key}": {
+        "parameters": [KEY_PARAMETER],
+        "patch": _operation(
+            "Disable or enable an access key.",
+            {"200": _json(_ref("AccessKey"), "The key.")},
+            "404",
+            "503",
+            body=_body("Enabled"),
+        ),
+        "delete": _operation("Delete an access key.", NO_CONTENT, "404", "503"),
+    },
+    "/api/v1/groups": {
+        "get": _operation("Every group.", {"200": _json(_ref("GroupList"), "The groups.")}),
+        "post": _operation(
+            "Create a group.", {"201": _json(_ref("Group"), "Created.")}, "409", "503", body=_body("NewName")
+        ),
+    },
+    "/api/v1/groups/{name}": {
+        "parameters": [NAME_PARAMETER],
+        "get": _operation("A group.", {"200": _json(_ref("Group"), "The group.")}, "404"),
+        "delete": _operation("Delete a group; its members lose its policies.", NO_CONTENT, "404", "503"),
+    },
+    "/api/v1/groups/{name}/members/{user}": {
+        "parameters": [NAME_PARAMETER, USER_PARAMETER],
+        "put": _operation("Add a user to the group.", NO_CONTENT, "404", "503"),
+        "delete": _operation("Remove a user from the group.", NO_CONTENT, "404", "503"),
+    },
+    "/api/v1/policies": {
+        "get": _operation("Every managed policy.", {"200": _json(_ref("PolicyList"), "The policies.")}),
+    },
+    "/api/v1/policies/{name}": {
+        "parameters": [NAME_PARAMETER],
+        "get": _operation("A managed policy.", {"200": _json(_ref("ManagedPolicy"), "The policy.")}, "404"),
+        "put": _operation(
+            "Create a managed policy or replace its document (the body is the document).",
+            {"200": _json(_ref("ManagedPolicy"), "The policy.")},
+            "503",
+            body=_body("PolicyDocument"),
+        ),
+        "delete": _operation("Delete a policy attached nowhere.", NO_CONTENT, "404", "409", "503"),
+    },
+    "/api/v1/policies/{name}/attach": {
+        "parameters": [NAME_PARAMETER],
+        "post": _operation(
+            "Attach the policy to a user or a group.", NO_CONTENT, "404", "503", body=_body("PolicyHolder")
+        ),
+    },
+    "/api/v1/policies/{name}/detach": {
+        "parameters": [NAME_PARAMETER],
+        "post": _operation(
+            "Detach the policy from a user or a group.", NO_CONTENT, "404", "503", body=_body("PolicyHolder")
+        ),
     },
     "/api/v1/cluster/status": {
         "get": {
@@ -239,6 +402,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("ClusterStatus"), "The status."),
                 "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
                 "503": _error("Unavailable"),
             },
         }

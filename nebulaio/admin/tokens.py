@@ -2,8 +2,9 @@
 
 Every token carries its user's token generation; logging out raises the generation (a
 command through the log, so every node of the cluster sees it), which refuses every token
-issued before. Only HS256 is accepted: `alg: none`, other algorithms and forged signatures
-are refused by the decoder itself.
+issued before. A user's token also names the access key it logged in with (claim "key"),
+so disabling or deleting that key refuses the token too. Only HS256 is accepted: `alg: none`,
+other algorithms and forged signatures are refused by the decoder itself.
 """
 
 from __future__ import annotations
@@ -43,23 +44,25 @@ class Tokens:
         self._refresh_ttl = refresh_ttl
         self._generation = generation
 
-    def issue(self, user: str) -> dict:
-        """A fresh access token and refresh token for `user`, as the login answer shows them."""
+    def issue(self, user: str, access_key: str | None = None) -> dict:
+        """A fresh access token and refresh token for `user` (logged in with `access_key`, None
+        for the root user), as the login answer shows them."""
         now = int(time.time())
-        generation = self._generation(user)
+        claims = {"iss": ISSUER, "sub": user, "gen": self._generation(user), "iat": now}
+        if access_key is not None:
+            claims["key"] = access_key
         expires = now + self._access_ttl
         return {
-            "token": self._encode(user, ACCESS, generation, now, expires),
+            "token": self._encode(claims, ACCESS, expires),
             "expiresAt": iso8601(expires * 1000),
-            "refreshToken": self._encode(user, REFRESH, generation, now, now + self._refresh_ttl),
+            "refreshToken": self._encode(claims, REFRESH, now + self._refresh_ttl),
         }
 
-    def _encode(self, user: str, kind: str, generation: int, now: int, expires: int) -> str:
-        claims = {"iss": ISSUER, "sub": user, "typ": kind, "gen": generation, "iat": now, "exp": expires}
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+    def _encode(self, claims: dict, kind: str, expires: int) -> str:
+        return jwt.encode(dict(claims, typ=kind, exp=expires), self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str, kind: str) -> str:
-        """The user a valid, unrevoked token of `kind` was issued to.
+    def verify(self, token: str, kind: str) -> tuple[str, str | None]:
+        """The user a valid, unrevoked token of `kind` was issued to, and its access key.
 
         Raises:
             TokenRefused: expired, malformed, forged, of another algorithm or kind, or revoked.
@@ -70,9 +73,9 @@ class Tokens:
             raise TokenRefused("ExpiredToken", "The token has expired.") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenRefused("InvalidToken", f"The token is not valid: {exc}.") from exc
-        user = claims["sub"]
-        if claims["typ"] != kind or not isinstance(user, str):
+        user, access_key = claims["sub"], claims.get("key")
+        if claims["typ"] != kind or not isinstance(user, str) or not isinstance(access_key, str | None):
             raise TokenRefused("InvalidToken", f"The token is not valid here: this call takes the {kind} token.")
         if claims["gen"] != self._generation(user):
             raise TokenRefused("RevokedToken", "The token has been revoked.")
-        return user
+        return user, access_key

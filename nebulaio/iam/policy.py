@@ -583,6 +583,16 @@ def _conditions(block, variables: bool) -> list[Condition]:
     return conditions
 
 
+def bucket_policy_setting(document: str | bytes, bucket: str, revision: str) -> dict:
+    """A bucket's stored "policy" setting: the validated document and the revision by which
+    workers cache its compiled form. Both APIs that set a bucket policy store it so.
+
+    Raises:
+        PolicyError: with AWS's wording for what is wrong.
+    """
+    return {"document": parse(document, bucket).text, "revision": revision}
+
+
 def evaluate(policies, principal: Principal, action: str, resource: str, context: Context) -> str | None:
     """The combined decision of several policies: DENY wins, then ALLOW, else None."""
     allowed = False

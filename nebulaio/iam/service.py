@@ -204,6 +204,23 @@ class IamService:
             return True
         return acl.allows(principal, action, bucket, object_grants)
 
+    def identity_allows(self, principal: Principal, action_name: str, resource: str) -> bool:
+        """Whether the principal's own policies (its groups' included) allow an action that no
+        bucket policy or ACL governs, such as the Admin API's; the root user always may."""
+        if principal.kind == "root":
+            return True
+        if principal.kind != "user":
+            return False
+        context = Context(
+            {
+                "aws:username": [principal.name],
+                "aws:userid": [principal.canonical_id],
+                "aws:principalarn": [principal.arn],
+                "aws:principaltype": ["User"],
+            }
+        )
+        return evaluate(self.identity_policies(principal.name), principal, action_name, resource, context) == ALLOW
+
     # -- users ------------------------------------------------------------------------------
 
     def create_user(self, name: str) -> dict:

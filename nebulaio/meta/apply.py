@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import lmdb
 
-from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, read_applied, read_token_generation, tokens_key
+from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, raise_token_generation, read_applied
 from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
@@ -87,7 +87,7 @@ class Applier:
             "auth.revoke": self._auth_revoke,
             **self._uploads.handlers(),
             **Nodes(env).handlers(),
-            **IamCommands(env).handlers(),
+            **IamCommands(env, self._system).handlers(),
         }
         self._count_uncounted_buckets()
 
@@ -211,10 +211,7 @@ class Applier:
 
     def _auth_revoke(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """Revoke every Admin API token issued to a user so far (logout)."""
-        user = command["user"]
-        generation = read_token_generation(batch.txn, self._system, user) + 1
-        batch.txn.put(tokens_key(user), SYSTEM.encode({"generation": generation}), db=self._system)
-        return {"status": "ok", "generation": generation}
+        return {"status": "ok", "generation": raise_token_generation(batch.txn, self._system, command["user"])}
 
     def _object_update(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
         """Change fields of a stored version in place (tags, retention, legal hold): not a new version.

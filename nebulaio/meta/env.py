@@ -40,6 +40,13 @@ def read_token_generation(txn: lmdb.Transaction, system_db: lmdb._Database, user
     return 0 if value is None else SYSTEM.decode_header(value)["generation"]
 
 
+def raise_token_generation(txn: lmdb.Transaction, system_db: lmdb._Database, user: str) -> int:
+    """Refuse every Admin API token issued to `user` so far; the new generation."""
+    generation = read_token_generation(txn, system_db, user) + 1
+    txn.put(tokens_key(user), SYSTEM.encode({"generation": generation}), db=system_db)
+    return generation
+
+
 def open_env(path: str, readonly: bool, map_size: int = MAP_SIZE) -> lmdb.Environment:
     """Open the metadata environment; the writer also creates every named database.
 

@@ -15,6 +15,8 @@ one point read per request tells it whether anything changed.
 Relations are kept on both sides (a user lists its groups, a group its members) so a read
 never scans. Deleting a user takes its keys and memberships along, and deleting a group its
 memberships; a policy still attached somewhere cannot be deleted (DeleteConflict), as in IAM.
+Deleting or disabling a user also raises its Admin API token generation (system db), so no
+token issued before comes back to life when a user of that name is created or enabled again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 
 import lmdb
 
-from nebulaio.meta.env import IAM_DB
+from nebulaio.meta.env import IAM_DB, raise_token_generation
 from nebulaio.meta.records import IAM
 
 USER = b"u"
@@ -83,10 +85,11 @@ def _removed(items: list[str], item: str) -> list[str]:
 class IamCommands:
     """Apply handlers of the iam.* commands; every refusal leaves the replica unchanged."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_system")
 
-    def __init__(self, env: lmdb.Environment) -> None:
+    def __init__(self, env: lmdb.Environment, system_db: lmdb._Database) -> None:
         self._db = env.open_db(IAM_DB, create=False)
+        self._system = system_db
 
     def handlers(self) -> dict[str, Callable]:
         return {
@@ -143,6 +146,7 @@ class IamCommands:
         self._drop_references(batch, GROUP, user["groups"], "members", name)
         self._drop_references(batch, POLICY, user["policies"], "users", name)
         self._delete(batch, USER, name)
+        raise_token_generation(batch.txn, self._system, name)
         return {"status": "ok"}
 
     def _user_enable(self, batch, command: dict, blob) -> dict:
@@ -151,6 +155,8 @@ class IamCommands:
             return {"status": "NoSuchEntity"}
         user["enabled"] = bool(command["enabled"])
         self._put(batch, USER, user["name"], user)
+        if not user["enabled"]:
+            raise_token_generation(batch.txn, self._system, user["name"])
         return {"status": "ok"}
 
     def _key_create(self, batch, command: dict, blob) -> dict:

@@ -7,7 +7,7 @@ request id that stored it), by which workers cache its compiled form.
 from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.iam.policy import BUCKET_POLICY_LIMIT, PolicyError, parse
+from nebulaio.iam.policy import BUCKET_POLICY_LIMIT, PolicyError, bucket_policy_setting
 from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body
 
@@ -21,10 +21,10 @@ def put_bucket_policy(api, request, resp) -> None:
     api.layer.bucket(request.bucket)
     body = read_body(request, api.request_timeout, MAX_BODY)
     try:
-        policy = parse(body, request.bucket)
+        setting = bucket_policy_setting(body, request.bucket, request.request_id)
     except PolicyError as exc:
         raise S3Error("MalformedPolicy", str(exc)) from None
-    api.layer.configure_bucket(request.bucket, "policy", {"document": policy.text, "revision": request.request_id})
+    api.layer.configure_bucket(request.bucket, "policy", setting)
     resp.status = 204
 
 

@@ -7,6 +7,7 @@ from falcon import inspect
 from nebulaio.admin import app as admin_app
 from nebulaio.admin.openapi import DOCUMENT
 from nebulaio.iam.credentials import Credentials
+from nebulaio.iam.service import IamService
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 CONFIG = {"admin_secret": "s" * 43, "admin_token_ttl": 60, "admin_refresh_ttl": 600, "region": "us-east-1"}
@@ -14,7 +15,8 @@ CONFIG = {"admin_secret": "s" * 43, "admin_token_ttl": 60, "admin_refresh_ttl": 
 
 def test_served_routes_are_the_documented_ones(tmp_path):
     layer = SimpleNamespace(reader=SimpleNamespace(token_generation=lambda user: 0))
-    app = admin_app.create(layer, Credentials("root", "secret"), CONFIG, str(tmp_path))
+    iam = IamService(layer.reader, None, Credentials("root", "secret"), "c" * 43)
+    app = admin_app.create(layer, iam, CONFIG, str(tmp_path))
     served = {
         (route.path, method.method.lower())
         for route in inspect.inspect_routes(app)
