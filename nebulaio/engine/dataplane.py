@@ -227,7 +227,8 @@ class ClusterData:
                 self._peers.assemble(address, bucket, hashed, name, files)
 
         holders, wanted = self._on_holders(group, assemble)
-        return self._check_quorum(bucket, key, name, holders, wanted)
+        # NOTE: placed by the upload, not by its own name: the repair loop ranks nodes by this.
+        return dict(self._check_quorum(bucket, key, name, holders, wanted), placed_by=group)
 
     def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
         """Remove the copies of a file no record will point to; a holder that cannot be reached
