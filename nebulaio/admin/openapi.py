@@ -101,6 +101,21 @@ SCHEMAS = {
             "load": {"type": "array", "items": NUMBER},
         }
     ),
+    "ClusterRepair": _object(
+        {
+            "node": STRING,
+            "running": {"type": "boolean"},
+            "passes": INTEGER,
+            "checked": INTEGER,
+            "underReplicated": INTEGER,
+            "misplaced": INTEGER,
+            "copied": INTEGER,
+            "removed": INTEGER,
+            "bytesMoved": INTEGER,
+            "lastPassFinished": {"type": ["string", "null"], "format": "date-time"},
+            "lastPassSeconds": {"type": ["number", "null"]},
+        }
+    ),
     "Health": _object({"status": STRING, "reason": STRING, "raft": RAFT}, required=["status"]),
 }
 
@@ -238,6 +253,17 @@ PATHS = {
             "summary": "Raft, members, and this node's processes, memory and disk.",
             "responses": {
                 "200": _json(_ref("ClusterStatus"), "The status."),
+                "401": _error("Unauthorized"),
+                "503": _error("Unavailable"),
+            },
+        }
+    },
+    "/api/v1/cluster/repair": {
+        "get": {
+            "summary": "This node's repair loop: files checked, under-replicated and misplaced in the last pass, "
+            "copies made and removed, bytes moved, the last pass.",
+            "responses": {
+                "200": _json(_ref("ClusterRepair"), "The figures."),
                 "401": _error("Unauthorized"),
                 "503": _error("Unavailable"),
             },
