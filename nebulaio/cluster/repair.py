@@ -42,13 +42,12 @@ from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import placement
+from nebulaio.cluster.placement import STORAGE_ROLES, placement
 from nebulaio.meta.holders import SOURCES, Placed
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 log = logging.getLogger("nebulaio.repair")
 
-STORAGE_ROLES = frozenset(("hybrid", "storage"))
 PAGE_SIZE = 500
 MAX_TRANSFERS = 256
 """Copies and removals in one pass; the next pass goes on with the rest."""

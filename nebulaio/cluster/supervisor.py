@@ -20,8 +20,9 @@ import psutil
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
+from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog, describe_failure
-from nebulaio.cluster.repair import STORAGE_ROLES, Progress, Repairer
+from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
 from nebulaio.storage.layout import DataLayout

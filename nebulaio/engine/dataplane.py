@@ -19,13 +19,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import placement, write_quorum
+from nebulaio.cluster.placement import STORAGE_ROLES, placement, write_quorum
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
 
 log = logging.getLogger("nebulaio.dataplane")
 
-STORAGE_ROLES = frozenset(("hybrid", "storage"))
 TRANSFER_THREADS = 16
 Observer = Callable[[memoryview | bytes], None]
 NO_FIELDS: dict = {}
