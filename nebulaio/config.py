@@ -174,6 +174,20 @@ SETTINGS: tuple[Setting, ...] = (
         "cluster",
     ),
     Setting(
+        "repair_interval",
+        60,
+        "Seconds between a storage node's repair passes (restoring its share of the copies, removing the rest).",
+        float,
+        "cluster",
+    ),
+    Setting(
+        "repair_bandwidth",
+        64 * 1024**2,
+        "Bytes per second a repair pass may copy from other nodes (K/M/G suffixes).",
+        _size,
+        "cluster",
+    ),
+    Setting(
         "lifecycle_interval",
         3600,
         "Seconds between the raft leader's passes over the buckets' lifecycle rules.",

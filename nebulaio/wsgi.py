@@ -7,12 +7,10 @@ endpoint (/internal/v1/) is routed apart from the Admin API.
 
 from __future__ import annotations
 
-import ssl
-
 from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.cluster.ipc import SupervisorClient
-from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient
+from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
 from nebulaio.console import app as console_app
 from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.objects import ObjectLayer
@@ -36,7 +34,7 @@ def build(config: dict | None = None):
     clustered = configuration.is_cluster(config)
     if clustered:
         node_id = layout.node_id(config["node_id"])
-        peers = PeerClient(config["cluster_secret"], node_id, _peer_tls(config))
+        peers = PeerClient(config["cluster_secret"], node_id, peer_tls(config))
         data = ClusterData(store, reader, node_id, config["replicas"], peers)
     else:
         data = LocalData(store)
@@ -72,14 +70,3 @@ def build(config: dict | None = None):
         return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)
 
     return application
-
-
-def _peer_tls(config: dict) -> ssl.SSLContext | None:
-    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
-    trusted when it is this node's own or signed by it, whatever name it carries."""
-    if not (config["tls_cert"] and config["tls_key"]):
-        return None
-    context = ssl.create_default_context(cafile=config["tls_cert"])
-    context.check_hostname = False
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return context

@@ -556,6 +556,37 @@ class ClusterStatus:
         }
 
 
+class ClusterRepair:
+    """This node's repair loop: every node restores and gives up its own copies, so each
+    reports its own figures."""
+
+    def __init__(self, layer: ObjectLayer, iam: IamService):
+        self._layer = layer
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "GetClusterStatus", "*")
+        try:
+            status = self._layer.status()
+        except SupervisorUnavailable as exc:
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
+        repair = status["repair"]
+        finished = repair["last_pass_finished"]
+        resp.media = {
+            "node": status["node_id"],
+            "running": repair["running"],
+            "passes": repair["passes"],
+            "checked": repair["checked"],
+            "underReplicated": repair["under_replicated"],
+            "misplaced": repair["misplaced"],
+            "copied": repair["copied"],
+            "removed": repair["removed"],
+            "bytesMoved": repair["bytes_moved"],
+            "lastPassFinished": None if finished is None else iso8601(finished),
+            "lastPassSeconds": repair["last_pass_seconds"],
+        }
+
+
 class Metrics:
     """Prometheus text; open like the health checks, so a scraper needs no token (see docs)."""
 
@@ -641,4 +672,5 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str) 
     app.add_route("/api/v1/policies/{name}/attach", PolicyAttachment(iam, attach=True))
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
+    app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
     return app

@@ -1,4 +1,4 @@
-"""/metrics: the workers' request counters, raft's figures and bucket usage as Prometheus text."""
+"""/metrics: the workers' request counters, raft's and repair's figures and bucket usage as Prometheus text."""
 
 from __future__ import annotations
 
@@ -67,6 +67,32 @@ def _raft(lines: list[str], status: dict | None) -> None:
         lines.append(f"{name} {value or 0}")
 
 
+def _repair(lines: list[str], repair: dict) -> None:
+    figures = (
+        ("nebulaio_repair_running", "gauge", "1 while a repair pass runs.", int(repair["running"])),
+        ("nebulaio_repair_passes_total", "counter", "Repair passes finished.", repair["passes"]),
+        ("nebulaio_repair_checked_total", "counter", "Placed files the repair loop checked.", repair["checked"]),
+        (
+            "nebulaio_repair_under_replicated",
+            "gauge",
+            "Files with fewer live holders than wanted, in the last pass.",
+            repair["under_replicated"],
+        ),
+        (
+            "nebulaio_repair_misplaced",
+            "gauge",
+            "Files whose holders are not the ones placement wants, in the last pass.",
+            repair["misplaced"],
+        ),
+        ("nebulaio_repair_copied_total", "counter", "Copies this node made.", repair["copied"]),
+        ("nebulaio_repair_removed_total", "counter", "Copies this node gave up.", repair["removed"]),
+        ("nebulaio_repair_bytes_total", "counter", "Bytes this node copied from others.", repair["bytes_moved"]),
+    )
+    for name, kind, help_text, value in figures:
+        _family(lines, name, kind, help_text)
+        lines.append(f"{name} {value}")
+
+
 def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
     _family(lines, "nebulaio_bucket_objects", "gauge", "Current objects in a bucket.")
     for name, stats in sorted(usage.items()):
@@ -77,9 +103,11 @@ def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
 
 
 def render(metrics_dir: str, status: dict | None, usage: dict[str, dict]) -> bytes:
-    """The exposition text: request counters summed over every worker, raft, bucket usage."""
+    """The exposition text: request counters summed over every worker, raft, repair, bucket usage."""
     lines: list[str] = []
     _requests(lines, read_totals(metrics_dir))
     _raft(lines, status)
+    if status is not None:
+        _repair(lines, status["repair"])
     _buckets(lines, usage)
     return ("\n".join(lines) + "\n").encode()

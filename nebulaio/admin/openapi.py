@@ -136,6 +136,21 @@ SCHEMAS = {
             "load": {"type": "array", "items": NUMBER},
         }
     ),
+    "ClusterRepair": _object(
+        {
+            "node": STRING,
+            "running": {"type": "boolean"},
+            "passes": INTEGER,
+            "checked": INTEGER,
+            "underReplicated": INTEGER,
+            "misplaced": INTEGER,
+            "copied": INTEGER,
+            "removed": INTEGER,
+            "bytesMoved": INTEGER,
+            "lastPassFinished": {"type": ["string", "null"], "format": "date-time"},
+            "lastPassSeconds": {"type": ["number", "null"]},
+        }
+    ),
     "Health": _object({"status": STRING, "reason": STRING, "raft": RAFT}, required=["status"]),
 }
 
@@ -403,6 +418,17 @@ PATHS = {
                 "200": _json(_ref("ClusterStatus"), "The status."),
                 "401": _error("Unauthorized"),
                 "403": _error("Forbidden"),
+                "503": _error("Unavailable"),
+            },
+        }
+    },
+    "/api/v1/cluster/repair": {
+        "get": {
+            "summary": "This node's repair loop: files checked, under-replicated and misplaced in the last pass, "
+            "copies made and removed, bytes moved, the last pass.",
+            "responses": {
+                "200": _json(_ref("ClusterRepair"), "The figures."),
+                "401": _error("Unauthorized"),
                 "503": _error("Unavailable"),
             },
         }

@@ -19,8 +19,11 @@ from nebulaio.config import split_address
 INTERNAL_PREFIX = "/internal/v1/"
 FILES_PATH = INTERNAL_PREFIX + "files/"
 ASSEMBLE_PATH = INTERNAL_PREFIX + "assemble/"
+PING_PATH = INTERNAL_PREFIX + "ping"
 PEER_TIMEOUT = 10.0
 """Seconds a peer may stay silent (connecting, receiving or answering) before it counts as failed."""
+PING_TIMEOUT = 1.0
+"""Seconds a peer has to answer a ping before it counts as down."""
 READ_CHUNK = 1024 * 1024
 PEER_ERRORS = (OSError, http.client.HTTPException)
 
@@ -43,13 +46,15 @@ class PeerClient:
         self._node_id = node_id
         self._tls = tls
 
-    def _start(self, address: str, method: str, path: str, headers: dict[str, str]) -> http.client.HTTPConnection:
+    def _start(
+        self, address: str, method: str, path: str, headers: dict[str, str], timeout: float = PEER_TIMEOUT
+    ) -> http.client.HTTPConnection:
         """Connect and send a signed request's head; the caller sends any body and closes."""
         host, port = split_address(address)
         if self._tls is None:
-            conn = http.client.HTTPConnection(host, port, timeout=PEER_TIMEOUT)
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
         else:
-            conn = http.client.HTTPSConnection(host, port, timeout=PEER_TIMEOUT, context=self._tls)
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             headers.update(signing.sign(self._secret, method, path, self._node_id, time.time()))
@@ -61,14 +66,16 @@ class PeerClient:
             raise
         return conn
 
-    def _call(self, address: str, method: str, path: str, body: bytes = b"", send_file=None) -> None:
+    def _call(
+        self, address: str, method: str, path: str, body: bytes = b"", send_file=None, timeout: float = PEER_TIMEOUT
+    ) -> None:
         """A request that expects 200 or 204 and no answer body; raises PeerError otherwise.
 
         `send_file` (fd, size) streams a file's first bytes as the body with sendfile.
         """
         size = len(body) if send_file is None else send_file[1]
         try:
-            conn = self._start(address, method, path, {"content-length": str(size)})
+            conn = self._start(address, method, path, {"content-length": str(size)}, timeout)
             try:
                 if send_file is not None:
                     if size:
@@ -88,6 +95,10 @@ class PeerClient:
     def store(self, address: str, bucket: str, hashed: str, name: str, fd: int, size: int) -> None:
         """Have a peer make the first `size` bytes of an open file its durable copy of `name`."""
         self._call(address, "PUT", file_path(bucket, hashed, name), send_file=(fd, size))
+
+    def ping(self, address: str) -> None:
+        """Raises PeerError unless the peer's internal endpoint answers within PING_TIMEOUT."""
+        self._call(address, "GET", PING_PATH, timeout=PING_TIMEOUT)
 
     def remove(self, address: str, bucket: str, hashed: str, name: str) -> None:
         self._call(address, "DELETE", file_path(bucket, hashed, name))
@@ -112,6 +123,17 @@ class PeerClient:
             conn.close()
             raise PeerError(f"reading {path} on {address}: {response.status} {response.reason}")
         return conn, response
+
+
+def peer_tls(config: dict) -> ssl.SSLContext | None:
+    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
+    trusted when it is this node's own or signed by it, whatever name it carries."""
+    if not (config["tls_cert"] and config["tls_key"]):
+        return None
+    context = ssl.create_default_context(cafile=config["tls_cert"])
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 class HolderStream:

@@ -13,6 +13,9 @@ from collections.abc import Iterable
 
 import xxhash
 
+STORAGE_ROLES = frozenset(("hybrid", "storage"))
+"""The roles of the nodes that hold object bytes."""
+
 
 def _score(node: str, name: str) -> int:
     return xxhash.xxh3_64_intdigest(f"{node}\0{name}".encode())

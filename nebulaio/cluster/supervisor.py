@@ -19,7 +19,10 @@ import psutil
 
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
+from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
+from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog, describe_failure
+from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
 from nebulaio.storage.layout import DataLayout
@@ -33,6 +36,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
 BARRIER_PASSED = {"status": "ok"}
 REGISTER_RETRY = 1.0
+REPAIR_COMMIT_TIMEOUT = 30.0
 
 
 class GroupCommitter:
@@ -114,6 +118,7 @@ class Supervisor:
         self.started = time.time()
         self._process = psutil.Process()
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
+        self.repair_progress = Progress()
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -176,6 +181,7 @@ class Supervisor:
             day_seconds=self.config["lifecycle_day_seconds"],
         )
         lifecycle = asyncio.create_task(sweeper.run())
+        repair = self._start_repair(store, committer)
         log.info("supervisor serving workers on %s", socket_path)
         await stop.wait()
         log.info("supervisor stopping")
@@ -184,7 +190,49 @@ class Supervisor:
         housekeeping.cancel()
         registration.cancel()
         lifecycle.cancel()
+        if repair is not None:
+            repair.cancel()
         os.unlink(socket_path)
+
+    def _start_repair(self, store: ObjectStore, committer: GroupCommitter) -> asyncio.Task | None:
+        """The repair loop of a node that holds object bytes in a cluster (None elsewhere)."""
+        config = self.config
+        if not configuration.is_cluster(config) or config["role"] not in STORAGE_ROLES:
+            return None
+        loop = asyncio.get_running_loop()
+        peers = PeerClient(config["cluster_secret"], self.node_id, peer_tls(config))
+
+        async def propose(command: dict) -> dict:
+            return await committer.submit(command)
+
+        def submit(command: dict) -> dict:
+            """Propose from the repair thread and wait until the command is applied here."""
+            try:
+                return asyncio.run_coroutine_threadsafe(propose(command), loop).result(REPAIR_COMMIT_TIMEOUT)
+            except TimeoutError:
+                return {"status": "ServiceUnavailable", "reason": "the command was not applied in time"}
+
+        def is_live(node: dict) -> bool:
+            """A peer is up while its internal endpoint answers (until gossip tells)."""
+            try:
+                peers.ping(node["admin"])
+            except PeerError:
+                return False
+            return True
+
+        repairer = Repairer(
+            self.node_id,
+            self.reader,
+            store,
+            peers,
+            submit,
+            is_live,
+            config["replicas"],
+            config["repair_bandwidth"],
+            config["repair_interval"],
+        )
+        self.repair_progress = repairer.progress
+        return asyncio.create_task(repairer.run(lambda: self.raft.status()["ready"]))
 
     async def _handle(self, reader, writer, committer: GroupCommitter) -> None:
         try:
@@ -214,6 +262,7 @@ class Supervisor:
         status["applied_index"] = self.reader.applied_index()
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
+        status["repair"] = self.repair_progress.as_dict()
         if detail:
             status["node"] = self._node_figures()
         return status

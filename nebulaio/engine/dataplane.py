@@ -19,13 +19,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import placement, write_quorum
+from nebulaio.cluster.placement import STORAGE_ROLES, placement, write_quorum
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
 
 log = logging.getLogger("nebulaio.dataplane")
 
-STORAGE_ROLES = frozenset(("hybrid", "storage"))
 TRANSFER_THREADS = 16
 Observer = Callable[[memoryview | bytes], None]
 NO_FIELDS: dict = {}
@@ -227,7 +226,8 @@ class ClusterData:
                 self._peers.assemble(address, bucket, hashed, name, files)
 
         holders, wanted = self._on_holders(group, assemble)
-        return self._check_quorum(bucket, key, name, holders, wanted)
+        # NOTE: placed by the upload, not by its own name: the repair loop ranks nodes by this.
+        return dict(self._check_quorum(bucket, key, name, holders, wanted), placed_by=group)
 
     def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
         """Remove the copies of a file no record will point to; a holder that cannot be reached

@@ -286,7 +286,7 @@ class ObjectLayer:
             vid = version_id()
             record = dict(source, key=key, vid=vid, mtime=now_ms())
             # the copy is locked as it asks, not as its source, and placed anew
-            for field in ("version", "holders", *LOCK_FIELDS):
+            for field in ("version", "holders", "placed_by", *LOCK_FIELDS):
                 record.pop(field, None)
             if fields is not None:
                 record.update(fields)

@@ -5,6 +5,7 @@
     DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
                                                  {"parts": [[part file, size], ...]}
+    GET    ping                                  204: this node's data endpoint is up
 
 Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
 badly signed call is refused before anything is read or written. Path segments are checked
@@ -20,7 +21,7 @@ import falcon
 import orjson
 
 from nebulaio.cluster import signing
-from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH
+from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, PING_PATH
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
 from nebulaio.storage.objects import FileRange, ObjectStore
 
@@ -138,8 +139,18 @@ class Assembly(_FileResource):
             raise _refuse(falcon.HTTP_409, "a part file is shorter than its size") from None
 
 
+class Ping:
+    """What a peer asks to learn whether this node can serve and take copies."""
+
+    __slots__ = ()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.status = falcon.HTTP_204
+
+
 def create(store: ObjectStore, secret: str) -> falcon.App:
     app = falcon.App(middleware=[Signed(secret)])
     app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
+    app.add_route(PING_PATH, Ping())
     return app

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import lmdb
 
 from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, raise_token_generation, read_applied
+from nebulaio.meta.holders import Holders
 from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
@@ -87,6 +88,7 @@ class Applier:
             "auth.revoke": self._auth_revoke,
             **self._uploads.handlers(),
             **Nodes(env).handlers(),
+            **Holders(env).handlers(),
             **IamCommands(env, self._system).handlers(),
         }
         self._count_uncounted_buckets()

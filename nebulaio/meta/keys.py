@@ -71,3 +71,15 @@ def successor(prefix: bytes) -> bytes:
     it cannot overflow.
     """
     return prefix[:-1] + bytes((prefix[-1] + 1,))
+
+
+def bucket_entries(cursor, bucket: str, after: bytes | None = None):
+    """A database's (LMDB key, value) pairs of one bucket, from just after the LMDB key
+    `after` (which need no longer exist) on."""
+    prefix = bucket_prefix(bucket)
+    if cursor.set_range(prefix if after is None else after):
+        for lmdb_key, value in cursor.iternext():
+            if not lmdb_key.startswith(prefix):
+                break
+            if lmdb_key != after:
+                yield lmdb_key, value

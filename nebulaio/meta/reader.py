@@ -13,6 +13,7 @@ from typing import NamedTuple
 import lmdb
 
 from nebulaio.meta.env import STATS_DB, open_databases, read_applied, read_token_generation
+from nebulaio.meta.holders import Holders
 from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.nodes import Nodes
@@ -69,7 +70,18 @@ class HistoryPage(NamedTuple):
 class MetaReader:
     """Reads buckets and objects; opened in a worker after fork, never before."""
 
-    __slots__ = ("_buckets", "_env", "_objects", "_stats", "_system", "_versions", "iam", "nodes", "uploads")
+    __slots__ = (
+        "_buckets",
+        "_env",
+        "_objects",
+        "_stats",
+        "_system",
+        "_versions",
+        "holders",
+        "iam",
+        "nodes",
+        "uploads",
+    )
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
@@ -78,6 +90,7 @@ class MetaReader:
         self._versions = Versions(env)
         self.uploads = UploadReader(env)
         self.nodes = Nodes(env)
+        self.holders = Holders(env)
         self.iam = IamReader(env)
 
     def applied_index(self) -> int:

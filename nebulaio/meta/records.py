@@ -70,7 +70,8 @@ OBJECT = RecordType("object", 1, {})
 "headers", "meta", "checksums", "inline", "tags" (when it has some), ...}; small objects'
 bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
 named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE"). In a cluster
-a file-backed version keeps "holders": the ids of the nodes that hold its file."""
+a file-backed version keeps "holders": the ids of the nodes that hold its file, and one built
+from parts "placed_by": the upload id its holders were ranked by."""
 
 STATS = RecordType("stats", 1, {})
 """A bucket's counters, kept by apply so that listing buckets with their usage reads one record

@@ -26,7 +26,7 @@ import lmdb
 import xxhash
 
 from nebulaio.meta.env import VERSIONS_DB, VKEYS_DB
-from nebulaio.meta.keys import bucket_prefix
+from nebulaio.meta.keys import bucket_entries, bucket_prefix
 from nebulaio.meta.records import OBJECT
 
 NULL_VERSION = "null"
@@ -129,14 +129,7 @@ class Versions:
     def entries(self, txn: lmdb.Transaction, bucket: str, after: bytes | None = None):
         """The bucket's stored versions as (LMDB key, value), key by key, each key's newest
         first, from just after the LMDB key `after` (which need no longer exist) on."""
-        prefix = bucket_prefix(bucket)
-        cursor = txn.cursor(db=self._versions)
-        if cursor.set_range(prefix if after is None else after):
-            for lmdb_key, value in cursor.iternext():
-                if not lmdb_key.startswith(prefix):
-                    break
-                if lmdb_key != after:
-                    yield lmdb_key, value
+        return bucket_entries(txn.cursor(db=self._versions), bucket, after)
 
     def newer_than(self, txn: lmdb.Transaction, lmdb_key: bytes, limit: int) -> int:
         """How many entries of the same key's history are newer than `lmdb_key`, counted up to `limit`."""

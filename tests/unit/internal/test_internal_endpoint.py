@@ -12,7 +12,7 @@ from falcon import testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nebulaio.cluster.peers import file_path
+from nebulaio.cluster.peers import PING_PATH, file_path
 from nebulaio.cluster.signing import sign
 from nebulaio.internal.app import create
 from nebulaio.storage.layout import DataLayout
@@ -72,6 +72,12 @@ def test_an_unsigned_store_writes_nothing(endpoint):
     assert client.simulate_put(path, body=b"x").status_code == 403
     assert client.simulate_put(path, body=b"x", headers=signed("PUT", path + "x")).status_code == 403
     assert not everything_under(store.layout.objects_dir) and not os.listdir(store.layout.temp_dir)
+
+
+def test_a_ping_answers_only_when_signed(endpoint):
+    _, client = endpoint
+    assert client.simulate_get(PING_PATH, headers=signed("GET", PING_PATH)).status_code == 204
+    assert client.simulate_get(PING_PATH).status_code == 403
 
 
 segment = st.text(st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=40)
