@@ -16,8 +16,9 @@ import falcon.media
 import orjson
 import psutil
 
-from nebulaio.admin import metrics, openapi
+from nebulaio.admin import cluster, metrics, openapi
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
+from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
@@ -125,7 +126,12 @@ class Ready:
             return
         ready = bool(status.get("ready")) and (status.get("last_applied") or 0) >= (status.get("commit_index") or 0)
         resp.status = 200 if ready else 503
-        resp.media = {"status": "ready" if ready else "not ready", "raft": _raft(status)}
+        states = [member["state"] for member in status["gossip"]["members"]]
+        resp.media = {
+            "status": "ready" if ready else "not ready",
+            "raft": _raft(status),
+            "members": {state: states.count(state) for state in GOSSIP_STATES},
+        }
 
 
 class Login:
@@ -246,8 +252,10 @@ def _raft(status: dict) -> dict:
 
 
 def _members(status: dict, registered: list[dict]) -> list[dict]:
-    """Every registered node with its role, and whether raft reaches it from here (voters only)."""
+    """Every registered node with its role, whether raft reaches it from here (voters only),
+    and what gossip says of it: alive, suspect or dead, its capacity and health."""
     connected = {member["address"]: member["connected"] for member in status["members"]}
+    gossip = {member["id"]: member for member in status["gossip"]["members"]}
     members = [
         {
             "id": node["id"],
@@ -255,16 +263,23 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
             "address": node["raft"],
             "self": node["id"] == status["node_id"],
             "connected": connected.get(node["raft"]),
+            **_gossip_facts(gossip.get(node["id"])),
         }
         for node in registered
     ]
     known = {node["raft"] for node in registered}
     members += [
-        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable}
+        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable} | _gossip_facts(None)
         for address, reachable in connected.items()
         if address not in known
     ]
     return members
+
+
+def _gossip_facts(member: dict | None) -> dict:
+    if member is None:
+        return {"state": None, "ready": None, "capacity": None}
+    return {"state": member["state"], "ready": member.get("ready"), "capacity": member.get("capacity")}
 
 
 class ClusterStatus:
@@ -367,4 +382,5 @@ def create(layer: ObjectLayer, credentials: Credentials, config: dict, metrics_d
     app.add_route("/api/v1/buckets", Buckets(layer, config["region"]))
     app.add_route("/api/v1/buckets/{name}", Bucket(layer))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer))
+    cluster.add_routes(app, layer, credentials, config)
     return app

@@ -47,8 +47,12 @@ def add_parser(commands) -> None:
     bucket.add_parser("list", help="buckets with their object count and size")
     for action in ("create", "delete", "show"):
         bucket.add_parser(action, help=f"{action} a bucket").add_argument("name")
-    cluster = tasks.add_parser("cluster", help="cluster status").add_subparsers(dest="action", required=True)
+    cluster = tasks.add_parser("cluster", help="cluster status, members joining and leaving").add_subparsers(
+        dest="action", required=True
+    )
     cluster.add_parser("status", help="raft, members and this node's figures")
+    cluster.add_parser("add", help="add a raft voter started with --join").add_argument("raft_address")
+    cluster.add_parser("remove", help="remove a node (a voter leaves raft first)").add_argument("node_id")
 
 
 class Session:
@@ -144,6 +148,10 @@ def _render(args, document: dict | None) -> str:
         return "\n".join(f"{name}: {value}" for name, value in document.items())
     if args.task == "bucket":
         return f"bucket {args.name}: {'created' if args.action == 'create' else 'deleted'}"
+    if args.task == "cluster" and args.action == "add":
+        return f"voter {args.raft_address}: added"
+    if args.task == "cluster" and args.action == "remove":
+        return f"node {args.node_id}: removed"
     if args.task == "cluster":
         raft, node = document["raft"], document["node"]
         lines = [
@@ -154,8 +162,11 @@ def _render(args, document: dict | None) -> str:
             "",
         ]
         reach = {True: "yes", False: "no", None: "-"}
-        members = [[m["id"] or "?", m["address"], m["role"], reach[m["connected"]]] for m in document["members"]]
-        return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED"])
+        members = [
+            [m["id"] or "?", m["address"], m["role"], reach[m["connected"]], m["state"] or "-"]
+            for m in document["members"]
+        ]
+        return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED", "GOSSIP"])
     if args.task == "login":
         return f"logged in to {args.url_used}; the token expires at {document['expiresAt']}"
     return "logged out: every token issued to you is revoked"
@@ -182,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.task == "bucket":
             method = "GET" if args.action == "show" else "DELETE"
             document = session.request(method, "/api/v1/buckets/" + urllib.request.quote(args.name, safe=""))
+        elif args.action == "add":
+            document = session.request("POST", "/api/v1/cluster/nodes", {"raftAddress": args.raft_address})
+        elif args.action == "remove":
+            document = session.request("DELETE", "/api/v1/cluster/nodes/" + urllib.request.quote(args.node_id, safe=""))
         else:
             document = session.request("GET", "/api/v1/cluster/status")
     except CommandFailed as failed:
