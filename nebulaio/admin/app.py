@@ -297,6 +297,13 @@ class ClusterStatus:
             "node": {"id": status["node_id"], "role": status["role"], "state": status["state"]},
             "raft": _raft(status),
             "members": _members(status, self._layer.reader.nodes.all()),
+            "gossip": {
+                "refused": status["gossip"]["refused"],
+                "members": [
+                    {"id": m["id"], "role": m.get("role"), "gossip": m["gossip"], "state": m["state"]}
+                    for m in status["gossip"]["members"]
+                ],
+            },
             "processes": {"supervisor": node["supervisor"], "worker": processes.figures(self._worker)},
             "memory": node["memory"],
             "disk": node["disk"],

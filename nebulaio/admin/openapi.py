@@ -99,6 +99,22 @@ SCHEMAS = {
                     }
                 ),
             },
+            "gossip": _object(
+                {
+                    "refused": INTEGER,
+                    "members": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "id": STRING,
+                                "role": NULLABLE_STRING,
+                                "gossip": STRING,
+                                "state": {"type": "string", "enum": ["alive", "suspect", "dead"]},
+                            }
+                        ),
+                    },
+                }
+            ),
             "processes": _object({"supervisor": PROCESS, "worker": PROCESS}),
             "memory": _object({"total": INTEGER, "available": INTEGER, "used": INTEGER}),
             "disk": _object({"path": STRING, "total": INTEGER, "used": INTEGER, "free": INTEGER}),

@@ -140,17 +140,22 @@ def test_new_facts_spread_under_a_higher_incarnation():
         assert node.members["n1"].info["capacity"] == {"total": 10, "free": 3}
 
 
+def alive_x(incarnation: int) -> dict:
+    update = {"kind": ALIVE, "member": {"id": "x", "gossip": "a:1"}, "incarnation": incarnation}
+    return {"type": "sync", "updates": [update]}
+
+
 def test_old_news_does_not_override_newer():
     network = Network()
     node = network.add("n0")
-    node.receive({"type": "sync", "updates": [{"kind": ALIVE, "member": {"id": "x", "gossip": "a:1"}, "incarnation": 5}]})
+    node.receive(alive_x(5))
     node.receive({"type": "sync", "updates": [{"kind": DEAD, "id": "x", "incarnation": 4}]})
     assert node.members["x"].state == ALIVE
     node.receive({"type": "sync", "updates": [{"kind": SUSPECT, "id": "x", "incarnation": 5}]})
     assert node.members["x"].state == SUSPECT
-    node.receive({"type": "sync", "updates": [{"kind": ALIVE, "member": {"id": "x", "gossip": "a:1"}, "incarnation": 5}]})
+    node.receive(alive_x(5))
     assert node.members["x"].state == SUSPECT
-    node.receive({"type": "sync", "updates": [{"kind": ALIVE, "member": {"id": "x", "gossip": "a:1"}, "incarnation": 6}]})
+    node.receive(alive_x(6))
     assert node.members["x"].state == ALIVE
 
 
