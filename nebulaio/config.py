@@ -279,7 +279,7 @@ def raft_voters(config: dict[str, Any]) -> list[str]:
 
 def is_cluster(config: dict[str, Any]) -> bool:
     """Whether other nodes share this node's log (a lone voter needs no read fence)."""
-    return len(raft_voters(config)) > 1 or config["role"] == "storage"
+    return len(raft_voters(config)) > 1 or config["role"] == "storage" or bool(config["join"])
 
 
 def uses_default_root(config: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.cluster.ipc import SupervisorClient
 from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
+from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
 from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.objects import ObjectLayer
@@ -35,7 +36,7 @@ def build(config: dict | None = None):
     if clustered:
         node_id = layout.node_id(config["node_id"])
         peers = PeerClient(config["cluster_secret"], node_id, peer_tls(config))
-        data = ClusterData(store, reader, node_id, config["replicas"], peers)
+        data = ClusterData(store, reader, MemberView(supervisor), node_id, config["replicas"], peers)
     else:
         data = LocalData(store)
     layer = ObjectLayer(

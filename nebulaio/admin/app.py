@@ -21,8 +21,9 @@ import falcon.media
 import orjson
 import psutil
 
-from nebulaio.admin import metrics, openapi
+from nebulaio.admin import cluster, metrics, openapi
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
+from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
@@ -170,7 +171,12 @@ class Ready:
             return
         ready = bool(status.get("ready")) and (status.get("last_applied") or 0) >= (status.get("commit_index") or 0)
         resp.status = 200 if ready else 503
-        resp.media = {"status": "ready" if ready else "not ready", "raft": _raft(status)}
+        states = [member["state"] for member in status["gossip"]["members"]]
+        resp.media = {
+            "status": "ready" if ready else "not ready",
+            "raft": _raft(status),
+            "members": {state: states.count(state) for state in GOSSIP_STATES},
+        }
 
 
 class Login:
@@ -510,8 +516,10 @@ def _raft(status: dict) -> dict:
 
 
 def _members(status: dict, registered: list[dict]) -> list[dict]:
-    """Every registered node with its role, and whether raft reaches it from here (voters only)."""
+    """Every registered node with its role, whether raft reaches it from here (voters only),
+    and what gossip says of it: alive, suspect or dead, its capacity and health."""
     connected = {member["address"]: member["connected"] for member in status["members"]}
+    gossip = {member["id"]: member for member in status["gossip"]["members"]}
     members = [
         {
             "id": node["id"],
@@ -519,16 +527,23 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
             "address": node["raft"],
             "self": node["id"] == status["node_id"],
             "connected": connected.get(node["raft"]),
+            **_gossip_facts(gossip.get(node["id"])),
         }
         for node in registered
     ]
     known = {node["raft"] for node in registered}
     members += [
-        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable}
+        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable} | _gossip_facts(None)
         for address, reachable in connected.items()
         if address not in known
     ]
     return members
+
+
+def _gossip_facts(member: dict | None) -> dict:
+    if member is None:
+        return {"state": None, "ready": None, "capacity": None}
+    return {"state": member["state"], "ready": member.get("ready"), "capacity": member.get("capacity")}
 
 
 class ClusterStatus:
@@ -548,6 +563,13 @@ class ClusterStatus:
             "node": {"id": status["node_id"], "role": status["role"], "state": status["state"]},
             "raft": _raft(status),
             "members": _members(status, self._layer.reader.nodes.all()),
+            "gossip": {
+                "refused": status["gossip"]["refused"],
+                "members": [
+                    {"id": m["id"], "role": m.get("role"), "gossip": m["gossip"], "state": m["state"]}
+                    for m in status["gossip"]["members"]
+                ],
+            },
             "processes": {"supervisor": node["supervisor"], "worker": processes.figures(self._worker)},
             "memory": node["memory"],
             "disk": node["disk"],
@@ -673,4 +695,5 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str) 
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
+    cluster.add_routes(app, layer, config)
     return app

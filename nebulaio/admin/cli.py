@@ -89,8 +89,10 @@ def add_parser(commands) -> None:
         holder.add_argument("--user")
         holder.add_argument("--group")
 
-    cluster = _actions(tasks, "cluster", "cluster status")
+    cluster = _actions(tasks, "cluster", "cluster status, members joining and leaving")
     cluster.add_parser("status", help="raft, members and this node's figures")
+    cluster.add_parser("add", help="add a raft voter started with --join").add_argument("raft_address")
+    cluster.add_parser("remove", help="remove a node (a voter leaves raft first)").add_argument("node_id")
 
 
 def _actions(tasks, task: str, help_text: str):
@@ -246,6 +248,8 @@ REQUESTS = {
     ("policy", "attach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/attach", _holder(args)),
     ("policy", "detach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/detach", _holder(args)),
     ("cluster", "status"): lambda args: ("GET", "/api/v1/cluster/status", None),
+    ("cluster", "add"): lambda args: ("POST", "/api/v1/cluster/nodes", {"raftAddress": args.raft_address}),
+    ("cluster", "remove"): lambda args: ("DELETE", f"/api/v1/cluster/nodes/{_quoted(args.node_id)}", None),
 }
 
 DONE = {
@@ -321,6 +325,8 @@ def _render(args, document: dict | None) -> str:
         return "\n".join(
             f"{name}: {_names(value) if isinstance(value, list) else value}" for name, value in document.items()
         )
+    if args.task == "cluster" and args.action != "status":
+        return f"node {args.raft_address if args.action == 'add' else args.node_id}: {DONE[args.action]}"
     if args.task == "cluster":
         raft, node = document["raft"], document["node"]
         lines = [
@@ -331,8 +337,11 @@ def _render(args, document: dict | None) -> str:
             "",
         ]
         reach = {True: "yes", False: "no", None: "-"}
-        members = [[m["id"] or "?", m["address"], m["role"], reach[m["connected"]]] for m in document["members"]]
-        return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED"])
+        members = [
+            [m["id"] or "?", m["address"], m["role"], reach[m["connected"]], m["state"] or "-"]
+            for m in document["members"]
+        ]
+        return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED", "GOSSIP"])
     subject = args.access_key if args.task == "key" else args.name
     return f"{args.task} {subject}: {DONE[args.action]}"
 

@@ -126,9 +126,30 @@ SCHEMAS = {
                         "address": STRING,
                         "self": {"type": "boolean"},
                         "connected": {"type": ["boolean", "null"]},
+                        "state": {"type": ["string", "null"], "enum": ["alive", "suspect", "dead", None]},
+                        "ready": {"type": ["boolean", "null"]},
+                        "capacity": {
+                            "oneOf": [{"type": "null"}, _object({"total": INTEGER, "free": INTEGER})],
+                        },
                     }
                 ),
             },
+            "gossip": _object(
+                {
+                    "refused": INTEGER,
+                    "members": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "id": STRING,
+                                "role": NULLABLE_STRING,
+                                "gossip": STRING,
+                                "state": {"type": "string", "enum": ["alive", "suspect", "dead"]},
+                            }
+                        ),
+                    },
+                }
+            ),
             "processes": _object({"supervisor": PROCESS, "worker": PROCESS}),
             "memory": _object({"total": INTEGER, "available": INTEGER, "used": INTEGER}),
             "disk": _object({"path": STRING, "total": INTEGER, "used": INTEGER, "free": INTEGER}),
@@ -151,7 +172,17 @@ SCHEMAS = {
             "lastPassSeconds": {"type": ["number", "null"]},
         }
     ),
-    "Health": _object({"status": STRING, "reason": STRING, "raft": RAFT}, required=["status"]),
+    "Health": _object(
+        {
+            "status": STRING,
+            "reason": STRING,
+            "raft": RAFT,
+            "members": _object({"alive": INTEGER, "suspect": INTEGER, "dead": INTEGER}),
+        },
+        required=["status"],
+    ),
+    "NewVoter": _object({"raftAddress": {"type": "string", "pattern": "^.+:[0-9]{1,5}$"}}),
+    "Voter": _object({"raftAddress": STRING, "voter": {"type": "boolean"}}),
 }
 
 RESPONSES = {
@@ -165,6 +196,9 @@ RESPONSES = {
         ("LengthRequired", "The request has a body without a Content-Length."),
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
+        ("Forbidden", "Only the root user may do this."),
+        ("ClusterConflict", "A lone node, or the raft leader refused the change (one in progress, or itself)."),
+        ("NoSuchNode", "No such node is registered."),
     )
 }
 
@@ -432,6 +466,34 @@ PATHS = {
                 "503": _error("Unavailable"),
             },
         }
+    },
+    "/api/v1/cluster/nodes": {
+        "post": {
+            "summary": "Add a raft voter, started beforehand with --join; root only.",
+            "requestBody": _body("NewVoter"),
+            "responses": {
+                "200": _json(_ref("Voter"), "Added: the change is applied on this node."),
+                "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
+                "409": _error("ClusterConflict"),
+                "503": _error("Unavailable"),
+                **BODY_ERRORS,
+            },
+        }
+    },
+    "/api/v1/cluster/nodes/{node_id}": {
+        "parameters": [{"name": "node_id", "in": "path", "required": True, "schema": STRING}],
+        "delete": {
+            "summary": "Remove a node: a voter leaves raft, then the node is forgotten; root only.",
+            "responses": {
+                "204": {"description": "Removed."},
+                "401": _error("Unauthorized"),
+                "403": _error("Forbidden"),
+                "404": _error("NoSuchNode"),
+                "409": _error("ClusterConflict"),
+                "503": _error("Unavailable"),
+            },
+        },
     },
 }
 

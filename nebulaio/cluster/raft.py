@@ -42,6 +42,8 @@ SNAPSHOT_CHUNK = 1 << 20
 DUMP_MAGIC = b"NEBULAIO-DUMP-1\n"
 DUMP_HEADER = struct.Struct(">Q")
 """A dump is DUMP_MAGIC | header length | pickled (raft index, raft bookkeeping) | replica image."""
+DENIED = FAIL_REASON.REQUEST_DENIED
+"""The failure of a membership change the leader refuses (one in progress, or itself removed)."""
 WRITTEN = "written"
 """The dump thread's result before the serialize checker puts the dump in place."""
 
@@ -175,6 +177,15 @@ class MetadataLog(SyncObj):
         with self._outstanding_lock:
             self._outstanding += 1
         self.apply_batch(commands, callback=settled)
+
+    def change_membership(self, action: str, address: str, callback: Callable[[object, int], None]) -> None:
+        """Add or remove a voter ("add" / "remove" its raft address) through the log.
+
+        PySyncObj forwards the change to the leader, which takes one change at a time and
+        denies removing itself; `callback(result, error)` runs once the entry is applied here.
+        """
+        change = self.addNodeToCluster if action == "add" else self.removeNodeFromCluster
+        change(address, callback=callback)
 
     def status(self) -> dict:
         raw = self.getStatus()

@@ -19,9 +19,11 @@ import psutil
 
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
+from nebulaio.cluster.gossip import Membership
+from nebulaio.cluster.gossipnet import GossipNetwork, exchange
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
-from nebulaio.cluster.raft import MetadataLog, describe_failure
+from nebulaio.cluster.raft import DENIED, MetadataLog, describe_failure
 from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
@@ -37,6 +39,13 @@ BATCHES_IN_FLIGHT = 2
 BARRIER_PASSED = {"status": "ok"}
 REGISTER_RETRY = 1.0
 REPAIR_COMMIT_TIMEOUT = 30.0
+GOSSIP_TICK = 0.05
+"""Seconds between two turns of the gossip protocol (its periods and timeouts are longer)."""
+SELF_REFRESH = 2.0
+"""Seconds between two looks at this node's own facts (capacity, health, raft state) and the seeds."""
+JOIN_TIMEOUT = 45.0
+"""Seconds a joining node tries to reach its --join member (the launcher waits 60 s for the supervisor)."""
+JOIN_RETRY = 1.0
 
 
 class GroupCommitter:
@@ -135,14 +144,20 @@ class Supervisor:
 
         config = self.config
         self.node_id = layout.node_id(config["node_id"])
+        self.secret = layout.cluster_secret(config["cluster_secret"])
         host, port = configuration.split_address(config["raft_address"])
         own = configuration.advertised(config, "raft")
         voter = config["role"] != "storage"
+        joining = config["join"] and not config["raft_peers"]
+        voters = self._learn_voters() if joining else configuration.raft_voters(config)
+        if voters is None:
+            env.close()
+            return 2
         self.raft = MetadataLog(
             own if voter else None,
-            [peer for peer in configuration.raft_voters(config) if peer != own],
+            [peer for peer in voters if peer != own],
             layout.raft_dir,
-            password=layout.cluster_secret(self.config["cluster_secret"]),
+            password=self.secret,
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
             compaction_entries=config["snapshot_entries"],
@@ -165,6 +180,11 @@ class Supervisor:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        self.network = GossipNetwork(self.secret.encode())
+        await self.network.start(self.config["gossip_address"])
+        self.membership = Membership(self._member_info(), self.network, time.monotonic, incarnation=int(time.time()))
+        self.network.membership = self.membership
+        gossip = asyncio.create_task(self._gossip())
         socket_path = self.layout.ipc_socket
         if os.path.exists(socket_path):
             os.unlink(socket_path)
@@ -192,6 +212,8 @@ class Supervisor:
         lifecycle.cancel()
         if repair is not None:
             repair.cancel()
+        gossip.cancel()
+        self.network.close()
         os.unlink(socket_path)
 
     def _start_repair(self, store: ObjectStore, committer: GroupCommitter) -> asyncio.Task | None:
@@ -245,6 +267,8 @@ class Supervisor:
                     answer = await committer.barrier()
                 elif kind == "status":
                     answer = self.status(document.get("detail", False))
+                elif kind == "membership":
+                    answer = await self._change_membership(document.get("action"), document.get("raft"))
                 else:
                     answer = {"status": "InvalidRequest", "reason": f"unknown request {kind!r}"}
                 writer.writelines(ipc.encode(answer))
@@ -263,6 +287,7 @@ class Supervisor:
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
+        status["gossip"] = {"members": self.membership.view(), "refused": self.network.refused}
         if detail:
             status["node"] = self._node_figures()
         return status
@@ -294,6 +319,89 @@ class Supervisor:
                     log.info("node %s registered", self.node_id)
                     return
             await asyncio.sleep(REGISTER_RETRY)
+
+    def _learn_voters(self) -> list[str] | None:
+        """The voters' raft addresses, asked of the --join member (a node started without
+        --raft-peers); None when it cannot be reached in time."""
+        config = self.config
+        own = configuration.advertised(config, "raft")
+        hello = {"type": "sync", "from": {"id": self.node_id, "gossip": configuration.advertised(config, "gossip")}}
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while True:
+            try:
+                answer = exchange(config["join"], self.secret.encode(), hello)
+                voters = answer.get("voters") if answer else None
+                if voters:
+                    log.info("joined through %s; raft voters %s", config["join"], ", ".join(voters))
+                    return sorted(set(voters) | ({own} if config["role"] != "storage" else set()))
+                log.warning("%s did not name the raft voters (not sealed with our cluster secret?)", config["join"])
+            except OSError as exc:
+                log.warning("cannot reach %s to join the cluster: %s", config["join"], exc)
+            if time.monotonic() > deadline:
+                log.error("no member answered at %s within %.0f s; stopping", config["join"], JOIN_TIMEOUT)
+                return None
+            time.sleep(JOIN_RETRY)
+
+    def _member_info(self) -> dict:
+        """What gossip tells the other nodes about this one."""
+        config = self.config
+        disk = psutil.disk_usage(self.layout.root)
+        raft = self.raft.status()
+        return {
+            "id": self.node_id,
+            "role": config["role"],
+            "raft": configuration.advertised(config, "raft"),
+            "gossip": configuration.advertised(config, "gossip"),
+            "admin": configuration.advertised(config, "admin"),
+            "capacity": {"total": disk.total, "free": disk.free},
+            "ready": raft["ready"] and (raft["last_applied"] or 0) >= (raft["commit_index"] or 0),
+            "raft_state": raft["state"],
+        }
+
+    async def _gossip(self) -> None:
+        """Run the protocol; refresh this node's facts, the voters and the seeds now and then.
+
+        The seeds are the registered nodes and --join: whoever the log or the operator names.
+        """
+        membership = self.membership
+        refreshed = 0.0
+        while True:
+            try:
+                membership.tick()
+                now = time.monotonic()
+                if now - refreshed >= SELF_REFRESH:
+                    refreshed = now
+                    membership.update_self(self._member_info())
+                    membership.seeds = {node["gossip"] for node in self.reader.nodes.all() if node["gossip"]}
+                    if self.config["join"]:
+                        membership.seeds.add(self.config["join"])
+                    membership.voters = sorted(
+                        member["address"]
+                        for member in self.raft.status()["members"]
+                        if not (member["self"] and self.config["role"] == "storage")
+                    )
+            except Exception:
+                log.exception("a gossip turn failed")
+            await asyncio.sleep(GOSSIP_TICK)
+
+    async def _change_membership(self, action, address) -> dict:
+        """Add or remove a raft voter; answers once the change is applied here."""
+        if action not in ("add", "remove") or not isinstance(address, str):
+            return {"status": "InvalidRequest", "reason": "membership needs action add|remove and a raft address"}
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settled(result, error):
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(error))
+
+        self.raft.change_membership(action, address, settled)
+        error = await future
+        if not error:
+            log.info("raft voter %s: %s", address, "added" if action == "add" else "removed")
+            return {"status": "ok"}
+        if error == DENIED:
+            return {"status": "Conflict", "reason": "the leader refused: a change is in progress, or it is the leader"}
+        return {"status": "ServiceUnavailable", "reason": describe_failure(error)}
 
     def _node_figures(self) -> dict:
         figures = {"supervisor": processes.figures(self._process)}

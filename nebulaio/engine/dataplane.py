@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
 from nebulaio.cluster.placement import STORAGE_ROLES, placement, write_quorum
+from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
 
@@ -122,11 +123,12 @@ class LocalData:
 class ClusterData:
     """Bytes on the R storage nodes that rendezvous hashing picks; this node is one or not."""
 
-    __slots__ = ("store", "_reader", "_node_id", "_replicas", "_peers", "_pool")
+    __slots__ = ("store", "_reader", "_view", "_node_id", "_replicas", "_peers", "_pool")
 
-    def __init__(self, store: ObjectStore, reader, node_id: str, replicas: int, peers: PeerClient):
+    def __init__(self, store: ObjectStore, reader, view: MemberView, node_id: str, replicas: int, peers: PeerClient):
         self.store = store
         self._reader = reader
+        self._view = view
         self._node_id = node_id
         self._replicas = replicas
         self._peers = peers
@@ -137,7 +139,14 @@ class ClusterData:
         return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
 
     def _storage_nodes(self) -> dict[str, str]:
-        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES}
+        """Registered storage nodes but those gossip has declared dead: a write does not wait
+        for a dead node to time out."""
+        dead = self._view.dead()
+        return {
+            node["id"]: node["admin"]
+            for node in self._reader.nodes.all()
+            if node["role"] in STORAGE_ROLES and node["id"] not in dead
+        }
 
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
         """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
@@ -209,7 +218,10 @@ class ClusterData:
                 if holders is None:
                     raise
         addresses = self._addresses()
-        remote = [addresses[node] for node in holders if node != self._node_id and node in addresses]
+        dead = self._view.dead()
+        # Live holders first; a dead one is still tried last, gossip may be behind.
+        ordered = sorted(holders, key=lambda node: node in dead)
+        remote = [addresses[node] for node in ordered if node != self._node_id and node in addresses]
         return RemoteBody(self._peers, remote, (bucket, key_hash(key), name))
 
     def assemble(self, bucket: str, key: str, name: str, parts: list[dict], group: str) -> dict:

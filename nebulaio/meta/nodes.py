@@ -37,7 +37,7 @@ class Nodes:
             return [NODE.decode_header(value) for value in txn.cursor().iternext(keys=False)]
 
     def handlers(self) -> dict:
-        return {"node.register": self.register}
+        return {"node.register": self.register, "node.remove": self.remove}
 
     def register(self, batch, command: dict, blob: bytes | None) -> dict:
         """Record a node (again, when its addresses or role changed)."""
@@ -45,4 +45,12 @@ class Nodes:
         if not node["id"]:
             return {"status": "InvalidRequest"}
         batch.txn.put(node["id"].encode(), NODE.encode(node), db=self._nodes)
+        return {"status": "ok"}
+
+    def remove(self, batch, command: dict, blob: bytes | None) -> dict:
+        """Forget a node that left the cluster; forgetting one already gone is done too."""
+        node_id = command.get("id")
+        if not isinstance(node_id, str):
+            return {"status": "InvalidRequest"}
+        batch.txn.delete(node_id.encode(), db=self._nodes)
         return {"status": "ok"}

@@ -209,16 +209,29 @@ def test_bucket_lifecycle_through_the_admin_api(node, s3, token):
 
 def test_cluster_status(node, token):
     raft_address = f"127.0.0.1:{node.ports['raft']}"
-    wait_for(lambda: call(node, "GET", "/api/v1/cluster/status", token).json()["members"][0]["id"], 30, "registration")
+    wait_for(
+        lambda: call(node, "GET", "/api/v1/cluster/status", token).json()["members"][0]["ready"],
+        30,
+        "registration, and gossip telling this node ready",
+    )
     status = call(node, "GET", "/api/v1/cluster/status", token).json()
     node_id = status["node"]["id"]
     assert status["node"] == {"id": node_id, "role": "hybrid", "state": "leader"}
     assert (node.data / "metadata" / "node-id").read_text() == node_id
     assert status["raft"]["leader"] == raft_address and status["raft"]["term"] >= 1
     assert status["raft"]["appliedIndex"] >= 1 and status["raft"]["commitIndex"] >= status["raft"]["appliedIndex"]
-    assert status["members"] == [
-        {"id": node_id, "role": "hybrid", "address": raft_address, "self": True, "connected": True}
-    ]
+    (member,) = status["members"]
+    capacity = member.pop("capacity")
+    assert member == {
+        "id": node_id,
+        "role": "hybrid",
+        "address": raft_address,
+        "self": True,
+        "connected": True,
+        "state": "alive",
+        "ready": True,
+    }
+    assert 0 < capacity["free"] <= capacity["total"]
     supervisor, worker = status["processes"]["supervisor"], status["processes"]["worker"]
     assert supervisor["pid"] != worker["pid"] and supervisor["rss"] > 0 and worker["rss"] > 0
     assert status["disk"]["path"] == str(node.data) and 0 < status["disk"]["used"] <= status["disk"]["total"]
