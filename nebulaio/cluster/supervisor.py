@@ -33,7 +33,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
 BARRIER_PASSED = {"status": "ok"}
 REGISTER_RETRY = 1.0
-PROPOSAL_DEADLINE = 8.0
+PROPOSAL_DEADLINE = 12.0
 """Seconds an entry may wait for raft to confirm it before its requests are answered 503."""
 LEADER_GRACE = 3.0
 """Seconds without a reachable leader (several elections' worth) before requests fail fast."""
