@@ -287,6 +287,18 @@ class External(Target):
             raise NotStarted(f"nothing answers at {self.host}:{self.port}")
 
 
+def nebulaio_argv(data: Path, s3: int, admin: int, console: int, raft: int, gossip: int) -> list[str]:
+    """`nebulaio server` on loopback ports with its data in `data` (created here)."""
+    binary = shutil.which("nebulaio")
+    launcher = [binary] if binary else [sys.executable, "-m", "nebulaio"]
+    data.mkdir()
+    listeners = {"s3": s3, "admin": admin, "console": console, "raft": raft, "gossip": gossip}
+    argv = [*launcher, "server", "--data", str(data)]
+    for listener, port in listeners.items():
+        argv += [f"--{listener}-address", f"{HOST}:{port}"]
+    return argv
+
+
 class NebulaIO(Target):
     """NebulaIO itself, started through its CLI as one single-node cluster."""
 
@@ -295,30 +307,10 @@ class NebulaIO(Target):
     def start(self, workdir: Path) -> None:
         s3, admin, console, raft, gossip = free_ports(5)
         self.port = s3
-        binary = shutil.which("nebulaio")
-        launcher = [binary] if binary else [sys.executable, "-m", "nebulaio"]
         env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
-        data = workdir / "data"
-        data.mkdir()
-        argv = [
-            *launcher,
-            "server",
-            "--data",
-            str(data),
-            "--s3-address",
-            f"{HOST}:{s3}",
-            "--admin-address",
-            f"{HOST}:{admin}",
-            "--console-address",
-            f"{HOST}:{console}",
-            "--raft-address",
-            f"{HOST}:{raft}",
-            "--gossip-address",
-            f"{HOST}:{gossip}",
-        ]
-        process = self.spawn("nebulaio", argv, env)
+        self.data = workdir / "data"
+        process = self.spawn("nebulaio", nebulaio_argv(self.data, s3, admin, console, raft, gossip), env)
         wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
-        self.data = data
 
 
 # What the policy user may do: ten statements, conditions included, all of them weighed on
@@ -392,6 +384,35 @@ class NebulaIOPolicyUser(NebulaIO):
         iam.attach_policy("bench", user=POLICY_USER)
         pair = iam.create_access_key(POLICY_USER)
         self.access_key, self.secret_key = pair["accessKey"], pair["secretKey"]
+
+
+class NebulaIOCluster(Target):
+    """Three hybrid NebulaIO nodes on loopback sharing one raft log; the load goes to the first.
+
+    Every object's bytes are written on all three (replicas 3, write quorum 2).
+    """
+
+    name = "nebulaio-3"
+    nodes = 3
+
+    def start(self, workdir: Path) -> None:
+        ports = [free_ports(5) for _ in range(self.nodes)]
+        self.port = ports[0][0]
+        peers = ",".join(f"{HOST}:{node_ports[3]}" for node_ports in ports)
+        env = dict(
+            os.environ,
+            NEBULAIO_ROOT_USER=self.access_key,
+            NEBULAIO_ROOT_PASSWORD=self.secret_key,
+            NEBULAIO_CLUSTER_SECRET="benchmark-cluster-secret",
+        )
+        processes = []
+        for number, node_ports in enumerate(ports):
+            argv = nebulaio_argv(workdir / f"data{number}", *node_ports)
+            argv += ["--raft-peers", peers, "--node-id", f"node{number}", "--role", "hybrid"]
+            processes.append(self.spawn(f"nebulaio-node{number}", argv, env))
+        for node_ports in ports:
+            ready = f"http://{HOST}:{node_ports[1]}/health/ready"
+            wait_until(lambda ready=ready: http_ok(ready), "every node's /health/ready", processes)
 
 
 CEPH_CONF = """\
@@ -500,4 +521,4 @@ class RadosGW(Target):
         return done.stdout
 
 
-TARGETS = {target.name: target for target in (NebulaIO, NebulaIOPolicyUser, Nginx, Moto, RadosGW)}
+TARGETS = {target.name: target for target in (NebulaIO, NebulaIOPolicyUser, NebulaIOCluster, Nginx, Moto, RadosGW)}

@@ -32,6 +32,8 @@ ApplyBatch = Callable[[int, list], list | None]
 PARTNER_STATUS = "partner_node_status_server_"
 """getStatus() names each voting partner's connection state by this prefix and its address."""
 CONNECTED = 2
+LEADER = 2
+"""getStatus()'s state of a leader."""
 IDLE_TICK = 0.05
 BUSY_TICK = 0.001
 RAFT_MIN_TIMEOUT = 0.5
@@ -205,6 +207,26 @@ class MetadataLog(SyncObj):
                 if name.startswith(PARTNER_STATUS)
             ],
         }
+
+    def leader_reachable(self) -> bool:
+        """Whether an entry proposed here can reach a leader able to commit it.
+
+        NOTE: PySyncObj keeps a follower cut off from every peer on its last leader (it calls
+        no election it cannot win) and parks what it forwards there until the leader changes,
+        while a leader keeps its state for `leaderFallbackTimeout` after losing its majority.
+        A lost connection is noticed after `connectionTimeout` without a message.
+        """
+        raw = self.getStatus()
+        connected = {
+            name.removeprefix(PARTNER_STATUS)
+            for name, value in raw.items()
+            if name.startswith(PARTNER_STATUS) and value == CONNECTED
+        }
+        if raw.get("state") == LEADER:
+            voters = 1 + sum(name.startswith(PARTNER_STATUS) for name in raw)
+            return 2 * (1 + len(connected)) > voters
+        leader = raw.get("leader")
+        return leader is not None and str(leader) in connected
 
     # Dumps (PySyncObj's "full dump" is the snapshot of the raft papers).
     def _write_dump(self, filename: str, raft_data) -> None:

@@ -46,21 +46,56 @@ SELF_REFRESH = 2.0
 JOIN_TIMEOUT = 45.0
 """Seconds a joining node tries to reach its --join member (the launcher waits 60 s for the supervisor)."""
 JOIN_RETRY = 1.0
+PROPOSAL_DEADLINE = 12.0
+"""Seconds an entry may wait for raft to confirm it before its requests are answered 503."""
+LEADER_GRACE = 3.0
+"""Seconds without a reachable leader (several elections' worth) before requests fail fast."""
+WATCH_INTERVAL = 0.25
+NO_LEADER = {"status": "ServiceUnavailable", "reason": "no raft leader is reachable from this node"}
+UNCONFIRMED = {
+    "status": "ServiceUnavailable",
+    "reason": "the raft leader did not confirm the entry in time; it may still be applied",
+}
+
+
+class Flight:
+    """A batch handed to raft: settled once, by raft's callback or by giving up on it."""
+
+    __slots__ = ("batch", "settled", "deadline")
+
+    def __init__(self, batch: list):
+        self.batch = batch
+        self.settled = False
+        self.deadline: asyncio.TimerHandle | None = None
 
 
 class GroupCommitter:
-    """Collects submitted commands and proposes them to the raft log in batches."""
+    """Collects submitted commands and proposes them to the raft log in batches.
+
+    Every request gets an answer within PROPOSAL_DEADLINE: PySyncObj can leave a callback
+    uncalled for good (an entry forwarded to a leader over a connection that then broke), and
+    on the minority side of a partition nothing commits until the partition heals. A command
+    given up on may still commit later, so its answer is a 503 the client retries, never a
+    refusal; once no leader has been reachable for LEADER_GRACE, requests fail at once
+    without being proposed.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, metadata_log: MetadataLog):
         self._loop = loop
         self._log = metadata_log
         self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
         self._barriers: list[asyncio.Future] = []
+        self._flights: set[Flight] = set()
+        self._unreachable_since: float | None = None
+        self._cut_off = False
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
     def submit(self, command: dict, blob: bytes | None = None) -> asyncio.Future:
         future = self._loop.create_future()
+        if self._cut_off:
+            future.set_result(NO_LEADER)
+            return future
         self._pending.append((command, blob, future))
         self._wakeup.set()
         return future
@@ -73,6 +108,9 @@ class GroupCommitter:
         raft round trip; with no commands waiting the batch is empty.
         """
         future = self._loop.create_future()
+        if self._cut_off:
+            future.set_result(NO_LEADER)
+            return future
         self._barriers.append(future)
         self._wakeup.set()
         return future
@@ -86,12 +124,40 @@ class GroupCommitter:
                 batch = self._take_batch()
                 batch.extend((None, None, future) for future in self._barriers)
                 self._barriers = []
+                flight = Flight(batch)
+                self._flights.add(flight)
+                flight.deadline = self._loop.call_later(PROPOSAL_DEADLINE, self._settle, flight, None, UNCONFIRMED)
                 self._log.propose(
                     [(command, blob) for command, blob, _ in batch if command is not None],
-                    callback=lambda result, error, batch=batch: self._loop.call_soon_threadsafe(
-                        self._resolve, batch, result, error
+                    callback=lambda result, error, flight=flight: self._loop.call_soon_threadsafe(
+                        self._resolve, flight, result, error
                     ),
                 )
+
+    async def watch(self) -> None:
+        """Track whether a leader is reachable; past LEADER_GRACE without one, answer everything 503."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self._log.leader_reachable():
+                self._unreachable_since = None
+                self._cut_off = False
+                continue
+            now = self._loop.time()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            elif not self._cut_off and now - self._unreachable_since >= LEADER_GRACE:
+                self._cut_off = True
+                log.warning("no raft leader reachable for %.1f s: answering requests 503", LEADER_GRACE)
+                self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        for flight in list(self._flights):
+            self._settle(flight, None, UNCONFIRMED)
+        waiting = [future for _, _, future in self._pending] + self._barriers
+        self._pending, self._barriers = [], []
+        for future in waiting:
+            if not future.done():  # a worker that went away cancels its wait
+                future.set_result(NO_LEADER)
 
     def _take_batch(self) -> list:
         size = 0
@@ -104,18 +170,29 @@ class GroupCommitter:
         batch, self._pending = self._pending[:count], self._pending[count:]
         return batch
 
-    def _resolve(self, batch: list, results, error: int) -> None:
+    def _resolve(self, flight: Flight, results, error: int) -> None:
         """Answer each command with its result, and each barrier with ok, or all with the failure.
 
         NOTE: a replay (results None) counts as a failure: the entry was applied before.
         """
+        if error or results is None:
+            reason = describe_failure(error) if error else "the entry was not applied"
+            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason})
+        else:
+            self._settle(flight, results, None)
+
+    def _settle(self, flight: Flight, results: list | None, failure: dict | None) -> None:
+        if flight.settled:
+            return  # raft answered after the deadline, or the deadline after raft
+        flight.settled = True
+        flight.deadline.cancel()
+        self._flights.discard(flight)
         self._slots.release()
-        for position, (command, _, future) in enumerate(batch):
+        for position, (command, _, future) in enumerate(flight.batch):
             if future.done():
                 continue
-            if error or results is None:
-                reason = describe_failure(error) if error else "the entry was not applied"
-                future.set_result({"status": "ServiceUnavailable", "reason": reason})
+            if failure is not None:
+                future.set_result(failure)
             else:
                 future.set_result(results[position] if command is not None else BARRIER_PASSED)
 
@@ -191,6 +268,7 @@ class Supervisor:
         server = await asyncio.start_unix_server(lambda r, w: self._handle(r, w, committer), path=socket_path)
         os.chmod(socket_path, 0o600)
         batcher = asyncio.create_task(committer.run())
+        watcher = asyncio.create_task(committer.watch())
         housekeeping = asyncio.create_task(self._housekeeping(store, env))
         registration = asyncio.create_task(self._register(committer))
         sweeper = LifecycleSweeper(
@@ -207,6 +285,7 @@ class Supervisor:
         log.info("supervisor stopping")
         server.close()
         batcher.cancel()
+        watcher.cancel()
         housekeeping.cancel()
         registration.cancel()
         lifecycle.cancel()

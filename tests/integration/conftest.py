@@ -195,15 +195,22 @@ def cluster_factory(tmp_path_factory):
     """
     started: list[Node] = []
 
-    def start(voters: int = 3, storage: int = 0, args: list[str] | None = None, **kwargs) -> list[Node]:
+    def start(voters: int = 3, storage: int = 0, args: list[str] | None = None, advertise=None, **kwargs) -> list[Node]:
+        """`advertise(position, node)` may give {listener: address} a node gives its peers (a proxy)."""
         nodes = []
         for position in range(voters + storage):
             base = tmp_path_factory.mktemp(f"cluster-node{position}")
             nodes.append(Node(base / "data", base / "node.log", **kwargs))
-        peers = ",".join(f"127.0.0.1:{node.ports['raft']}" for node in nodes[:voters])
+        advertised = [advertise(position, node) if advertise else {} for position, node in enumerate(nodes)]
+        peers = ",".join(
+            addresses.get("raft", f"127.0.0.1:{node.ports['raft']}")
+            for node, addresses in zip(nodes[:voters], advertised, strict=False)
+        )
         for position, node in enumerate(nodes):
             role = "hybrid" if position < voters else "storage"
             node.args = [*(args or []), "--raft-peers", peers, "--role", role, "--node-id", f"node{position}"]
+            for listener, address in advertised[position].items():
+                node.args += [f"--advertise-{listener}-address", address]
             node.extra_env.setdefault("NEBULAIO_CLUSTER_SECRET", CLUSTER_SECRET)
             started.append(node)
             node.start(wait=False)

@@ -12,25 +12,12 @@ import pytest
 import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
 from conftest import ROOT_PASSWORD, ROOT_USER, wait_for
+from faults import leader_of, raft_status
 
 
 @pytest.fixture(scope="module")
 def trio(cluster_factory):
     return cluster_factory(3)
-
-
-def status_of(node) -> dict:
-    return requests.get(node.admin_url + "/health/ready", timeout=5).json()["raft"]
-
-
-def leader_of(nodes):
-    for node in nodes:
-        try:
-            if status_of(node).get("state") == "leader":
-                return node
-        except requests.RequestException:
-            continue
-    return None
 
 
 def test_every_node_reads_what_any_node_acknowledged(trio):
@@ -64,7 +51,7 @@ def test_members_register_themselves(trio):
     wait_for(lambda: len(cluster_status()["members"]) == 3, 30, "three registered members")
     cluster = cluster_status()
     assert sorted((m["id"], m["role"]) for m in cluster["members"]) == [(f"node{n}", "hybrid") for n in range(3)]
-    assert {status_of(node)["leader"] for node in trio} == {cluster["raft"]["leader"]}
+    assert {raft_status(node)["leader"] for node in trio} == {cluster["raft"]["leader"]}
 
 
 def put_with_retries(client, bucket: str, key: str, body: bytes, deadline: float) -> bool:
