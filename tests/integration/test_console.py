@@ -1,7 +1,9 @@
 """The web console on :9002, in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 The browser comes from the system (CI installs it with apt); Playwright never downloads one.
-The browser tests write a screenshot of each page into docs/console/.
+The browser tests take a screenshot of each page: into the directory named by
+NEBULAIO_SCREENSHOTS_DIR when set (`NEBULAIO_SCREENSHOTS_DIR=docs/console` refreshes the README's
+pictures), else into the test's temporary directory.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import ROOT_PASSWORD, ROOT_USER, make_client, wait_for
+from conftest import ROOT_PASSWORD, ROOT_USER, empty_bucket, make_client, wait_for
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 UI_TIMEOUT_MS = 30_000
 
@@ -84,6 +86,21 @@ def test_a_logged_out_cookie_is_refused_even_when_replayed(console_url):
     stolen = dict(http.cookies)
     assert http.delete(f"{console_url}/session", headers={"X-CSRF-Token": csrf}).status_code == 204
     assert requests.get(f"{console_url}/s3/", cookies=stolen).status_code == 401
+
+
+def test_an_active_session_outlives_its_first_token(node_factory):
+    ttl = 4
+    short = node_factory(extra_env={"NEBULAIO_ADMIN_TOKEN_TTL": str(ttl)})
+    console_url = f"{short.scheme}://127.0.0.1:{short.ports['console']}"
+    http, _ = login(console_url)
+    first_expiry = time.time() + ttl
+
+    def still_in_after_expiry() -> bool:
+        answer = http.get(f"{console_url}/api/v1/buckets")
+        assert answer.status_code == 200, answer.text
+        return time.time() > first_expiry + 1
+
+    wait_for(still_in_after_expiry, 30, "the first token to expire while the session goes on", interval=0.2)
 
 
 def test_share_links_are_presigned_urls_that_s3_serves(console_url, s3, bucket):
@@ -152,25 +169,45 @@ def page(browser, console_url):
     assert not [e for e in errors if "status of 4" not in e], errors
 
 
-def shoot(page, name: str, mask=()) -> None:
-    """A screenshot for the docs; `mask` hides what belongs to this run only (temp paths)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.mouse.move(0, 0)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, mask=list(mask), mask_color="#e9ecef")
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    configured = os.environ.get("NEBULAIO_SCREENSHOTS_DIR")
+    return Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
 
 
-def ui_login(page, console_url) -> None:
+@pytest.fixture
+def shoot(page, screenshots):
+    """shoot(name, mask=()): a screenshot of the page; `mask` hides what belongs to this run only."""
+    screenshots.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str, mask=()) -> None:
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True, mask=list(mask), mask_color="#e9ecef")
+
+    return take
+
+
+def ui_login(page, console_url, shoot) -> None:
     page.goto(console_url + "/")
     page.get_by_label("Access key").fill(ROOT_USER)
     page.get_by_label("Secret key").fill(ROOT_PASSWORD)
-    shoot(page, "login")
+    shoot("login")
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Buckets").wait_for()
 
 
-def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url, s3, tmp_path):
+@pytest.fixture
+def bucket_name(s3):
+    """The name of a bucket the test creates; emptied and removed afterwards."""
     name = f"console-{uuid.uuid4().hex[:12]}"
-    ui_login(page, console_url)
+    yield name
+    empty_bucket(s3, name)
+    s3.delete_bucket(Bucket=name)
+
+
+def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url, s3, tmp_path, shoot, bucket_name):
+    name = bucket_name
+    ui_login(page, console_url, shoot)
     page.get_by_label("Bucket name").fill(name)
     page.get_by_label("Versioning").check()
     page.get_by_role("button", name="Create bucket").click()
@@ -196,7 +233,7 @@ def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url,
     page.get_by_role("link", name="📁 reports/").click()
     page.get_by_role("link", name="📁 2025/").click()
     page.get_by_role("navigation", name="Breadcrumbs").get_by_role("link", name="2025").wait_for()
-    shoot(page, "objects")
+    shoot("objects")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert hashlib.sha256(Path(download.value.path()).read_bytes()).digest() == hashlib.sha256(big).digest()
@@ -211,7 +248,7 @@ def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url,
     url = page.get_by_label("Share link").input_value()
     assert requests.get(url).content == small.read_bytes()
     page.locator("section[aria-label=Versions] td").first.wait_for()
-    shoot(page, "object")
+    shoot("object")
 
     page.goto(f"{console_url}/#/settings/{name}")
     editor = page.get_by_label("Bucket policy", exact=True).locator("textarea")
@@ -228,25 +265,25 @@ def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url,
     page.get_by_role("button", name="Save bucket policy").click()
     page.locator("section[aria-label='Bucket policy'] .ok").wait_for()
     assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]) == policy
-    shoot(page, "settings")
+    shoot("settings")
 
     page.goto(f"{console_url}/#/buckets")
     page.get_by_role("button", name=f"Delete bucket {name}").wait_for()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete bucket {name}").click()
     page.get_by_text(f"Bucket {name} is not empty").wait_for()
-    shoot(page, "buckets")
+    shoot("buckets")
 
     page.set_viewport_size({"width": 390, "height": 800})
     page.goto(f"{console_url}/#/browse/{name}/")
     page.get_by_role("link", name="hello.txt").wait_for()
-    shoot(page, "objects-phone")
+    shoot("objects-phone")
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("heading", name="Log in").wait_for()
 
 
-def test_browser_cluster_page_draws_live_charts(page, console_url, s3):
-    ui_login(page, console_url)
+def test_browser_cluster_page_draws_live_charts(page, console_url, s3, shoot):
+    ui_login(page, console_url, shoot)
     page.get_by_role("link", name="Cluster").click()
     page.get_by_role("heading", name="Raft").wait_for()
     assert page.get_by_role("table").locator("tbody tr").count() >= 1
@@ -258,10 +295,10 @@ def test_browser_cluster_page_draws_live_charts(page, console_url, s3):
         return rate.count() > 0 and rate.inner_text() not in ("", "now 0.0")
 
     wait_for(traffic_drawn, 60, "the request chart to show the traffic")
-    shoot(page, "cluster", mask=[page.locator(".data-path")])
+    shoot("cluster", mask=[page.locator(".data-path")])
 
 
-def test_browser_identities_create_a_user_and_a_key(page, console_url, node):
+def test_browser_identities_create_a_user_and_a_key(page, console_url, node, shoot):
     admin = requests.post(
         f"{node.admin_url}/api/v1/auth/login", json={"username": ROOT_USER, "password": ROOT_PASSWORD}
     )
@@ -269,7 +306,7 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node):
     if requests.get(f"{node.admin_url}/api/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 404:
         pytest.skip("the Admin API of this tree has no identity endpoints yet")
     user = f"console-{uuid.uuid4().hex[:8]}"
-    ui_login(page, console_url)
+    ui_login(page, console_url, shoot)
     page.get_by_role("link", name="Identities").click()
     page.get_by_label("user name").fill(user)
     page.get_by_role("button", name="Create user").click()
@@ -279,7 +316,7 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node):
     secret.wait_for()
     access_key = page.locator(".secret").filter(has_text="Access key:").inner_text().split(": ", 1)[1]
     secret_key = secret.inner_text().split(": ", 1)[1]
-    shoot(page, "identities")
+    shoot("identities")
     client = make_client(f"{node.s3_url}", access_key=access_key, secret_key=secret_key)
     try:
         client.list_buckets()
