@@ -52,6 +52,7 @@ setup(
             "trustme>=1.1",
             "awscli>=1.46",
             "schemathesis>=4",
+            "playwright>=1.45",
         ],
         "bench": ["moto[server]>=5"],
     },

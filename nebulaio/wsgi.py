@@ -64,7 +64,7 @@ def build(config: dict | None = None):
     by_port = {
         port("s3_address"): s3,
         port("admin_address"): admin_or_internal,
-        port("console_address"): console_app.create(),
+        port("console_address"): console_app.create(config, reader.token_generation),
     }
 
     def application(environ, start_response):

@@ -1,0 +1,324 @@
+"""The web console on :9002, in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The browser comes from the system (CI installs it with apt); Playwright never downloads one.
+The browser tests take a screenshot of each page: into the directory named by
+NEBULAIO_SCREENSHOTS_DIR when set (`NEBULAIO_SCREENSHOTS_DIR=docs/console` refreshes the README's
+pictures), else into the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from conftest import ROOT_PASSWORD, ROOT_USER, empty_bucket, make_client, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+UI_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def console_url(node) -> str:
+    return f"{node.scheme}://127.0.0.1:{node.ports['console']}"
+
+
+def login(console_url: str, user: str = ROOT_USER, secret: str = ROOT_PASSWORD) -> tuple[requests.Session, str]:
+    """A logged-in HTTP session and its CSRF token."""
+    http = requests.Session()
+    answer = http.post(f"{console_url}/session", json={"accessKey": user, "secretKey": secret})
+    assert answer.status_code == 200, answer.text
+    return http, answer.json()["csrf"]
+
+
+# --- HTTP: assets, session, CSRF --------------------------------------------------------------
+
+
+def test_page_and_assets_carry_security_headers_etags_and_cache_rules(console_url):
+    page = requests.get(console_url + "/")
+    assert page.status_code == 200
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-cache"
+    assert requests.get(console_url + "/", headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
+    script = requests.get(console_url + "/static/app.js")
+    assert script.status_code == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in script.headers["Cache-Control"]
+    assert f"/static/app.js?v={script.headers['ETag'].strip(chr(34))}" in page.text
+    assert requests.get(console_url + "/static/nothing.js").status_code == 404
+
+
+def test_without_a_session_nothing_is_reachable(console_url):
+    for path in ("/session", "/api/v1/buckets", "/api/v1/cluster/status", "/metrics", "/s3/"):
+        assert requests.get(console_url + path).status_code == 401, path
+    forged = {"nebulaio_session": "AAAA" + "x" * 200}
+    assert requests.get(console_url + "/api/v1/buckets", cookies=forged).status_code == 401
+    refused = requests.post(console_url + "/session", json={"accessKey": ROOT_USER, "secretKey": "wrong"})
+    assert refused.status_code == 401
+    assert "Set-Cookie" not in refused.headers
+
+
+def test_session_cookie_is_httponly_strict_and_writes_need_the_csrf_token(console_url):
+    http, csrf = login(console_url)
+    cookie = next(c for c in http.cookies if c.name == "nebulaio_session")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert cookie.get_nonstandard_attr("SameSite") == "Strict"
+    name = f"console-{uuid.uuid4().hex[:12]}"
+    assert http.put(f"{console_url}/s3/{name}").status_code == 403
+    crossed = http.put(f"{console_url}/s3/{name}", headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"})
+    assert crossed.status_code == 403
+    assert http.put(f"{console_url}/s3/{name}", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert http.get(f"{console_url}/api/v1/buckets/{name}").json()["name"] == name
+    assert http.delete(f"{console_url}/api/v1/buckets/{name}", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert http.delete(f"{console_url}/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert http.get(f"{console_url}/api/v1/buckets").status_code == 401
+
+
+def test_a_logged_out_cookie_is_refused_even_when_replayed(console_url):
+    http, csrf = login(console_url)
+    stolen = dict(http.cookies)
+    assert http.delete(f"{console_url}/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert requests.get(f"{console_url}/s3/", cookies=stolen).status_code == 401
+
+
+def test_an_active_session_outlives_its_first_token(node_factory):
+    ttl = 4
+    short = node_factory(extra_env={"NEBULAIO_ADMIN_TOKEN_TTL": str(ttl)})
+    console_url = f"{short.scheme}://127.0.0.1:{short.ports['console']}"
+    http, _ = login(console_url)
+    first_expiry = time.time() + ttl
+
+    def still_in_after_expiry() -> bool:
+        answer = http.get(f"{console_url}/api/v1/buckets")
+        assert answer.status_code == 200, answer.text
+        return time.time() > first_expiry + 1
+
+    wait_for(still_in_after_expiry, 30, "the first token to expire while the session goes on", interval=0.2)
+
+
+def test_share_links_are_presigned_urls_that_s3_serves(console_url, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="dir/a b+c.txt", Body=b"shared bytes")
+    http, csrf = login(console_url)
+    answer = http.post(
+        f"{console_url}/share",
+        json={"bucket": bucket, "key": "dir/a b+c.txt", "expires": 60},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert answer.status_code == 200, answer.text
+    assert requests.get(answer.json()["url"]).content == b"shared bytes"
+    too_long = http.post(
+        f"{console_url}/share", json={"bucket": bucket, "key": "k", "expires": 10**9}, headers={"X-CSRF-Token": csrf}
+    )
+    assert too_long.status_code == 400
+
+
+def test_object_bytes_are_served_sandboxed_as_attachments(console_url, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="page.html", Body=b"<script>alert(1)</script>", ContentType="text/html")
+    http, _ = login(console_url)
+    answer = http.get(f"{console_url}/s3/{bucket}/page.html")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Disposition"] == "attachment"
+    assert answer.headers["Content-Security-Policy"].startswith("sandbox")
+
+
+def test_a_user_without_admin_rights_reaches_no_admin_api(console_url, new_user):
+    name, _, pair = new_user()
+    answer = requests.post(
+        f"{console_url}/session", json={"accessKey": pair["accessKey"], "secretKey": pair["secretKey"]}
+    )
+    if answer.status_code == 401:
+        return  # the Admin API does not let this user log in at all
+    assert answer.status_code == 200 and answer.json()["admin"] is False
+    cookies = answer.cookies
+    for path in ("/api/v1/users", "/api/v1/cluster/status", "/api/v1/policies"):
+        assert requests.get(console_url + path, cookies=cookies).status_code in (401, 403), path
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (CI installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, console_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    yield page
+    context.close()
+    assert not [e for e in errors if "status of 4" not in e], errors
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    configured = os.environ.get("NEBULAIO_SCREENSHOTS_DIR")
+    return Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def shoot(page, screenshots):
+    """shoot(name, mask=()): a screenshot of the page; `mask` hides what belongs to this run only."""
+    screenshots.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str, mask=()) -> None:
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True, mask=list(mask), mask_color="#e9ecef")
+
+    return take
+
+
+def ui_login(page, console_url, shoot) -> None:
+    page.goto(console_url + "/")
+    page.get_by_label("Access key").fill(ROOT_USER)
+    page.get_by_label("Secret key").fill(ROOT_PASSWORD)
+    shoot("login")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Buckets").wait_for()
+
+
+@pytest.fixture
+def bucket_name(s3):
+    """The name of a bucket the test creates; emptied and removed afterwards."""
+    name = f"console-{uuid.uuid4().hex[:12]}"
+    yield name
+    empty_bucket(s3, name)
+    s3.delete_bucket(Bucket=name)
+
+
+def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url, s3, tmp_path, shoot, bucket_name):
+    name = bucket_name
+    ui_login(page, console_url, shoot)
+    page.get_by_label("Bucket name").fill(name)
+    page.get_by_label("Versioning").check()
+    page.get_by_role("button", name="Create bucket").click()
+    page.get_by_role("link", name=name).click()
+    page.get_by_text("This folder is empty.").wait_for()
+
+    small = tmp_path / "hello.txt"
+    small.write_bytes(b"hello from the console\n" * 100)
+    page.get_by_label("Choose files to upload").set_input_files(str(small))
+    bar = page.get_by_label("Upload of hello.txt")
+    page.locator(".uploads li", has_text="hello.txt").get_by_text("done").wait_for()
+    assert bar.get_attribute("max") == str(small.stat().st_size)
+
+    folder = tmp_path / "reports"
+    (folder / "2025").mkdir(parents=True)
+    big = os.urandom(17 * 1024 * 1024 + 5)  # above the multipart threshold: two parts
+    (folder / "2025" / "big.bin").write_bytes(big)
+    (folder / "note.txt").write_text("a note")
+    page.get_by_label("Choose a folder to upload").set_input_files(str(folder))
+    page.locator(".uploads li", has_text="big.bin").get_by_text("done").wait_for(timeout=120_000)
+    assert s3.head_object(Bucket=name, Key="reports/2025/big.bin")["ETag"].endswith('-2"')
+
+    page.get_by_role("link", name="📁 reports/").click()
+    page.get_by_role("link", name="📁 2025/").click()
+    page.get_by_role("navigation", name="Breadcrumbs").get_by_role("link", name="2025").wait_for()
+    shoot("objects")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert hashlib.sha256(Path(download.value.path()).read_bytes()).digest() == hashlib.sha256(big).digest()
+
+    page.get_by_role("navigation", name="Breadcrumbs").get_by_role("link", name=name).click()
+    page.get_by_label("Search by prefix").fill("hel")
+    page.get_by_role("link", name="hello.txt").click()
+    page.locator(".preview pre").wait_for()
+    assert "hello from the console" in page.locator(".preview pre").inner_text()
+    page.get_by_role("button", name="Make link").click()
+    page.wait_for_function("document.querySelector('[aria-label=\"Share link\"]').value.startsWith('http')")
+    url = page.get_by_label("Share link").input_value()
+    assert requests.get(url).content == small.read_bytes()
+    page.locator("section[aria-label=Versions] td").first.wait_for()
+    shoot("object")
+
+    page.goto(f"{console_url}/#/settings/{name}")
+    editor = page.get_by_label("Bucket policy", exact=True).locator("textarea")
+    editor.fill('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]}')
+    page.get_by_role("button", name="Save bucket policy").click()
+    page.locator("section[aria-label='Bucket policy'] .error").filter(has_text="MalformedPolicy").wait_for()
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}
+        ],
+    }
+    editor.fill(json.dumps(policy))
+    page.get_by_role("button", name="Save bucket policy").click()
+    page.locator("section[aria-label='Bucket policy'] .ok").wait_for()
+    assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]) == policy
+    shoot("settings")
+
+    page.goto(f"{console_url}/#/buckets")
+    page.get_by_role("button", name=f"Delete bucket {name}").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete bucket {name}").click()
+    page.get_by_text(f"Bucket {name} is not empty").wait_for()
+    shoot("buckets")
+
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{console_url}/#/browse/{name}/")
+    page.get_by_role("link", name="hello.txt").wait_for()
+    shoot("objects-phone")
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("heading", name="Log in").wait_for()
+
+
+def test_browser_cluster_page_draws_live_charts(page, console_url, s3, shoot):
+    ui_login(page, console_url, shoot)
+    page.get_by_role("link", name="Cluster").click()
+    page.get_by_role("heading", name="Raft").wait_for()
+    assert page.get_by_role("table").locator("tbody tr").count() >= 1
+    rate = page.locator("section[aria-label='Requests per second'] .muted")
+
+    def traffic_drawn() -> bool:
+        for _ in range(20):
+            s3.list_buckets()
+        return rate.count() > 0 and rate.inner_text() not in ("", "now 0.0")
+
+    wait_for(traffic_drawn, 60, "the request chart to show the traffic")
+    shoot("cluster", mask=[page.locator(".data-path")])
+
+
+def test_browser_identities_create_a_user_and_a_key(page, console_url, node, shoot):
+    admin = requests.post(
+        f"{node.admin_url}/api/v1/auth/login", json={"username": ROOT_USER, "password": ROOT_PASSWORD}
+    )
+    token = admin.json()["token"]
+    if requests.get(f"{node.admin_url}/api/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 404:
+        pytest.skip("the Admin API of this tree has no identity endpoints yet")
+    user = f"console-{uuid.uuid4().hex[:8]}"
+    ui_login(page, console_url, shoot)
+    page.get_by_role("link", name="Identities").click()
+    page.get_by_label("user name").fill(user)
+    page.get_by_role("button", name="Create user").click()
+    row = page.get_by_role("row").filter(has_text=user)
+    row.get_by_role("button", name="New key").click()
+    secret = page.locator(".secret").filter(has_text="Secret key:")
+    secret.wait_for()
+    access_key = page.locator(".secret").filter(has_text="Access key:").inner_text().split(": ", 1)[1]
+    secret_key = secret.inner_text().split(": ", 1)[1]
+    shoot("identities")
+    client = make_client(f"{node.s3_url}", access_key=access_key, secret_key=secret_key)
+    try:
+        client.list_buckets()
+    except ClientError as refused:  # a user without policies may be denied, but its key is known
+        assert refused.response["Error"]["Code"] not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
