@@ -51,7 +51,7 @@ class StopRequest:
         return self.signum is not None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Children get SIGTERM if the launcher vanishes (even by SIGKILL): no orphans."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -104,7 +104,7 @@ def run(config: dict) -> int:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(layout.ipc_socket)
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "nebulaio.cluster.supervisor"], env=env, preexec_fn=_die_with_parent
+        [sys.executable, "-m", "nebulaio.cluster.supervisor"], env=env, preexec_fn=die_with_parent
     )
     deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT
     while not os.path.exists(layout.ipc_socket):
@@ -120,7 +120,7 @@ def run(config: dict) -> int:
     http = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf_path(), "nebulaio.wsgi:build()"],
         env=env,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     log.info(
         "node up: S3 %s, admin %s, console %s, raft %s; data %s",

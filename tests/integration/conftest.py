@@ -22,6 +22,8 @@ import pytest
 import requests
 from botocore.config import Config
 
+from nebulaio.node import die_with_parent
+
 ROOT_USER = "testroot"
 ROOT_PASSWORD = "testroot-secret-key"
 START_TIMEOUT = 60.0
@@ -89,7 +91,12 @@ class Node:
         )
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # a test run that is killed takes its nodes along
         )
         log.close()
         if wait:
