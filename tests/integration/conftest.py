@@ -31,10 +31,10 @@ CLUSTER_SECRET = "test-cluster-secret"
 LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 
 
-def free_port() -> int:
+def free_port(first: int = 20000, last: int = 32000) -> int:
     """A free loopback port below 32768 (raft's advice; also clear of the ephemeral range)."""
     for _ in range(200):
-        port = random.randint(20000, 32000)
+        port = random.randint(first, last)
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))

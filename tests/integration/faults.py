@@ -12,12 +12,12 @@ port) receives every raft connection it has through its proxy: cutting the proxy
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
 
 import requests
+from conftest import free_port
 
 PUMP_CHUNK = 1 << 16
 POLL = 0.2
@@ -25,15 +25,7 @@ POLL = 0.2
 
 def low_port() -> int:
     """A free loopback port in 10000-19999: its address sorts below the nodes' (20000-32000)."""
-    for _ in range(200):
-        port = random.randint(10000, 19999)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free low port")
+    return free_port(10000, 19999)
 
 
 class LinkProxy:
