@@ -193,9 +193,10 @@ def node_factory(tmp_path_factory):
         node.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_factory(tmp_path_factory):
-    """Start clusters of nodes that share one raft log; all are stopped when the session ends.
+    """Start clusters of nodes that share one raft log; all are stopped when the module ends,
+    so clusters of earlier modules never load the machine under later ones.
 
     cluster_factory(3) starts three voters; cluster_factory(3, storage=2) adds two storage
     nodes that follow the log without voting. Extra keyword arguments go to every Node.
