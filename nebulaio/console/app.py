@@ -307,7 +307,8 @@ class AdminProxy:
                 raise ConsoleError(413, "RequestTooLarge", "Admin API bodies are small.")
             body = req.bounded_stream.read()
             headers["Content-Type"] = req.content_type or JSON_TYPE
-        target = req.path + (f"?{req.query_string}" if req.query_string else "")
+        # The path as the browser sent it, still percent-encoded: a name may be any Unicode.
+        target = quote(req.path, safe="/") + (f"?{req.query_string}" if req.query_string else "")
         _pass_response(resp, self._admin.request(req.method, target, headers, body), req.method)
 
 

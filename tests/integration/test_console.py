@@ -316,3 +316,10 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node, sho
         client.list_buckets()
     except ClientError as refused:  # a user without policies may be denied, but its key is known
         assert refused.response["Error"]["Code"] not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def test_admin_calls_naming_unicode_reach_the_admin_api(console_url):
+    http, _ = login(console_url)
+    answer = http.get(console_url + "/api/v1/users/%C3%A0-%E2%82%AC")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "NoSuchEntity"

@@ -20,7 +20,7 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import allow
+from conftest import allow, make_client
 
 ALLOWED, DENIED = "allowed", "denied"
 PRINCIPALS = ("root", "reader", "writer", "denied", "nobody", "anonymous")
@@ -44,8 +44,6 @@ MATRIX = {
 @pytest.fixture(scope="module")
 def world(node, iam):
     """The bucket, its bucket policy, and a client (or None for anonymous) per principal."""
-    from conftest import make_client
-
     bucket = f"matrix-{uuid.uuid4().hex[:12]}"
     root = node.client()
     root.create_bucket(Bucket=bucket)
