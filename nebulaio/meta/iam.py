@@ -225,29 +225,20 @@ class IamCommands:
                 entry[field] = _removed(entry[field], name)
                 self._put(batch, kind, other, entry)
 
-    def _membership(self, command: dict, batch) -> tuple[dict, dict] | None:
-        group = self._get(batch, GROUP, command["group"])
-        user = self._get(batch, USER, command["user"])
-        return None if group is None or user is None else (group, user)
-
     def _group_add(self, batch, command: dict, blob) -> dict:
-        found = self._membership(command, batch)
-        if found is None:
-            return {"status": "NoSuchEntity"}
-        group, user = found
-        group["members"] = _added(group["members"], user["name"])
-        user["groups"] = _added(user["groups"], group["name"])
-        self._put(batch, GROUP, group["name"], group)
-        self._put(batch, USER, user["name"], user)
-        return {"status": "ok"}
+        return self._membership(batch, command, _added)
 
     def _group_remove(self, batch, command: dict, blob) -> dict:
-        found = self._membership(command, batch)
-        if found is None:
+        return self._membership(batch, command, _removed)
+
+    def _membership(self, batch, command: dict, change: Callable[[list, str], list]) -> dict:
+        """Add or remove a user's membership on both sides: the group's members, the user's groups."""
+        group = self._get(batch, GROUP, command["group"])
+        user = self._get(batch, USER, command["user"])
+        if group is None or user is None:
             return {"status": "NoSuchEntity"}
-        group, user = found
-        group["members"] = _removed(group["members"], user["name"])
-        user["groups"] = _removed(user["groups"], group["name"])
+        group["members"] = change(group["members"], user["name"])
+        user["groups"] = change(user["groups"], group["name"])
         self._put(batch, GROUP, group["name"], group)
         self._put(batch, USER, user["name"], user)
         return {"status": "ok"}
