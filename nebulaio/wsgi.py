@@ -14,6 +14,7 @@ from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
 from nebulaio.engine.dataplane import ClusterData, LocalData
+from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
@@ -36,7 +37,8 @@ def build(config: dict | None = None):
     if clustered:
         node_id = layout.node_id(config["node_id"])
         peers = PeerClient(config["cluster_secret"], node_id, peer_tls(config))
-        data = ClusterData(store, reader, MemberView(supervisor), node_id, config["replicas"], peers)
+        view = MemberView(supervisor)
+        data = ClusterData(store, reader, view, node_id, config["replicas"], peers)
     else:
         data = LocalData(store)
     layer = ObjectLayer(
@@ -47,6 +49,7 @@ def build(config: dict | None = None):
         config["inline_threshold"],
         fenced=clustered and config["read_consistency"] == "strong",
     )
+    members = Members(layer, node_id, peers, view) if clustered else None
     credentials = Credentials(config["root_user"], config["root_password"])
     iam = IamService(reader, supervisor, credentials, layout.cluster_secret(config["cluster_secret"]))
 
@@ -54,8 +57,8 @@ def build(config: dict | None = None):
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
-    admin = admin_app.create(layer, iam, config, layout.metrics_dir)
-    internal = internal_app.create(store, config["cluster_secret"] if clustered else "")
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members)
+    internal = internal_app.create(store, config["cluster_secret"] if clustered else "", members)
 
     def admin_or_internal(environ, start_response):
         app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin

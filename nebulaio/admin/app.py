@@ -26,6 +26,7 @@ from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
 from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
+from nebulaio.engine.members import Members
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, bucket_policy_setting
@@ -660,7 +661,10 @@ def _unexpected(req, resp, error: Exception, params) -> None:
     _render(resp, 500, "InternalError", "We encountered an internal error. Please try again.")
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str) -> falcon.App:
+def create(
+    layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members | None = None
+) -> falcon.App:
+    """The Admin API; `members` (None on a lone node) adds and removes the cluster's members."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
@@ -695,5 +699,5 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str) 
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
-    cluster.add_routes(app, layer, config)
+    cluster.add_routes(app, layer, members, config)
     return app

@@ -5,7 +5,9 @@
 
 A new voter is started first with `--join` (it learns the voters through gossip and waits);
 once added, the leader sends it the log and it registers itself. A storage node needs no
-call to join: it registers itself. Root only: the cluster's shape is not a policy matter.
+call to join: it registers itself. Any voter can be removed through any node, the raft
+leader and the node itself included (see `Members.remove`). Root only: the cluster's shape
+is not a policy matter.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import falcon
 # NOTE: the module, not its names: app.py imports this module while it is being built.
 import nebulaio.admin.app as admin_app
 from nebulaio import config as configuration
+from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
-
-STORAGE_ROLE = "storage"
 
 
 def _require_root(req) -> None:
@@ -40,21 +41,22 @@ def _check_address(address: str) -> str:
 
 
 class ClusterNodes:
-    def __init__(self, layer: ObjectLayer, config: dict):
-        self._layer = layer
+    def __init__(self, members: Members | None, config: dict):
+        self._members = members
         self._config = config
 
     def on_post(self, req, resp):
         _require_root(req)
         address = _check_address(admin_app.read_json(req, {"raftAddress": str})["raftAddress"])
         _require_cluster(self._config)
-        self._layer.change_membership("add", address)
+        self._members.add_voter(address)
         resp.media = {"raftAddress": address, "voter": True}
 
 
 class ClusterNode:
-    def __init__(self, layer: ObjectLayer, config: dict):
+    def __init__(self, layer: ObjectLayer, members: Members | None, config: dict):
         self._layer = layer
+        self._members = members
         self._config = config
 
     def on_delete(self, req, resp, node_id):
@@ -63,12 +65,11 @@ class ClusterNode:
         if node is None:
             raise admin_app.ApiError(404, "NotFound", f"No node {node_id!r} is registered.")
         _require_cluster(self._config)
-        if node["role"] != STORAGE_ROLE:
-            self._layer.change_membership("remove", node["raft"])
-        self._layer.submit({"op": "node.remove", "id": node_id})
+        self._members.remove(node)
         resp.status = falcon.HTTP_204
 
 
-def add_routes(app: falcon.App, layer: ObjectLayer, config: dict) -> None:
-    app.add_route("/api/v1/cluster/nodes", ClusterNodes(layer, config))
-    app.add_route("/api/v1/cluster/nodes/{node_id}", ClusterNode(layer, config))
+def add_routes(app: falcon.App, layer: ObjectLayer, members: Members | None, config: dict) -> None:
+    """`members` is None on a lone node, where these calls answer NotClustered."""
+    app.add_route("/api/v1/cluster/nodes", ClusterNodes(members, config))
+    app.add_route("/api/v1/cluster/nodes/{node_id}", ClusterNode(layer, members, config))

@@ -197,7 +197,12 @@ RESPONSES = {
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
         ("Forbidden", "Only the root user may do this."),
-        ("ClusterConflict", "A lone node, or the raft leader refused the change (one in progress, or itself)."),
+        ("ClusterConflict", "A lone node, or another membership change is in progress."),
+        (
+            "ClusterUnavailable",
+            "No raft leader; or no other voter took over from a leader to remove, or could be reached to "
+            "remove the node that was asked to remove itself.",
+        ),
         ("NoSuchNode", "No such node is registered."),
     )
 }
@@ -484,14 +489,15 @@ PATHS = {
     "/api/v1/cluster/nodes/{node_id}": {
         "parameters": [{"name": "node_id", "in": "path", "required": True, "schema": STRING}],
         "delete": {
-            "summary": "Remove a node: a voter leaves raft, then the node is forgotten; root only.",
+            "summary": "Remove a node through any node, itself included: a voter leaves raft (a leader hands "
+            "its leadership to another voter first), then the node is forgotten; root only.",
             "responses": {
-                "204": {"description": "Removed."},
+                "204": {"description": "Removed: out of raft and forgotten, both changes applied."},
                 "401": _error("Unauthorized"),
                 "403": _error("Forbidden"),
                 "404": _error("NoSuchNode"),
                 "409": _error("ClusterConflict"),
-                "503": _error("Unavailable"),
+                "503": _error("ClusterUnavailable"),
             },
         },
     },

@@ -1,7 +1,8 @@
-"""Calls to other nodes' internal data endpoint: store, read, assemble and remove object files.
+"""Calls to other nodes' internal endpoint: store, read, assemble and remove object files, and
+hand a voter's own removal to a peer.
 
 Every call is signed with the cluster secret (see `signing`) and names a file as the data
-layout does: objects/<bucket>/<key hash>/<file>. Bodies move in fixed-size pieces (sendfile
+layout does (objects/<bucket>/<key hash>/<file>), or a node by its id. Bodies move in fixed-size pieces (sendfile
 out, chunked reads in), never whole in memory.
 """
 
@@ -20,20 +21,33 @@ INTERNAL_PREFIX = "/internal/v1/"
 FILES_PATH = INTERNAL_PREFIX + "files/"
 ASSEMBLE_PATH = INTERNAL_PREFIX + "assemble/"
 PING_PATH = INTERNAL_PREFIX + "ping"
+NODES_PATH = INTERNAL_PREFIX + "nodes/"
 PEER_TIMEOUT = 10.0
 """Seconds a peer may stay silent (connecting, receiving or answering) before it counts as failed."""
 PING_TIMEOUT = 1.0
 """Seconds a peer has to answer a ping before it counts as down."""
+REMOVAL_TIMEOUT = 60.0
+"""Seconds a peer may take to carry out a node's removal (a leader's handover and two log entries)."""
 READ_CHUNK = 1024 * 1024
 PEER_ERRORS = (OSError, http.client.HTTPException)
 
 
 class PeerError(Exception):
-    """A peer could not be reached, or refused the call."""
+    """A peer could not be reached (`status` None), or refused the call (`status`, its HTTP status)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def file_path(bucket: str, hashed: str, name: str) -> str:
     return f"{FILES_PATH}{bucket}/{hashed}/{name}"
+
+
+def node_path(node_id: str) -> str:
+    """A node's address on the internal endpoint: its id in hex, so any id makes one path
+    segment that the signature covers as sent."""
+    return NODES_PATH + node_id.encode("utf-8", "surrogatepass").hex()
 
 
 class PeerClient:
@@ -84,13 +98,13 @@ class PeerClient:
                 elif body:
                     conn.send(body)
                 response = conn.getresponse()
-                response.read()
+                answer = response.read()
             finally:
                 conn.close()
         except PEER_ERRORS as exc:
             raise PeerError(f"{method} {path} on {address}: {exc!r}") from exc
         if response.status not in (200, 204):
-            raise PeerError(f"{method} {path} on {address}: {response.status} {response.reason}")
+            raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
 
     def store(self, address: str, bucket: str, hashed: str, name: str, fd: int, size: int) -> None:
         """Have a peer make the first `size` bytes of an open file its durable copy of `name`."""
@@ -106,6 +120,10 @@ class PeerClient:
     def assemble(self, address: str, bucket: str, hashed: str, name: str, parts: list[tuple[str, int]]) -> None:
         """Have a peer build `name` from part files it holds: (part file, size), in order."""
         self._call(address, "POST", f"{ASSEMBLE_PATH}{bucket}/{hashed}/{name}", orjson.dumps({"parts": parts}))
+
+    def remove_node(self, address: str, node_id: str) -> None:
+        """Have a peer carry out the removal of `node_id` from the cluster."""
+        self._call(address, "DELETE", node_path(node_id), timeout=REMOVAL_TIMEOUT)
 
     def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int):
         """(connection, answer) streaming `length` bytes of `name` from `start`; the caller closes both."""
@@ -123,6 +141,16 @@ class PeerClient:
             conn.close()
             raise PeerError(f"reading {path} on {address}: {response.status} {response.reason}")
         return conn, response
+
+
+def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:
+    """A peer's refusal in words: its status and what its JSON error says, if anything."""
+    try:
+        error = orjson.loads(answer)
+        said = error.get("description") or error.get("title")
+    except (orjson.JSONDecodeError, AttributeError):
+        said = None
+    return f"{response.status} {said or response.reason}"
 
 
 def peer_tls(config: dict) -> ssl.SSLContext | None:

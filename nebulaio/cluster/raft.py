@@ -24,6 +24,7 @@ from typing import BinaryIO, Protocol
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.monotonic import monotonic
+from pysyncobj.utility import TcpUtility, UtilityException
 
 log = logging.getLogger("nebulaio.raft")
 
@@ -48,6 +49,8 @@ DENIED = FAIL_REASON.REQUEST_DENIED
 """The failure of a membership change the leader refuses (one in progress, or itself removed)."""
 WRITTEN = "written"
 """The dump thread's result before the serialize checker puts the dump in place."""
+HANDOVER_CALL_TIMEOUT = 2.0
+"""Seconds the leader has to answer a request to hand its leadership over."""
 
 
 class FrozenImage(Protocol):
@@ -84,6 +87,7 @@ class MetadataLog(SyncObj):
         self._apply = apply
         self._replica = replica
         self._raft_dir = raft_dir
+        self._password = password
         self._dump_path = os.path.join(raft_dir, "dump")
         self._partial_path = self._dump_path + ".partial"
         self._dumping: threading.Thread | None = None
@@ -188,6 +192,24 @@ class MetadataLog(SyncObj):
         """
         change = self.addNodeToCluster if action == "add" else self.removeNodeFromCluster
         change(address, callback=callback)
+
+    def ask_to_hand_over(self, leader: str) -> bool:
+        """Ask the leader (its raft address) to hand its leadership to another voter.
+
+        The leader picks its most caught-up connected voter and sends it raft's TimeoutNow:
+        that voter calls an election at once and wins it, with no election timeout waited
+        out. PySyncObj takes the request only on the leader, so it travels over raft's own
+        utility channel, sealed with the raft password. True once the leader has sent
+        TimeoutNow; it refuses while no other voter holds its whole log. Blocks: call it
+        from a thread.
+        """
+        try:
+            answer = TcpUtility(password=self._password, timeout=HANDOVER_CALL_TIMEOUT).executeCommand(
+                leader, ["transfer"]
+            )
+        except UtilityException:
+            return False
+        return isinstance(answer, str) and answer.startswith("SUCCESS")
 
     def status(self) -> dict:
         raw = self.getStatus()

@@ -56,6 +56,16 @@ UNCONFIRMED = {
     "status": "ServiceUnavailable",
     "reason": "the raft leader did not confirm the entry in time; it may still be applied",
 }
+MEMBERSHIP_DEADLINE = PROPOSAL_DEADLINE
+"""Seconds a membership change may take, a leader's handover included, before it is answered 503."""
+HANDOVER_POLL = 0.05
+HANDOVER_RETRY = 1.0
+"""Seconds to wait for a new leader after asking for a handover before asking again."""
+CHANGE_RETRY = 0.1
+NO_SUCCESSOR = {
+    "status": "ServiceUnavailable",
+    "reason": "no other voter took over the raft leadership (none connected and holding the whole log)",
+}
 
 
 class Flight:
@@ -347,7 +357,7 @@ class Supervisor:
                 elif kind == "status":
                     answer = self.status(document.get("detail", False))
                 elif kind == "membership":
-                    answer = await self._change_membership(document.get("action"), document.get("raft"))
+                    answer = await self._change_membership(document.get("action"), document.get("raft"), committer)
                 else:
                     answer = {"status": "InvalidRequest", "reason": f"unknown request {kind!r}"}
                 writer.writelines(ipc.encode(answer))
@@ -463,10 +473,48 @@ class Supervisor:
                 log.exception("a gossip turn failed")
             await asyncio.sleep(GOSSIP_TICK)
 
-    async def _change_membership(self, action, address) -> dict:
-        """Add or remove a raft voter; answers once the change is applied here."""
+    async def _change_membership(self, action, address, committer: GroupCommitter) -> dict:
+        """Add or remove a raft voter; answers once the change is applied here.
+
+        PySyncObj's leader refuses to remove itself, so a leader to remove first hands its
+        leadership to another voter, and the removal goes through the new leader. Every
+        answer comes within MEMBERSHIP_DEADLINE.
+        """
         if action not in ("add", "remove") or not isinstance(address, str):
             return {"status": "InvalidRequest", "reason": "membership needs action add|remove and a raft address"}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MEMBERSHIP_DEADLINE
+        if action == "remove":
+            # A replica that holds every acknowledged entry knows the current voters.
+            passed = await committer.barrier()
+            if passed.get("status") != "ok":
+                return passed
+            if address not in {member["address"] for member in self.raft.status()["members"]}:
+                return {"status": "ok"}  # out already: a retried removal goes on to forget the node
+        handed_over = False
+        while True:
+            if action == "remove" and self.raft.status()["leader"] == address:
+                if not await self._hand_over(address, deadline):
+                    return NO_SUCCESSOR
+                handed_over = True
+            try:
+                error = await asyncio.wait_for(self._propose_change(action, address), deadline - loop.time())
+            except TimeoutError:
+                return UNCONFIRMED
+            if error == DENIED and handed_over and loop.time() < deadline:
+                # NOTE: a new leader takes no change before its first entry is applied.
+                await asyncio.sleep(CHANGE_RETRY)
+                continue
+            break
+        if not error:
+            log.info("raft voter %s: %s", address, "added" if action == "add" else "removed")
+            return {"status": "ok"}
+        if error == DENIED:
+            return {"status": "Conflict", "reason": "the raft leader refused: another membership change is in progress"}
+        return {"status": "ServiceUnavailable", "reason": describe_failure(error)}
+
+    async def _propose_change(self, action: str, address: str) -> int:
+        """Propose one membership change; PySyncObj's error code (0 once applied here)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
 
@@ -474,13 +522,23 @@ class Supervisor:
             loop.call_soon_threadsafe(lambda: future.done() or future.set_result(error))
 
         self.raft.change_membership(action, address, settled)
-        error = await future
-        if not error:
-            log.info("raft voter %s: %s", address, "added" if action == "add" else "removed")
-            return {"status": "ok"}
-        if error == DENIED:
-            return {"status": "Conflict", "reason": "the leader refused: a change is in progress, or it is the leader"}
-        return {"status": "ServiceUnavailable", "reason": describe_failure(error)}
+        return await future
+
+    async def _hand_over(self, leader: str, deadline: float) -> bool:
+        """Have the leader `leader` hand its leadership to another voter; True once this node
+        knows another leader, False when none took over by `deadline`."""
+        loop = asyncio.get_running_loop()
+        asked = float("-inf")
+        while loop.time() < deadline:
+            current = self.raft.status()["leader"]
+            if current is not None and current != leader:
+                log.info("raft leadership handed over from %s to %s", leader, current)
+                return True
+            if current == leader and loop.time() - asked > HANDOVER_RETRY:
+                if await asyncio.to_thread(self.raft.ask_to_hand_over, leader):
+                    asked = loop.time()
+            await asyncio.sleep(HANDOVER_POLL)
+        return False
 
     def _node_figures(self) -> dict:
         figures = {"supervisor": processes.figures(self._process)}

@@ -148,24 +148,6 @@ class ObjectLayer:
         """The supervisor's raft status; with `detail`, also its process, memory and disk figures."""
         return self.supervisor.call({"type": "status", "detail": detail}, timeout=5.0)
 
-    def change_membership(self, action: str, raft_address: str) -> None:
-        """Add or remove a raft voter ("add" / "remove") through the log; returns once applied here.
-
-        Raises:
-            S3Error: OperationAborted when the leader refuses (another change is in progress,
-                or the voter to remove is the leader); ServiceUnavailable without a leader.
-        """
-        try:
-            result = self.supervisor.call(
-                {"type": "membership", "action": action, "raft": raft_address}, timeout=COMMIT_TIMEOUT
-            )
-        except SupervisorUnavailable as exc:
-            raise S3Error("ServiceUnavailable", str(exc)) from exc
-        status = result.get("status")
-        if status != "ok":
-            code = "OperationAborted" if status == "Conflict" else "ServiceUnavailable"
-            raise S3Error(code, f"The raft membership change failed: {result.get('reason')}.")
-
     # -- buckets --------------------------------------------------------------------------
 
     def list_buckets(self) -> list[dict]:

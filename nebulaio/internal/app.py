@@ -1,4 +1,5 @@
-"""The internal data endpoint, /internal/v1/ on the admin listener: object files between nodes.
+"""The internal endpoint, /internal/v1/ on the admin listener: object files between nodes, and
+the removals voters hand to a peer.
 
     PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, fsync, rename, fsync the dir
     GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile
@@ -6,6 +7,8 @@
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
                                                  {"parts": [[part file, size], ...]}
     GET    ping                                  204: this node's data endpoint is up
+    DELETE nodes/<node id in hex>                remove that node from the cluster, for a
+                                                 voter that cannot carry out its own removal
 
 Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
 badly signed call is refused before anything is read or written. Path segments are checked
@@ -21,7 +24,9 @@ import falcon
 import orjson
 
 from nebulaio.cluster import signing
-from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, PING_PATH
+from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, NODES_PATH, PING_PATH
+from nebulaio.engine.errors import S3Error
+from nebulaio.engine.members import Members
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
 from nebulaio.storage.objects import FileRange, ObjectStore
 
@@ -31,6 +36,7 @@ HASH_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # A version id, or a part file: <upload id>.<part number>.<16 hex digits>.
 FILE_SHAPE = re.compile(r"[0-9a-f]{32}(?:\.[0-9]{1,5}\.[0-9a-f]{16})?", re.ASCII)
 RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
+HEX_SHAPE = re.compile(r"(?:[0-9a-f]{2})+", re.ASCII)
 
 
 def _refuse(status: str, reason: str):
@@ -148,9 +154,37 @@ class Ping:
         resp.status = falcon.HTTP_204
 
 
-def create(store: ObjectStore, secret: str) -> falcon.App:
+class Node:
+    """A registered node, removed here on behalf of a voter that asks for its own removal."""
+
+    __slots__ = ("_members",)
+
+    def __init__(self, members: Members):
+        self._members = members
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, hex_id: str) -> None:
+        try:
+            if not HEX_SHAPE.fullmatch(hex_id):
+                raise ValueError(hex_id)
+            node_id = bytes.fromhex(hex_id).decode("utf-8", "surrogatepass")
+        except ValueError:
+            raise _refuse(falcon.HTTP_400, "not a node id in hex") from None
+        node = self._members.registered(node_id)
+        if node is None:
+            raise _refuse(falcon.HTTP_404, f"no node {node_id!r} is registered here")
+        try:
+            self._members.remove(node)
+        except S3Error as exc:
+            raise falcon.HTTPError(exc.status, title=exc.code, description=exc.message) from None
+        resp.status = falcon.HTTP_204
+
+
+def create(store: ObjectStore, secret: str, members: Members | None = None) -> falcon.App:
+    """`members` (None on a lone node) carries out the removals other voters hand over."""
     app = falcon.App(middleware=[Signed(secret)])
     app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())
+    if members is not None:
+        app.add_route(NODES_PATH + "{hex_id}", Node(members))
     return app

@@ -203,8 +203,19 @@ def cluster_factory(tmp_path_factory):
     """
     started: list[Node] = []
 
-    def start(voters: int = 3, storage: int = 0, args: list[str] | None = None, advertise=None, **kwargs) -> list[Node]:
-        """`advertise(position, node)` may give {listener: address} a node gives its peers (a proxy)."""
+    def start(
+        voters: int = 3,
+        storage: int = 0,
+        args: list[str] | None = None,
+        advertise=None,
+        configs: list[Path] | None = None,
+        **kwargs,
+    ) -> list[Node]:
+        """`advertise(position, node)` may give {listener: address} a node gives its peers (a proxy).
+
+        `configs` names each node's configuration file, voters first: its role and node id
+        come from there, while flags give it loopback addresses, a data directory and the voters.
+        """
         nodes = []
         for position in range(voters + storage):
             base = tmp_path_factory.mktemp(f"cluster-node{position}")
@@ -215,8 +226,12 @@ def cluster_factory(tmp_path_factory):
             for node, addresses in zip(nodes[:voters], advertised, strict=False)
         )
         for position, node in enumerate(nodes):
-            role = "hybrid" if position < voters else "storage"
-            node.args = [*(args or []), "--raft-peers", peers, "--role", role, "--node-id", f"node{position}"]
+            node.args = [*(args or []), "--raft-peers", peers]
+            if configs is None:
+                role = "hybrid" if position < voters else "storage"
+                node.args += ["--role", role, "--node-id", f"node{position}"]
+            else:
+                node.args += ["--config", str(configs[position])]
             for listener, address in advertised[position].items():
                 node.args += [f"--advertise-{listener}-address", address]
             node.extra_env.setdefault("NEBULAIO_CLUSTER_SECRET", CLUSTER_SECRET)

@@ -1,9 +1,12 @@
 """A three-node cluster on loopback: one log, writes on any node, strong reads on every node,
-and a leader killed with SIGKILL under a stream of writes.
+a leader killed with SIGKILL under a stream of writes, and leaders removed through the Admin API.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,6 +21,16 @@ from faults import leader_of, raft_status
 @pytest.fixture(scope="module")
 def trio(cluster_factory):
     return cluster_factory(3)
+
+
+def admin_headers(node) -> dict:
+    login = {"username": ROOT_USER, "password": ROOT_PASSWORD}
+    token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def cluster_status(node) -> dict:
+    return requests.get(node.admin_url + "/api/v1/cluster/status", headers=admin_headers(node), timeout=10).json()
 
 
 def test_every_node_reads_what_any_node_acknowledged(trio):
@@ -40,16 +53,9 @@ def test_every_node_reads_what_any_node_acknowledged(trio):
 
 
 def test_members_register_themselves(trio):
-    login = {"username": ROOT_USER, "password": ROOT_PASSWORD}
-    token = requests.post(trio[0].admin_url + "/api/v1/auth/login", json=login, timeout=5).json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
-
-    def cluster_status() -> dict:
-        return requests.get(trio[0].admin_url + "/api/v1/cluster/status", headers=headers, timeout=5).json()
-
-    assert cluster_status()["node"]["id"] == "node0"
-    wait_for(lambda: len(cluster_status()["members"]) == 3, 30, "three registered members")
-    cluster = cluster_status()
+    assert cluster_status(trio[0])["node"]["id"] == "node0"
+    wait_for(lambda: len(cluster_status(trio[0])["members"]) == 3, 30, "three registered members")
+    cluster = cluster_status(trio[0])
     assert sorted((m["id"], m["role"]) for m in cluster["members"]) == [(f"node{n}", "hybrid") for n in range(3)]
     assert {raft_status(node)["leader"] for node in trio} == {cluster["raft"]["leader"]}
 
@@ -120,3 +126,58 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster_factory):
         client = node.client()
         for key, body in acknowledged.items():
             assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (node.ports, key)
+
+
+def admin_cli(node, token_file, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nebulaio", "admin", "--url", node.admin_url, "--token-file", str(token_file)]
+    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=120, env=os.environ)
+
+
+def test_the_raft_leader_is_removed_through_its_own_admin_api_and_a_followers_cli(cluster_factory, tmp_path):
+    nodes = cluster_factory(3)
+    ids = {id(node): f"node{position}" for position, node in enumerate(nodes)}
+    wait_for(lambda: len(cluster_status(nodes[0])["members"]) == 3, 60, "three registered members")
+    bucket = f"leaving-{uuid.uuid4().hex[:12]}"
+    nodes[0].client().create_bucket(Bucket=bucket)
+    written = {"before": b"written by three voters" * 2000}
+    nodes[1].client().put_object(Bucket=bucket, Key="before", Body=written["before"])
+
+    def check_removed(removed, remaining) -> None:
+        address = f"127.0.0.1:{removed.ports['raft']}"
+
+        def forgotten_by(node) -> bool:
+            members = cluster_status(node)["members"]
+            return all(member["address"] != address and member["id"] != ids[id(removed)] for member in members)
+
+        for node in remaining:  # neither a raft member nor a registered node anywhere
+            wait_for(lambda node=node: forgotten_by(node), 30, f"{ids[id(node)]} to forget {ids[id(removed)]}")
+        assert leader_of(remaining) is not None
+        assert raft_status(removed)["state"] != "leader"  # out of raft: it leads nobody and wins no vote
+        key = f"after-{ids[id(removed)]}"
+        written[key] = key.encode() * 5000
+        remaining[-1].client().put_object(Bucket=bucket, Key=key, Body=written[key])
+        for node in remaining:
+            client = node.client()
+            for name, body in written.items():
+                assert client.get_object(Bucket=bucket, Key=name)["Body"].read() == body, (ids[id(node)], name)
+
+    # The leader asked through its own Admin API: another voter takes over and removes it.
+    leader = leader_of(nodes)
+    answer = requests.delete(
+        f"{leader.admin_url}/api/v1/cluster/nodes/{ids[id(leader)]}", headers=admin_headers(leader), timeout=120
+    )
+    assert answer.status_code == 204, answer.text
+    remaining = [node for node in nodes if node is not leader]
+    check_removed(leader, remaining)
+
+    # The new leader of two voters, removed with `nebulaio admin` through the other one.
+    leader = leader_of(remaining)
+    follower = next(node for node in remaining if node is not leader)
+    token_file = tmp_path / "admin-token.json"
+    login = admin_cli(follower, token_file, "login", "--username", ROOT_USER, "--password", ROOT_PASSWORD)
+    assert login.returncode == 0, login.stderr
+    removal = admin_cli(follower, token_file, "cluster", "remove", ids[id(leader)])
+    assert removal.returncode == 0, removal.stderr
+    assert removal.stdout.strip() == f"node {ids[id(leader)]}: removed"
+    check_removed(leader, [follower])
+    assert raft_status(follower)["state"] == "leader"

@@ -1,5 +1,6 @@
-"""The internal data endpoint in process: signed calls store, read, assemble and remove files,
-and no address or range a caller sends reaches outside objects/."""
+"""The internal endpoint in process: signed calls store, read, assemble and remove files, and
+no address or range a caller sends reaches outside objects/; a voter's own removal is carried
+out for it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from falcon import testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nebulaio.cluster.peers import PING_PATH, file_path
+from nebulaio.cluster.peers import PING_PATH, file_path, node_path
 from nebulaio.cluster.signing import sign
+from nebulaio.engine.errors import S3Error
 from nebulaio.internal.app import create
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore, key_hash
@@ -102,3 +104,51 @@ def test_no_signed_address_or_range_reaches_outside_objects(endpoint, bucket, ha
         os.unlink(found)
     read = client.simulate_get(sent, headers=signed("GET", path, range=byte_range))
     assert read.status_code in (200, 206, 400, 404, 416)
+
+
+class RecordedMembers:
+    """Members as the endpoint uses them: registered nodes, and the removals asked for."""
+
+    def __init__(self, nodes: dict[str, dict], refusal: S3Error | None = None):
+        self.nodes = nodes
+        self.refusal = refusal
+        self.removed: list[dict] = []
+
+    def registered(self, node_id: str) -> dict | None:
+        return self.nodes.get(node_id)
+
+    def remove(self, node: dict) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+        self.removed.append(node)
+
+
+def removal_endpoint(tmp_path, members: RecordedMembers) -> testing.TestClient:
+    layout = DataLayout(str(tmp_path / "data"))
+    layout.create()
+    return testing.TestClient(create(ObjectStore(layout), SECRET, members))
+
+
+def test_a_removal_is_carried_out_for_any_node_id_and_only_when_signed(tmp_path):
+    node = {"id": "rack 1/node ö", "role": "hybrid", "raft": "10.0.0.1:9003"}
+    members = RecordedMembers({node["id"]: node})
+    client = removal_endpoint(tmp_path, members)
+    path = node_path(node["id"])
+    assert client.simulate_delete(path).status_code == 403
+    assert client.simulate_delete(path, headers=signed("DELETE", path)).status_code == 204
+    assert members.removed == [node]
+    unknown = node_path("node9")
+    assert client.simulate_delete(unknown, headers=signed("DELETE", unknown)).status_code == 404
+    for bad in ("/internal/v1/nodes/abc", "/internal/v1/nodes/zz", "/internal/v1/nodes/ff"):
+        assert client.simulate_delete(bad, headers=signed("DELETE", bad)).status_code == 400
+    assert members.removed == [node]
+
+
+def test_a_refused_removal_answers_the_refusal(tmp_path):
+    node = {"id": "node1", "role": "hybrid", "raft": "10.0.0.1:9003"}
+    refusal = S3Error("OperationAborted", "another membership change is in progress")
+    client = removal_endpoint(tmp_path, RecordedMembers({"node1": node}, refusal))
+    path = node_path("node1")
+    answer = client.simulate_delete(path, headers=signed("DELETE", path))
+    assert answer.status_code == 409
+    assert answer.json["description"] == "another membership change is in progress"
