@@ -31,15 +31,24 @@ CLUSTER_SECRET = "test-cluster-secret"
 LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 
 
+HANDED_OUT: set[int] = set()
+"""Ports given out in this run: a node's listeners are bound only once it starts, so a free
+port could otherwise be drawn twice (two listeners of one node, or two nodes)."""
+
+
 def free_port(first: int = 20000, last: int = 32000) -> int:
-    """A free loopback port below 32768 (raft's advice; also clear of the ephemeral range)."""
+    """A free loopback port below 32768 (raft's advice; also clear of the ephemeral range),
+    never one given out before in this run."""
     for _ in range(200):
         port = random.randint(first, last)
+        if port in HANDED_OUT:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port")
 
