@@ -54,7 +54,11 @@ def free_port(first: int = 20000, last: int = 32000) -> int:
 
 
 class Node:
-    """One `nebulaio server` process tree."""
+    """One `nebulaio server` process tree.
+
+    By default it listens on free loopback ports as the test root user; a subclass may run it
+    elsewhere (another `host`, given `ports`, its own `command` and `environment`).
+    """
 
     def __init__(
         self,
@@ -63,10 +67,15 @@ class Node:
         extra_env: dict | None = None,
         args: list[str] | None = None,
         tls: tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
     ):
         self.data = data
         self.log_path = log_path
-        self.ports = {name: free_port() for name in LISTENERS}
+        self.host = host
+        self.ports = ports or {name: free_port() for name in LISTENERS}
+        self.root_user = ROOT_USER
+        self.root_password = ROOT_PASSWORD
         self.extra_env = dict(extra_env or {})
         self.args = list(args or [])
         self.tls = tls
@@ -75,35 +84,41 @@ class Node:
 
     @property
     def s3_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.ports['s3']}"
+        return f"{self.scheme}://{self.host}:{self.ports['s3']}"
 
     @property
     def admin_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.ports['admin']}"
+        return f"{self.scheme}://{self.host}:{self.ports['admin']}"
+
+    def server_command(self) -> list[str]:
+        """`nebulaio server` (of the code under test) with this node's data directory."""
+        return [sys.executable, "-m", "nebulaio", "server", "--data", str(self.data)]
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "nebulaio", "server", "--data", str(self.data)]
+        command = self.server_command()
         for name in LISTENERS:
-            command += [f"--{name}-address", f"127.0.0.1:{self.ports[name]}"]
+            command += [f"--{name}-address", f"{self.host}:{self.ports[name]}"]
         if self.tls:
             command += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         return command + self.args
 
-    def start(self, wait: bool = True) -> Node:
-        env = dict(
+    def environment(self) -> dict[str, str]:
+        return dict(
             os.environ,
-            NEBULAIO_ROOT_USER=ROOT_USER,
-            NEBULAIO_ROOT_PASSWORD=ROOT_PASSWORD,
+            NEBULAIO_ROOT_USER=self.root_user,
+            NEBULAIO_ROOT_PASSWORD=self.root_password,
             NEBULAIO_WORKERS="2",
             NEBULAIO_LOG_LEVEL="info",
             **self.extra_env,
         )
+
+    def start(self, wait: bool = True) -> Node:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=self.environment(),
             start_new_session=True,
             preexec_fn=die_with_parent,  # a test run that is killed takes its nodes along
         )
@@ -169,7 +184,13 @@ class Node:
             pass
 
     def client(self, **config):
-        return make_client(self.s3_url, verify=False if self.tls else None, **config)
+        return make_client(
+            self.s3_url,
+            verify=False if self.tls else None,
+            access_key=self.root_user,
+            secret_key=self.root_password,
+            **config,
+        )
 
 
 def make_client(endpoint: str, verify=None, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD, **config):

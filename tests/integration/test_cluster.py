@@ -24,7 +24,7 @@ def trio(cluster_factory):
 
 
 def admin_headers(node) -> dict:
-    login = {"username": ROOT_USER, "password": ROOT_PASSWORD}
+    login = {"username": node.root_user, "password": node.root_password}
     token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
     return {"Authorization": f"Bearer {token}"}
 
