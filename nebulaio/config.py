@@ -58,10 +58,11 @@ def _size(text: str) -> int:
     return int(float(text) * factor)
 
 
+MIN_ADMIN_SECRET_BYTES = 32
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "data", "Data directory: metadata/, objects/ and temp/ live here."),
     Setting("s3_address", ":9000", "S3 API listener, HOST:PORT (empty host = all interfaces).", section="listen"),
-    Setting("admin_address", ":9001", "Admin API listener (health, and later IAM and cluster).", section="listen"),
+    Setting("admin_address", ":9001", "Admin API listener (IAM, buckets, cluster, metrics, health).", section="listen"),
     Setting("console_address", ":9002", "Web console listener.", section="listen"),
     Setting("raft_address", ":9003", "Raft consensus listener (keep the port below 32768).", section="listen"),
     Setting("gossip_address", ":9004", "Gossip membership listener.", section="listen"),
@@ -72,7 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "admin_secret",
         "",
-        "Secret that signs Admin API tokens (HS256); generated and kept in the data directory if empty. "
+        f"Secret that signs Admin API tokens (HS256), at least {MIN_ADMIN_SECRET_BYTES} bytes; generated and kept"
+        " in the data directory if empty. "
         "Nodes that share it accept each other's tokens.",
         section="auth",
     ),
@@ -249,6 +251,9 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
+    if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
+        # HS256 keys shorter than its hash are guessable offline from any one token.
+        raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
     return resolved
 
 

@@ -60,3 +60,15 @@ def test_bad_configuration_exits_with_a_message(tmp_path, capsys):
     path.write_text("[node]\nno_such_setting = 1\n")
     assert main(["server", "--config", str(path)]) == 2
     assert "no_such_setting" in capsys.readouterr().err
+
+
+def test_a_short_admin_secret_is_refused_and_an_empty_one_generated():
+    with pytest.raises(ValueError, match="admin_secret must be at least 32 bytes"):
+        config.resolve(environ={"NEBULAIO_ADMIN_SECRET": "change-me-admin-secret"})
+    assert config.resolve(environ={"NEBULAIO_ADMIN_SECRET": ""})["admin_secret"] == ""
+    assert len(config.resolve(environ={"NEBULAIO_ADMIN_SECRET": "s" * 32})["admin_secret"]) == 32
+
+
+def test_every_example_configuration_resolves():
+    for path in sorted(DOCUMENTED.parent.glob("*/*.toml")):
+        config.resolve(str(path), environ={})
