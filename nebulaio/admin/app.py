@@ -518,7 +518,7 @@ def _raft(status: dict) -> dict:
 
 def _members(status: dict, registered: list[dict]) -> list[dict]:
     """Every registered node with its role, whether raft reaches it from here (voters only),
-    and what gossip says of it: alive, suspect or dead, its capacity and health."""
+    and what gossip says of it: alive, suspect or dead, its health, disk, memory and raft role."""
     connected = {member["address"]: member["connected"] for member in status["members"]}
     gossip = {member["id"]: member for member in status["gossip"]["members"]}
     members = [
@@ -541,10 +541,22 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
     return members
 
 
+GOSSIP_FACTS = (
+    ("state", "state"),
+    ("ready", "ready"),
+    ("capacity", "capacity"),
+    ("memory", "memory"),
+    ("raft_state", "raftState"),
+    ("raft_term", "term"),
+    ("commit_index", "commitIndex"),
+)
+"""What gossip says of a member (its own last word on itself), by field and the API's name."""
+
+
 def _gossip_facts(member: dict | None) -> dict:
-    if member is None:
-        return {"state": None, "ready": None, "capacity": None}
-    return {"state": member["state"], "ready": member.get("ready"), "capacity": member.get("capacity")}
+    """None for each fact of a member gossip has not heard of (or that runs an older version)."""
+    member = member or {}
+    return {name: member.get(field) for field, name in GOSSIP_FACTS}
 
 
 class ClusterStatus:

@@ -131,6 +131,12 @@ SCHEMAS = {
                         "capacity": {
                             "oneOf": [{"type": "null"}, _object({"total": INTEGER, "free": INTEGER})],
                         },
+                        "memory": {
+                            "oneOf": [{"type": "null"}, _object({"total": INTEGER, "available": INTEGER})],
+                        },
+                        "raftState": {"type": ["string", "null"]},
+                        "term": NULLABLE_INTEGER,
+                        "commitIndex": NULLABLE_INTEGER,
                     }
                 ),
             },

@@ -435,6 +435,7 @@ class Supervisor:
         """What gossip tells the other nodes about this one."""
         config = self.config
         disk = psutil.disk_usage(self.layout.root)
+        memory = psutil.virtual_memory()
         raft = self.raft.status()
         return {
             "id": self.node_id,
@@ -443,8 +444,11 @@ class Supervisor:
             "gossip": configuration.advertised(config, "gossip"),
             "admin": configuration.advertised(config, "admin"),
             "capacity": {"total": disk.total, "free": disk.free},
+            "memory": {"total": memory.total, "available": memory.available},
             "ready": raft["ready"] and (raft["last_applied"] or 0) >= (raft["commit_index"] or 0),
             "raft_state": raft["state"],
+            "raft_term": raft["term"],
+            "commit_index": raft["commit_index"],
         }
 
     async def _gossip(self) -> None:

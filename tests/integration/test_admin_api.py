@@ -221,7 +221,8 @@ def test_cluster_status(node, token):
     assert status["raft"]["leader"] == raft_address and status["raft"]["term"] >= 1
     assert status["raft"]["appliedIndex"] >= 1 and status["raft"]["commitIndex"] >= status["raft"]["appliedIndex"]
     (member,) = status["members"]
-    capacity = member.pop("capacity")
+    capacity, memory = member.pop("capacity"), member.pop("memory")
+    term, commit_index = member.pop("term"), member.pop("commitIndex")
     assert member == {
         "id": node_id,
         "role": "hybrid",
@@ -230,8 +231,10 @@ def test_cluster_status(node, token):
         "connected": True,
         "state": "alive",
         "ready": True,
+        "raftState": "leader",
     }
-    assert 0 < capacity["free"] <= capacity["total"]
+    assert 0 < capacity["free"] <= capacity["total"] and 0 < memory["available"] <= memory["total"]
+    assert 1 <= term <= status["raft"]["term"] and 1 <= commit_index <= status["raft"]["commitIndex"]
     supervisor, worker = status["processes"]["supervisor"], status["processes"]["worker"]
     assert supervisor["pid"] != worker["pid"] and supervisor["rss"] > 0 and worker["rss"] > 0
     assert status["disk"]["path"] == str(node.data) and 0 < status["disk"]["used"] <= status["disk"]["total"]

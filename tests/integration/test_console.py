@@ -282,11 +282,15 @@ def test_browser_buckets_uploads_folders_downloads_and_policy(page, console_url,
     page.get_by_role("heading", name="Log in").wait_for()
 
 
-def test_browser_cluster_page_draws_live_charts(page, console_url, s3, shoot):
+def test_browser_cluster_page_shows_nodes_repair_and_live_charts(page, console_url, s3, shoot):
     ui_login(page, console_url, shoot)
     page.get_by_role("link", name="Cluster").click()
     page.get_by_role("heading", name="Raft").wait_for()
-    assert page.get_by_role("table").locator("tbody tr").count() >= 1
+    row = page.locator("section[aria-label='Nodes'] tbody tr").first
+    wait_for(lambda: "alive" in row.inner_text() and "leader" in row.inner_text(), 30, "this node alive and leading")
+    assert " of " in row.locator("td").nth(7).inner_text()  # disk used of total, from gossip
+    repair = page.locator("section[aria-label='Repair']")
+    wait_for(lambda: "Passes" in repair.inner_text(), 30, "the repair figures")
     rate = page.locator("section[aria-label='Requests per second'] .muted")
 
     def traffic_drawn() -> bool:

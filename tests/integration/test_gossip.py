@@ -52,6 +52,8 @@ def test_every_member_sees_every_other_alive(quad):
     wait_for(all_alive, DETECTION_DEADLINE, "every member to see the four nodes alive")
     member = members_seen_by(quad[0])["node3"]
     assert member["role"] == "storage" and member["capacity"]["total"] >= member["capacity"]["free"] > 0
+    assert member["memory"]["total"] >= member["memory"]["available"] > 0
+    assert member["raftState"] == "follower" and member["term"] >= 1 and member["commitIndex"] >= 1
     ready = requests.get(quad[0].admin_url + "/health/ready", timeout=10).json()
     assert ready["members"] == {"alive": 4, "suspect": 0, "dead": 0}
 

@@ -652,8 +652,13 @@ async function clusterPage() {
   const rate = chart("Requests per second", (v) => v.toFixed(1));
   const latency = chart("Mean latency (ms)", (v) => v.toFixed(1));
   const throughput = chart("Throughput (in + out)", (v) => `${bytes(v)}/s`);
-  const members = status.members.map((m) => h("tr", {}, h("td", {}, m.id ?? "?"), h("td", {}, m.address),
-    h("td", {}, m.role), h("td", {}, m.self ? status.node.state : m.connected === null ? "–" : m.connected ? "connected" : "unreachable")));
+  const share = (used, total) => `${bytes(used)} of ${bytes(total)}`;
+  const members = status.members.map((m) => h("tr", {}, h("td", {}, m.id ?? "?"), h("td", { class: "wide" }, m.address),
+    h("td", {}, m.role), h("td", {}, m.state ?? (m.connected === false ? "unreachable" : "–")),
+    h("td", {}, m.raftState ?? "–"), h("td", { class: "wide" }, m.term ?? "–"), h("td", { class: "wide" }, m.commitIndex ?? "–"),
+    h("td", {}, m.capacity ? share(m.capacity.total - m.capacity.free, m.capacity.total) : "–"),
+    h("td", { class: "wide" }, m.memory ? share(m.memory.total - m.memory.available, m.memory.total) : "–")));
+  const repair = h("dl", { class: "meta" });
   show(h("h1", {}, "Cluster"),
     h("div", { class: "grid" },
       h("section", { class: "card", "aria-label": "Raft" }, h("h2", {}, "Raft"),
@@ -670,8 +675,17 @@ async function clusterPage() {
         h("p", { class: "muted key data-path" }, `Data in ${status.disk.path}`),
         h("p", { class: "muted" }, `${status.cpus} CPUs, load ${status.load.map((l) => l.toFixed(2)).join(" ")}`))),
     h("section", { class: "card", "aria-label": "Nodes" }, h("h2", {}, "Nodes"),
-      table([["Node"], ["Raft address"], ["Role"], ["State"]], members)),
+      table([["Node"], ["Raft address", "wide"], ["Role"], ["State"], ["Raft"], ["Term", "wide"], ["Commit index", "wide"],
+        ["Disk used"], ["Memory used", "wide"]], members)),
+    h("section", { class: "card", "aria-label": "Repair" }, h("h2", {}, "Repair"), repair),
     h("div", { class: "grid" }, rate.node, latency.node, throughput.node));
+  const showRepair = async () => {
+    const r = await api("GET", "/api/v1/cluster/repair");
+    const facts = [["Node", r.node], ["Running", r.running ? "yes" : "no"], ["Passes", r.passes], ["Checked", r.checked],
+      ["Under-replicated", r.underReplicated], ["Misplaced", r.misplaced], ["Copied", r.copied], ["Removed", r.removed],
+      ["Bytes moved", bytes(r.bytesMoved)], ["Last pass", r.lastPassFinished ? `${r.lastPassFinished} (${r.lastPassSeconds.toFixed(2)} s)` : "none yet"]];
+    repair.replaceChildren(...facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, String(value))]));
+  };
   let last = null;
   const sample = async () => {
     const text = await (await fetch("/metrics", { credentials: "same-origin" })).text();
@@ -690,8 +704,8 @@ async function clusterPage() {
     }
     last = now;
   };
-  await sample();
-  state.timers.push(setInterval(() => sample().catch(() => {}), CHART_INTERVAL_MS));
+  await Promise.all([sample(), showRepair().catch((e) => repair.replaceChildren(h("p", { class: "muted" }, e.message)))]);
+  state.timers.push(setInterval(() => Promise.all([sample(), showRepair()]).catch(() => {}), CHART_INTERVAL_MS));
 }
 
 // --- routing ------------------------------------------------------------------------------
