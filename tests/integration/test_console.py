@@ -310,12 +310,19 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node, sho
     secret.wait_for()
     access_key = page.locator(".secret").filter(has_text="Access key:").inner_text().split(": ", 1)[1]
     secret_key = secret.inner_text().split(": ", 1)[1]
+    # The user's key list shows the new key with its secret still on screen, without a reload.
+    row.locator("code", has_text=access_key).wait_for()
+    assert secret.is_visible()
     shoot("identities")
     client = make_client(f"{node.s3_url}", access_key=access_key, secret_key=secret_key)
     try:
         client.list_buckets()
     except ClientError as refused:  # a user without policies may be denied, but its key is known
         assert refused.response["Error"]["Code"] not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+    # The secret is shown once: the next change redraws the page without it.
+    row.get_by_role("button", name="Disable").click()
+    row.get_by_text("(disabled)").wait_for()
+    assert page.locator(".secret").count() == 0
 
 
 def test_admin_calls_naming_unicode_reach_the_admin_api(console_url):
