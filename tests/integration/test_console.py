@@ -4,6 +4,9 @@ The browser comes from the system (CI installs it with apt); Playwright never do
 The browser tests take a screenshot of each page: into the directory named by
 NEBULAIO_SCREENSHOTS_DIR when set (`NEBULAIO_SCREENSHOTS_DIR=docs/console` refreshes the README's
 pictures), else into the test's temporary directory.
+
+The tests marked `large` (a bucket of 100,000 keys) take minutes on a small machine;
+`-m "not large"` leaves them out.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import ROOT_PASSWORD, ROOT_USER, empty_bucket, make_client, wait_for
+from conftest import ROOT_PASSWORD, ROOT_USER, Node, S3Connection, empty_bucket, make_client, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 UI_TIMEOUT_MS = 30_000
@@ -187,11 +192,12 @@ def shoot(page, screenshots):
     return take
 
 
-def ui_login(page, console_url, shoot) -> None:
+def ui_login(page, console_url, shoot=None) -> None:
     page.goto(console_url + "/")
     page.get_by_label("Access key").fill(ROOT_USER)
     page.get_by_label("Secret key").fill(ROOT_PASSWORD)
-    shoot("login")
+    if shoot:
+        shoot("login")
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Buckets").wait_for()
 
@@ -330,3 +336,113 @@ def test_admin_calls_naming_unicode_reach_the_admin_api(console_url):
     answer = http.get(console_url + "/api/v1/users/%C3%A0-%E2%82%AC")
     assert answer.status_code == 404, answer.text
     assert answer.json()["error"]["code"] == "NoSuchEntity"
+
+
+# --- large data: a bucket of 100,000 keys --------------------------------------------------------
+
+TOTAL_KEYS = 100_000
+ROOT_KEYS = 2_000
+FOLDERS = 4
+FILL_CONNECTIONS = 32
+
+
+def many_keys() -> list[str]:
+    """`key-000000` to `key-001999` at the root, the rest spread over `folder-0/` to `folder-3/`."""
+    return [f"key-{i:06d}" if i < ROOT_KEYS else f"folder-{i % FOLDERS}/key-{i:06d}" for i in range(TOTAL_KEYS)]
+
+
+def put_empty_objects(node: Node, bucket: str, keys: list[str]) -> None:
+    """A zero-byte object at every key: signed PUTs over keep-alive connections, many at once."""
+
+    def send(share: list[str]) -> None:
+        connection = S3Connection(node, timeout=60)
+        try:
+            for key in share:
+                status, _, body = connection.request("PUT", f"/{bucket}/{quote(key)}")
+                assert status == 200, (key, status, body)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(FILL_CONNECTIONS) as pool:
+        list(pool.map(send, [keys[i::FILL_CONNECTIONS] for i in range(FILL_CONNECTIONS)]))
+
+
+@pytest.fixture(scope="module")
+def many_keys_bucket(tmp_path_factory) -> tuple[Node, str]:
+    """(node, bucket) of 100,000 keys, filled once for the module on a node of its own: no other
+    test lists or empties them, and stopping the node is their whole clean-up."""
+    base = tmp_path_factory.mktemp("many-keys-node")
+    node = Node(base / "data", base / "node.log")
+    try:
+        node.start()
+        bucket = "many-keys"
+        node.client().create_bucket(Bucket=bucket)
+        started = time.monotonic()
+        put_empty_objects(node, bucket, many_keys())
+        print(f"\n{TOTAL_KEYS} keys put in {time.monotonic() - started:.0f} s")
+        yield node, bucket
+    finally:
+        node.stop()
+
+
+@pytest.mark.large
+def test_browser_pages_through_a_bucket_of_100000_keys(page, many_keys_bucket):
+    """Responsive by construction: one ListObjectsV2 per page drawn, one page of rows in the DOM."""
+    node, bucket = many_keys_bucket
+    s3_calls = []
+    page.on("request", lambda request: "/s3/" in request.url and s3_calls.append(request))
+
+    def listings() -> list[dict]:
+        """The query of every S3 call the page made; each must be a ListObjectsV2."""
+        assert all(call.method == "GET" for call in s3_calls)
+        queries = [dict(parse_qsl(urlsplit(call.url).query)) for call in s3_calls]
+        assert all(query.get("list-type") == "2" for query in queries), queries
+        return queries
+
+    rows = page.locator("main tbody tr")
+    names = rows.locator("td.key")
+
+    def one_page_drawn(page_size: int) -> list[str]:
+        assert page.locator("tr").count() <= page_size + 1  # the rows and one header, never the bucket
+        return names.all_inner_texts()
+
+    ui_login(page, f"{node.scheme}://127.0.0.1:{node.ports['console']}")
+    page.get_by_role("link", name=bucket).click()
+    page.get_by_text("Page 1", exact=True).wait_for()
+    page_size = int(listings()[0]["max-keys"])
+    first = one_page_drawn(page_size)
+    assert len(first) == page_size and len(s3_calls) == 1
+    assert first[:FOLDERS] == [f"📁 folder-{n}/" for n in range(FOLDERS)] and first[FOLDERS] == "key-000000"
+
+    page.get_by_role("button", name="Next").click()
+    page.get_by_text("Page 2", exact=True).wait_for()
+    second = one_page_drawn(page_size)
+    assert len(second) == page_size and not set(first) & set(second)
+    assert len(s3_calls) == 2 and listings()[1]["continuation-token"]
+    page.get_by_role("button", name="Previous").click()
+    page.get_by_text("Page 1", exact=True).wait_for()
+    assert one_page_drawn(page_size) == first and len(s3_calls) == 3
+
+    search = page.get_by_label("Search by prefix")
+    last_at_root = f"key-{ROOT_KEYS - 1:06d}"
+    search.fill(last_at_root)
+    page.get_by_role("link", name=last_at_root, exact=True).wait_for()
+    assert one_page_drawn(page_size) == [last_at_root]
+    assert len(s3_calls) == 4 and listings()[3]["prefix"] == last_at_root
+    search.fill("")
+    folder = page.get_by_role("link", name=f"📁 folder-{FOLDERS - 1}/")
+    folder.wait_for()
+    assert len(s3_calls) == 5
+
+    folder.click()
+    page.get_by_role("navigation", name="Breadcrumbs").get_by_role("link", name=f"folder-{FOLDERS - 1}").wait_for()
+    page.get_by_text("Page 1", exact=True).wait_for()
+    inside = one_page_drawn(page_size)
+    assert len(inside) == page_size and all(name.startswith("key-") for name in inside)
+    assert page.get_by_role("button", name="Next").is_enabled()
+    assert len(s3_calls) == 6 and listings()[5]["prefix"] == f"folder-{FOLDERS - 1}/"
+    last = many_keys()[-1].rpartition("/")[2]
+    search.fill(last)
+    page.get_by_role("link", name=last, exact=True).wait_for()
+    assert one_page_drawn(page_size) == [last]
+    assert len(s3_calls) == 7 and listings()[6]["prefix"] == f"folder-{FOLDERS - 1}/{last}"
