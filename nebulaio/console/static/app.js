@@ -3,8 +3,13 @@
 // attribute, never innerHTML: object keys and names are user input.
 
 const PAGE_SIZE = 200;
-const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
-const PART_SIZE = 16 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const MULTIPART_THRESHOLD = 16 * MIB;
+const MIN_PART_SIZE = 16 * MIB;
+const MAX_PARTS = 10000; // S3's limit: a larger file gets larger parts
+const PARTS_IN_FLIGHT = 4;
+const PART_ATTEMPTS = 4;
+const RETRY_DELAY_MS = 1000;
 const PREVIEW_BYTES = 64 * 1024;
 const CHART_POINTS = 60;
 const CHART_INTERVAL_MS = 2000;
@@ -122,7 +127,8 @@ function xmlEscape(text) {
   return text.replace(/[<>&'"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c]);
 }
 
-// XHR, not fetch: only XHR reports upload progress.
+// XHR, not fetch: only XHR reports upload progress. The blob is a File or a slice of one, so
+// the browser streams it from disk and nothing holds the whole file in memory.
 function put(url, blob, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -137,18 +143,51 @@ function put(url, blob, onProgress) {
   });
 }
 
+// A PUT again after a dropped connection or a server error, a little later each time; a refusal
+// (4xx: no rights, session over) is final.
+async function putRetried(url, blob, onProgress) {
+  for (let attempt = 1; ; attempt++) {
+    try { return await put(url, blob, onProgress); }
+    catch (error) {
+      if (attempt === PART_ATTEMPTS || (error.status >= 400 && error.status < 500)) throw error;
+      onProgress(0);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
+    }
+  }
+}
+
+function partSize(size) { return Math.max(MIN_PART_SIZE, Math.ceil(size / MAX_PARTS / MIB) * MIB); }
+
+// Small files in one PUT; larger ones as a multipart upload of slices of the file, a few parts
+// in flight at once, each retried on its own. onProgress gets the bytes sent so far.
 async function upload(bucket, key, file, onProgress) {
-  if (file.size < MULTIPART_THRESHOLD) return put(s3Path(bucket, key), file, onProgress);
+  if (file.size < MULTIPART_THRESHOLD) return putRetried(s3Path(bucket, key), file, onProgress);
+  const size = partSize(file.size);
+  const count = Math.ceil(file.size / size);
   const created = await s3xml("POST", bucket, key, { uploads: "" }, undefined,
     file.type ? { "Content-Type": file.type } : {});
   const uploadId = xmlText(created, "UploadId");
-  const parts = [];
-  try {
-    for (let offset = 0, number = 1; offset < file.size; offset += PART_SIZE, number++) {
-      const etag = await put(s3Path(bucket, key, { partNumber: number, uploadId }),
-        file.slice(offset, offset + PART_SIZE), (loaded) => onProgress(offset + loaded));
-      parts.push(`<Part><PartNumber>${number}</PartNumber><ETag>${xmlEscape(etag)}</ETag></Part>`);
+  const etags = new Array(count);
+  const sent = new Array(count).fill(0);
+  let total = 0;
+  let next = 0;
+  let failed = false;
+  const sender = async () => {
+    while (next < count && !failed) {
+      const index = next++;
+      const report = (loaded) => { total += loaded - sent[index]; sent[index] = loaded; onProgress(total); };
+      try {
+        etags[index] = await putRetried(s3Path(bucket, key, { partNumber: index + 1, uploadId }),
+          file.slice(index * size, Math.min(file.size, (index + 1) * size)), report);
+      } catch (error) { failed = true; throw error; }
     }
+  };
+  // Every sender settles before an abort, so no part lands after it.
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(PARTS_IN_FLIGHT, count) }, sender));
+  const refused = outcomes.find((outcome) => outcome.status === "rejected");
+  try {
+    if (refused) throw refused.reason;
+    const parts = etags.map((etag, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${xmlEscape(etag)}</ETag></Part>`);
     await s3("POST", bucket, key, { uploadId },
       `<CompleteMultipartUpload>${parts.join("")}</CompleteMultipartUpload>`, { "Content-Type": "application/xml" });
   } catch (error) {
