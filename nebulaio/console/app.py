@@ -32,7 +32,8 @@ import orjson
 
 from nebulaio.config import split_address
 from nebulaio.console.session import COOKIE, Sealer, Session
-from nebulaio.console.signer import MAX_PRESIGN_SECONDS, UNSIGNED_PAYLOAD, Signer, encode
+from nebulaio.console.signer import Signer, encode
+from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
 log = logging.getLogger("nebulaio.console")
 
@@ -368,8 +369,8 @@ class Share:
             raise ConsoleError(400, "InvalidRequest", "The body needs bucket, key and expires.") from exc
         if not (isinstance(bucket, str) and isinstance(key, str) and bucket and key):
             raise ConsoleError(400, "InvalidRequest", "bucket and key must be non-empty strings.")
-        if not 1 <= expires <= MAX_PRESIGN_SECONDS:
-            raise ConsoleError(400, "InvalidRequest", f"expires must be 1 to {MAX_PRESIGN_SECONDS} seconds.")
+        if not 1 <= expires <= MAX_PRESIGNED_EXPIRES:
+            raise ConsoleError(400, "InvalidRequest", f"expires must be 1 to {MAX_PRESIGNED_EXPIRES} seconds.")
         default_port = 443 if self._scheme == "https" else 80
         name = f"[{req.host}]" if ":" in req.host else req.host
         host = name if self._s3.port == default_port else f"{name}:{self._s3.port}"

@@ -1,9 +1,10 @@
 """Who sent this S3 request: AWS Signature V4 and V2, in the header or a presigned URL.
 
 The HTTP layer calls `authenticate` once per request, before any body byte is read. The
-functions below mirror the steps of AWS's specification (canonical URI, canonical query,
-canonical request, string to sign, signing key, signature) so that AWS's published test
-vectors can check each step on its own.
+functions mirror the steps of AWS's specification so that AWS's published test vectors can
+check each step on its own: the canonical URI and query of a request as received are here;
+the steps a signer shares (canonical request, string to sign, signing key, signature) are in
+`nebulaio.util.sigv4spec`, and this module's names for them stay the ones callers import.
 
 NOTE: raw paths and queries are `str`; characters beyond ASCII stand for their UTF-8 bytes
 (a WSGI layer that decoded the request line as latin-1 re-decodes it as UTF-8 with
@@ -24,12 +25,19 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.s3.formdata import missing_field
+from nebulaio.util.sigv4spec import (
+    ALGORITHM,
+    MAX_PRESIGNED_EXPIRES,
+    SERVICE,
+    TERMINATOR,
+    UNSIGNED_PAYLOAD,
+    canonical_request,
+    sign,
+    signing_key,
+    string_to_sign,
+    to_bytes,
+)
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-SERVICE = "s3"
-TERMINATOR = "aws4_request"
-
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -37,7 +45,6 @@ STREAMING_MODES = frozenset((STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREA
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 MAX_SKEW_SECONDS = 15 * 60
-MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600
 
 _V4_HEADER_PREFIX = ALGORITHM + " "
 _V2_HEADER_PREFIX = "AWS "
@@ -48,7 +55,6 @@ _PAYLOAD_CHOICES = (
     "UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value."
 )
-_SIGNATURE_KEY_CACHE_SIZE = 512
 _REENCODE_CACHE_SIZE = 1024
 _REENCODE_CACHE_MAX_LENGTH = 256
 
@@ -159,7 +165,7 @@ def canonical_uri(raw_path: str) -> str:
     """S3's canonical URI: every byte but unreserved ones and '/' percent-encoded, once."""
     if not raw_path.strip(_UNRESERVED_OR_SLASH):
         return raw_path  # PERF: most keys need no re-encoding
-    return quote_from_bytes(unquote_to_bytes(_to_bytes(raw_path)), "/")
+    return quote_from_bytes(unquote_to_bytes(to_bytes(raw_path)), "/")
 
 
 def canonical_query(query_pairs: list[tuple[str, str]], skip: str | None = None) -> str:
@@ -175,46 +181,9 @@ def canonical_query(query_pairs: list[tuple[str, str]], skip: str | None = None)
     return "&".join([f"{name}={value}" for name, value in encoded])
 
 
-def canonical_request(
-    method: str,
-    uri: str,
-    query: str,
-    headers: Mapping[str, str],
-    signed_headers: list[str],
-    payload: str,
-) -> str:
-    """The request as the signer saw it; a signed header the request lacks reads as empty."""
-    lines = [method, uri, query]
-    get = headers.get
-    for name in signed_headers:
-        lines.append(f"{name}:{' '.join(get(name, '').split())}")
-    lines.append("")
-    lines.append(";".join(signed_headers))
-    lines.append(payload)
-    return "\n".join(lines)
-
-
-def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
-    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(_to_bytes(canonical)).hexdigest()}"
-
-
-@lru_cache(maxsize=_SIGNATURE_KEY_CACHE_SIZE)
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """The day's key for one region and service; cached since every request of a day reuses it."""
-    key = hmac.digest(_to_bytes("AWS4" + secret), _to_bytes(date), "sha256")
-    key = hmac.digest(key, _to_bytes(region), "sha256")
-    key = hmac.digest(key, _to_bytes(service), "sha256")
-    return hmac.digest(key, b"aws4_request", "sha256")
-
-
-def sign(key: bytes, text: str) -> str:
-    """Hex HMAC-SHA256: the signature of a request, a chunk or a trailer."""
-    return hmac.digest(key, _to_bytes(text), "sha256").hex()
-
-
 def sign_v2(secret: str, text: str) -> str:
     """Base64 HMAC-SHA1 with the secret itself: Signature V2 of a request or a POST policy."""
-    return base64.b64encode(hmac.digest(_to_bytes(secret), _to_bytes(text), "sha1")).decode()
+    return base64.b64encode(hmac.digest(to_bytes(secret), to_bytes(text), "sha1")).decode()
 
 
 def same_signature(expected: str, provided: str) -> bool:
@@ -323,9 +292,9 @@ def _verify_v4(canonical, credential, amz_date, signature, payload, secret_for, 
             AWSAccessKeyId=credential.access_key,
             StringToSign=to_sign,
             SignatureProvided=signature,
-            StringToSignBytes=_to_bytes(to_sign).hex(" "),
+            StringToSignBytes=to_bytes(to_sign).hex(" "),
             CanonicalRequest=canonical,
-            CanonicalRequestBytes=_to_bytes(canonical).hex(" "),
+            CanonicalRequestBytes=to_bytes(canonical).hex(" "),
         )
     return SigningContext(credential.access_key, key, credential.scope, amz_date, signature, payload, 4, presigned)
 
@@ -486,7 +455,7 @@ def _verify_v2(
         AWSAccessKeyId=access_key,
         StringToSign=first,
         SignatureProvided=signature,
-        StringToSignBytes=_to_bytes(first).hex(" "),
+        StringToSignBytes=to_bytes(first).hex(" "),
     )
 
 
@@ -682,18 +651,10 @@ def _iso8601(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _to_bytes(text: str) -> bytes:
-    """UTF-8, giving back the original bytes that 'surrogateescape' stood in for."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
 def _decode(raw: str) -> str:
     if "%" not in raw:
         return raw
-    return unquote_to_bytes(_to_bytes(raw)).decode("utf-8", "surrogateescape")
+    return unquote_to_bytes(to_bytes(raw)).decode("utf-8", "surrogateescape")
 
 
 def _reencode(raw: str) -> str:
@@ -702,10 +663,10 @@ def _reencode(raw: str) -> str:
         return raw  # PERF: most names and values are already canonical
     if len(raw) <= _REENCODE_CACHE_MAX_LENGTH:
         return _reencode_cached(raw)
-    return quote_from_bytes(unquote_to_bytes(_to_bytes(raw)), "")
+    return quote_from_bytes(unquote_to_bytes(to_bytes(raw)), "")
 
 
 @lru_cache(maxsize=_REENCODE_CACHE_SIZE)
 def _reencode_cached(raw: str) -> str:
     """PERF: credentials, prefixes and delimiters recur request after request (timeit: 1.9 µs vs 19 µs)."""
-    return quote_from_bytes(unquote_to_bytes(_to_bytes(raw)), "")
+    return quote_from_bytes(unquote_to_bytes(to_bytes(raw)), "")

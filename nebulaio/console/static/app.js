@@ -3,15 +3,20 @@
 // attribute, never innerHTML: object keys and names are user input.
 
 const PAGE_SIZE = 200;
-const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
-const PART_SIZE = 16 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const MULTIPART_THRESHOLD = 16 * MIB;
+const MIN_PART_SIZE = 16 * MIB;
+const MAX_PARTS = 10000; // S3's limit: a larger file gets larger parts
+const PARTS_IN_FLIGHT = 4;
+const PART_ATTEMPTS = 4;
+const RETRY_DELAY_MS = 1000;
 const PREVIEW_BYTES = 64 * 1024;
 const CHART_POINTS = 60;
 const CHART_INTERVAL_MS = 2000;
 // The headers that describe an object, as opposed to the exchange that carried them.
 const OBJECT_HEADER = /^(content-(type|length|encoding|language)|etag|last-modified|cache-control|expires|x-amz-.*)$/;
 
-const state = { user: null, admin: false, csrf: null, timers: [] };
+const state = { user: null, admin: false, csrf: null, timers: [], notice: null };
 const main = document.getElementById("main");
 
 // --- DOM ----------------------------------------------------------------------------------
@@ -33,9 +38,15 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  const notice = state.notice;
+  state.notice = null;
+  main.replaceChildren(...(notice ? [notice] : []), ...nodes);
   main.focus({ preventScroll: true });
 }
+
+// Shown once, at the top of the next page drawn: what an action must tell after the page
+// re-renders to show its result (a new secret key survives the refresh of the key list).
+function notify(node) { state.notice = node; }
 
 function toast(text) {
   const note = h("div", {}, text);
@@ -116,7 +127,8 @@ function xmlEscape(text) {
   return text.replace(/[<>&'"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c]);
 }
 
-// XHR, not fetch: only XHR reports upload progress.
+// XHR, not fetch: only XHR reports upload progress. The blob is a File or a slice of one, so
+// the browser streams it from disk and nothing holds the whole file in memory.
 function put(url, blob, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -131,18 +143,51 @@ function put(url, blob, onProgress) {
   });
 }
 
+// A PUT again after a dropped connection or a server error, a little later each time; a refusal
+// (4xx: no rights, session over) is final.
+async function putRetried(url, blob, onProgress) {
+  for (let attempt = 1; ; attempt++) {
+    try { return await put(url, blob, onProgress); }
+    catch (error) {
+      if (attempt === PART_ATTEMPTS || (error.status >= 400 && error.status < 500)) throw error;
+      onProgress(0);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
+    }
+  }
+}
+
+function partSize(size) { return Math.max(MIN_PART_SIZE, Math.ceil(size / MAX_PARTS / MIB) * MIB); }
+
+// Small files in one PUT; larger ones as a multipart upload of slices of the file, a few parts
+// in flight at once, each retried on its own. onProgress gets the bytes sent so far.
 async function upload(bucket, key, file, onProgress) {
-  if (file.size < MULTIPART_THRESHOLD) return put(s3Path(bucket, key), file, onProgress);
+  if (file.size < MULTIPART_THRESHOLD) return putRetried(s3Path(bucket, key), file, onProgress);
+  const size = partSize(file.size);
+  const count = Math.ceil(file.size / size);
   const created = await s3xml("POST", bucket, key, { uploads: "" }, undefined,
     file.type ? { "Content-Type": file.type } : {});
   const uploadId = xmlText(created, "UploadId");
-  const parts = [];
-  try {
-    for (let offset = 0, number = 1; offset < file.size; offset += PART_SIZE, number++) {
-      const etag = await put(s3Path(bucket, key, { partNumber: number, uploadId }),
-        file.slice(offset, offset + PART_SIZE), (loaded) => onProgress(offset + loaded));
-      parts.push(`<Part><PartNumber>${number}</PartNumber><ETag>${xmlEscape(etag)}</ETag></Part>`);
+  const etags = new Array(count);
+  const sent = new Array(count).fill(0);
+  let total = 0;
+  let next = 0;
+  let failed = false;
+  const sender = async () => {
+    while (next < count && !failed) {
+      const index = next++;
+      const report = (loaded) => { total += loaded - sent[index]; sent[index] = loaded; onProgress(total); };
+      try {
+        etags[index] = await putRetried(s3Path(bucket, key, { partNumber: index + 1, uploadId }),
+          file.slice(index * size, Math.min(file.size, (index + 1) * size)), report);
+      } catch (error) { failed = true; throw error; }
     }
+  };
+  // Every sender settles before an abort, so no part lands after it.
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(PARTS_IN_FLIGHT, count) }, sender));
+  const refused = outcomes.find((outcome) => outcome.status === "rejected");
+  try {
+    if (refused) throw refused.reason;
+    const parts = etags.map((etag, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${xmlEscape(etag)}</ETag></Part>`);
     await s3("POST", bucket, key, { uploadId },
       `<CompleteMultipartUpload>${parts.join("")}</CompleteMultipartUpload>`, { "Content-Type": "application/xml" });
   } catch (error) {
@@ -286,6 +331,7 @@ async function settingsPage(bucket) {
   const versioning = h("select", { "aria-label": "Versioning" },
     ["Enabled", "Suspended"].map((s) => h("option", { value: s, selected: details.versioning === s }, s)));
   const versioningStatus = errorBox();
+  const versioningShown = h("dd", {}, details.versioning);
   show(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumbs" }, h("a", { href: "#/buckets" }, "Buckets"), "›",
       h("a", { href: `#/browse/${encodeURIComponent(bucket)}/` }, bucket), "›", "Settings"),
@@ -296,10 +342,14 @@ async function settingsPage(bucket) {
         h("dt", {}, "Size"), h("dd", {}, bytes(details.size)),
         h("dt", {}, "Owner"), h("dd", {}, details.owner),
         h("dt", {}, "Object lock"), h("dd", {}, details.objectLock ? "on" : "off"),
-        h("dt", {}, "Versioning"), h("dd", {}, details.versioning)),
+        h("dt", {}, "Versioning"), versioningShown),
       h("h2", {}, "Versioning"),
       h("div", { class: "row" }, versioning, h("button", { type: "button", onclick: async () => {
-        try { await setVersioning(bucket, versioning.value); versioningStatus.className = "ok"; versioningStatus.textContent = "Saved."; }
+        try {
+          await setVersioning(bucket, versioning.value);
+          versioningShown.textContent = versioning.value;
+          versioningStatus.className = "ok"; versioningStatus.textContent = "Saved.";
+        }
         catch (e) { versioningStatus.className = "error"; versioningStatus.textContent = e.message; }
       } }, "Apply")), versioningStatus),
     documentEditor("Bucket policy", {
@@ -384,7 +434,11 @@ function uploader(bucket, prefix, onDone) {
 }
 
 async function browsePage(bucket, prefix) {
+  // One ListObjectsV2 of PAGE_SIZE keys per page drawn: tokens[n] starts page n, so a large
+  // folder is never listed whole and the table never holds more than one page.
   const tokens = [""];
+  let current = 0;
+  let latest = 0; // the newest listing asked for; an older one that answers late is dropped
   const listing = h("div", { "aria-live": "polite" });
   const error = errorBox();
   const search = h("input", { type: "search", placeholder: "Filter by prefix (press /)", "aria-label": "Search by prefix" });
@@ -398,11 +452,13 @@ async function browsePage(bucket, prefix) {
         `<Delete><Quiet>true</Quiet>${objects}</Delete>`, { "Content-Type": "application/xml" });
       const failed = [...result.querySelectorAll("Error")].map((e) => `${xmlText(e, "Key")}: ${xmlText(e, "Message")}`);
       error.textContent = failed.join("\n");
-      load(tokens.length - 1);
+      load(current);
     } catch (e) { error.textContent = e.message; }
   } }, "Delete selected");
 
   const load = async (page) => {
+    const ticket = ++latest;
+    current = page;
     tokens.length = page + 1;
     selected.clear();
     deleteButton.disabled = true;
@@ -410,6 +466,7 @@ async function browsePage(bucket, prefix) {
     if (tokens[page]) query["continuation-token"] = tokens[page];
     let xml;
     try { xml = await s3xml("GET", bucket, "", query); } catch (e) { error.textContent = e.message; return; }
+    if (ticket !== latest) return;
     const next = xmlText(xml, "NextContinuationToken");
     if (next) tokens.push(next);
     const folders = [...xml.querySelectorAll("CommonPrefixes > Prefix")].map((p) => p.textContent);
@@ -441,7 +498,7 @@ async function browsePage(bucket, prefix) {
   show(crumbs(bucket, prefix),
     h("div", { class: "row" }, h("h1", { class: "grow" }, prefix || bucket),
       h("a", { class: "button", href: `#/settings/${encodeURIComponent(bucket)}` }, "Bucket settings")),
-    uploader(bucket, prefix, () => load(tokens.length > 1 ? tokens.length - 2 : 0)),
+    uploader(bucket, prefix, () => load(current)),
     h("div", { class: "row" }, search, deleteButton), error, listing, pager);
   keyHandler = (event) => {
     if (event.key === "/" && document.activeElement !== search) { event.preventDefault(); search.focus(); }
@@ -526,7 +583,6 @@ function inlineForm(label, fields, onSubmit, error) {
 
 async function iamPage() {
   const error = errorBox();
-  const secretBox = h("div");
   let users, groups, policies;
   try {
     [users, groups, policies] = await Promise.all([api("GET", "/api/v1/users"), api("GET", "/api/v1/groups"),
@@ -539,7 +595,7 @@ async function iamPage() {
   const enc = encodeURIComponent;
   const userRows = await Promise.all(listOf(users, "users").map(async (user) => {
     const name = nameOf(user);
-    const keys = listOf(await api("GET", `/api/v1/users/${enc(name)}/keys`).catch(() => []), "keys");
+    const keys = listOf(await api("GET", `/api/v1/users/${enc(name)}/keys`).catch(() => []), "accessKeys");
     return h("tr", {}, h("td", { class: "key" }, name),
       h("td", {}, keys.map((k) => h("div", { class: "row" }, h("code", {}, k.accessKey), k.enabled === false ? " (disabled)" : "",
         h("button", { type: "button", onclick: () => api("PATCH", `/api/v1/keys/${enc(k.accessKey)}`, { enabled: k.enabled === false })
@@ -550,10 +606,11 @@ async function iamPage() {
         h("button", { type: "button", onclick: async () => {
           try {
             const pair = await api("POST", `/api/v1/users/${enc(name)}/keys`, {});
-            secretBox.replaceChildren(h("div", { class: "card", role: "alert" },
+            notify(h("div", { class: "card", role: "alert" },
               h("p", {}, `New key of ${name}. The secret is shown this once:`),
               h("p", { class: "secret" }, `Access key: ${pair.accessKey}`),
               h("p", { class: "secret" }, `Secret key: ${pair.secretKey}`)));
+            await route();
           } catch (e) { error.textContent = e.message; }
         } }, "New key"),
         h("button", { class: "danger", type: "button", onclick: () => confirm(`Delete user ${name}?`) &&
@@ -562,7 +619,7 @@ async function iamPage() {
   const policyEditor = h("textarea", { "aria-label": "Policy document", spellcheck: false },
     JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::bucket/*"] }] }, null, 2));
   const policyName = h("input", { placeholder: "policy name", "aria-label": "Policy name" });
-  show(h("h1", {}, "Identities"), error, secretBox,
+  show(h("h1", {}, "Identities"), error,
     h("section", { class: "card", "aria-label": "Users" }, h("h2", {}, "Users"),
       inlineForm("Create user", [["name", "user name"]], (v) => api("POST", "/api/v1/users", v).then(route), error),
       table([["User"], ["Access keys"], [""]], userRows)),

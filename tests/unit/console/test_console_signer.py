@@ -12,7 +12,8 @@ from botocore.credentials import Credentials
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nebulaio.console.signer import UNSIGNED_PAYLOAD, Signer, canonical_query, encode
+from nebulaio.console.signer import Signer, canonical_query, encode
+from nebulaio.util.sigv4spec import UNSIGNED_PAYLOAD
 
 HOST = "127.0.0.1:9000"
 KEYS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
