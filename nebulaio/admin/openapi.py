@@ -129,7 +129,7 @@ SCHEMAS = {
                         "state": {"type": ["string", "null"], "enum": ["alive", "suspect", "dead", None]},
                         "ready": {"type": ["boolean", "null"]},
                         "capacity": {
-                            "oneOf": [{"type": "null"}, _object({"total": INTEGER, "free": INTEGER})],
+                            "oneOf": [{"type": "null"}, _object({"total": INTEGER, "used": INTEGER, "free": INTEGER})],
                         },
                         "memory": {
                             "oneOf": [{"type": "null"}, _object({"total": INTEGER, "available": INTEGER})],

@@ -443,7 +443,7 @@ class Supervisor:
             "raft": configuration.advertised(config, "raft"),
             "gossip": configuration.advertised(config, "gossip"),
             "admin": configuration.advertised(config, "admin"),
-            "capacity": {"total": disk.total, "free": disk.free},
+            "capacity": {"total": disk.total, "used": disk.used, "free": disk.free},
             "memory": {"total": memory.total, "available": memory.available},
             "ready": raft["ready"] and (raft["last_applied"] or 0) >= (raft["commit_index"] or 0),
             "raft_state": raft["state"],

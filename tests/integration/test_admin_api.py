@@ -233,7 +233,8 @@ def test_cluster_status(node, token):
         "ready": True,
         "raftState": "leader",
     }
-    assert 0 < capacity["free"] <= capacity["total"] and 0 < memory["available"] <= memory["total"]
+    assert 0 < capacity["free"] <= capacity["total"] and 0 < capacity["used"] <= capacity["total"]
+    assert 0 < memory["available"] <= memory["total"]
     assert 1 <= term <= status["raft"]["term"] and 1 <= commit_index <= status["raft"]["commitIndex"]
     supervisor, worker = status["processes"]["supervisor"], status["processes"]["worker"]
     assert supervisor["pid"] != worker["pid"] and supervisor["rss"] > 0 and worker["rss"] > 0

@@ -713,7 +713,7 @@ async function clusterPage() {
   const members = status.members.map((m) => h("tr", {}, h("td", {}, m.id ?? "?"), h("td", { class: "wide" }, m.address),
     h("td", {}, m.role), h("td", {}, m.state ?? (m.connected === false ? "unreachable" : "–")),
     h("td", {}, m.raftState ?? "–"), h("td", { class: "wide" }, m.term ?? "–"), h("td", { class: "wide" }, m.commitIndex ?? "–"),
-    h("td", {}, m.capacity ? share(m.capacity.total - m.capacity.free, m.capacity.total) : "–"),
+    h("td", {}, m.capacity ? share(m.capacity.used, m.capacity.total) : "–"),
     h("td", { class: "wide" }, m.memory ? share(m.memory.total - m.memory.available, m.memory.total) : "–")));
   const repair = h("dl", { class: "meta" });
   show(h("h1", {}, "Cluster"),
