@@ -5,7 +5,9 @@ node, gives it the policy user of `nebulaio-user`, writes 4 KiB objects, then ru
 phases as root and as that user in turn, round after round (the order flips each round). One
 node and interleaved phases keep the machine's drift out of the comparison: two separate
 targets measured minutes apart on a shared 2-core machine differ by more than what is measured.
-The ratio reported is user ÷ root of the median rate over the rounds.
+Reported: the median over the rounds of the rate and of the server's CPU per request (all
+its processes), and user ÷ root of each. CPU per request moves far less with the machine's
+noise than the rate does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import statistics
 import sys
 
-from benchmarks.load import Endpoint, PhaseSpec, run_phase
+from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import BENCH_ACCESS_KEY, BENCH_SECRET_KEY, HOST, NebulaIOPolicyUser
 from benchmarks.report import number
 from benchmarks.run import BUCKET, SMALL_SIZE
@@ -49,30 +51,37 @@ def main(argv: list[str] | None = None) -> int:
             args.processes,
             None,
         ).done_keys
+        server_cpu = ServerCpu(target.server_pids())
         rates: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         for round_number in range(args.rounds):
             order = ("root", "user") if round_number % 2 == 0 else ("user", "root")
             for workload in WORKLOADS:
                 for principal in order:
                     spec = PhaseSpec(workload, BUCKET, written, args.concurrency, 10**9, args.seconds, payload)
-                    result = run_phase(principals[principal], spec, args.processes, None)
+                    result = run_phase(principals[principal], spec, args.processes, server_cpu)
                     if result.errors:
                         print(f"{principal} {workload}: {result.errors} errors, e.g. {result.error_samples[:1]}")
                         return 1
                     rates.setdefault((workload, principal), []).append(result.rate)
+                    cpu.setdefault((workload, principal), []).append(result.server_cpu_us)
                     print(
                         f"  round {round_number + 1} {workload:5} {principal:5} c={args.concurrency} "
-                        f"{number(result.rate):>9} ops/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+                        f"{number(result.rate):>9} ops/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                        f"server CPU {result.server_cpu_us:5.0f} µs/op",
                         flush=True,
                     )
     print()
     heading = f"4 KiB, c={args.concurrency}, {args.rounds} rounds"
-    print(f"| {heading} | root ops/s (median) | user ops/s (median) | user ÷ root |")
-    print("|---|---:|---:|---:|")
+    print(f"| {heading} | root ops/s | user ops/s | user ÷ root | root CPU µs/op | user CPU µs/op | user ÷ root |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for workload in WORKLOADS:
-        root = statistics.median(rates[(workload, "root")])
-        user = statistics.median(rates[(workload, "user")])
-        print(f"| {workload} | {number(root)} | {number(user)} | {user / root:.2f} |")
+        root, user = (statistics.median(rates[(workload, who)]) for who in ("root", "user"))
+        root_cpu, user_cpu = (statistics.median(cpu[(workload, who)]) for who in ("root", "user"))
+        print(
+            f"| {workload} | {number(root)} | {number(user)} | {user / root:.2f} "
+            f"| {root_cpu:.0f} | {user_cpu:.0f} | {user_cpu / root_cpu:.2f} |"
+        )
     return 0
 
 

@@ -93,6 +93,10 @@ class Context:
         return values
 
 
+NO_CONTEXT = Context({})
+"""For tests that consult no condition key (an action names no policy variable)."""
+
+
 def normalize_key(key: str) -> str:
     prefix, slash, rest = key.partition("/")
     return prefix.lower() + slash + rest
@@ -392,10 +396,13 @@ class Statement:
         "conditions",
     )
 
-    def matches(self, principal: Principal, action: str, resource: str, context: Context) -> bool:
+    def names(self, action: str) -> bool:
+        """Whether Action / NotAction covers `action` (actions hold no policy variables)."""
+        return self.actions.matches(action, NO_CONTEXT) != self.not_action
+
+    def applies(self, principal: Principal, resource: str, context: Context) -> bool:
+        """Whether a statement that names the action applies to this principal, resource and request."""
         if self.principals is not None and self.principals.contains(principal) == self.not_principal:
-            return False
-        if self.actions.matches(action, context) == self.not_action:
             return False
         if self.resources is not None and self.resources.matches(resource, context) == self.not_resource:
             return False
@@ -405,18 +412,26 @@ class Statement:
 class Policy:
     """A compiled policy document; `text` is the document as it was given."""
 
-    __slots__ = ("text", "statements", "public")
+    __slots__ = ("text", "statements", "public", "_by_action")
 
     def __init__(self, text: str, statements: list[Statement]):
         self.text = text
         self.statements = statements
         self.public = any(_grants_everyone(s) for s in statements)
+        self._by_action: dict[str, tuple[Statement, ...]] = {}
 
     def decision(self, principal: Principal, action: str, resource: str, context: Context) -> str | None:
-        """DENY when a Deny statement matches, else ALLOW when an Allow does, else None."""
+        """DENY when a Deny statement matches, else ALLOW when an Allow does, else None.
+
+        Only the statements that name the action are weighed; which ones those are is worked
+        out once per action (the actions are S3's and the Admin API's, a bounded set).
+        """
+        statements = self._by_action.get(action)
+        if statements is None:
+            statements = self._by_action[action] = tuple(s for s in self.statements if s.names(action))
         allowed = False
-        for statement in self.statements:
-            if statement.matches(principal, action, resource, context):
+        for statement in statements:
+            if statement.applies(principal, resource, context):
                 if statement.effect == DENY:
                     return DENY
                 allowed = True

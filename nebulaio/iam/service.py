@@ -7,8 +7,8 @@ meta/iam.py), so every node enforces the same rules, and a change is in force on
 once the call returns.
 
 Workers cache what they derive (unsealed secrets, compiled policies) per IAM revision: the
-revision is the raft index of the last IAM change, one point read per lookup, so a cache is
-never consulted after a change it does not reflect. Bucket policies are compiled once per
+revision is the raft index of the last IAM change, one point read per request (IamLookups),
+so a cache is never consulted after a change it does not reflect. Bucket policies are compiled once per
 stored revision of the bucket's policy.
 
 The root user of the configuration is not stored here: it always exists, is always allowed
@@ -91,68 +91,22 @@ class IamService:
     def root_user(self) -> str:
         return self._root.root_user
 
+    def lookups(self) -> IamLookups:
+        """What one request looks up: the IAM revision is read once for all of its lookups."""
+        return IamLookups(self)
+
     def secret_for(self, access_key: str) -> str | None:
         """The secret that signs for `access_key`; None when the key is unknown, disabled, or
         its user is disabled (S3 then answers InvalidAccessKeyId)."""
-        root_secret = self._root.secret_for(access_key)
-        if root_secret is not None:
-            return root_secret
-        found = self._active_key(access_key)
-        return None if found is None else found[0]
+        return IamLookups(self).secret_for(access_key)
 
     def principal_for(self, access_key: str) -> Principal:
         """The principal of a request signed with `access_key` (whose secret verified)."""
-        if access_key == self._root.root_user:
-            return self._root.principal
-        found = self._active_key(access_key)
-        if found is None:
-            return ANONYMOUS
-        return found[1]
-
-    def _active_key(self, access_key: str) -> tuple[str, Principal] | None:
-        cache = self._current()
-        entry = cache.get(("key", access_key), cache)
-        if entry is cache:
-            entry = None
-            key = self._reader.iam.get(KEY, access_key)
-            user = None if key is None else self._reader.iam.get(USER, key["user"])
-            if key is not None and user is not None and key["enabled"] and user["enabled"]:
-                try:
-                    secret = self._sealer.unseal(key["secret"])
-                except SealError:
-                    secret = None
-                if secret is not None:
-                    entry = (secret, Principal("user", user["name"], canonical_id(user["name"])))
-            cache[("key", access_key)] = entry
-        return entry  # type: ignore[return-value]
+        return IamLookups(self).principal_for(access_key)
 
     def identity_policies(self, user: str) -> list[Policy]:
         """The compiled policies attached to a user, directly and through its groups."""
-        cache = self._current()
-        policies = cache.get(("user", user))
-        if policies is None:
-            policies = cache[("user", user)] = self._collect_policies(user, cache)
-        return policies
-
-    def _collect_policies(self, user: str, cache: dict) -> list[Policy]:
-        record = self._reader.iam.get(USER, user)
-        if record is None:
-            return []
-        names = list(record["policies"])
-        for group_name in record["groups"]:
-            group = self._reader.iam.get(GROUP, group_name)
-            if group is not None:
-                names.extend(group["policies"])
-        policies = []
-        for name in dict.fromkeys(names):
-            compiled = cache.get(("policy", name))
-            if compiled is None:
-                stored = self._reader.iam.get(POLICY, name)
-                if stored is None:
-                    continue
-                compiled = cache[("policy", name)] = parse(stored["document"])
-            policies.append(compiled)
-        return policies
+        return IamLookups(self).identity_policies(user)
 
     def _current(self) -> dict:
         """The cache of the replica's current IAM revision (a new, empty one after a change)."""
@@ -184,16 +138,19 @@ class IamService:
         bucket: dict | None,
         context: Context,
         object_grants: Callable[[], list | None],
+        lookups: IamLookups | None = None,
     ) -> bool:
         """AWS's evaluation: an explicit Deny in the user's policies (own and its groups') or
         the bucket policy refuses; else an Allow in either grants; else the ACLs decide.
 
         `object_grants()` returns the addressed object's ACL grants (None: no such object);
-        it is called only when the object's ACL is what decides.
+        it is called only when the object's ACL is what decides. `lookups` are the request's,
+        when it has made some already.
         """
         if principal.kind == "root":
             return True
-        policies = self.identity_policies(principal.name) if principal.kind == "user" else []
+        lookups = lookups or IamLookups(self)
+        policies = lookups.identity_policies(principal.name) if principal.kind == "user" else []
         bucket_policy = None if bucket is None else self.bucket_policy(bucket)
         if bucket_policy is not None:
             policies = [*policies, bucket_policy]
@@ -394,3 +351,85 @@ def _key_view(record: dict) -> dict:
         "created": record["created"],
         "enabled": record["enabled"],
     }
+
+
+class IamLookups:
+    """One request's lookups of keys, principals and policies, in one IAM revision.
+
+    The revision is read at most once, by the first lookup that needs the cache: every read is
+    an LMDB transaction, and under load each one costs a hand-off of the GIL among the
+    worker's threads. The root user's lookups need none.
+    """
+
+    __slots__ = ("_service", "_cache")
+
+    def __init__(self, service: IamService):
+        self._service = service
+        self._cache: dict | None = None
+
+    def _current(self) -> dict:
+        if self._cache is None:
+            self._cache = self._service._current()
+        return self._cache
+
+    def secret_for(self, access_key: str) -> str | None:
+        root_secret = self._service._root.secret_for(access_key)
+        if root_secret is not None:
+            return root_secret
+        found = self._active_key(access_key)
+        return None if found is None else found[0]
+
+    def principal_for(self, access_key: str) -> Principal:
+        root = self._service._root
+        if access_key == root.root_user:
+            return root.principal
+        found = self._active_key(access_key)
+        if found is None:
+            return ANONYMOUS
+        return found[1]
+
+    def _active_key(self, access_key: str) -> tuple[str, Principal] | None:
+        cache = self._current()
+        entry = cache.get(("key", access_key), cache)
+        if entry is cache:
+            entry = None
+            reader = self._service._reader.iam
+            key = reader.get(KEY, access_key)
+            user = None if key is None else reader.get(USER, key["user"])
+            if key is not None and user is not None and key["enabled"] and user["enabled"]:
+                try:
+                    secret = self._service._sealer.unseal(key["secret"])
+                except SealError:
+                    secret = None
+                if secret is not None:
+                    entry = (secret, Principal("user", user["name"], canonical_id(user["name"])))
+            cache[("key", access_key)] = entry
+        return entry  # type: ignore[return-value]
+
+    def identity_policies(self, user: str) -> list[Policy]:
+        cache = self._current()
+        policies = cache.get(("user", user))
+        if policies is None:
+            policies = cache[("user", user)] = self._collect_policies(user, cache)
+        return policies
+
+    def _collect_policies(self, user: str, cache: dict) -> list[Policy]:
+        reader = self._service._reader.iam
+        record = reader.get(USER, user)
+        if record is None:
+            return []
+        names = list(record["policies"])
+        for group_name in record["groups"]:
+            group = reader.get(GROUP, group_name)
+            if group is not None:
+                names.extend(group["policies"])
+        policies = []
+        for name in dict.fromkeys(names):
+            compiled = cache.get(("policy", name))
+            if compiled is None:
+                stored = reader.get(POLICY, name)
+                if stored is None:
+                    continue
+                compiled = cache[("policy", name)] = parse(stored["document"])
+            policies.append(compiled)
+        return policies

@@ -101,7 +101,7 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
     name = action.name if version is None else action.versioned
     context = request_context(request, version, existing_tag)
     return api.iam.allows(
-        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_grants
+        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_grants, request.iam
     )
 
 

@@ -162,12 +162,13 @@ class S3Api:
 
     def authenticate(self, request: S3Request) -> None:
         """Verify the signature; an unsigned request is the anonymous principal's."""
+        lookups = request.iam = self.iam.lookups()
         auth = sigv4.authenticate(
             request.method,
             request.raw_path,
             request.raw_query,
             request.headers,
-            self.iam.secret_for,
+            lookups.secret_for,
             time.time(),
             request.bucket if request.virtual_host else None,
         )
@@ -175,7 +176,7 @@ class S3Api:
             request.principal = ANONYMOUS
             return
         request.auth = auth
-        request.principal = self.iam.principal_for(auth.access_key)
+        request.principal = lookups.principal_for(auth.access_key)
         request.user = request.principal.name
 
     def render_error(self, request: S3Request | None, resp: falcon.Response, error: S3Error, rid: str) -> None:

@@ -88,6 +88,7 @@ class S3Request:
         "auth",
         "user",
         "principal",
+        "iam",
         "virtual_host",
     )
 
@@ -109,6 +110,7 @@ class S3Request:
         self.auth = None
         self.user = None
         self.principal = None
+        self.iam = None  # the request's IamLookups, once it is authenticated
         bucket = _virtual_host_bucket(self.headers.get("host", ""), domains) if domains else None
         path = self.raw_path
         self.virtual_host = bucket is not None
