@@ -65,32 +65,25 @@ class Principal:
 
 
 class Context:
-    """Condition keys of one request: values given up front, or computed on first use.
-
-    `lazy` maps a key, or a prefix ending in `/`, to a function of the key (of what follows
-    the prefix) that computes its values. Keys are compared in lower case (AWS's keys ignore
-    case), except what follows a `/` (a tag's key).
+    """Condition keys of one request: values given up front, or worked out by `compute` (a
+    subclass's) the first time a condition asks, then kept. Keys are compared in lower case
+    (AWS's keys ignore case), except what follows a `/` (a tag's key).
     """
 
-    __slots__ = ("values", "lazy")
+    __slots__ = ("values",)
 
-    def __init__(self, values: dict[str, list[str]], lazy: dict[str, Callable[[str], list[str] | None]] | None = None):
+    def __init__(self, values: dict[str, list[str] | None]):
         self.values = values
-        self.lazy = lazy or {}
 
     def get(self, key: str) -> list[str] | None:
         values = self.values.get(key, self)
-        if values is not self:
-            return values  # type: ignore[return-value]
-        compute = self.lazy.get(key)
-        if compute is not None:
-            values = compute(key)
-        else:
-            prefix, slash, _ = key.partition("/")
-            compute = self.lazy.get(prefix + slash)
-            values = compute(key[len(prefix) + 1 :]) if compute is not None else None
-        self.values[key] = values  # type: ignore[assignment]
-        return values
+        if values is self:
+            values = self.values[key] = self.compute(key)
+        return values  # type: ignore[return-value]
+
+    def compute(self, key: str) -> list[str] | None:
+        """The values of a key not given up front; None: the request has no such key."""
+        return None
 
 
 NO_CONTEXT = Context({})

@@ -9,6 +9,7 @@ and DeleteObjects is decided key by key by its handler.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.iam import acl
@@ -99,57 +100,87 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
         return None if value is None else [value]
 
     name = action.name if version is None else action.versioned
-    context = request_context(request, version, existing_tag)
+    context = RequestContext(request, version, existing_tag)
     return api.iam.allows(
         request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_grants, request.iam
     )
 
 
-def request_context(request, version: str | None, existing_tag) -> Context:
-    """The condition keys this request supplies (lower-case names, lists of values)."""
-    principal: Principal = request.principal
-    headers = request.headers
-    environ = request.environ
-    values = {
-        "aws:sourceip": [environ.get("REMOTE_ADDR", "")],
-        "aws:securetransport": ["true" if environ.get("wsgi.url_scheme") == "https" else "false"],
-        "aws:principaltype": [PRINCIPAL_TYPES[principal.kind]],
-    }
-    if principal.name is not None:
-        values["aws:username"] = [principal.name]
-        values["aws:userid"] = [principal.canonical_id]
-        values["aws:principalarn"] = [principal.arn]
-    for header, name in (("referer", "aws:referer"), ("user-agent", "aws:useragent"), ("x-amz-acl", "s3:x-amz-acl")):
-        if header in headers:
-            values[name] = [headers[header]]
-    for parameter, name in LIST_QUERY_KEYS:
-        if parameter in request.query:
-            values[name] = [request.query[parameter]]
-    if TAGGING_HEADER in headers:
-        values["s3:requestobjecttagkeys"] = list(header_tags(request))
-    if version is not None:
-        values["s3:versionid"] = [version]
-    auth = request.auth
-    if auth is not None:
-        values["s3:signatureversion"] = ["AWS4-HMAC-SHA256" if auth.version == 4 else "AWS"]
-        values["s3:authtype"] = ["REST-QUERY-STRING" if auth.presigned else "REST-HEADER"]
-    return Context(
-        values,
-        {
-            "aws:currenttime": _current_time,
-            "aws:epochtime": _epoch_time,
-            "s3:existingobjecttag/": existing_tag,
-            "s3:requestobjecttag/": lambda tag: _request_tag(request, tag),
-        },
-    )
+class RequestContext(Context):
+    """The condition keys of one request (lower-case names, lists of values), each worked out
+    the first time a policy asks for it: most requests meet no condition at all."""
+
+    __slots__ = ("_request", "_version", "_existing_tag")
+
+    def __init__(self, request, version: str | None, existing_tag: Callable[[str], list[str] | None]):
+        super().__init__({})
+        self._request = request
+        self._version = version
+        self._existing_tag = existing_tag
+
+    def compute(self, key: str) -> list[str] | None:
+        compute = REQUEST_KEYS.get(key)
+        if compute is not None:
+            return compute(self._request, self._version)
+        prefix, _, tag = key.partition("/")
+        if prefix == "s3:existingobjecttag":
+            return self._existing_tag(tag)
+        if prefix == "s3:requestobjecttag":
+            return _request_tag(self._request, tag)
+        return None
 
 
-def _current_time(key: str) -> list[str]:
-    return [iso8601(int(time.time() * 1000))]
+def _header_key(header: str) -> Callable:
+    def values(request, version):
+        value = request.headers.get(header)
+        return None if value is None else [value]
+
+    return values
 
 
-def _epoch_time(key: str) -> list[str]:
-    return [str(int(time.time()))]
+def _query_key(parameter: str) -> Callable:
+    def values(request, version):
+        value = request.query.get(parameter)
+        return None if value is None else [value]
+
+    return values
+
+
+def _principal_key(field: str) -> Callable:
+    def values(request, version):
+        principal: Principal = request.principal
+        return None if principal.name is None else [getattr(principal, field)]
+
+    return values
+
+
+REQUEST_KEYS: dict[str, Callable] = {
+    "aws:sourceip": lambda request, version: [request.environ.get("REMOTE_ADDR", "")],
+    "aws:securetransport": lambda request, version: [
+        "true" if request.environ.get("wsgi.url_scheme") == "https" else "false"
+    ],
+    "aws:principaltype": lambda request, version: [PRINCIPAL_TYPES[request.principal.kind]],
+    "aws:username": _principal_key("name"),
+    "aws:userid": _principal_key("canonical_id"),
+    "aws:principalarn": _principal_key("arn"),
+    "aws:referer": _header_key("referer"),
+    "aws:useragent": _header_key("user-agent"),
+    "s3:x-amz-acl": _header_key("x-amz-acl"),
+    **{name: _query_key(parameter) for parameter, name in LIST_QUERY_KEYS},
+    "s3:requestobjecttagkeys": lambda request, version: (
+        list(header_tags(request)) if TAGGING_HEADER in request.headers else None
+    ),
+    "s3:versionid": lambda request, version: None if version is None else [version],
+    "s3:signatureversion": lambda request, version: (
+        None if request.auth is None else ["AWS4-HMAC-SHA256" if request.auth.version == 4 else "AWS"]
+    ),
+    "s3:authtype": lambda request, version: (
+        None if request.auth is None else ["REST-QUERY-STRING" if request.auth.presigned else "REST-HEADER"]
+    ),
+    "aws:currenttime": lambda request, version: [iso8601(int(time.time() * 1000))],
+    "aws:epochtime": lambda request, version: [str(int(time.time()))],
+}
+"""How each condition key is read from a request."""
 
 
 def _request_tag(request, tag: str) -> list[str] | None:

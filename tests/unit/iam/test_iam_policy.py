@@ -133,7 +133,13 @@ def test_lazy_keys_are_computed_once():
             },
         }
     )
-    ctx = Context({}, {"s3:existingobjecttag/": tag})
+
+    class ObjectTags(Context):
+        def compute(self, key: str):
+            prefix, _, name = key.partition("/")
+            return tag(name) if prefix == "s3:existingobjecttag" else None
+
+    ctx = ObjectTags({})
     assert decide(text, "s3:GetObject", "arn:aws:s3:::b/k", ctx) == ALLOW
     assert calls == ["Class"]
 
