@@ -364,9 +364,58 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node, sho
     except ClientError as refused:  # a user without policies may be denied, but its key is known
         assert refused.response["Error"]["Code"] not in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
     # The secret is shown once: the next change redraws the page without it.
-    row.get_by_role("button", name="Disable").click()
+    row.get_by_role("button", name="Disable", exact=True).click()
     row.get_by_text("(disabled)").wait_for()
     assert page.locator(".secret").count() == 0
+
+
+def test_browser_identities_disable_users_and_manage_groups_and_their_policies(page, console_url):
+    user, group, policy = (f"console-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("user", "group", "policy"))
+    http, _ = login(console_url)
+
+    def admin(path: str) -> dict:
+        answer = http.get(console_url + path)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    ui_login(page, console_url)
+    page.get_by_role("link", name="Identities").click()
+    page.get_by_label("user name").fill(user)
+    page.get_by_role("button", name="Create user").click()
+    row = page.get_by_role("row").filter(has_text=user)
+    row.get_by_role("button", name="Disable user").click()
+    row.get_by_role("button", name="Enable user").wait_for()
+    assert admin(f"/api/v1/users/{user}")["enabled"] is False
+
+    page.get_by_label("group name").fill(group)
+    page.get_by_role("button", name="Create group").click()
+    group_row = page.get_by_role("row").filter(has_text=group)
+    group_row.wait_for()  # the page is drawn again: fill the forms of the new one
+    members = page.get_by_role("form", name="Add member")
+    members.get_by_label("group").fill(group)
+    members.get_by_label("user").fill(user)
+    members.get_by_role("button", name="Add member").click()
+    group_row.get_by_text(user).wait_for()
+
+    page.get_by_label("Policy name").fill(policy)
+    page.get_by_role("button", name="Save policy").click()
+    page.get_by_role("row").filter(has_text=policy).wait_for()
+    policy_row = page.get_by_role("row").filter(has_text=policy)
+    for action, attached in (("Attach to group", True), ("Detach from group", False)):
+        form = page.get_by_role("form", name=action)
+        form.get_by_label("policy").fill(policy)
+        form.get_by_label("group").fill(group)
+        form.get_by_role("button", name=action).click()
+
+        def shown(attached: bool = attached) -> bool:
+            return (group in policy_row.inner_text()) == attached
+
+        wait_for(shown, 30, f"the page after {action}")
+        assert (group in admin(f"/api/v1/policies/{policy}")["groups"]) == attached
+
+    page.get_by_role("row").filter(has_text=group).get_by_role("button", name="Remove").click()
+    wait_for(lambda: user not in admin(f"/api/v1/groups/{group}")["members"], 30, "the member removed")
+    page.get_by_role("row").filter(has_text=group).get_by_text(user).wait_for(state="detached")
 
 
 def test_admin_calls_naming_unicode_reach_the_admin_api(console_url):

@@ -593,16 +593,20 @@ async function iamPage() {
     return;
   }
   const enc = encodeURIComponent;
+  // A button whose call changes a list: the page is drawn again, or the error shown.
+  const change = (label, call, cls = "") => h("button", { class: cls, type: "button",
+    onclick: () => call().then(route, (e) => { error.textContent = e.message; }) }, label);
   const userRows = await Promise.all(listOf(users, "users").map(async (user) => {
     const name = nameOf(user);
+    const disabled = user.enabled === false;
     const keys = listOf(await api("GET", `/api/v1/users/${enc(name)}/keys`).catch(() => []), "accessKeys");
-    return h("tr", {}, h("td", { class: "key" }, name),
+    return h("tr", {}, h("td", { class: "key" }, name, disabled ? " (disabled)" : ""),
       h("td", {}, keys.map((k) => h("div", { class: "row" }, h("code", {}, k.accessKey), k.enabled === false ? " (disabled)" : "",
-        h("button", { type: "button", onclick: () => api("PATCH", `/api/v1/keys/${enc(k.accessKey)}`, { enabled: k.enabled === false })
-          .then(route, (e) => { error.textContent = e.message; }) }, k.enabled === false ? "Enable" : "Disable"),
-        h("button", { class: "danger", type: "button", onclick: () => api("DELETE", `/api/v1/keys/${enc(k.accessKey)}`)
-          .then(route, (e) => { error.textContent = e.message; }) }, "Delete key")))),
+        change(k.enabled === false ? "Enable" : "Disable",
+          () => api("PATCH", `/api/v1/keys/${enc(k.accessKey)}`, { enabled: k.enabled === false })),
+        change("Delete key", () => api("DELETE", `/api/v1/keys/${enc(k.accessKey)}`), "danger")))),
       h("td", {}, h("div", { class: "row" },
+        change(disabled ? "Enable user" : "Disable user", () => api("PATCH", `/api/v1/users/${enc(name)}`, { enabled: disabled })),
         h("button", { type: "button", onclick: async () => {
           try {
             const pair = await api("POST", `/api/v1/users/${enc(name)}/keys`, {});
@@ -613,8 +617,7 @@ async function iamPage() {
             await route();
           } catch (e) { error.textContent = e.message; }
         } }, "New key"),
-        h("button", { class: "danger", type: "button", onclick: () => confirm(`Delete user ${name}?`) &&
-          api("DELETE", `/api/v1/users/${enc(name)}`).then(route, (e) => { error.textContent = e.message; }) }, "Delete"))));
+        change("Delete", async () => confirm(`Delete user ${name}?`) && api("DELETE", `/api/v1/users/${enc(name)}`), "danger"))));
   }));
   const policyEditor = h("textarea", { "aria-label": "Policy document", spellcheck: false },
     JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::bucket/*"] }] }, null, 2));
@@ -628,14 +631,14 @@ async function iamPage() {
       inlineForm("Add member", [["group", "group"], ["user", "user"]],
         (v) => api("PUT", `/api/v1/groups/${enc(v.group)}/members/${enc(v.user)}`).then(route), error),
       table([["Group"], ["Members"], [""]], listOf(groups, "groups").map((g) => h("tr", {},
-        h("td", {}, nameOf(g)), h("td", {}, (g.members || []).join(", ")),
-        h("td", {}, h("button", { class: "danger", type: "button", onclick: () => api("DELETE", `/api/v1/groups/${enc(nameOf(g))}`)
-          .then(route, (e) => { error.textContent = e.message; }) }, "Delete")))))),
+        h("td", {}, nameOf(g)),
+        h("td", {}, (g.members || []).map((member) => h("div", { class: "row" }, h("span", {}, member),
+          change("Remove", () => api("DELETE", `/api/v1/groups/${enc(nameOf(g))}/members/${enc(member)}`), "danger")))),
+        h("td", {}, change("Delete", () => api("DELETE", `/api/v1/groups/${enc(nameOf(g))}`), "danger")))))),
     h("section", { class: "card", "aria-label": "Policies" }, h("h2", {}, "Policies"),
       table([["Policy"], ["Attached to"], [""]], listOf(policies, "policies").map((p) => h("tr", {},
         h("td", {}, nameOf(p)), h("td", {}, [...(p.users || []), ...(p.groups || [])].join(", ")),
-        h("td", {}, h("button", { class: "danger", type: "button", onclick: () => api("DELETE", `/api/v1/policies/${enc(nameOf(p))}`)
-          .then(route, (e) => { error.textContent = e.message; }) }, "Delete"))))),
+        h("td", {}, change("Delete", () => api("DELETE", `/api/v1/policies/${enc(nameOf(p))}`), "danger"))))),
       h("h2", {}, "Create or replace a policy"), h("div", { class: "row" }, policyName), policyEditor,
       h("button", { class: "primary", type: "button", onclick: async () => {
         try {
@@ -651,7 +654,9 @@ async function iamPage() {
       inlineForm("Detach from user", [["policy", "policy"], ["user", "user"]],
         (v) => api("POST", `/api/v1/policies/${enc(v.policy)}/detach`, { user: v.user }).then(route), error),
       inlineForm("Attach to group", [["policy", "policy"], ["group", "group"]],
-        (v) => api("POST", `/api/v1/policies/${enc(v.policy)}/attach`, { group: v.group }).then(route), error)));
+        (v) => api("POST", `/api/v1/policies/${enc(v.policy)}/attach`, { group: v.group }).then(route), error),
+      inlineForm("Detach from group", [["policy", "policy"], ["group", "group"]],
+        (v) => api("POST", `/api/v1/policies/${enc(v.policy)}/detach`, { group: v.group }).then(route), error)));
 }
 
 // --- cluster ------------------------------------------------------------------------------
