@@ -441,6 +441,19 @@ def _response_complete(received: bytes) -> bool:
     return False
 
 
+def metric_samples(node) -> dict[str, float]:
+    """A node's /metrics, sample name (labels included) -> value; checks the Prometheus format."""
+    response = requests.get(node.admin_url + "/metrics", timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
     """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import uuid
 import jwt
 import pytest
 import requests
-from conftest import ROOT_PASSWORD, ROOT_USER, wait_for
+from conftest import ROOT_PASSWORD, ROOT_USER, metric_samples, wait_for
 
 TIMEOUT = 10
 FORGED_SECRET = "a secret of the same length that is not the node's"
@@ -242,19 +242,8 @@ def test_cluster_status(node, token):
     assert 0 < status["memory"]["available"] <= status["memory"]["total"]
 
 
-def scrape(node) -> dict[str, float]:
-    response = call(node, "GET", "/metrics")
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    samples = {}
-    for line in response.text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
 def test_metrics_move_with_s3_traffic(node, s3, bucket):
-    before = scrape(node)
+    before = metric_samples(node)
     body = b"m" * 3000
     for index in range(3):
         s3.put_object(Bucket=bucket, Key=f"k{index}", Body=body)
@@ -262,7 +251,7 @@ def test_metrics_move_with_s3_traffic(node, s3, bucket):
         s3.get_object(Bucket=bucket, Key="k0")["Body"].read()
     with pytest.raises(s3.exceptions.NoSuchKey):
         s3.get_object(Bucket=bucket, Key="absent")
-    after = scrape(node)
+    after = metric_samples(node)
 
     def moved(name: str) -> float:
         return after.get(name, 0) - before.get(name, 0)
@@ -283,13 +272,13 @@ def test_metrics_move_with_s3_traffic(node, s3, bucket):
 
 def test_metrics_sum_every_worker(node, s3, bucket):
     """Many keep-alive-free requests land on both workers; the scrape counts all of them."""
-    before = scrape(node)
+    before = metric_samples(node)
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", node.ports["s3"]), timeout=TIMEOUT) as conn:
             conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             while conn.recv(65536):
                 pass
-    after = scrape(node)
+    after = metric_samples(node)
     label = 'nebulaio_s3_requests_total{operation="ListBuckets",status="403"}'
     assert after.get(label, 0) - before.get(label, 0) == 20
     assert len(os.listdir(node.data / "run" / "metrics")) >= 2

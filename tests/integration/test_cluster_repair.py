@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import requests
-from conftest import CLUSTER_SECRET, ROOT_PASSWORD, ROOT_USER, wait_for
+from conftest import CLUSTER_SECRET, ROOT_PASSWORD, ROOT_USER, metric_samples, wait_for
 from test_cluster_data import holding, new_bucket, ready_cluster, registered
 
 from nebulaio.cluster.placement import placement
@@ -104,15 +104,6 @@ def test_a_holder_whose_data_directory_is_wiped_gets_its_copies_back(trio):
         wait_for(lambda key=key: settled(trio, bucket, key, ids), REPAIR_TIMEOUT, f"{key} back on node1")
 
 
-def scrape(node) -> dict[str, float]:
-    samples = {}
-    for line in requests.get(node.admin_url + "/metrics", timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
 def test_a_joining_storage_node_takes_its_share_and_the_others_give_theirs_up(five, node_factory):
     bucket = new_bucket(five)
     keys = [f"share-{number}" for number in range(12)]
@@ -134,10 +125,10 @@ def test_a_joining_storage_node_takes_its_share_and_the_others_give_theirs_up(fi
             wait_for(lambda key=key: settled(six, bucket, key, ids), REPAIR_TIMEOUT, f"{key} moved to its new holders")
         taken = [key for key in keys if "node5" in record_of(five[0], bucket, key)["holders"]]
         assert taken, "the new node was wanted for none of the keys"
-        samples = scrape(late)
+        samples = metric_samples(late)
         assert samples["nebulaio_repair_copied_total"] >= len(taken)
         assert samples["nebulaio_repair_bytes_total"] >= len(taken) * SIZE
-        assert sum(scrape(node)["nebulaio_repair_removed_total"] for node in five) >= len(taken)
+        assert sum(metric_samples(node)["nebulaio_repair_removed_total"] for node in five) >= len(taken)
         for key in keys:
             assert late.client().get_object(Bucket=bucket, Key=key)["ContentLength"] == SIZE
     finally:
