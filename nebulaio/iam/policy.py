@@ -87,7 +87,7 @@ class Context:
 
 
 NO_CONTEXT = Context({})
-"""For tests that consult no condition key (an action names no policy variable)."""
+"""For matching actions, which hold no policy variables and so consult no condition key."""
 
 
 def normalize_key(key: str) -> str:
