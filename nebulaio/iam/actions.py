@@ -92,7 +92,6 @@ ACTIONS: dict[str, Action] = {
 }
 
 BYPASS_GOVERNANCE = "s3:BypassGovernanceRetention"
-BYPASS_HEADER = "x-amz-bypass-governance-retention"
 BYPASS_OPERATIONS = frozenset(("DeleteObject", "DeleteObjects", "PutObjectRetention"))
 """Operations where x-amz-bypass-governance-retention: true also needs s3:BypassGovernanceRetention."""
 

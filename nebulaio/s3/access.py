@@ -16,7 +16,6 @@ from nebulaio.iam import acl
 from nebulaio.iam.actions import (
     ACTIONS,
     BYPASS_GOVERNANCE,
-    BYPASS_HEADER,
     BYPASS_OPERATIONS,
     OBJECT,
     Action,
@@ -24,6 +23,7 @@ from nebulaio.iam.actions import (
 )
 from nebulaio.iam.policy import Context, Principal
 from nebulaio.s3.copy import COPY_SOURCE, parse_copy_source
+from nebulaio.s3.objectlock import bypasses_governance
 from nebulaio.s3.tagging import TAGGING_HEADER, header_tags
 from nebulaio.util.timefmt import iso8601
 
@@ -53,14 +53,11 @@ def authorize(api, request, operation: str) -> None:
         source_bucket, source_key, source_version = parse_copy_source(request.headers[COPY_SOURCE])
         if not allowed(api, request, READ_SOURCE, source_bucket, source_key, source_version):
             raise S3Error("AccessDenied")
-    if operation in BYPASS_OPERATIONS and request.headers.get(BYPASS_HEADER, "").lower() == "true":
-        bypass = action._replace(name=BYPASS_GOVERNANCE, versioned=BYPASS_GOVERNANCE, permission=None)
-        if not allowed(api, request, bypass, request.bucket, key, version):
-            raise S3Error("AccessDenied")
 
 
 def authorize_key(api, request, operation: str, key: str | None, version: str | None = None) -> None:
-    """Refuse (AccessDenied) one operation on one key of the request's bucket (None: the bucket).
+    """Refuse (AccessDenied) one operation on one key of the request's bucket (None: the bucket),
+    and its bypass of governance retention when it asks for one.
 
     For a handler that learns its key from the body (a POST form, DeleteObjects).
     """
@@ -69,6 +66,10 @@ def authorize_key(api, request, operation: str, key: str | None, version: str | 
     action = ACTIONS.get(operation)
     if action is None or not allowed(api, request, action, request.bucket, key, version):
         raise S3Error("AccessDenied")
+    if operation in BYPASS_OPERATIONS and bypasses_governance(request):
+        bypass = action._replace(name=BYPASS_GOVERNANCE, versioned=BYPASS_GOVERNANCE, permission=None)
+        if not allowed(api, request, bypass, request.bucket, key, version):
+            raise S3Error("AccessDenied")
 
 
 def allowed(api, request, action: Action, bucket: str | None, key: str | None, version: str | None) -> bool:

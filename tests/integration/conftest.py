@@ -524,7 +524,7 @@ def iam(node):
 
 @pytest.fixture
 def new_user(iam, node):
-    """new_user(*policy documents) -> (name, boto3 client signed with the user's new key).
+    """new_user(*policy documents) -> (name, boto3 client signed with the user's new key, the key pair).
 
     Each document becomes a managed policy attached to the user; everything is deleted after
     the test.

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import wait_for
+from conftest import allow, wait_for
 
 LOCKED_MESSAGE = "Access Denied because object protected by object lock."
 MISSING_LOCK_MESSAGE = "Bucket is missing Object Lock Configuration"
@@ -489,3 +489,27 @@ def test_expired_retention_lets_the_version_go(s3, locked_bucket):
     wait_for(deleted, timeout=30, what="the retention to expire", interval=0.2)
     assert datetime.now(UTC) >= held_until
     assert "Versions" not in s3.list_object_versions(Bucket=locked_bucket)
+
+
+def test_a_bypass_needs_its_own_permission_in_delete_object_and_delete_objects(s3, locked_bucket, new_user):
+    version = s3.put_object(
+        Bucket=locked_bucket,
+        Key="k",
+        Body=b"x",
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=in_future(hours=1),
+    )["VersionId"]
+    deletes = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+    objects = f"arn:aws:s3:::{locked_bucket}/*"
+    _, deleter, _ = new_user(allow(deletes, objects))
+    with pytest.raises(ClientError) as caught:
+        deleter.delete_object(Bucket=locked_bucket, Key="k", VersionId=version, BypassGovernanceRetention=True)
+    assert error_of(caught) == (403, "AccessDenied")
+    batch = {"Objects": [{"Key": "k", "VersionId": version}]}
+    answer = deleter.delete_objects(Bucket=locked_bucket, Delete=batch, BypassGovernanceRetention=True)
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("k", "AccessDenied")] and "Deleted" not in answer
+    assert [v["VersionId"] for v in s3.list_object_versions(Bucket=locked_bucket)["Versions"]] == [version]
+    bypassing = [*deletes, "s3:BypassGovernanceRetention"]
+    _, trusted, _ = new_user(allow(bypassing, objects))
+    answer = trusted.delete_objects(Bucket=locked_bucket, Delete=batch, BypassGovernanceRetention=True)
+    assert [(d["Key"], d["VersionId"]) for d in answer["Deleted"]] == [("k", version)] and "Errors" not in answer
