@@ -188,7 +188,8 @@ class Sessions:
         session = self._sealer.open(req.cookies.get(COOKIE))
         if session is None:
             raise ConsoleError(401, "Unauthorized", "Log in first.")
-        if session.claims()["gen"] != self._generation(session.user):
+        claims = session.claims()
+        if claims["gen"] != self._generation(claims["sub"]):  # a user's tokens name the user, not the key
             self.clear(resp)
             raise ConsoleError(401, "RevokedToken", "The session has ended; log in again.")
         if req.method not in SAFE_METHODS and not self._sealer.csrf_matches(session, req.get_header(CSRF_HEADER)):

@@ -136,16 +136,21 @@ def test_object_bytes_are_served_sandboxed_as_attachments(console_url, s3, bucke
 
 
 def test_a_user_without_admin_rights_reaches_no_admin_api(console_url, new_user):
-    name, _, pair = new_user()
-    answer = requests.post(
-        f"{console_url}/session", json={"accessKey": pair["accessKey"], "secretKey": pair["secretKey"]}
-    )
-    if answer.status_code == 401:
-        return  # the Admin API does not let this user log in at all
-    assert answer.status_code == 200 and answer.json()["admin"] is False
-    cookies = answer.cookies
+    _, _, pair = new_user()
+    http, _ = login(console_url, pair["accessKey"], pair["secretKey"])
+    assert http.get(console_url + "/session").json()["admin"] is False
     for path in ("/api/v1/users", "/api/v1/cluster/status", "/api/v1/policies"):
-        assert requests.get(console_url + path, cookies=cookies).status_code in (401, 403), path
+        assert http.get(console_url + path).status_code == 403, path
+
+
+def test_a_user_logs_out_and_back_in_and_the_old_cookie_stays_dead(console_url, new_user):
+    _, _, pair = new_user()
+    http, csrf = login(console_url, pair["accessKey"], pair["secretKey"])
+    stolen = dict(http.cookies)
+    assert http.delete(f"{console_url}/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert requests.get(f"{console_url}/session", cookies=stolen).status_code == 401
+    again, _ = login(console_url, pair["accessKey"], pair["secretKey"])
+    assert again.get(f"{console_url}/session").status_code == 200
 
 
 # --- the browser ------------------------------------------------------------------------------
