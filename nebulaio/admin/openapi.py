@@ -202,7 +202,7 @@ RESPONSES = {
         ("LengthRequired", "The request has a body without a Content-Length."),
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
-        ("Forbidden", "Only the root user may do this."),
+        ("RootOnly", "Only the root user may do this."),
         ("ClusterConflict", "A lone node, or another membership change is in progress."),
         (
             "ClusterUnavailable",
@@ -457,26 +457,19 @@ PATHS = {
         ),
     },
     "/api/v1/cluster/status": {
-        "get": {
-            "summary": "Raft, members, and this node's processes, memory and disk.",
-            "responses": {
-                "200": _json(_ref("ClusterStatus"), "The status."),
-                "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
-                "503": _error("Unavailable"),
-            },
-        }
+        "get": _operation(
+            "Raft, members, and this node's processes, memory and disk.",
+            {"200": _json(_ref("ClusterStatus"), "The status.")},
+            "503",
+        )
     },
     "/api/v1/cluster/repair": {
-        "get": {
-            "summary": "This node's repair loop: files checked, under-replicated and misplaced in the last pass, "
+        "get": _operation(
+            "This node's repair loop: files checked, under-replicated and misplaced in the last pass, "
             "copies made and removed, bytes moved, the last pass.",
-            "responses": {
-                "200": _json(_ref("ClusterRepair"), "The figures."),
-                "401": _error("Unauthorized"),
-                "503": _error("Unavailable"),
-            },
-        }
+            {"200": _json(_ref("ClusterRepair"), "The figures.")},
+            "503",
+        )
     },
     "/api/v1/cluster/nodes": {
         "post": {
@@ -485,7 +478,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("Voter"), "Added: the change is applied on this node."),
                 "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
+                "403": _error("RootOnly"),
                 "409": _error("ClusterConflict"),
                 "503": _error("Unavailable"),
                 **BODY_ERRORS,
@@ -500,7 +493,7 @@ PATHS = {
             "responses": {
                 "204": {"description": "Removed: out of raft and forgotten, both changes applied."},
                 "401": _error("Unauthorized"),
-                "403": _error("Forbidden"),
+                "403": _error("RootOnly"),
                 "404": _error("NoSuchNode"),
                 "409": _error("ClusterConflict"),
                 "503": _error("ClusterUnavailable"),
