@@ -135,10 +135,10 @@ class S3Api:
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
+            self.layer.fence()  # keys, policies and buckets are read strongly too, not only the handler's data
             if operation not in SELF_AUTHENTICATED:
                 self.authenticate(request)
                 access.authorize(self, request, operation)
-            self.layer.fence()
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
             self.render_error(request, resp, error, rid)
