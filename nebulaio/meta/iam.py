@@ -267,34 +267,24 @@ class IamCommands:
         self._delete(batch, POLICY, policy["name"])
         return {"status": "ok"}
 
-    def _attachment(self, command: dict, batch) -> tuple[dict, bytes, dict, str] | None:
-        """(policy, holder kind, holder record, the policy's list naming such holders)."""
+    def _policy_attach(self, batch, command: dict, blob) -> dict:
+        return self._attachment(batch, command, _added)
+
+    def _policy_detach(self, batch, command: dict, blob) -> dict:
+        return self._attachment(batch, command, _removed)
+
+    def _attachment(self, batch, command: dict, change: Callable[[list, str], list]) -> dict:
+        """Attach or detach a policy on both sides: the policy's users or groups, the holder's policies."""
         policy = self._get(batch, POLICY, command["policy"])
         if "user" in command:
             kind, name, side = USER, command["user"], "users"
         else:
             kind, name, side = GROUP, command["group"], "groups"
         holder = self._get(batch, kind, name)
-        return None if policy is None or holder is None else (policy, kind, holder, side)
-
-    def _policy_attach(self, batch, command: dict, blob) -> dict:
-        found = self._attachment(command, batch)
-        if found is None:
+        if policy is None or holder is None:
             return {"status": "NoSuchEntity"}
-        policy, kind, holder, side = found
-        policy[side] = _added(policy[side], holder["name"])
-        holder["policies"] = _added(holder["policies"], policy["name"])
-        self._put(batch, POLICY, policy["name"], policy)
-        self._put(batch, kind, holder["name"], holder)
-        return {"status": "ok"}
-
-    def _policy_detach(self, batch, command: dict, blob) -> dict:
-        found = self._attachment(command, batch)
-        if found is None:
-            return {"status": "NoSuchEntity"}
-        policy, kind, holder, side = found
-        policy[side] = _removed(policy[side], holder["name"])
-        holder["policies"] = _removed(holder["policies"], policy["name"])
+        policy[side] = change(policy[side], holder["name"])
+        holder["policies"] = change(holder["policies"], policy["name"])
         self._put(batch, POLICY, policy["name"], policy)
         self._put(batch, kind, holder["name"], holder)
         return {"status": "ok"}
