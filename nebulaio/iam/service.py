@@ -87,10 +87,6 @@ class IamService:
 
     # -- the S3 side: who signed, and what they may do -------------------------------------
 
-    @property
-    def root_user(self) -> str:
-        return self._root.root_user
-
     def lookups(self) -> IamLookups:
         """What one request looks up: the IAM revision is read once for all of its lookups."""
         return IamLookups(self)
@@ -138,18 +134,16 @@ class IamService:
         bucket: dict | None,
         context: Context,
         object_grants: Callable[[], list | None],
-        lookups: IamLookups | None = None,
+        lookups: IamLookups,
     ) -> bool:
         """AWS's evaluation: an explicit Deny in the user's policies (own and its groups') or
         the bucket policy refuses; else an Allow in either grants; else the ACLs decide.
 
         `object_grants()` returns the addressed object's ACL grants (None: no such object);
-        it is called only when the object's ACL is what decides. `lookups` are the request's,
-        when it has made some already.
+        it is called only when the object's ACL is what decides. `lookups` are the request's.
         """
         if principal.kind == "root":
             return True
-        lookups = lookups or IamLookups(self)
         policies = lookups.identity_policies(principal.name) if principal.kind == "user" else []
         bucket_policy = None if bucket is None else self.bucket_policy(bucket)
         if bucket_policy is not None:
