@@ -22,8 +22,10 @@ from nebulaio.iam.actions import (
     resource_arn,
 )
 from nebulaio.iam.policy import Context, Principal
+from nebulaio.iam.service import ANONYMOUS, IamLookups
 from nebulaio.s3.copy import COPY_SOURCE, parse_copy_source
 from nebulaio.s3.objectlock import bypasses_governance
+from nebulaio.s3.sigv4 import SigningContext
 from nebulaio.s3.tagging import TAGGING_HEADER, header_tags
 from nebulaio.util.timefmt import iso8601
 
@@ -33,6 +35,17 @@ COPY_OPERATIONS = frozenset(("CopyObject", "UploadPartCopy"))
 READ_SOURCE = ACTIONS["GetObject"]
 LIST_QUERY_KEYS = (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys"))
 PRINCIPAL_TYPES = {"user": "User", "anonymous": "Anonymous", "root": "Account"}
+
+
+def identify(request, lookups: IamLookups, auth: SigningContext | None) -> None:
+    """Record who asks: whoever signed `auth`, or the anonymous principal when nobody did."""
+    request.iam = lookups
+    request.auth = auth
+    if auth is None:
+        request.principal = ANONYMOUS
+        return
+    request.principal = lookups.principal_for(auth.access_key)
+    request.user = request.principal.name
 
 
 def authorize(api, request, operation: str) -> None:

@@ -14,7 +14,7 @@ import falcon
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
-from nebulaio.iam.service import ANONYMOUS, IamService
+from nebulaio.iam.service import IamService
 from nebulaio.s3 import (
     access,
     acl,
@@ -162,7 +162,7 @@ class S3Api:
 
     def authenticate(self, request: S3Request) -> None:
         """Verify the signature; an unsigned request is the anonymous principal's."""
-        lookups = request.iam = self.iam.lookups()
+        lookups = self.iam.lookups()
         auth = sigv4.authenticate(
             request.method,
             request.raw_path,
@@ -172,12 +172,7 @@ class S3Api:
             time.time(),
             request.bucket if request.virtual_host else None,
         )
-        if auth is None:
-            request.principal = ANONYMOUS
-            return
-        request.auth = auth
-        request.principal = lookups.principal_for(auth.access_key)
-        request.user = request.principal.name
+        access.identify(request, lookups, auth)
 
     def render_error(self, request: S3Request | None, resp: falcon.Response, error: S3Error, rid: str) -> None:
         resource = request.raw_path if request is not None else None

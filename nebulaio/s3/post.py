@@ -85,13 +85,11 @@ def post_object(api, request, resp) -> None:
     if "key" not in fields:
         raise missing_field("key")
     key = fields["key"] = fields["key"].replace(FILENAME_VARIABLE, form.filename)
-    lookups = request.iam = api.iam.lookups()
+    lookups = api.iam.lookups()
     signing = sigv4.authenticate_form(fields, lookups.secret_for)
     if signing is None:
         raise S3Error("AccessDenied", ANONYMOUS_MESSAGE)
-    request.auth = signing
-    request.principal = lookups.principal_for(signing.access_key)
-    request.user = request.principal.name
+    access.identify(request, lookups, signing)
     access.authorize_key(api, request, "PostObject", key)
     policy = parse_policy(fields["policy"])
     check_policy(policy, fields, request.bucket, time.time())
