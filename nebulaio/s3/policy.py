@@ -28,16 +28,17 @@ def put_bucket_policy(api, request, resp) -> None:
     resp.status = 204
 
 
-def _stored_policy(api, request) -> dict:
-    stored = api.layer.bucket(request.bucket).get("policy")
-    if stored is None:
+def _with_policy(api, request) -> dict:
+    """The request's bucket record, refused NoSuchBucketPolicy when it has no policy."""
+    bucket = api.layer.bucket(request.bucket)
+    if bucket.get("policy") is None:
         raise S3Error("NoSuchBucketPolicy", BucketName=request.bucket)
-    return stored
+    return bucket
 
 
 def get_bucket_policy(api, request, resp) -> None:
     resp.content_type = JSON_TYPE
-    resp.data = _stored_policy(api, request)["document"].encode()
+    resp.data = _with_policy(api, request)["policy"]["document"].encode()
 
 
 def delete_bucket_policy(api, request, resp) -> None:
@@ -47,9 +48,6 @@ def delete_bucket_policy(api, request, resp) -> None:
 
 def get_bucket_policy_status(api, request, resp) -> None:
     """IsPublic: whether the policy allows everyone something no source address narrows."""
-    bucket = api.layer.bucket(request.bucket)
-    if bucket.get("policy") is None:
-        raise S3Error("NoSuchBucketPolicy", BucketName=request.bucket)
-    public = api.iam.bucket_policy(bucket).public
+    public = api.iam.bucket_policy(_with_policy(api, request)).public
     resp.content_type = XML_TYPE
     resp.data = xml.document("PolicyStatus", f"<IsPublic>{xml.TRUE_FALSE[public]}</IsPublic>")
