@@ -559,6 +559,14 @@ def _gossip_facts(member: dict | None) -> dict:
     return {name: member.get(field) for field, name in GOSSIP_FACTS}
 
 
+def _supervisor_status(layer: ObjectLayer, detail: bool = False) -> dict:
+    """The supervisor's status, or 503 when it does not answer."""
+    try:
+        return layer.status(detail=detail)
+    except SupervisorUnavailable as exc:
+        raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
+
+
 class ClusterStatus:
     def __init__(self, layer: ObjectLayer, iam: IamService):
         self._layer = layer
@@ -567,10 +575,7 @@ class ClusterStatus:
 
     def on_get(self, req, resp):
         authorize(self._iam, req, "GetClusterStatus", "*")
-        try:
-            status = self._layer.status(detail=True)
-        except SupervisorUnavailable as exc:
-            raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
+        status = _supervisor_status(self._layer, detail=True)
         node = status["node"]
         resp.media = {
             "node": {"id": status["node_id"], "role": status["role"], "state": status["state"]},
@@ -601,10 +606,7 @@ class ClusterRepair:
 
     def on_get(self, req, resp):
         authorize(self._iam, req, "GetClusterStatus", "*")
-        try:
-            status = self._layer.status()
-        except SupervisorUnavailable as exc:
-            raise ApiError(503, "ServiceUnavailable", str(exc)) from exc
+        status = _supervisor_status(self._layer)
         repair = status["repair"]
         finished = repair["last_pass_finished"]
         resp.media = {
