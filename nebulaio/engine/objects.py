@@ -395,8 +395,14 @@ class ObjectLayer:
         Each result is apply's: status "ok", or the code refusing that one (AccessDenied for a
         version object lock holds).
         """
-        command = {"op": "object.delete_many", "bucket": bucket, "objects": objects, "mtime": now_ms()}
-        return self.submit(dict(command, bypass=bypass))["deleted"]
+        command = {
+            "op": "object.delete_many",
+            "bucket": bucket,
+            "objects": objects,
+            "mtime": now_ms(),
+            "bypass": bypass,
+        }
+        return self.submit(command)["deleted"]
 
     def list(self, bucket: str, prefix: str, delimiter: str, after: str | None, max_keys: int):
         """The bucket's record and one page of its listing."""
