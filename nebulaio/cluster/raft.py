@@ -26,6 +26,8 @@ from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.monotonic import monotonic
 from pysyncobj.utility import TcpUtility, UtilityException
 
+from nebulaio.util.durable import fsync_directory
+
 log = logging.getLogger("nebulaio.raft")
 
 ApplyBatch = Callable[[int, list], list | None]
@@ -310,7 +312,7 @@ class MetadataLog(SyncObj):
                     state = SERIALIZER_STATE.FAILED
                 else:
                     os.replace(self._partial_path, self._dump_path)
-                    sync_directory(self._raft_dir)
+                    fsync_directory(self._raft_dir)
                     state = SERIALIZER_STATE.SUCCESS
             except OSError:
                 log.exception("putting the raft dump at index %d in place failed", index)
@@ -340,7 +342,7 @@ class MetadataLog(SyncObj):
         try:
             # A received dump is renamed into place unsynced; it must outlive the install.
             os.fsync(dump.fileno())
-            sync_directory(self._raft_dir)
+            fsync_directory(self._raft_dir)
             with open(image_path, "wb") as image:
                 copy_rest(dump, image)
             self._replica.install(image_path, index)
@@ -371,14 +373,6 @@ def copy_rest(source: BinaryIO, target: BinaryIO) -> None:
     offset, end = source.tell(), os.fstat(source.fileno()).st_size
     while offset < end:
         offset += os.sendfile(target.fileno(), source.fileno(), offset, end - offset)
-
-
-def sync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def describe_failure(code: int) -> str:

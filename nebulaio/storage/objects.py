@@ -15,6 +15,7 @@ import secrets
 import xxhash
 
 from nebulaio.storage.layout import DataLayout
+from nebulaio.util.durable import fsync_directory
 
 log = logging.getLogger("nebulaio.storage")
 
@@ -23,14 +24,6 @@ READ_CHUNK = 1024 * 1024
 
 def key_hash(key: str) -> str:
     return xxhash.xxh3_128_hexdigest(key.encode("utf-8", "surrogatepass"))
-
-
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class TempObject:
@@ -78,7 +71,7 @@ class TempObject:
         self._store.ensure_directory(directory)
         final = os.path.join(directory, name)
         os.rename(self.path, final)
-        _fsync_directory(directory)
+        fsync_directory(directory)
         return final
 
     def abort(self) -> None:
@@ -117,7 +110,7 @@ class ObjectStore:
             os.mkdir(directory)
         except FileExistsError:
             return
-        _fsync_directory(parent)
+        fsync_directory(parent)
 
     def new_temp(self) -> TempObject:
         return TempObject(self)
