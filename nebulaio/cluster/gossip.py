@@ -153,12 +153,14 @@ class Membership:
     def receive(self, message: dict) -> dict | None:
         """Handle one authenticated message; returns the direct answer of a sync."""
         now = self._clock()
-        sender = message.get("from") or {}
-        for update in message.get("updates") or ():
+        sender = message.get("from")
+        sender = sender if isinstance(sender, dict) else {}
+        updates = message.get("updates")
+        for update in updates if isinstance(updates, list) else ():
             self._apply(update, now)
         self._note_sender(sender)
         kind = message.get("type")
-        address = sender.get("gossip")
+        address = sender.get("gossip") if isinstance(sender.get("gossip"), str) else None
         if kind == "ping" and address:
             self._transport.send(address, self._message("ack", seq=message.get("seq")), message.get("reliable", False))
         elif kind == "ping-req" and address and message.get("target"):

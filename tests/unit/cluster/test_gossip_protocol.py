@@ -176,19 +176,31 @@ def test_unseal_refuses_any_bytes_not_sealed_with_the_secret(data):
     assert unseal(SECRET, data, now=1000.0) is None
 
 
-@given(
-    st.lists(
-        st.dictionaries(
-            st.sampled_from(["kind", "id", "incarnation", "member"]),
-            st.one_of(st.none(), st.integers(), st.text(max_size=5), st.sampled_from([ALIVE, SUSPECT, DEAD])),
-        ),
-        max_size=8,
-    )
+SCALARS = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.sampled_from([ALIVE, SUSPECT, DEAD, "x", "n0"]))
+MEMBER_INFO = st.one_of(SCALARS, st.dictionaries(st.sampled_from(["id", "gossip", "role"]), SCALARS, max_size=3))
+UPDATES = st.lists(
+    st.dictionaries(
+        st.sampled_from(["kind", "id", "incarnation", "member"]),
+        st.one_of(SCALARS, MEMBER_INFO),
+        max_size=4,
+    ),
+    max_size=8,
 )
-def test_receive_survives_any_update_shapes(updates):
+
+
+@given(
+    st.sampled_from(["sync", "ping", "ack", "ping-req", 7, None]),
+    st.one_of(SCALARS, MEMBER_INFO),
+    SCALARS,
+    st.one_of(UPDATES, SCALARS),
+)
+def test_receive_survives_any_message_shapes(kind, sender, seq, updates):
+    """Against a node that knows a member (so suspicions and deaths reach one), member
+    records that are dicts of any fields, and any message type, sender and sequence."""
     network = Network()
     node = network.add("n0")
+    node.receive(alive_x(1))
     try:
-        node.receive({"type": "sync", "updates": updates})
-    except (KeyError, TypeError, AttributeError) as exc:
+        node.receive({"type": kind, "from": sender, "seq": seq, "updates": updates})
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         pytest.fail(f"receive raised {exc!r}")
