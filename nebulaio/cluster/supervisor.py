@@ -42,7 +42,9 @@ REPAIR_COMMIT_TIMEOUT = 30.0
 GOSSIP_TICK = 0.05
 """Seconds between two turns of the gossip protocol (its periods and timeouts are longer)."""
 SELF_REFRESH = 2.0
-"""Seconds between two looks at this node's own facts (capacity, health, raft state) and the seeds."""
+"""Seconds between two looks at this node's own state (readiness, raft role) and the seeds."""
+FIGURES_REFRESH = 10.0
+"""Seconds between two looks at this node's disk, memory and raft figures for gossip."""
 JOIN_TIMEOUT = 45.0
 """Seconds a joining node tries to reach its --join member (the launcher waits 60 s for the supervisor)."""
 JOIN_RETRY = 1.0
@@ -269,7 +271,8 @@ class Supervisor:
             loop.add_signal_handler(signum, stop.set)
         self.network = GossipNetwork(self.secret.encode())
         await self.network.start(self.config["gossip_address"])
-        self.membership = Membership(self._member_info(), self.network, time.monotonic, incarnation=int(time.time()))
+        own = {**self._identity(), **self._figures(), **self._state()}
+        self.membership = Membership(own, self.network, time.monotonic, incarnation=int(time.time()))
         self.network.membership = self.membership
         gossip = asyncio.create_task(self._gossip())
         socket_path = self.layout.ipc_socket
@@ -387,17 +390,7 @@ class Supervisor:
         Membership is metadata: every replica knows every node's role and addresses, and
         workers read them from LMDB like any other record.
         """
-        config = self.config
-        command = {
-            "op": "node.register",
-            "node": {
-                "id": self.node_id,
-                "role": config["role"],
-                "raft": configuration.advertised(config, "raft"),
-                "gossip": configuration.advertised(config, "gossip"),
-                "admin": configuration.advertised(config, "admin"),
-            },
-        }
+        command = {"op": "node.register", "node": self._identity()}
         while True:
             known = self.reader.nodes.get(self.node_id)
             if known is not None and all(known.get(k) == v for k, v in command["node"].items()):
@@ -431,22 +424,33 @@ class Supervisor:
                 return None
             time.sleep(JOIN_RETRY)
 
-    def _member_info(self) -> dict:
-        """What gossip tells the other nodes about this one."""
+    def _identity(self) -> dict:
+        """This node's id, role and the addresses it gives its peers: its registration record."""
         config = self.config
+        return {
+            "id": self.node_id,
+            "role": config["role"],
+            **{listener: configuration.advertised(config, listener) for listener in ("raft", "gossip", "admin")},
+        }
+
+    def _state(self) -> dict:
+        """Whether this node is ready, and its raft role: gossiped as soon as they change."""
+        raft = self.raft.status()
+        return {
+            "ready": raft["ready"] and (raft["last_applied"] or 0) >= (raft["commit_index"] or 0),
+            "raft_state": raft["state"],
+        }
+
+    def _figures(self) -> dict:
+        """Disk, memory and raft figures: they change all the time, so they are gossiped every
+        FIGURES_REFRESH seconds, or with a change of state (each change of what a node says of
+        itself is broadcast to every member)."""
         disk = psutil.disk_usage(self.layout.root)
         memory = psutil.virtual_memory()
         raft = self.raft.status()
         return {
-            "id": self.node_id,
-            "role": config["role"],
-            "raft": configuration.advertised(config, "raft"),
-            "gossip": configuration.advertised(config, "gossip"),
-            "admin": configuration.advertised(config, "admin"),
             "capacity": {"total": disk.total, "used": disk.used, "free": disk.free},
             "memory": {"total": memory.total, "available": memory.available},
-            "ready": raft["ready"] and (raft["last_applied"] or 0) >= (raft["commit_index"] or 0),
-            "raft_state": raft["state"],
             "raft_term": raft["term"],
             "commit_index": raft["commit_index"],
         }
@@ -457,14 +461,18 @@ class Supervisor:
         The seeds are the registered nodes and --join: whoever the log or the operator names.
         """
         membership = self.membership
-        refreshed = 0.0
+        refreshed = measured = 0.0
+        state = figures = {}
         while True:
             try:
                 membership.tick()
                 now = time.monotonic()
                 if now - refreshed >= SELF_REFRESH:
                     refreshed = now
-                    membership.update_self(self._member_info())
+                    latest = self._state()
+                    if latest != state or now - measured >= FIGURES_REFRESH:
+                        measured, state, figures = now, latest, self._figures()
+                    membership.update_self({**self._identity(), **figures, **state})
                     membership.seeds = {node["gossip"] for node in self.reader.nodes.all() if node["gossip"]}
                     if self.config["join"]:
                         membership.seeds.add(self.config["join"])
