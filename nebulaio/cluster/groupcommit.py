@@ -1,0 +1,169 @@
+"""The log's front door: commands that arrive together become one raft entry.
+
+Workers and the supervisor's own loops submit commands; the committer groups whatever arrived
+together into one raft entry (one log append, one LMDB transaction, one fsync) and answers each
+submitter once its command is applied here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nebulaio.cluster.raft import MetadataLog, describe_failure
+
+log = logging.getLogger("nebulaio.groupcommit")
+
+MAX_BATCH_COMMANDS = 512
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+BATCHES_IN_FLIGHT = 2
+BARRIER_PASSED = {"status": "ok"}
+PROPOSAL_DEADLINE = 12.0
+"""Seconds an entry may wait for raft to confirm it before its requests are answered 503."""
+LEADER_GRACE = 3.0
+"""Seconds without a reachable leader (several elections' worth) before requests fail fast."""
+WATCH_INTERVAL = 0.25
+NO_LEADER = {"status": "ServiceUnavailable", "reason": "no raft leader is reachable from this node"}
+UNCONFIRMED = {
+    "status": "ServiceUnavailable",
+    "reason": "the raft leader did not confirm the entry in time; it may still be applied",
+}
+
+
+class Flight:
+    """A batch handed to raft: settled once, by raft's callback or by giving up on it."""
+
+    __slots__ = ("batch", "settled", "deadline")
+
+    def __init__(self, batch: list):
+        self.batch = batch
+        self.settled = False
+        self.deadline: asyncio.TimerHandle | None = None
+
+
+class GroupCommitter:
+    """Collects submitted commands and proposes them to the raft log in batches.
+
+    Every request gets an answer within PROPOSAL_DEADLINE: PySyncObj can leave a callback
+    uncalled for good (an entry forwarded to a leader over a connection that then broke), and
+    on the minority side of a partition nothing commits until the partition heals. A command
+    given up on may still commit later, so its answer is a 503 the client retries, never a
+    refusal; once no leader has been reachable for LEADER_GRACE, requests fail at once
+    without being proposed.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metadata_log: MetadataLog):
+        self._loop = loop
+        self._log = metadata_log
+        self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
+        self._barriers: list[asyncio.Future] = []
+        self._flights: set[Flight] = set()
+        self._unreachable_since: float | None = None
+        self._cut_off = False
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+
+    def submit(self, command: dict, blob: bytes | None = None) -> asyncio.Future:
+        future = self._loop.create_future()
+        if self._cut_off:
+            future.set_result(NO_LEADER)
+            return future
+        self._pending.append((command, blob, future))
+        self._wakeup.set()
+        return future
+
+    def barrier(self) -> asyncio.Future:
+        """Resolves once an entry appended after this call is applied here: by then this
+        replica holds every write acknowledged anywhere before the call (a read index).
+
+        Every barrier waiting when a batch leaves rides on it, so concurrent reads share one
+        raft round trip; with no commands waiting the batch is empty.
+        """
+        future = self._loop.create_future()
+        if self._cut_off:
+            future.set_result(NO_LEADER)
+            return future
+        self._barriers.append(future)
+        self._wakeup.set()
+        return future
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending or self._barriers:
+                await self._slots.acquire()
+                batch = self._take_batch()
+                batch.extend((None, None, future) for future in self._barriers)
+                self._barriers = []
+                flight = Flight(batch)
+                self._flights.add(flight)
+                flight.deadline = self._loop.call_later(PROPOSAL_DEADLINE, self._settle, flight, None, UNCONFIRMED)
+                self._log.propose(
+                    [(command, blob) for command, blob, _ in batch if command is not None],
+                    callback=lambda result, error, flight=flight: self._loop.call_soon_threadsafe(
+                        self._resolve, flight, result, error
+                    ),
+                )
+
+    async def watch(self) -> None:
+        """Track whether a leader is reachable; past LEADER_GRACE without one, answer everything 503."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self._log.leader_reachable():
+                self._unreachable_since = None
+                self._cut_off = False
+                continue
+            now = self._loop.time()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            elif not self._cut_off and now - self._unreachable_since >= LEADER_GRACE:
+                self._cut_off = True
+                log.warning("no raft leader reachable for %.1f s: answering requests 503", LEADER_GRACE)
+                self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        for flight in list(self._flights):
+            self._settle(flight, None, UNCONFIRMED)
+        waiting = [future for _, _, future in self._pending] + self._barriers
+        self._pending, self._barriers = [], []
+        for future in waiting:
+            if not future.done():  # a worker that went away cancels its wait
+                future.set_result(NO_LEADER)
+
+    def _take_batch(self) -> list:
+        size = 0
+        count = 0
+        for _, blob, _ in self._pending:
+            size += len(blob) if blob else 0
+            count += 1
+            if count >= MAX_BATCH_COMMANDS or size >= MAX_BATCH_BYTES:
+                break
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
+
+    def _resolve(self, flight: Flight, results, error: int) -> None:
+        """Answer each command with its result, and each barrier with ok, or all with the failure.
+
+        NOTE: a replay (results None) counts as a failure: the entry was applied before.
+        """
+        if error or results is None:
+            reason = describe_failure(error) if error else "the entry was not applied"
+            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason})
+        else:
+            self._settle(flight, results, None)
+
+    def _settle(self, flight: Flight, results: list | None, failure: dict | None) -> None:
+        if flight.settled:
+            return  # raft answered after the deadline, or the deadline after raft
+        flight.settled = True
+        flight.deadline.cancel()
+        self._flights.discard(flight)
+        self._slots.release()
+        for position, (command, _, future) in enumerate(flight.batch):
+            if future.done():
+                continue
+            if failure is not None:
+                future.set_result(failure)
+            else:
+                future.set_result(results[position] if command is not None else BARRIER_PASSED)
