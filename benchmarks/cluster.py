@@ -3,9 +3,10 @@
     python -m benchmarks.cluster [--seconds 8] [--processes 2]
 
 For each target: 4 KiB PUT ops/s (concurrency 8), 64 MiB PUT MiB/s (concurrency 4), and the
-metadata commit latency (p50, p99) with 1 and 32 concurrent writers. A 4 KiB object lives
-inline in its metadata record, so a 4 KiB PUT is one command through raft and LMDB: its
-latency from the client is the commit latency plus one HTTP round trip.
+metadata commit latency (p50, p99) with 1 and 32 concurrent writers. On a single node a 4 KiB
+object lives inline in its metadata record, so a 4 KiB PUT is one command through raft and
+LMDB: its latency from the client is the commit latency plus one HTTP round trip. In the
+cluster it is that plus storing the body on a write quorum of its holders first.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "inline_threshold",
         16 * 1024,
-        "Objects up to this size are kept inside the metadata store instead of a file of their own.",
+        "Objects up to this size are held in memory while received, and on a single node kept inside"
+        " the metadata store instead of a file of their own.",
         _size,
         "s3",
     ),

@@ -106,9 +106,14 @@ class PeerClient:
         if response.status not in (200, 204):
             raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
 
-    def store(self, address: str, bucket: str, hashed: str, name: str, fd: int, size: int) -> None:
-        """Have a peer make the first `size` bytes of an open file its durable copy of `name`."""
-        self._call(address, "PUT", file_path(bucket, hashed, name), send_file=(fd, size))
+    def store(self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int]) -> None:
+        """Have a peer make `body` its durable copy of `name`: bytes, or the first `size` bytes
+        of an open file (fd, size), sent with sendfile."""
+        path = file_path(bucket, hashed, name)
+        if isinstance(body, tuple):
+            self._call(address, "PUT", path, send_file=body)
+        else:
+            self._call(address, "PUT", path, body)
 
     def ping(self, address: str) -> None:
         """Raises PeerError unless the peer's internal endpoint answers within PING_TIMEOUT."""

@@ -9,7 +9,7 @@ are all placed by the upload id, so every part of an upload has the same holders
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import xxhash
 
@@ -30,6 +30,20 @@ def placement(nodes: Iterable[str], name: str, replicas: int) -> tuple[list[str]
     ranked = sorted(set(nodes), key=lambda node: (_score(node, name), node), reverse=True)
     count = max(0, min(replicas, len(ranked)))
     return ranked[:count], ranked[count:]
+
+
+def write_targets(
+    nodes: Collection[str], dead: Collection[str], name: str, replicas: int
+) -> tuple[int, list[str], list[str]]:
+    """(R, the live nodes to write `name` to, the live nodes that replace one that fails).
+
+    R = min(replicas, registered storage nodes), the dead counted: the write quorum is a
+    majority of R, so nodes going down never shrink it to a majority of the survivors. A dead
+    node's copy goes to the next live node of `name`'s order instead.
+    """
+    wanted = min(replicas, len(set(nodes)))
+    chosen, spares = placement((node for node in nodes if node not in dead), name, wanted)
+    return wanted, chosen, spares
 
 
 def write_quorum(holders: int) -> int:

@@ -1,12 +1,14 @@
 """Where object bytes live: this node's disk alone, or R holders across a cluster.
 
-The object layer hands a received temp file to `place` (which always consumes it), opens the
-bytes a record points to with `open`, has a multipart object built from its parts by
-`assemble`, and gives up copies no record will point to with `discard`. `place` and
-`assemble` return the fields a record keeps about where its file is. A lone node
-(`LocalData`) keeps the single-node path: a rename into objects/, no network hop, no copy,
-nothing to record. In a cluster (`ClusterData`) a file goes to the holders `placement`
-picks, this node included when it is one, and the record keeps them as "holders".
+The object layer hands a received body (a temp file, or a small one's bytes held in memory) to
+`place` (which always consumes it), opens the bytes a record points to with `open`, has a
+multipart object built from its parts by `assemble`, and gives up copies no record will point
+to with `discard`. `place` and `assemble` return the fields a record keeps about where its
+file is. A lone node (`LocalData`) keeps the single-node path: a rename into objects/, no
+network hop, no copy, nothing to record, and small bodies inline in their records. In a
+cluster (`ClusterData`) every body, whatever its size, goes to the holders `placement` picks,
+this node included when it is one, and the record keeps them as "holders": the log carries
+metadata only.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import STORAGE_ROLES, placement, write_quorum
+from nebulaio.cluster.placement import STORAGE_ROLES, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
@@ -28,6 +30,8 @@ log = logging.getLogger("nebulaio.dataplane")
 
 TRANSFER_THREADS = 16
 Observer = Callable[[memoryview | bytes], None]
+Received = TempObject | bytes | bytearray
+"""A received body: a temp file, or the bytes of a small one held in memory."""
 NO_FIELDS: dict = {}
 
 
@@ -88,17 +92,43 @@ class RemoteBody:
         """Nothing is open until a range is read."""
 
 
+def _keep_here(store: ObjectStore, body: Received, bucket: str, key: str, name: str) -> None:
+    """Make a received body this node's durable file `name`; bytes go through a temp file too."""
+    if isinstance(body, TempObject):
+        body.commit(bucket, key, name)
+        return
+    temp = store.new_temp()
+    try:
+        temp.write(body)
+        temp.commit(bucket, key, name)
+    except BaseException:
+        temp.abort()
+        raise
+
+
 class LocalData:
-    """Every byte on this node's disk: the single-node path."""
+    """Every byte on this node's disk: the single-node path.
+
+    Small bodies stay inline in their records (`keeps_inline`): this node is their only
+    holder, and the record's LMDB transaction, shared by a group commit, is made durable
+    anyway, so a small PUT costs a share of one fsync instead of a file's, its directory's and
+    the record's. The log that carries them has no follower to send them to, and they leave
+    it at its next compaction; a node that grows into a cluster keeps serving them from the
+    replica every member receives.
+    """
 
     __slots__ = ("store",)
+    keeps_inline = True
 
     def __init__(self, store: ObjectStore):
         self.store = store
 
-    def place(self, temp: TempObject, bucket: str, key: str, name: str, group: str) -> dict:
-        """Make a received file durable as `name` (placed by `group`); returns the record's fields."""
-        temp.commit(bucket, key, name)
+    def place(self, body: Received, bucket: str, key: str, name: str, group: str) -> dict:
+        """Make a received body durable as `name` (placed by `group`); returns the record's fields."""
+        try:
+            _keep_here(self.store, body, bucket, key, name)
+        finally:
+            _release(body)
         return NO_FIELDS
 
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody:
@@ -121,9 +151,14 @@ class LocalData:
 
 
 class ClusterData:
-    """Bytes on the R storage nodes that rendezvous hashing picks; this node is one or not."""
+    """Bytes on the R storage nodes that rendezvous hashing picks; this node is one or not.
+
+    Nothing is kept inline (`keeps_inline`): a small body goes to its holders as a large one
+    does, so it is stored R times, not once in every replica, and never rides the log.
+    """
 
     __slots__ = ("store", "_reader", "_view", "_node_id", "_replicas", "_peers", "_pool")
+    keeps_inline = False
 
     def __init__(self, store: ObjectStore, reader, view: MemberView, node_id: str, replicas: int, peers: PeerClient):
         self.store = store
@@ -139,22 +174,31 @@ class ClusterData:
         return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
 
     def _storage_nodes(self) -> dict[str, str]:
-        """Registered storage nodes but those gossip has declared dead: a write does not wait
-        for a dead node to time out."""
-        dead = self._view.dead()
-        return {
-            node["id"]: node["admin"]
-            for node in self._reader.nodes.all()
-            if node["role"] in STORAGE_ROLES and node["id"] not in dead
-        }
+        """Every registered storage node's internal endpoint, by id, the dead included: they
+        count towards R."""
+        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES}
 
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
         """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
-        replaced by the next node in rendezvous order; returns (nodes that succeeded, R)."""
+        replaced by the next node in rendezvous order; returns (nodes that succeeded, R).
+
+        Nodes gossip has declared dead are not tried (a write does not wait for them to time
+        out), but still count towards R (see `write_targets`).
+
+        Raises:
+            S3Error: ServiceUnavailable, before anything is written, when no storage node is
+                registered or fewer than a write quorum of R are alive.
+        """
         nodes = self._storage_nodes()
-        chosen, spares = placement(nodes, group, self._replicas)
-        if not chosen:
+        wanted, chosen, spares = write_targets(nodes, self._view.dead(), group, self._replicas)
+        if not wanted:
             raise S3Error("ServiceUnavailable", "No storage node has joined the cluster yet.")
+        if len(chosen) < write_quorum(wanted):
+            raise S3Error(
+                "ServiceUnavailable",
+                f"Only {len(chosen)} of the {wanted} storage nodes that would hold copies of the object are up,"
+                f" {write_quorum(wanted)} are needed; retry.",
+            )
         replacements = iter(spares)
         lock = threading.Lock()
 
@@ -169,8 +213,12 @@ class ClusterData:
                     node = next(replacements, None)
             return None
 
-        done = [node for node in self._pool.map(run, chosen) if node is not None]
-        return done, len(chosen)
+        attempts = [self._pool.submit(run, node) for node in chosen]
+        # NOTE: every attempt ends before any result is read, so none is still writing when
+        # the caller gives up on the body.
+        wait(attempts)
+        done = [node for node in (future.result() for future in attempts) if node is not None]
+        return done, wanted
 
     def _check_quorum(self, bucket: str, key: str, name: str, holders: list[str], wanted: int) -> dict:
         """The record's fields once a write quorum holds the file; else its copies are removed."""
@@ -182,27 +230,30 @@ class ClusterData:
             )
         return location
 
-    def place(self, temp: TempObject, bucket: str, key: str, name: str, group: str) -> dict:
-        """Store a received file on its holders, in parallel; done once a write quorum has it.
+    def place(self, body: Received, bucket: str, key: str, name: str, group: str) -> dict:
+        """Store a received body on its holders, in parallel; done once a write quorum has it.
+
+        A temp file is sent with sendfile from a descriptor of its own (this node's copy may
+        be renamed into place meanwhile); bytes in memory are sent as they are.
 
         Raises:
             S3Error: ServiceUnavailable when fewer than a quorum could (their copies removed).
         """
         hashed = key_hash(key)
-        source = os.open(temp.path, os.O_RDONLY | os.O_CLOEXEC)
+        source = os.open(body.path, os.O_RDONLY | os.O_CLOEXEC) if isinstance(body, TempObject) else None
 
         def store(node: str, address: str) -> None:
             if node == self._node_id:
-                temp.commit(bucket, key, name)
+                _keep_here(self.store, body, bucket, key, name)
             else:
-                self._peers.store(address, bucket, hashed, name, source, temp.size)
+                self._peers.store(address, bucket, hashed, name, body if source is None else (source, body.size))
 
         try:
             holders, wanted = self._on_holders(group, store)
         finally:
-            os.close(source)
-            if self._node_id not in holders:
-                temp.abort()
+            if source is not None:
+                os.close(source)
+            _release(body)
         return self._check_quorum(bucket, key, name, holders, wanted)
 
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody | RemoteBody:
@@ -253,6 +304,13 @@ class ClusterData:
                     self._peers.remove(addresses[node], bucket, key_hash(key), name)
             except (PeerError, OSError, KeyError) as exc:
                 log.warning("removing %s/%s from node %s failed: %s", bucket, name, node, exc)
+
+
+def _release(body: Received) -> None:
+    """Give up what is left of a received body: a temp file not renamed into place is removed
+    (one that was has moved, and nothing is left of it)."""
+    if isinstance(body, TempObject):
+        body.abort()
 
 
 def _part_files(parts: list[dict]) -> list[tuple[str, int]]:

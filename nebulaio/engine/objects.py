@@ -2,8 +2,10 @@
 
 Reads come straight from the LMDB replica; every change is a command submitted to the
 supervisor and applied through the raft log. A PUT streams its body to a temp file (or keeps
-it in memory when it is small enough to live inline in the metadata), has the data plane
-place it (this node's disk, or the holders in a cluster), then commits.
+it in memory up to `inline_threshold` bytes), has the data plane place it (this node's disk,
+or the holders in a cluster), then commits. A body kept in memory rides inline in its record
+where the data plane keeps small bodies so (a lone node), and is placed like any other in a
+cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
-from nebulaio.engine.dataplane import ClusterData, LocalData
+from nebulaio.engine.dataplane import ClusterData, LocalData, Received
 from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
 from nebulaio.meta.objectlock import LOCK_FIELDS
@@ -237,25 +239,18 @@ class ObjectLayer:
         try:
             temp, memory, total, md5 = receive(self.store, payload, self.max_object_size, self.inline_threshold)
             checksums = payload.finish(md5.digest())
-            vid = version_id()
             record = dict(
                 fields,
                 key=key,
-                vid=vid,
+                vid=version_id(),
                 size=total,
                 etag=md5.hexdigest(),
                 mtime=now_ms(),
                 checksums=checksums,
-                inline=temp is None,
             )
-            if temp is not None:
-                record.update(self.data.place(temp, bucket, key, vid, vid))
-                temp = None
-                blob = None
-            else:
-                blob = bytes(memory)
+            blob = self._place(bucket, key, record, memory if temp is None else temp)
         except BaseException:
-            if temp is not None:
+            if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
                 temp.abort()
             raise
         return self._commit(bucket, record, blob, condition)
@@ -283,29 +278,34 @@ class ObjectLayer:
         temp = None
         try:
             check_source(source)
-            vid = version_id()
-            record = dict(source, key=key, vid=vid, mtime=now_ms())
+            record = dict(source, key=key, vid=version_id(), mtime=now_ms())
             # the copy is locked as it asks, not as its source, and placed anew
             for field in ("version", "holders", "placed_by", *LOCK_FIELDS):
                 record.pop(field, None)
             if fields is not None:
                 record.update(fields)
-            if source["inline"]:
-                blob = body
-            else:
+            if not source["inline"]:
                 temp = self.store.new_temp()
                 body.copy_to(temp, 0, source["size"])
-                record.update(self.data.place(temp, bucket, key, vid, vid))
-                temp = None
-                blob = None
+            blob = self._place(bucket, key, record, body if temp is None else temp)
         except BaseException:
-            if temp is not None:
+            if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
                 temp.abort()
             raise
         finally:
             if not source["inline"]:
                 body.close()
         return self._commit(bucket, record, blob, condition)
+
+    def _place(self, bucket: str, key: str, record: dict, body: Received) -> bytes | None:
+        """Put a new version's received body (consumed) where its record will say; returns the
+        bytes to commit inline with it, if the data plane keeps this body inline."""
+        if not isinstance(body, TempObject) and self.data.keeps_inline:
+            record["inline"] = True
+            return bytes(body)
+        record["inline"] = False
+        record.update(self.data.place(body, bucket, key, record["vid"], record["vid"]))
+        return None
 
     def _check_condition(self, bucket: str, key: str, condition: dict | None) -> None:
         """Refuse a conditional write that would fail now, before any bytes are moved.

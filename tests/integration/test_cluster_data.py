@@ -1,12 +1,14 @@
-"""Object bytes in a cluster: placed on R holders, readable byte for byte from every node,
-surviving a stopped holder, refused without a write quorum, freed everywhere on delete, and
-moved between nodes only by calls signed with the cluster secret.
+"""Object bytes in a cluster: placed on R holders whatever their size (never in the log or
+the metadata replicas), readable byte for byte from every node, surviving a stopped holder,
+refused without a write quorum, freed everywhere on delete, and moved between nodes only by
+calls signed with the cluster secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import mmap
 import os
 import signal
 import time
@@ -20,12 +22,17 @@ from botocore.exceptions import ClientError
 from conftest import CLUSTER_SECRET, S3Connection, wait_for
 
 from nebulaio.cluster import signing
+from nebulaio.cluster.ipc import SupervisorClient
 from nebulaio.cluster.peers import file_path
 from nebulaio.cluster.placement import placement
 from nebulaio.meta import MetaReader, open_env
+from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import key_hash
+from nebulaio.util.ids import version_id
 
 MIB = 1024 * 1024
+SMALL = 4 * 1024
+"""Below the inline threshold: a body a lone node keeps inside its record."""
 REPLICAS = 3
 REGISTRATION_TIMEOUT = 60.0
 
@@ -128,6 +135,62 @@ def test_an_object_put_on_any_node_is_read_on_every_node(cluster):
         node.client().put_object(Bucket=bucket, Key=key, Body=body)
         read_everywhere(cluster, bucket, key, body)
         check_holders(cluster, bucket, key)
+
+
+def files_containing(nodes, needle: bytes) -> dict[int, list[str]]:
+    """Every file under each node's data directory whose bytes include `needle` (its raft
+    journal and dumps, its LMDB replica, its object files), by node position."""
+    found = {}
+    for position, node in enumerate(nodes):
+        for directory, _, names in os.walk(node.data):
+            for name in names:
+                path = os.path.join(directory, name)
+                if not os.path.isfile(path) or os.path.getsize(path) == 0:
+                    continue
+                with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    if mapped.find(needle) >= 0:
+                        found.setdefault(position, []).append(os.path.relpath(path, node.data))
+    return found
+
+
+def test_a_small_object_is_stored_only_on_its_holders_never_in_the_log_or_the_replicas(cluster):
+    bucket = new_bucket(cluster)
+    body = os.urandom(SMALL)
+    cluster[-1].client().put_object(Bucket=bucket, Key="small", Body=body)
+    for node in cluster:
+        assert node.client().get_object(Bucket=bucket, Key="small")["Body"].read() == body
+        record = stored_record(node, bucket, "small")  # every replica has applied it
+    assert not record["inline"]
+    on_disk = check_holders(cluster, bucket, "small")
+    version_file = os.path.join("objects", bucket, key_hash("small"), record["vid"])
+    assert files_containing(cluster, body) == dict.fromkeys(on_disk, [version_file])
+
+
+def plant_inline_record(node, bucket: str, key: str, body: bytes) -> None:
+    """Commit a record with its bytes inline, as a node that ran alone wrote it before it
+    joined a cluster (through the supervisor's socket: the S3 API of a cluster writes none)."""
+    node.client().put_object(Bucket=bucket, Key=f"{key}-template", Body=b"")
+    template = stored_record(node, bucket, f"{key}-template")
+    record = {name: value for name, value in template.items() if name not in ("seq", "version", "holders")}
+    record.update(key=key, vid=version_id(), size=len(body), etag=hashlib.md5(body).hexdigest(), checksums={})
+    record["inline"] = True
+    command = {"op": "object.put", "bucket": bucket, "record": record}
+    supervisor = SupervisorClient(DataLayout(str(node.data)).ipc_socket)
+    assert supervisor.call({"type": "submit", "command": command}, body)["status"] == "ok"
+
+
+def test_an_inline_record_reads_on_every_node_and_its_copy_is_placed(five):
+    bucket = new_bucket(five)
+    body = os.urandom(SMALL)
+    plant_inline_record(five[0], bucket, "legacy", body)
+    for node in five:
+        assert node.client().get_object(Bucket=bucket, Key="legacy")["Body"].read() == body
+    five[3].client().copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "legacy"})
+    record = stored_record(five[0], bucket, "copy")
+    assert not record["inline"] and record["etag"] == hashlib.md5(body).hexdigest()
+    check_holders(five, bucket, "copy")
+    for node in five:
+        assert node.client().get_object(Bucket=bucket, Key="copy")["Body"].read() == body
 
 
 def test_placement_is_the_rendezvous_order_of_the_storage_nodes(five):

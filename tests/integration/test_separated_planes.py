@@ -22,18 +22,23 @@ BODY_SIZE = 2 * 1024 * 1024 + 123
 """Larger than the inline threshold (a file of its own) and than the ranged reads check."""
 
 
-@pytest.fixture(scope="module")
-def planes(cluster_factory):
+def start_planes(cluster_factory, storage: list[str] = STORAGE) -> list:
+    """The management voters and the `storage` nodes, once every node is registered."""
     nodes = cluster_factory(
         len(MANAGEMENT),
-        storage=len(STORAGE),
-        configs=[CONF / f"{name}.toml" for name in MANAGEMENT + STORAGE],
+        storage=len(storage),
+        configs=[CONF / f"{name}.toml" for name in MANAGEMENT + storage],
         # The files advertise their machines' addresses; here every node is on loopback.
         advertise=lambda position, node: {"admin": f"127.0.0.1:{node.ports['admin']}"},
     )
     for node in nodes:
         wait_for(lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered")
     return nodes
+
+
+@pytest.fixture(scope="module")
+def planes(cluster_factory):
+    return start_planes(cluster_factory)
 
 
 def raft_of(node) -> dict:

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nebulaio.cluster.placement import placement, write_quorum
+from nebulaio.cluster.placement import placement, write_quorum, write_targets
 
 node_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=12, unique=True)
 names = st.text(min_size=1, max_size=40)
@@ -72,3 +72,17 @@ def test_a_joining_node_takes_its_share_and_no_more():
 
 def test_a_write_needs_a_majority_of_the_holders():
     assert [write_quorum(r) for r in range(1, 6)] == [1, 2, 2, 3, 3]
+
+
+@given(node_ids, names, replicas, st.data())
+def test_dead_nodes_count_towards_r_and_their_copies_go_to_the_next_live_nodes(nodes, name, count, data):
+    dead = data.draw(st.sets(st.sampled_from(nodes)))
+    wanted, chosen, spares = write_targets(nodes, dead, name, count)
+    assert wanted == min(count, len(nodes))
+    live_order = [node for node in placement(nodes, name, len(nodes))[0] if node not in dead]
+    assert chosen == live_order[:wanted] and spares == live_order[wanted:]
+
+
+def test_two_of_three_nodes_down_leave_no_write_quorum():
+    wanted, chosen, _ = write_targets(["a", "b", "c"], {"b", "c"}, "name", 3)
+    assert (wanted, chosen, write_quorum(wanted)) == (3, ["a"], 2)
