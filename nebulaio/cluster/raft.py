@@ -46,6 +46,10 @@ RAFT_MIN_TIMEOUT = 0.5
 RAFT_MAX_TIMEOUT = 0.9
 LEADER_LOST_ELECTION = 0.2
 """Seconds within which a follower calls an election once its connection to the leader broke."""
+CONNECTION_TIMEOUT = 2.0
+"""Seconds without a message after which PySyncObj drops a connection."""
+KEEPALIVE_PERIOD = CONNECTION_TIMEOUT / 4
+KEEPALIVE = {"type": "keepalive"}
 SNAPSHOT_CHUNK = 1 << 20
 """Bytes of a dump sent in one message to a member that installs it."""
 
@@ -117,7 +121,7 @@ class MetadataLog(SyncObj):
             raftMinTimeout=RAFT_MIN_TIMEOUT,
             raftMaxTimeout=RAFT_MAX_TIMEOUT,
             appendEntriesPeriod=0.1,
-            connectionTimeout=2.0,
+            connectionTimeout=CONNECTION_TIMEOUT,
             connectionRetryTime=1.0,
             leaderFallbackTimeout=5.0,
             logCompactionMinEntries=compaction_entries,
@@ -147,16 +151,23 @@ class MetadataLog(SyncObj):
         nobody to answer, so each commit waited a whole tick (~50 ms measured), and a
         command arriving just after a tick read its queue waited as long. So while any
         proposal of ours is outstanding the loop does not sleep: alone it ticks again at
-        once, with peers it waits at most a millisecond for their answers.
+        once, with peers it waits at most a millisecond for their answers. Idle, it wakes
+        at its election deadline rather than up to a tick after it, so that two followers
+        that lost their leader together rarely call their elections at the same moment.
         """
+        keepalive = 0.0
         while not self._stopping.is_set():
             try:
                 # Before the tick counts this member towards a majority for the entries it
                 # appended (the leader counts itself), they are on disk.
                 self._journal.sync()
                 self.doTick(0.0)
+                if monotonic() >= keepalive:
+                    keepalive = monotonic() + KEEPALIVE_PERIOD
+                    self._keep_links_alive()
                 if not self._outstanding:
-                    self._poller.poll(IDLE_TICK)
+                    until_election = self._SyncObj__raftElectionDeadline - monotonic()
+                    self._poller.poll(until_election if 0 < until_election < IDLE_TICK else IDLE_TICK)
                 elif self.otherNodes:
                     self._poller.poll(BUSY_TICK)
             except Exception:
@@ -231,6 +242,8 @@ class MetadataLog(SyncObj):
         the leader never moves a follower's next entry back on a success.
         """
         kind = message.get("type")
+        if kind == KEEPALIVE["type"]:
+            return
         if kind == "append_entries" and "prevLogIdx" in message and message["term"] >= self.raftCurrentTerm:
             message = self._without_held_entries(node, message)
             if message is None:
@@ -280,6 +293,19 @@ class MetadataLog(SyncObj):
         """The term of this member's log entry at `index`; None when the log does not hold it."""
         entries = self._SyncObj__getEntries(index, 1)
         return entries[0][2] if entries else None
+
+    def _keep_links_alive(self) -> None:
+        """Send every connected voter a message, so that no link between voters falls silent.
+
+        NOTE: PySyncObj drops a connection on which nothing was read for connectionTimeout,
+        and checks that only when it sends. Two followers exchange nothing while a leader
+        lasts, so the first vote request one sent the other after losing their leader
+        dropped their connection and was lost, and the election failed: a failover took two
+        elections and a reconnection. PySyncObj ignores a message of a type it does not know.
+        """
+        for node in self.otherNodes:
+            if self.isNodeConnected(node):
+                self._SyncObj__transport.send(node, KEEPALIVE)
 
     def _on_node_disconnected(self, node) -> None:
         """A follower whose connection to its leader breaks calls an election soon, not after
