@@ -9,6 +9,7 @@ member vote twice in a term.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from pysyncobj.journal import FileJournal, MetaStorer
@@ -39,6 +40,7 @@ class DurableJournal(FileJournal):
 
     def __init__(self, path: str):
         super().__init__(path)
+        self._path = path
         self._FileJournal__metaStorer = DurableMetaStorer(path + ".meta")
         fsync_directory(os.path.dirname(path))  # the journal may have been created just now
         self.unsynced = False
@@ -54,6 +56,25 @@ class DurableJournal(FileJournal):
     def deleteEntriesFrom(self, entryFrom):
         super().deleteEntriesFrom(entryFrom)
         self.unsynced = True
+
+    def deleteEntriesTo(self, entryTo):
+        """Drop the entries before `entryTo` (a compaction) by renaming a new journal over this one.
+
+        NOTE: PySyncObj rewrites the journal in place from its first record, and a power cut
+        in the middle of that leaves old and new records mixed: neither log.
+        """
+        kept = [self[position] for position in range(entryTo, len(self))]
+        self._FileJournal__metaStorer.storeMeta(self._FileJournal__meta)
+        compacted = self._path + ".compacted"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(compacted)
+        fresh = FileJournal(compacted)
+        for entry in kept:
+            fresh.add(*entry)
+        fresh._destroy()  # synced and closed
+        self._FileJournal__journalFile._destroy()
+        os.replace(compacted, self._path)
+        self.__init__(self._path)
 
     def sync(self) -> None:
         if self.unsynced:

@@ -128,3 +128,24 @@ def test_term_and_vote_survive_reopening_the_journal(tmp_path):
     reopened = DurableJournal(path)
     assert (reopened.getCurrentTerm(), reopened.getVotedForNodeId()) == (7, "127.0.0.1:9003")
     reopened._destroy()
+
+
+def test_compaction_keeps_the_later_entries_and_the_commit_index(tmp_path):
+    path = str(tmp_path / "journal")
+    journal = DurableJournal(path)
+    for index in range(1, 11):
+        journal.add(f"command {index}".encode(), index, 1)
+    journal.sync()
+    journal.setRaftCommitIndex(9)
+    journal.deleteEntriesTo(6)
+    assert [journal[i][1] for i in range(len(journal))] == [7, 8, 9, 10]
+    assert not journal.unsynced
+    journal.add(b"command 11", 11, 2)
+    journal._destroy()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal", "journal.meta"]
+    reopened = DurableJournal(path)
+    assert [(reopened[i][0], reopened[i][1], reopened[i][2]) for i in range(len(reopened))] == [
+        (f"command {index}".encode(), index, 1) for index in range(7, 11)
+    ] + [(b"command 11", 11, 2)]
+    assert reopened.getRaftCommitIndex() == 9
+    reopened._destroy()
