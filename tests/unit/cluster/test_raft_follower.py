@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 
 import pytest
+from pysyncobj import pickle as raft_pickle
 from pysyncobj.node import TCPNode
+from pysyncobj.syncobj import _COMMAND_TYPE
 
 from nebulaio.cluster.journal import DurableJournal
 from nebulaio.cluster.raft import MetadataLog, held_prefix, replica_ahead_of_log
@@ -149,3 +151,23 @@ def test_compaction_keeps_the_later_entries_and_the_commit_index(tmp_path):
     ] + [(b"command 11", 11, 2)]
     assert reopened.getRaftCommitIndex() == 9
     reopened._destroy()
+
+
+def membership_entry(action: str, address: str, index: int, term: int) -> tuple:
+    """A membership change as PySyncObj's leader logs it."""
+    node = TCPNode(address)
+    return (bytes([_COMMAND_TYPE.MEMBERSHIP]) + raft_pickle.dumps([action, node.id, node]), index, term)
+
+
+def test_a_membership_change_is_rolled_back_only_when_its_entry_is_truncated(follower):
+    joining = free_address()
+    change = membership_entry("add", joining, 3, 1)
+    append(follower, 1, (1, 0), [entry(2, 1), change], commit=1)
+    assert TCPNode(joining) in follower.otherNodes
+    append(follower, 1, (1, 0), [entry(2, 1), change, entry(4, 1)], commit=1)  # sent again: kept
+    assert TCPNode(joining) in follower.otherNodes
+    assert log_of(follower) == [(1, 0), (2, 1), (3, 1), (4, 1)]
+    # A new leader never had the change: its entry 3 differs, so the change is undone.
+    append(follower, 2, (2, 1), [entry(3, 2)], commit=1)
+    assert log_of(follower) == [(1, 0), (2, 1), (3, 2)]
+    assert TCPNode(joining) not in follower.otherNodes
