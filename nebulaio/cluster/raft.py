@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pickle
+import random
 import struct
 import threading
 import time
@@ -22,10 +23,12 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import pickle as raft_pickle
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.monotonic import monotonic
 from pysyncobj.utility import TcpUtility, UtilityException
 
+from nebulaio.cluster.journal import DurableJournal
 from nebulaio.util.durable import fsync_directory
 
 log = logging.getLogger("nebulaio.raft")
@@ -41,6 +44,12 @@ IDLE_TICK = 0.05
 BUSY_TICK = 0.001
 RAFT_MIN_TIMEOUT = 0.5
 RAFT_MAX_TIMEOUT = 0.9
+LEADER_LOST_ELECTION = 0.2
+"""Seconds within which a follower calls an election once its connection to the leader broke."""
+CONNECTION_TIMEOUT = 2.0
+"""Seconds without a message after which PySyncObj drops a connection."""
+KEEPALIVE_PERIOD = CONNECTION_TIMEOUT / 4
+KEEPALIVE = {"type": "keepalive"}
 SNAPSHOT_CHUNK = 1 << 20
 """Bytes of a dump sent in one message to a member that installs it."""
 
@@ -69,6 +78,8 @@ class Replica(Protocol):
     def freeze(self) -> FrozenImage: ...
 
     def install(self, image_path: str, raft_index: int) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class MetadataLog(SyncObj):
@@ -110,7 +121,7 @@ class MetadataLog(SyncObj):
             raftMinTimeout=RAFT_MIN_TIMEOUT,
             raftMaxTimeout=RAFT_MAX_TIMEOUT,
             appendEntriesPeriod=0.1,
-            connectionTimeout=2.0,
+            connectionTimeout=CONNECTION_TIMEOUT,
             connectionRetryTime=1.0,
             leaderFallbackTimeout=5.0,
             logCompactionMinEntries=compaction_entries,
@@ -124,6 +135,11 @@ class MetadataLog(SyncObj):
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         super().__init__(self_address, peers, conf)
+        self._journal = self._make_journal_durable(conf.journalFile)
+        self._trust_only_the_log()
+        transport = self._SyncObj__transport
+        transport.setOnMessageReceivedCallback(self._on_message)
+        transport.setOnNodeDisconnectedCallback(self._on_node_disconnected)
         self._ticker = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._ticker.start()
 
@@ -135,13 +151,23 @@ class MetadataLog(SyncObj):
         nobody to answer, so each commit waited a whole tick (~50 ms measured), and a
         command arriving just after a tick read its queue waited as long. So while any
         proposal of ours is outstanding the loop does not sleep: alone it ticks again at
-        once, with peers it waits at most a millisecond for their answers.
+        once, with peers it waits at most a millisecond for their answers. Idle, it wakes
+        at its election deadline rather than up to a tick after it, so that two followers
+        that lost their leader together rarely call their elections at the same moment.
         """
+        keepalive = 0.0
         while not self._stopping.is_set():
             try:
+                # Before the tick counts this member towards a majority for the entries it
+                # appended (the leader counts itself), they are on disk.
+                self._journal.sync()
                 self.doTick(0.0)
+                if monotonic() >= keepalive:
+                    keepalive = monotonic() + KEEPALIVE_PERIOD
+                    self._keep_links_alive()
                 if not self._outstanding:
-                    self._poller.poll(IDLE_TICK)
+                    until_election = self._SyncObj__raftElectionDeadline - monotonic()
+                    self._poller.poll(until_election if 0 < until_election < IDLE_TICK else IDLE_TICK)
                 elif self.otherNodes:
                     self._poller.poll(BUSY_TICK)
             except Exception:
@@ -159,12 +185,9 @@ class MetadataLog(SyncObj):
     def apply_batch(self, commands):
         # NOTE: runs in the tick thread on every member; the entry being applied is the one
         # after raftLastApplied (PySyncObj increments it once this returns).
+        # An entry is applied once committed, and this member's copy of it was synced before
+        # it counted towards that commit (the tick loop, a follower's acknowledgement).
         index = self.raftLastApplied + 1
-        journal = self._SyncObj__raftLog
-        if hasattr(journal, "flush"):
-            # The journal is an mmap that PySyncObj never syncs; LMDB must never run ahead of
-            # a durable log, or entries re-using these indices after a power cut would be skipped.
-            journal.flush()
         try:
             return self._apply(index, commands)
         except BaseException:
@@ -173,6 +196,130 @@ class MetadataLog(SyncObj):
             log.critical("applying raft entry %d failed; stopping so a restart replays it", index, exc_info=True)
             logging.shutdown()
             os._exit(70)
+
+    def _make_journal_durable(self, path: str) -> DurableJournal:
+        """Reopen PySyncObj's journal file as a DurableJournal, before the first tick."""
+        self._SyncObj__raftLog._destroy()
+        self._SyncObj__raftLog = DurableJournal(path)
+        return self._SyncObj__raftLog
+
+    def _trust_only_the_log(self) -> None:
+        """At start, claim nothing beyond the end of the log: neither a commit index nor a replica.
+
+        Both run ahead of the log only when it lost synced entries (see replica_ahead_of_log).
+        A leader whose commit index lies beyond its log would never commit (nor count as
+        ready) again; the replica is rebuilt as a new member's is, from this member's dump
+        and log, then from the leader, so no entry re-using a lost index is skipped.
+        """
+        log_end = self._journal[-1][1]
+        if self.raftCommitIndex > log_end:
+            log.warning("the raft commit index %d lies beyond the log's end %d", self.raftCommitIndex, log_end)
+            self._SyncObj__raftCommitIndex = log_end
+            self._journal.setRaftCommitIndex(log_end)
+        applied = self._replica.applied_index()
+        if replica_ahead_of_log(applied, log_end):
+            log.warning("the replica applied raft index %d but the log ends at %d: emptying it", applied, log_end)
+            self._replica.reset()
+
+    def _SyncObj__sendNextNodeIdx(self, node, reset=False, nextNodeIdx=None, success=False):
+        """A follower's answer to the leader's entries: the journal is synced before a success.
+
+        NOTE: overrides PySyncObj's private method of that name; it answers once per
+        append-entries message, so one sync covers all the entries the message carried.
+        """
+        if success:
+            self._journal.sync()
+        SyncObj._SyncObj__sendNextNodeIdx(self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
+
+    def _on_message(self, node, message: dict) -> None:
+        """PySyncObj's message handler, with Raft's rule for entries a follower already holds.
+
+        NOTE: PySyncObj's follower drops every entry after the leader's prevLogIdx before it
+        appends, so an entry sent twice was truncated and appended again, applied or not
+        ("state machine may have diverged"); and its leader, on each acknowledgement, moved
+        the next entry to send back to the one after the acknowledged entry, re-sending every
+        entry already in flight. Here the follower keeps what it holds with the same term and
+        the leader never moves a follower's next entry back on a success.
+        """
+        kind = message.get("type")
+        if kind == KEEPALIVE["type"]:
+            return
+        if kind == "append_entries" and "prevLogIdx" in message and message["term"] >= self.raftCurrentTerm:
+            message = self._without_held_entries(node, message)
+            if message is None:
+                return
+        elif kind == "next_node_idx" and message["success"] and not message["reset"] and self._isLeader():
+            next_index = self._SyncObj__raftNextIndex
+            in_flight = next_index.get(node)
+            self._SyncObj__onMessageReceived(node, message)
+            if in_flight is not None and next_index.get(node, in_flight) < in_flight:
+                next_index[node] = in_flight
+            return
+        self._SyncObj__onMessageReceived(node, message)
+
+    def _without_held_entries(self, node, message: dict) -> dict | None:
+        """The leader's append-entries message without the leading entries this member holds
+        with the same term, for PySyncObj to truncate only from the first entry whose term
+        differs; None when nothing is left to do (answered here).
+        """
+        transmission = message.get("transmission")
+        if transmission in ("start", "process"):
+            return message
+        if transmission == "finish":
+            # An entry too large for one message, whole at last: handled as if it came alone.
+            entry = raft_pickle.loads(self._SyncObj__recvTransmission + message["data"])
+            self._SyncObj__recvTransmission = ""
+            message = {name: value for name, value in message.items() if name not in ("transmission", "data")}
+            message["entries"] = [entry]
+        entries = message.get("entries", [])
+        held = held_prefix(entries, self._term_at)
+        if held:
+            _, last_index, last_term = entries[held - 1]
+        elif entries or self._term_at(message["prevLogIdx"]) != message["prevLogTerm"]:
+            return message  # nothing held: PySyncObj checks prevLogIdx and appends
+        else:
+            last_index, last_term = message["prevLogIdx"], message["prevLogTerm"]
+        rest = entries[held:]
+        if rest or self._journal[-1][1] == last_index:
+            return {**message, "prevLogIdx": last_index, "prevLogTerm": last_term, "entries": rest}
+        # Every entry is held and more follow them: they stay (none conflicts), but neither the
+        # answer nor the commit index may vouch for more than the message did.
+        header = {"type": "append_entries", "term": message["term"]}
+        self._SyncObj__onMessageReceived(node, {**header, "commit_index": min(message["commit_index"], last_index)})
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_index + 1, success=True)
+        return None
+
+    def _term_at(self, index: int) -> int | None:
+        """The term of this member's log entry at `index`; None when the log does not hold it."""
+        entries = self._SyncObj__getEntries(index, 1)
+        return entries[0][2] if entries else None
+
+    def _keep_links_alive(self) -> None:
+        """Send every connected voter a message, so that no link between voters falls silent.
+
+        NOTE: PySyncObj drops a connection on which nothing was read for connectionTimeout,
+        and checks that only when it sends. Two followers exchange nothing while a leader
+        lasts, so the first vote request one sent the other after losing their leader
+        dropped their connection and was lost, and the election failed: a failover took two
+        elections and a reconnection. PySyncObj ignores a message of a type it does not know.
+        """
+        for node in self.otherNodes:
+            if self.isNodeConnected(node):
+                self._SyncObj__transport.send(node, KEEPALIVE)
+
+    def _on_node_disconnected(self, node) -> None:
+        """A follower whose connection to its leader breaks calls an election soon, not after
+        the whole election timeout.
+
+        PERF: a leader process that dies (kill -9, a crash) has its connections closed at
+        once, and waiting out the election timeout was most of a failover. Each follower
+        picks a random moment within LEADER_LOST_ELECTION, so they rarely split the vote. A
+        partition closes nothing: there the election timeout still decides.
+        """
+        self._SyncObj__onNodeDisconnected(node)
+        if self.selfNode is not None and not self._isLeader() and node == self._getLeader():
+            soon = monotonic() + random.uniform(0.0, LEADER_LOST_ELECTION)
+            self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
 
     def propose(self, commands: list, callback: Callable[[object, int], None]) -> None:
         """Append a batch to the log; `callback(result, error)` runs once it is applied here."""
@@ -358,6 +505,27 @@ class MetadataLog(SyncObj):
         # began; a long install must not make this member call an election it cannot win
         # (raising the term would only unseat a healthy leader).
         self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
+
+
+def held_prefix(entries: list, term_at: Callable[[int], int | None]) -> int:
+    """How many of the leader's `entries` (command, index, term), from the first, a follower
+    already holds with the same term: Raft keeps those and truncates only from the next."""
+    held = 0
+    for _, index, term in entries:
+        if term_at(index) != term:
+            break
+        held += 1
+    return held
+
+
+def replica_ahead_of_log(applied_index: int, log_end: int) -> bool:
+    """Whether the replica applied entries the raft log no longer holds.
+
+    Apply follows a synced log, so only a log that lost synced entries gets here (a damaged
+    or replaced journal, or one written before logs were synced, then a power cut). The
+    leader's next entries re-use those indices, and the replica would skip them as applied.
+    """
+    return applied_index > log_end
 
 
 def read_dump_header(dump: BinaryIO) -> tuple[int, tuple]:
