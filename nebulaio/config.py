@@ -178,8 +178,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "repair_interval",
         60,
-        "Seconds between a storage node's repair passes (restoring its share of the copies, removing the rest).",
+        "Seconds a storage node's repair loop (restoring its share of the copies, removing the rest) rests after"
+        " a walk over every placed file that changed nothing; while work is left, passes follow at once.",
         float,
+        "cluster",
+    ),
+    Setting(
+        "repair_batch",
+        10000,
+        "Placed files one repair pass walks; the next pass goes on from there, with a fresh look at the peers.",
+        int,
         "cluster",
     ),
     Setting(
@@ -283,7 +291,8 @@ def raft_voters(config: dict[str, Any]) -> list[str]:
 
 
 def is_cluster(config: dict[str, Any]) -> bool:
-    """Whether other nodes share this node's log (a lone voter needs no read fence)."""
+    """Whether this node was started as a member of a cluster. A node started alone may still
+    become one when others join it: what depends on that looks at the registered nodes."""
     return len(raft_voters(config)) > 1 or config["role"] == "storage" or bool(config["join"])
 
 
