@@ -208,15 +208,17 @@ class ClusterData:
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody | RemoteBody:
         """Local bytes when this node holds them, else a reader of the other holders' copies.
 
-        A record without holders was written before this node joined a cluster: its bytes are here.
+        A record without holders was written while its node ran alone, and repair has not
+        recorded its holders yet: that node is the one storage node with the bytes.
         """
         holders = location.get("holders")
-        if holders is None or self._node_id in holders:
+        if holders is None:
+            holders = [node["id"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES]
+        if self._node_id in holders:
             try:
                 return LocalBody(self.store.open(bucket, key, name))
             except FileNotFoundError:
-                if holders is None:
-                    raise
+                pass
         addresses = self._addresses()
         dead = self._view.dead()
         # Live holders first; a dead one is still tried last, gossip may be behind.
