@@ -528,13 +528,15 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
             "address": node["raft"],
             "self": node["id"] == status["node_id"],
             "connected": connected.get(node["raft"]),
+            "draining": "draining" in node,
             **_gossip_facts(gossip.get(node["id"])),
         }
         for node in registered
     ]
     known = {node["raft"] for node in registered}
     members += [
-        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable} | _gossip_facts(None)
+        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable, "draining": False}
+        | _gossip_facts(None)
         for address, reachable in connected.items()
         if address not in known
     ]

@@ -126,6 +126,7 @@ SCHEMAS = {
                         "address": STRING,
                         "self": {"type": "boolean"},
                         "connected": {"type": ["boolean", "null"]},
+                        "draining": BOOLEAN,
                         "state": {"type": ["string", "null"], "enum": ["alive", "suspect", "dead", None]},
                         "ready": {"type": ["boolean", "null"]},
                         "capacity": {

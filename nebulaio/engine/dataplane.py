@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import STORAGE_ROLES, placement, write_quorum
+from nebulaio.cluster.placement import STORAGE_ROLES, placement, takes_copies, write_quorum
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
@@ -139,13 +139,13 @@ class ClusterData:
         return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
 
     def _storage_nodes(self) -> dict[str, str]:
-        """Registered storage nodes but those gossip has declared dead: a write does not wait
-        for a dead node to time out."""
+        """Registered storage nodes but those gossip has declared dead (a write does not wait
+        for a dead node to time out) and those being drained."""
         dead = self._view.dead()
         return {
             node["id"]: node["admin"]
             for node in self._reader.nodes.all()
-            if node["role"] in STORAGE_ROLES and node["id"] not in dead
+            if takes_copies(node) and node["id"] not in dead
         }
 
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:

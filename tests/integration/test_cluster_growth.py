@@ -17,7 +17,8 @@ from test_gossip import token_of
 
 from nebulaio.cluster.placement import placement
 
-REPAIR_ARGS = ["--repair-interval", "0.5"]
+REPAIR_ARGS = ["--repair-interval", "0.5", "--repair-batch", "3"]
+"""Passes of three records: a file is reached only if each pass goes on where the last stopped."""
 SIZE = 64 * 1024
 KEYS = [f"alone-{number}" for number in range(8)]
 GROWTH_TIMEOUT = 120.0
