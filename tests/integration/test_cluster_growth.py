@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
 import requests
 from conftest import CLUSTER_SECRET, Node, wait_for
 from test_cluster_data import holding, registered, stored_record
@@ -24,12 +25,12 @@ KEYS = [f"alone-{number}" for number in range(8)]
 GROWTH_TIMEOUT = 120.0
 
 
-def join(node_factory, tmp_path, lone: Node, name: str) -> Node:
+def join(tmp_path, lone: Node, name: str, secret: str) -> Node:
     """A voter started with --join toward the lone node, then added through its Admin API."""
     joiner = Node(tmp_path / name / "data", tmp_path / f"{name}.log")
     (tmp_path / name).mkdir()
     joiner.args = [*REPAIR_ARGS, "--node-id", name, "--join", f"127.0.0.1:{lone.ports['gossip']}"]
-    joiner.extra_env["NEBULAIO_CLUSTER_SECRET"] = CLUSTER_SECRET
+    joiner.extra_env["NEBULAIO_CLUSTER_SECRET"] = secret
     joiner.start(wait=False)
     headers = {"Authorization": f"Bearer {token_of(lone)}"}
     raft_address = f"127.0.0.1:{joiner.ports['raft']}"
@@ -41,8 +42,14 @@ def join(node_factory, tmp_path, lone: Node, name: str) -> Node:
     return joiner
 
 
-def test_a_lone_node_grows_into_a_cluster_and_replicates_what_it_wrote_alone(node_factory, tmp_path):
-    lone = node_factory(args=[*REPAIR_ARGS, "--node-id", "lone"], extra_env={"NEBULAIO_CLUSTER_SECRET": CLUSTER_SECRET})
+@pytest.mark.parametrize("configured", [True, False], ids=["given-secret", "generated-secret"])
+def test_a_lone_node_grows_into_a_cluster_and_replicates_what_it_wrote_alone(node_factory, tmp_path, configured):
+    """Started with a cluster secret, or without one: then the joiners are given the one it generated."""
+    lone = node_factory(
+        args=[*REPAIR_ARGS, "--node-id", "lone"],
+        extra_env={"NEBULAIO_CLUSTER_SECRET": CLUSTER_SECRET} if configured else {},
+    )
+    secret = CLUSTER_SECRET if configured else (lone.data / "metadata" / "cluster-secret").read_text().strip()
     client = lone.client()
     bucket = f"grow-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
@@ -54,7 +61,7 @@ def test_a_lone_node_grows_into_a_cluster_and_replicates_what_it_wrote_alone(nod
     joined = []
     try:
         for name in ("grown1", "grown2"):
-            joined.append(join(node_factory, tmp_path, lone, name))
+            joined.append(join(tmp_path, lone, name, secret))
         nodes = [lone, *joined]
         ids = ["lone", "grown1", "grown2"]
         for node in nodes:
