@@ -6,11 +6,12 @@ forgotten, a node's object files moved to the others before it goes.
     POST   /api/v1/cluster/nodes/{id}/drain     mark a node draining (202, with its progress)
     GET    /api/v1/cluster/nodes/{id}/drain     how far its drain has come
 
-A new voter is started first with `--join` (it learns the voters through gossip and waits);
-once added, the leader sends it the log and it registers itself. A node started alone takes
-voters the same way: the cluster grows around it. A storage node needs no call to join: it
-registers itself. Any voter can be removed through any node, the raft leader and the node
-itself included (see `Members.remove`). Root only: the cluster's shape is not a policy matter.
+A new voter is started first with `--join` (it learns the voters through gossip and waits),
+and is added only once gossip knows it alive; once added, the leader sends it the log and it
+registers itself. A node started alone takes voters the same way: the cluster grows around
+it. A storage node needs no call to join: it registers itself. Any voter can be removed
+through any node, the raft leader and the node itself included (see `Members.remove`). Root
+only: the cluster's shape is not a policy matter.
 
 A draining node is given no new copies, and the repair loops move its files to their other
 wanted holders; it holds none once its drain is done, and can then be removed. A drain is
@@ -18,6 +19,8 @@ refused while it would leave fewer storage nodes than the copies each object nee
 """
 
 from __future__ import annotations
+
+import time
 
 import falcon
 
@@ -28,6 +31,10 @@ from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.util.ids import now_ms
 from nebulaio.util.timefmt import iso8601
+
+JOIN_WAIT = 2.0
+"""Seconds a new voter has to appear in this worker's gossip view (refreshed every second)."""
+JOIN_POLL = 0.25
 
 
 def _require_root(req) -> None:
@@ -56,6 +63,16 @@ class ClusterNodes:
     def on_post(self, req, resp):
         _require_root(req)
         address = _check_address(admin_app.read_json(req, {"raftAddress": str})["raftAddress"])
+        deadline = time.monotonic() + JOIN_WAIT
+        while not self._members.joined(address):
+            if time.monotonic() > deadline:
+                raise admin_app.ApiError(
+                    409,
+                    "NotJoined",
+                    f"No live node with raft address {address} has joined through gossip; start it with --join"
+                    " toward a member (and the cluster secret) first.",
+                )
+            time.sleep(JOIN_POLL)
         self._members.add_voter(address)
         resp.media = {"raftAddress": address, "voter": True}
 

@@ -224,7 +224,11 @@ RESPONSES = {
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
         ("RootOnly", "Only the root user may do this."),
-        ("ClusterConflict", "Another membership change is in progress."),
+        (
+            "ClusterConflict",
+            "Another membership change is in progress, or no live node with that raft address has joined through "
+            "gossip.",
+        ),
         (
             "DrainConflict",
             "The node holds no objects (a management node), or draining it would leave fewer storage nodes "

@@ -14,7 +14,7 @@ import requests
 from conftest import CLUSTER_SECRET, Node, wait_for
 from test_cluster_data import holding, registered, stored_record
 from test_cluster_repair import record_of, repair_figures
-from test_gossip import token_of
+from test_gossip import gossip_alive, token_of
 
 from nebulaio.cluster.placement import placement
 
@@ -32,6 +32,7 @@ def join(tmp_path, lone: Node, name: str, secret: str) -> Node:
     joiner.args = [*REPAIR_ARGS, "--node-id", name, "--join", f"127.0.0.1:{lone.ports['gossip']}"]
     joiner.extra_env["NEBULAIO_CLUSTER_SECRET"] = secret
     joiner.start(wait=False)
+    wait_for(lambda: gossip_alive(lone, name), GROWTH_TIMEOUT, f"{name} known to the lone node's gossip")
     headers = {"Authorization": f"Bearer {token_of(lone)}"}
     raft_address = f"127.0.0.1:{joiner.ports['raft']}"
     added = requests.post(
@@ -57,6 +58,14 @@ def test_a_lone_node_grows_into_a_cluster_and_replicates_what_it_wrote_alone(nod
     for key, body in bodies.items():
         client.put_object(Bucket=bucket, Key=key, Body=body)
     assert all("holders" not in record_of(lone, bucket, key) for key in KEYS)
+
+    # A voter that never joined is refused: one voter becoming two would stop every commit.
+    headers = {"Authorization": f"Bearer {token_of(lone)}"}
+    nobody = requests.post(
+        lone.admin_url + "/api/v1/cluster/nodes", json={"raftAddress": "127.0.0.1:1"}, headers=headers, timeout=60
+    )
+    assert nobody.status_code == 409 and nobody.json()["error"]["code"] == "NotJoined"
+    client.put_object(Bucket=bucket, Key="still-alone", Body=b"the lone node still commits")
 
     joined = []
     try:
