@@ -259,6 +259,9 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
+    for name in ("repair_batch", "repair_bandwidth"):
+        if resolved[name] < 1:
+            raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
     if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.
         raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
