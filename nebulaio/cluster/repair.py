@@ -302,7 +302,8 @@ class Repairer:
                         return
                     limit = min(PAGE_SIZE, budget)
                     page, after = self._reader.holders.page(name, SOURCES[source], after, limit)
-                    budget -= limit
+                    # A full page spends the whole limit; the last of a source only what it held.
+                    budget -= limit if after is not None else max(len(page), 1)
                     self._cursor = Cursor(name, source, after) if after is not None else Cursor(name, source + 1)
                     self.progress.position = name
                     yield name, page
