@@ -179,8 +179,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "repair_interval",
         60,
-        "Seconds between a storage node's repair passes (restoring its share of the copies, removing the rest).",
+        "Seconds a storage node's repair loop (restoring its share of the copies, removing the rest) rests after"
+        " a walk over every placed file that changed nothing; while work is left, passes follow at once.",
         float,
+        "cluster",
+    ),
+    Setting(
+        "repair_batch",
+        10000,
+        "Placed files one repair pass walks; the next pass goes on from there, with a fresh look at the peers.",
+        int,
         "cluster",
     ),
     Setting(
@@ -252,6 +260,9 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
+    for name in ("repair_batch", "repair_bandwidth"):
+        if resolved[name] < 1:
+            raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
     if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.
         raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
@@ -284,7 +295,8 @@ def raft_voters(config: dict[str, Any]) -> list[str]:
 
 
 def is_cluster(config: dict[str, Any]) -> bool:
-    """Whether other nodes share this node's log (a lone voter needs no read fence)."""
+    """Whether this node was started as a member of a cluster. A node started alone may still
+    become one when others join it: what depends on that looks at the registered nodes."""
     return len(raft_voters(config)) > 1 or config["role"] == "storage" or bool(config["join"])
 
 

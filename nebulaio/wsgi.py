@@ -14,6 +14,7 @@ from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
 from nebulaio.engine.dataplane import ClusterData, LocalData
+from nebulaio.engine.growing import GrowingData
 from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
@@ -33,32 +34,32 @@ def build(config: dict | None = None):
     reader = MetaReader(env)
     supervisor = SupervisorClient(layout.ipc_socket)
     store = ObjectStore(layout)
-    clustered = configuration.is_cluster(config)
-    if clustered:
-        node_id = layout.node_id(config["node_id"])
-        peers = PeerClient(config["cluster_secret"], node_id, peer_tls(config))
-        view = MemberView(supervisor)
-        data = ClusterData(store, reader, view, node_id, config["replicas"], peers)
-    else:
-        data = LocalData(store)
+    secret = layout.cluster_secret(config["cluster_secret"])
+    node_id = layout.node_id(config["node_id"])
+    peers = PeerClient(secret, node_id, peer_tls(config))
+    view = MemberView(supervisor)
+    data = ClusterData(store, reader, view, node_id, config["replicas"], peers)
+    if not configuration.is_cluster(config):
+        data = GrowingData(reader, LocalData(store), data)
     layer = ObjectLayer(
         reader,
         data,
         supervisor,
         config["max_object_size"],
         config["inline_threshold"],
-        fenced=clustered and config["read_consistency"] == "strong",
+        # NOTE: a lone voter's supervisor passes the fence at once (see Supervisor._handle).
+        fenced=config["read_consistency"] == "strong",
     )
-    members = Members(layer, node_id, peers, view) if clustered else None
+    members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])
-    iam = IamService(reader, supervisor, credentials, layout.cluster_secret(config["cluster_secret"]))
+    iam = IamService(reader, supervisor, credentials, secret)
 
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members)
-    internal = internal_app.create(store, config["cluster_secret"] if clustered else "", members)
+    internal = internal_app.create(store, secret, members)
 
     def admin_or_internal(environ, start_response):
         app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin

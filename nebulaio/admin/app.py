@@ -528,13 +528,15 @@ def _members(status: dict, registered: list[dict]) -> list[dict]:
             "address": node["raft"],
             "self": node["id"] == status["node_id"],
             "connected": connected.get(node["raft"]),
+            "draining": "draining" in node,
             **_gossip_facts(gossip.get(node["id"])),
         }
         for node in registered
     ]
     known = {node["raft"] for node in registered}
     members += [
-        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable} | _gossip_facts(None)
+        {"id": None, "role": "unknown", "address": address, "self": False, "connected": reachable, "draining": False}
+        | _gossip_facts(None)
         for address, reachable in connected.items()
         if address not in known
     ]
@@ -559,7 +561,7 @@ def _gossip_facts(member: dict | None) -> dict:
     return {name: member.get(field) for field, name in GOSSIP_FACTS}
 
 
-def _supervisor_status(layer: ObjectLayer, detail: bool = False) -> dict:
+def supervisor_status(layer: ObjectLayer, detail: bool = False) -> dict:
     """The supervisor's status, or 503 when it does not answer."""
     try:
         return layer.status(detail=detail)
@@ -575,7 +577,7 @@ class ClusterStatus:
 
     def on_get(self, req, resp):
         authorize(self._iam, req, "GetClusterStatus", "*")
-        status = _supervisor_status(self._layer, detail=True)
+        status = supervisor_status(self._layer, detail=True)
         node = status["node"]
         resp.media = {
             "node": {"id": status["node_id"], "role": status["role"], "state": status["state"]},
@@ -606,19 +608,27 @@ class ClusterRepair:
 
     def on_get(self, req, resp):
         authorize(self._iam, req, "GetClusterStatus", "*")
-        status = _supervisor_status(self._layer)
+        status = supervisor_status(self._layer)
         repair = status["repair"]
         finished = repair["last_pass_finished"]
+        cycle_files = repair["cycle_files"]
         resp.media = {
             "node": status["node_id"],
             "running": repair["running"],
             "passes": repair["passes"],
+            "cycles": repair["cycles"],
             "checked": repair["checked"],
             "underReplicated": repair["under_replicated"],
             "misplaced": repair["misplaced"],
+            "unclaimed": repair["unclaimed"],
             "copied": repair["copied"],
+            "claimed": repair["claimed"],
             "removed": repair["removed"],
             "bytesMoved": repair["bytes_moved"],
+            "position": repair["position"],
+            "cycleChecked": repair["cycle_checked"],
+            "cycleFiles": cycle_files,
+            "remainingFiles": None if cycle_files is None else max(cycle_files - repair["cycle_checked"], 0),
             "lastPassFinished": None if finished is None else iso8601(finished),
             "lastPassSeconds": repair["last_pass_seconds"],
         }
@@ -675,10 +685,8 @@ def _unexpected(req, resp, error: Exception, params) -> None:
     _render(resp, 500, "InternalError", "We encountered an internal error. Please try again.")
 
 
-def create(
-    layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members | None = None
-) -> falcon.App:
-    """The Admin API; `members` (None on a lone node) adds and removes the cluster's members."""
+def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members) -> falcon.App:
+    """The Admin API; `members` adds and removes the cluster's members."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
@@ -713,5 +721,5 @@ def create(
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
-    cluster.add_routes(app, layer, members, config)
+    cluster.add_routes(app, layer, members, iam, config)
     return app

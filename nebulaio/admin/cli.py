@@ -11,6 +11,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -18,6 +19,9 @@ import orjson
 
 DEFAULT_URL = "http://127.0.0.1:9001"
 TIMEOUT = 30.0
+DRAIN_POLL = 1.0
+"""Seconds between two looks at a drain's progress."""
+BAR_WIDTH = 30
 
 
 def default_token_file() -> str:
@@ -93,6 +97,9 @@ def add_parser(commands) -> None:
     cluster.add_parser("status", help="raft, members and this node's figures")
     cluster.add_parser("add", help="add a raft voter started with --join").add_argument("raft_address")
     cluster.add_parser("remove", help="remove a node (a voter leaves raft first)").add_argument("node_id")
+    drain = cluster.add_parser("drain", help="move a storage node's objects to the others, with a progress bar")
+    drain.add_argument("node_id")
+    drain.add_argument("--no-wait", action="store_true", help="start the drain and return at once")
 
 
 def _actions(tasks, task: str, help_text: str):
@@ -346,6 +353,37 @@ def _render(args, document: dict | None) -> str:
     return f"{args.task} {subject}: {DONE[args.action]}"
 
 
+def _drain_line(progress: dict, first: int | None) -> str:
+    """A progress bar of a drain: how much of the files counted first are gone, what is left, the ETA."""
+    if progress["objects"] is None:
+        return f"node {progress['node']}: draining; not counted yet"
+    done = 1 - progress["objects"] / first if first else float(progress["done"])
+    filled = round(done * BAR_WIDTH)
+    eta = progress["etaSeconds"]
+    return (
+        f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done:4.0%}  {progress['objects']} files"
+        f" ({_size(progress['bytes'])}) left" + ("" if eta is None else f", about {eta:.0f} s")
+    )
+
+
+def _drain(session: Session, args) -> str:
+    """Start a node's drain and, unless told not to wait, draw its progress until it is done."""
+    path = f"/api/v1/cluster/nodes/{_quoted(args.node_id)}/drain"
+    progress = session.request("POST", path)
+    if args.json or args.no_wait:
+        return orjson.dumps(progress, option=orjson.OPT_INDENT_2).decode() if args.json else _drain_line(progress, None)
+    first = None
+    while not progress["done"]:
+        first = first or progress["objects"]
+        end = "\r" if sys.stderr.isatty() else "\n"
+        sys.stderr.write(_drain_line(progress, first) + end)
+        sys.stderr.flush()
+        time.sleep(DRAIN_POLL)
+        progress = session.request("GET", path)
+    node = args.node_id
+    return f"node {node}: drained; it holds no objects and can be removed (nebulaio admin cluster remove {node})"
+
+
 def run(args: argparse.Namespace) -> int:
     session = Session(args.url, args.token_file or os.environ.get("NEBULAIO_ADMIN_TOKEN_FILE") or default_token_file())
     try:
@@ -361,6 +399,8 @@ def run(args: argparse.Namespace) -> int:
             session.request("POST", "/api/v1/auth/logout")
             session.forget()
             output = "logged out: every token issued to you is revoked"
+        elif (args.task, args.action) == ("cluster", "drain"):
+            output = _drain(session, args)
         else:
             output = _render(args, session.request(*REQUESTS[args.task, args.action](args)))
     except CommandFailed as failed:

@@ -71,20 +71,28 @@ def _repair(lines: list[str], repair: dict) -> None:
     figures = (
         ("nebulaio_repair_running", "gauge", "1 while a repair pass runs.", int(repair["running"])),
         ("nebulaio_repair_passes_total", "counter", "Repair passes finished.", repair["passes"]),
+        ("nebulaio_repair_cycles_total", "counter", "Repair walks over every placed file finished.", repair["cycles"]),
         ("nebulaio_repair_checked_total", "counter", "Placed files the repair loop checked.", repair["checked"]),
         (
             "nebulaio_repair_under_replicated",
             "gauge",
-            "Files with fewer live holders than wanted, in the last pass.",
+            "Files with fewer live holders than wanted, in the last cycle.",
             repair["under_replicated"],
         ),
         (
             "nebulaio_repair_misplaced",
             "gauge",
-            "Files whose holders are not the ones placement wants, in the last pass.",
+            "Files whose holders are not the ones placement wants, in the last cycle.",
             repair["misplaced"],
         ),
+        (
+            "nebulaio_repair_unclaimed",
+            "gauge",
+            "Files written while their node ran alone that name no holder yet, in the last cycle.",
+            repair["unclaimed"],
+        ),
         ("nebulaio_repair_copied_total", "counter", "Copies this node made.", repair["copied"]),
+        ("nebulaio_repair_claimed_total", "counter", "Files written alone recorded as this node's.", repair["claimed"]),
         ("nebulaio_repair_removed_total", "counter", "Copies this node gave up.", repair["removed"]),
         ("nebulaio_repair_bytes_total", "counter", "Bytes this node copied from others.", repair["bytes_moved"]),
     )

@@ -126,6 +126,7 @@ SCHEMAS = {
                         "address": STRING,
                         "self": {"type": "boolean"},
                         "connected": {"type": ["boolean", "null"]},
+                        "draining": BOOLEAN,
                         "state": {"type": ["string", "null"], "enum": ["alive", "suspect", "dead", None]},
                         "ready": {"type": ["boolean", "null"]},
                         "capacity": {
@@ -168,12 +169,19 @@ SCHEMAS = {
             "node": STRING,
             "running": {"type": "boolean"},
             "passes": INTEGER,
+            "cycles": INTEGER,
             "checked": INTEGER,
             "underReplicated": INTEGER,
             "misplaced": INTEGER,
+            "unclaimed": INTEGER,
             "copied": INTEGER,
+            "claimed": INTEGER,
             "removed": INTEGER,
             "bytesMoved": INTEGER,
+            "position": NULLABLE_STRING,
+            "cycleChecked": INTEGER,
+            "cycleFiles": NULLABLE_INTEGER,
+            "remainingFiles": NULLABLE_INTEGER,
             "lastPassFinished": {"type": ["string", "null"], "format": "date-time"},
             "lastPassSeconds": {"type": ["number", "null"]},
         }
@@ -186,6 +194,19 @@ SCHEMAS = {
             "members": _object({"alive": INTEGER, "suspect": INTEGER, "dead": INTEGER}),
         },
         required=["status"],
+    ),
+    "Drain": _object(
+        {
+            "node": STRING,
+            "draining": BOOLEAN,
+            "since": {"type": ["string", "null"], "format": "date-time"},
+            "objects": NULLABLE_INTEGER,
+            "bytes": NULLABLE_INTEGER,
+            "etaSeconds": {"type": ["number", "null"]},
+            "done": BOOLEAN,
+            "countedBy": STRING,
+            "countedAt": {"type": ["string", "null"], "format": "date-time"},
+        }
     ),
     "NewVoter": _object({"raftAddress": {"type": "string", "pattern": "^.+:[0-9]{1,5}$"}}),
     "Voter": _object({"raftAddress": STRING, "voter": {"type": "boolean"}}),
@@ -203,7 +224,16 @@ RESPONSES = {
         ("TooLarge", "The JSON body is larger than 64 KiB."),
         ("Unavailable", "The node's metadata log is not available."),
         ("RootOnly", "Only the root user may do this."),
-        ("ClusterConflict", "A lone node, or another membership change is in progress."),
+        (
+            "ClusterConflict",
+            "Another membership change is in progress, or no live node with that raft address has joined through "
+            "gossip.",
+        ),
+        (
+            "DrainConflict",
+            "The node holds no objects (a management node), or draining it would leave fewer storage nodes "
+            "than the copies each object needs.",
+        ),
         (
             "ClusterUnavailable",
             "No raft leader; or no other voter took over from a leader to remove, or could be reached to "
@@ -465,8 +495,9 @@ PATHS = {
     },
     "/api/v1/cluster/repair": {
         "get": _operation(
-            "This node's repair loop: files checked, under-replicated and misplaced in the last pass, "
-            "copies made and removed, bytes moved, the last pass.",
+            "This node's repair loop: files checked, under-replicated, misplaced and naming no holder in the "
+            "last cycle (a walk over every placed file), copies made, claimed and removed, bytes moved, where "
+            "the walk stands and the files left in this cycle, the last pass.",
             {"200": _json(_ref("ClusterRepair"), "The figures.")},
             "503",
         )
@@ -499,6 +530,28 @@ PATHS = {
                 "503": _error("ClusterUnavailable"),
             },
         },
+    },
+    "/api/v1/cluster/nodes/{node_id}/drain": {
+        "parameters": [{"name": "node_id", "in": "path", "required": True, "schema": STRING}],
+        "post": {
+            "summary": "Drain a storage node: it takes no new copies, and the repair loops move its files to "
+            "their other wanted holders, after which it can be removed; root only. Draining again is harmless.",
+            "responses": {
+                "202": _json(_ref("Drain"), "Draining (the mark is applied on this node): its progress."),
+                "401": _error("Unauthorized"),
+                "403": _error("RootOnly"),
+                "404": _error("NoSuchNode"),
+                "409": _error("DrainConflict"),
+                "503": _error("Unavailable"),
+            },
+        },
+        "get": _operation(
+            "How far a node's drain has come: the files and bytes the records still name it a holder of, as "
+            "this node's repair loop last counted them (null on a node without one), and the time left.",
+            {"200": _json(_ref("Drain"), "The progress.")},
+            "404",
+            "503",
+        ),
     },
 }
 

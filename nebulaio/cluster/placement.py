@@ -53,3 +53,8 @@ def write_quorum(holders: int) -> int:
     acknowledged copies still survive the loss of any one node.
     """
     return holders // 2 + 1
+
+
+def takes_copies(node: dict) -> bool:
+    """Whether a registered node is given new copies: a storage node that is not being drained."""
+    return node["role"] in STORAGE_ROLES and not node.get("draining")

@@ -12,21 +12,29 @@ Design: every node repairs what it should hold, rather than the raft leader deci
 - The work spreads: every node copies over its own disk and link at once, and a node that comes
   back after an outage catches up by itself, without operator action.
 
-The price is that every node walks every record each pass (paged, local) and pings its peers
-once a pass. A pass, for each placed file (see `plan`), with `wanted` the R holders that
-rendezvous hashing picks among the storage nodes that are up:
+The price is that every node walks every record (paged, local) and pings its peers once a
+pass. For each placed file (see `plan`), with `wanted` the R holders that rendezvous hashing
+picks among the storage nodes that are up and take new copies (a draining node does not):
 
 - this node is wanted and lacks the file: it streams it from a live holder over the signed
   internal endpoint (1 MiB pieces, fsync, rename), then records itself (object.holders add);
 - it is wanted and has a copy the record does not name (a holder that answered too late): it
   records itself;
-- it is a holder no longer wanted: once every wanted node is a holder it records its drop,
-  with those nodes required (two nodes dropping at once can never undercut each other), and
-  then removes its file; a holder whose copy is gone drops at once;
+- the record names no holders at all (written while this node ran alone, before the cluster
+  grew around it) and the file is here: it records itself, the one holder; the wanted nodes
+  then copy it like any other file;
+- it is a holder no longer wanted (a draining node is never wanted): once every wanted node is
+  a holder it records its drop, with those nodes required (two nodes dropping at once can
+  never undercut each other), and then removes its file; a holder whose copy is gone drops
+  at once;
 - a copy no record names, of a file this node is not wanted for, is removed.
 
-Work is bounded: at most MAX_TRANSFERS copies and removals per pass, bytes paced at
-`repair_bandwidth`, records read in pages of PAGE_SIZE (each its own read transaction).
+The walk is a cycle over every bucket's placed files, cut into passes of `batch` records. A
+cursor (bucket, source, LMDB key) is kept across passes, so each pass goes on where the last
+one stopped and the walk wraps around at the end. The next pass starts at once while work is
+left (the cycle is not over, or the pass changed something); after a cycle that changed
+nothing the loop waits `interval` seconds. Each pass looks afresh at which peers are up.
+Files are repaired TRANSFER_THREADS at a time, their bytes paced at `bandwidth` per second.
 
 Liveness is `PeerClient.ping` (the internal endpoint answers within a second) until gossip
 lands; `Repairer` takes it as one function, `is_live(node record)`, that gossip can replace.
@@ -37,22 +45,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import STORAGE_ROLES, placement
+from nebulaio.cluster.placement import STORAGE_ROLES, placement, takes_copies
 from nebulaio.meta.holders import SOURCES, Placed
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 log = logging.getLogger("nebulaio.repair")
 
 PAGE_SIZE = 500
-MAX_TRANSFERS = 256
-"""Copies and removals in one pass; the next pass goes on with the rest."""
+"""Records read in one read transaction."""
+TRANSFER_THREADS = 4
+"""Files repaired at once: copies overlap their round trips, and their holders changes share
+raft entries (the supervisor's group commit)."""
+QUEUED_PER_THREAD = 2
+NOT_READY_RETRY = 1.0
+"""Seconds between two looks at whether this node has caught up with the log."""
 
-KEEP, PULL, ADD, DROP, REMOVE = "keep", "pull", "add", "drop", "remove"
+KEEP, PULL, ADD, CLAIM, DROP, REMOVE = "keep", "pull", "add", "claim", "drop", "remove"
 
 
 class Plan(NamedTuple):
@@ -64,14 +79,25 @@ class Plan(NamedTuple):
     misplaced: bool
 
 
-def plan(me: str, holders: Collection[str], group: str, live: Collection[str], replicas: int, has_copy: bool) -> Plan:
+def plan(
+    me: str,
+    holders: Collection[str] | None,
+    group: str,
+    candidates: Collection[str],
+    up: Collection[str],
+    replicas: int,
+    has_copy: bool,
+) -> Plan:
     """This node's part in keeping a file on exactly its wanted holders (see the module's docstring).
 
-    `live` are the storage nodes that are up (this node among them), `has_copy` whether this
-    node's disk has the file.
+    `candidates` are the storage nodes that are up and take new copies, `up` every storage
+    node that is up (this node among them), `holders` None for a file written while its node
+    ran alone, and `has_copy` whether this node's disk has the file.
     """
-    wanted, _ = placement(live, group, replicas)
-    live_holders = sum(1 for node in holders if node in live)
+    wanted, _ = placement(candidates, group, replicas)
+    if holders is None:
+        return Plan(CLAIM if has_copy else KEEP, wanted, True, True)
+    live_holders = sum(1 for node in holders if node in up)
     under = live_holders < len(wanted)
     misplaced = set(wanted) != set(holders)
     holder = me in holders
@@ -85,52 +111,125 @@ def plan(me: str, holders: Collection[str], group: str, live: Collection[str], r
 
 
 class Pace:
-    """Keeps a pass's bytes under `rate` per second by sleeping when ahead of it."""
+    """Keeps a pass's bytes under `rate` per second, over all its threads, by sleeping when ahead."""
 
-    __slots__ = ("_rate", "_sent", "_started")
+    __slots__ = ("_lock", "_rate", "_sent", "_started")
 
     def __init__(self, rate: int):
         self._rate = rate
         self._sent = 0
         self._started = time.monotonic()
+        self._lock = threading.Lock()
 
     def take(self, size: int) -> None:
-        self._sent += size
-        ahead = self._sent / self._rate - (time.monotonic() - self._started)
+        with self._lock:
+            self._sent += size
+            ahead = self._sent / self._rate - (time.monotonic() - self._started)
         if ahead > 0:
             time.sleep(ahead)
 
 
-class Progress:
-    """The figures the Admin API and /metrics show; counters since the supervisor started."""
+class Cursor(NamedTuple):
+    """Where the walk goes on: a bucket, one of its SOURCES, and the LMDB key after which to read."""
 
-    __slots__ = (
+    bucket: str = ""
+    source: int = 0
+    after: bytes | None = None
+
+
+START = Cursor()
+
+
+class Progress:
+    """The figures the Admin API, the console and /metrics show; counters since the supervisor
+    started, the rest as of the last finished cycle (a walk over every placed file)."""
+
+    FIGURES = (
         "bytes_moved",
         "checked",
+        "claimed",
         "copied",
+        "cycle_checked",
+        "cycle_files",
+        "cycles",
+        "held",
+        "held_at",
+        "held_before",
+        "held_before_at",
         "last_pass_finished",
         "last_pass_seconds",
         "misplaced",
         "passes",
+        "position",
         "removed",
         "running",
+        "unclaimed",
         "under_replicated",
     )
+    __slots__ = (*FIGURES, "_lock")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.running = False
-        self.passes = self.checked = self.copied = self.removed = self.bytes_moved = 0
-        self.under_replicated = self.misplaced = 0
+        self.passes = self.cycles = self.checked = self.copied = self.removed = self.claimed = self.bytes_moved = 0
+        self.under_replicated = self.misplaced = self.unclaimed = 0
+        self.cycle_checked = 0
+        """Files checked in the cycle under way."""
+        self.cycle_files: int | None = None
+        """Files the last finished cycle checked: how long a cycle is, to estimate what is left."""
+        self.position: str | None = None
+        """The bucket the walk stands in."""
+        self.held: dict[str, list[int]] = {}
+        """Node id -> [files, bytes] the records named it a holder of, in the last finished cycle."""
+        self.held_at: int | None = None
+        """Epoch milliseconds at which the cycle `held` counts began."""
+        self.held_before: dict[str, list[int]] = {}
+        self.held_before_at: int | None = None
+        """The same for the cycle before it: two counts give a node's drain rate."""
         self.last_pass_finished: int | None = None
         """Epoch milliseconds."""
         self.last_pass_seconds: float | None = None
 
+    def add(self, **counts: int) -> None:
+        """Add to counters from any repair thread."""
+        with self._lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.FIGURES}
+
+
+class Cycle:
+    """What one cycle counts as it walks, published to `Progress` when it ends."""
+
+    __slots__ = ("files", "held", "misplaced", "started", "unclaimed", "under")
+
+    def __init__(self) -> None:
+        self.started = int(time.time() * 1000)
+        self.files = self.under = self.misplaced = self.unclaimed = 0
+        self.held: dict[str, list[int]] = {}
+
+    def count(self, placed: Placed, judged: Plan) -> None:
+        self.files += 1
+        self.under += judged.under_replicated
+        self.misplaced += judged.misplaced
+        self.unclaimed += placed.holders is None
+        for node in placed.holders or ():
+            figures = self.held.setdefault(node, [0, 0])
+            figures[0] += 1
+            figures[1] += placed.size
+
+    def publish(self, progress: Progress) -> None:
+        progress.cycles += 1
+        progress.cycle_files = self.files
+        progress.under_replicated, progress.misplaced, progress.unclaimed = self.under, self.misplaced, self.unclaimed
+        progress.held_before, progress.held_before_at = progress.held, progress.held_at
+        progress.held, progress.held_at = self.held, self.started
 
 
 class Repairer:
-    """Passes over every placed file, every `interval` seconds, by this storage node."""
+    """Walks every placed file, a pass of `batch` records at a time, as one storage node."""
 
     def __init__(
         self,
@@ -143,6 +242,7 @@ class Repairer:
         replicas: int,
         bandwidth: int,
         interval: float,
+        batch: int,
     ):
         self._me = node_id
         self._reader = reader
@@ -153,82 +253,123 @@ class Repairer:
         self._replicas = replicas
         self._bandwidth = bandwidth
         self._interval = interval
+        self._batch = batch
+        self._cursor = START
+        self._cycle = Cycle()
+        self._pool = ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="repair")
         self.progress = Progress()
 
     async def run(self, ready: Callable[[], bool]) -> None:
         while True:
-            await asyncio.sleep(self._interval)
             if not ready():
+                await asyncio.sleep(min(self._interval, NOT_READY_RETRY))
                 continue
+            work_left = False
             try:
-                await asyncio.to_thread(self.repair_pass)
+                work_left = await asyncio.to_thread(self.repair_pass)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # NOTE: a task's exception is otherwise silent until the loop ends.
                 log.exception("repair pass failed; the next one starts in %s s", self._interval)
+            if not work_left:
+                await asyncio.sleep(self._interval)
 
-    def _live_nodes(self) -> dict[str, str] | None:
-        """The storage nodes that are up, by id (their internal endpoints); None when this
-        node has not registered as one yet."""
+    def _members(self) -> tuple[list[str], dict[str, str]] | None:
+        """(the storage nodes that are up and take new copies, every storage node that is up
+        by id -> its internal endpoint); None when this node is not a registered storage node,
+        or the only one (a lone node has nothing to repair)."""
         storage = [node for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES]
-        if not any(node["id"] == self._me for node in storage):
+        if len(storage) < 2 or not any(node["id"] == self._me for node in storage):
             return None
-        return {node["id"]: node["admin"] for node in storage if node["id"] == self._me or self._is_live(node)}
+        up = [node for node in storage if node["id"] == self._me or self._is_live(node)]
+        return [node["id"] for node in up if takes_copies(node)], {node["id"]: node["admin"] for node in up}
 
-    def _placed_files(self):
-        """(bucket, placed file) of every bucket, read a page (one read transaction) at a time."""
+    def _pages(self, budget: int):
+        """(bucket, page of placed files) from the cursor on, for about `budget` records; the
+        cursor follows each page, and is back at START once the last bucket is walked."""
+        cursor = self._cursor
         for bucket in self._reader.list_buckets():
-            for source in SOURCES:
-                after = None
+            name = bucket["name"]
+            if name < cursor.bucket:
+                continue
+            if name > cursor.bucket:
+                cursor = Cursor(name)
+            for source in range(cursor.source, len(SOURCES)):
+                after = cursor.after if source == cursor.source else None
                 while True:
-                    page, after = self._reader.holders.page(bucket["name"], source, after, PAGE_SIZE)
-                    for placed in page:
-                        yield bucket["name"], placed
+                    if budget <= 0:
+                        return
+                    limit = min(PAGE_SIZE, budget)
+                    page, after = self._reader.holders.page(name, SOURCES[source], after, limit)
+                    # A full page spends the whole limit; the last of a source only what it held.
+                    budget -= limit if after is not None else max(len(page), 1)
+                    self._cursor = Cursor(name, source, after) if after is not None else Cursor(name, source + 1)
+                    self.progress.position = name
+                    yield name, page
                     if after is None:
                         break
+        self._cursor = START
 
-    def repair_pass(self) -> None:
-        """One pass over every bucket's placed files (see the module's docstring)."""
-        live = self._live_nodes()
-        if live is None:
-            return
+    def repair_pass(self) -> bool:
+        """Up to `batch` records from the cursor on (see the module's docstring); True when
+        work is left: the cycle is not over, or this pass changed something."""
+        members = self._members()
+        if members is None:
+            return False
+        candidates, up = members
         progress = self.progress
         progress.running = True
         started = time.monotonic()
         pace = Pace(self._bandwidth)
-        under = misplaced = transfers = 0
+        slots = threading.BoundedSemaphore(TRANSFER_THREADS * QUEUED_PER_THREAD)
+        tasks = []
+        if self._cursor == START:
+            self._cycle = Cycle()
+            progress.cycle_checked = 0
         try:
-            for bucket, placed in self._placed_files():
-                if transfers == MAX_TRANSFERS:
-                    break
-                judged = self._repair(bucket, placed, live, pace)
-                progress.checked += 1
-                under += judged.under_replicated
-                misplaced += judged.misplaced
-                transfers += judged.action != KEEP
+            for bucket, page in self._pages(self._batch):
+                for placed in page:
+                    directory = self._store.file_dir(bucket, key_hash(placed.key))
+                    has_copy = os.path.exists(os.path.join(directory, placed.file))
+                    judged = plan(self._me, placed.holders, placed.group, candidates, up, self._replicas, has_copy)
+                    self._cycle.count(placed, judged)
+                    progress.add(checked=1, cycle_checked=1)
+                    if judged.action == KEEP:
+                        continue
+                    slots.acquire()
+                    task = self._pool.submit(self._repair, bucket, placed, directory, judged, up, pace)
+                    task.add_done_callback(lambda _: slots.release())
+                    tasks.append(task)
         finally:
+            wait(tasks)
             progress.running = False
+        for task in tasks:
+            if task.exception() is not None:
+                log.error("a repair failed", exc_info=task.exception())
+        cycle_over = self._cursor == START
+        if cycle_over:
+            self._cycle.publish(progress)
         progress.passes += 1
-        progress.under_replicated, progress.misplaced = under, misplaced
         progress.last_pass_finished = int(time.time() * 1000)
         progress.last_pass_seconds = time.monotonic() - started
+        return bool(tasks) or not cycle_over
 
-    def _repair(self, bucket: str, placed: Placed, live: dict[str, str], pace: Pace) -> Plan:
-        directory = self._store.file_dir(bucket, key_hash(placed.key))
-        has_copy = os.path.exists(os.path.join(directory, placed.file))
-        judged = plan(self._me, placed.holders, placed.group, live, self._replicas, has_copy)
+    def _repair(self, bucket: str, placed: Placed, directory: str, judged: Plan, up: dict[str, str], pace: Pace):
+        """Carry out a file's plan (in a repair thread)."""
         try:
             if judged.action == PULL:
-                sources = [live[node] for node in placed.holders if node != self._me and node in live]
+                sources = [up[node] for node in placed.holders if node != self._me and node in up]
                 if not sources:
                     log.warning("no live holder of %s/%s to copy it from", bucket, placed.file)
-                    return judged._replace(action=KEEP)
+                    return
                 self._pull(bucket, placed, directory, sources, pace)
-            if judged.action in (PULL, ADD):
-                self._record(bucket, placed, directory, {"add": self._me})
+            if judged.action in (PULL, ADD, CLAIM):
+                if self._record(bucket, placed, directory, {"add": self._me}) and judged.action == CLAIM:
+                    self.progress.add(claimed=1)
             elif judged.action == DROP:
                 # The wanted nodes are counted on only when there is a copy here to give up.
+                has_copy = os.path.exists(os.path.join(directory, placed.file))
                 change = {"drop": self._me, "require": judged.wanted if has_copy else []}
                 if self._record(bucket, placed, directory, change) and has_copy:
                     self._remove(directory, placed.file)
@@ -236,7 +377,6 @@ class Repairer:
                 self._remove(directory, placed.file)
         except (PeerError, OSError, EOFError) as exc:
             log.warning("repairing %s/%s (%s) failed: %s", bucket, placed.key, placed.file, exc)
-        return judged
 
     def _pull(self, bucket: str, placed: Placed, directory: str, sources: list[str], pace: Pace) -> None:
         """Copy a file from the first holder that answers: temp/, fsync, rename, fsync the directory."""
@@ -254,8 +394,7 @@ class Repairer:
         finally:
             if stream is not None:
                 stream.close()
-        self.progress.copied += 1
-        self.progress.bytes_moved += placed.size
+        self.progress.add(copied=1, bytes_moved=placed.size)
 
     def _record(self, bucket: str, placed: Placed, directory: str, change: dict) -> bool:
         """Propose a holders change; a file whose record went away meanwhile is not kept."""
@@ -269,4 +408,4 @@ class Repairer:
 
     def _remove(self, directory: str, name: str) -> None:
         self._store.remove_file(directory, name)
-        self.progress.removed += 1
+        self.progress.add(removed=1)

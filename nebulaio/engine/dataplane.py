@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
-from nebulaio.cluster.placement import STORAGE_ROLES, write_quorum, write_targets
+from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
@@ -174,9 +174,9 @@ class ClusterData:
         return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
 
     def _storage_nodes(self) -> dict[str, str]:
-        """Every registered storage node's internal endpoint, by id, the dead included: they
-        count towards R."""
-        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES}
+        """Every registered storage node's internal endpoint, by id, the dead included (they
+        count towards R) and those being drained left out (they take no new copies)."""
+        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if takes_copies(node)}
 
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
         """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
@@ -259,15 +259,17 @@ class ClusterData:
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody | RemoteBody:
         """Local bytes when this node holds them, else a reader of the other holders' copies.
 
-        A record without holders was written before this node joined a cluster: its bytes are here.
+        A record without holders was written while its node ran alone, and repair has not
+        recorded its holders yet: that node is the one storage node with the bytes.
         """
         holders = location.get("holders")
-        if holders is None or self._node_id in holders:
+        if holders is None:
+            holders = [node["id"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES]
+        if self._node_id in holders:
             try:
                 return LocalBody(self.store.open(bucket, key, name))
             except FileNotFoundError:
-                if holders is None:
-                    raise
+                pass
         addresses = self._addresses()
         dead = self._view.dead()
         # Live holders first; a dead one is still tried last, gossip may be behind.

@@ -7,6 +7,7 @@ a leader hands its leadership to another voter first (the supervisor sees to tha
 
 from __future__ import annotations
 
+from nebulaio.cluster.gossip import ALIVE
 from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.cluster.peers import PeerClient, PeerError
 from nebulaio.cluster.view import MemberView
@@ -31,6 +32,15 @@ class Members:
     def registered(self, node_id: str) -> dict | None:
         """The node's record in this replica, None when it is not registered."""
         return self._layer.reader.nodes.get(node_id)
+
+    def joined(self, raft_address: str) -> bool:
+        """Whether gossip knows a live node that gives `raft_address` as its own: one started
+        with --join, waiting to be added. A voter that never answers must not be added: on a
+        lone node (one voter becoming two) no entry could commit again."""
+        return any(
+            member.get("raft") == raft_address and member.get("state") == ALIVE
+            for member in self._view.members().values()
+        )
 
     def add_voter(self, raft_address: str) -> None:
         """Add a raft voter (started with --join); returns once the change is applied here."""

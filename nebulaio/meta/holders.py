@@ -12,6 +12,10 @@ which applies only while the record still exists and still points at `file` (a v
 deleted or a part uploaded again meanwhile answers Gone), and drops a node only while every
 node of `require` is still a holder (else PreconditionFailed): two nodes giving up their
 copies at once can never leave fewer than the copies each of them counted on.
+
+A record written while its node ran alone names no holders: its file is on that node alone.
+It is a placed file too (with `holders` None), and an `add` alone makes its node the one
+holder, so a cluster grown around a lone node replicates what it wrote before.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class Placed(NamedTuple):
     key: str
     file: str
     size: int
-    holders: tuple[str, ...]
+    holders: tuple[str, ...] | None
+    """None for a file written while its node ran alone."""
     group: str
     """The name placement ranks nodes by: the version's file, or the upload id its parts share."""
     version: str | None = None
@@ -52,16 +57,23 @@ class Placed(NamedTuple):
 
 
 def _placed_version(record: dict) -> Placed | None:
-    if record.get("marker") or record["inline"] or "holders" not in record:
+    if record.get("marker") or record["inline"]:
         return None
     group = record.get("placed_by", record["vid"])
-    return Placed(record["key"], record["vid"], record["size"], tuple(record["holders"]), group, version_of(record))
+    return Placed(record["key"], record["vid"], record["size"], _holders(record), group, version_of(record))
 
 
-def reassigned(holders: list[str], add: str | None, drop: str | None, require: list[str]) -> list[str] | None:
+def _holders(record: dict) -> tuple[str, ...] | None:
+    return tuple(record["holders"]) if "holders" in record else None
+
+
+def reassigned(holders: list[str] | None, add: str | None, drop: str | None, require: list[str]) -> list[str] | None:
     """The holders after a node took a copy (`add`) and/or gave one up (`drop`); None when
-    `drop` would leave a node of `require` out (the copies the dropping node counted on)."""
-    changed = [node for node in holders if node != drop]
+    `drop` would leave a node of `require` out (the copies the dropping node counted on), or
+    would drop from a record that names no holders."""
+    if holders is None and drop is not None:
+        return None
+    changed = [node for node in holders or () if node != drop]
     if add is not None and add not in changed:
         changed.append(add)
     if drop is not None and not all(node in changed for node in require):
@@ -116,11 +128,9 @@ class Holders:
                 if not lmdb_key.startswith(prefix):
                     break
                 part = PART.decode_header(value)
-                if "holders" in part:
-                    holders = tuple(part["holders"])
-                    found.append(
-                        Placed(key, part["file"], part["size"], holders, upload_id, None, upload_id, part["number"])
-                    )
+                found.append(
+                    Placed(key, part["file"], part["size"], _holders(part), upload_id, None, upload_id, part["number"])
+                )
         return found
 
     # -- the command (the applier's transaction) ---------------------------------------------
@@ -147,9 +157,9 @@ class Holders:
             record, inline = OBJECT.decode(stored)
             if record.get("marker") or record["inline"]:
                 return {"status": "Gone"}
-        if record.get("file", record.get("vid")) != file or "holders" not in record:
+        if record.get("file", record.get("vid")) != file:
             return {"status": "Gone"}
-        holders = reassigned(record["holders"], command.get("add"), command.get("drop"), command.get("require", []))
+        holders = reassigned(record.get("holders"), command.get("add"), command.get("drop"), command.get("require", []))
         if holders is None:
             return {"status": "PreconditionFailed"}
         record["holders"] = holders

@@ -229,6 +229,7 @@ def test_cluster_status(node, token):
         "address": raft_address,
         "self": True,
         "connected": True,
+        "draining": False,
         "state": "alive",
         "ready": True,
         "raftState": "leader",

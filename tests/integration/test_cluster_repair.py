@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -16,7 +18,8 @@ from test_cluster_data import holding, new_bucket, ready_cluster, registered
 from nebulaio.cluster.placement import placement
 from nebulaio.meta import MetaReader, open_env
 
-REPAIR_ARGS = ["--repair-interval", "0.5"]
+REPAIR_ARGS = ["--repair-interval", "0.5", "--repair-batch", "3"]
+"""Passes of three records: a file is reached only if each pass goes on where the last stopped."""
 SIZE = 256 * 1024
 REPLICAS = 3
 REPAIR_TIMEOUT = 120.0
@@ -86,6 +89,7 @@ def test_a_put_while_a_holder_is_down_ends_with_r_copies_once_it_returns(trio):
     figures = repair_figures(away)
     assert figures["node"] == "node2" and figures["passes"] >= 1 and figures["copied"] >= 1
     assert figures["bytesMoved"] >= SIZE and figures["checked"] >= 1 and figures["lastPassFinished"]
+    assert figures["cycles"] >= 1 and figures["cycleFiles"] is not None and figures["remainingFiles"] is not None
 
 
 def test_a_holder_whose_data_directory_is_wiped_gets_its_copies_back(trio):
@@ -139,3 +143,64 @@ def test_a_joining_storage_node_takes_its_share_and_the_others_give_theirs_up(fi
         wait_for(
             lambda key=key: settled(five, bucket, key, ids, down=("node5",)), REPAIR_TIMEOUT, f"{key} among the five"
         )
+
+
+def admin_cli(node, token_file, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nebulaio", "admin", "--url", node.admin_url, "--token-file", str(token_file)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=os.environ)
+
+
+def drain_url(node, node_id: str) -> str:
+    return f"{node.admin_url}/api/v1/cluster/nodes/{node_id}/drain"
+
+
+def test_a_drained_node_ends_with_no_copies_and_every_object_at_r_copies_elsewhere(five, tmp_path):
+    bucket = new_bucket(five)
+    keys = [f"drain-{number}" for number in range(10)]
+    for key in keys:
+        five[0].client().put_object(Bucket=bucket, Key=key, Body=os.urandom(SIZE))
+    ids = [f"node{position}" for position in range(5)]
+    for key in keys:
+        wait_for(lambda key=key: settled(five, bucket, key, ids), REPAIR_TIMEOUT, f"{key} on its holders")
+    assert any("node4" in record_of(five[0], bucket, key)["holders"] for key in keys)
+
+    token_file = tmp_path / "token.json"
+    login = admin_cli(five[0], token_file, "login", "--username", ROOT_USER, "--password", ROOT_PASSWORD)
+    assert login.returncode == 0, login.stderr
+    drained = admin_cli(five[0], token_file, "cluster", "drain", "node4", timeout=REPAIR_TIMEOUT + 60)
+    assert drained.returncode == 0, drained.stderr
+    assert "node node4: drained" in drained.stdout and "files" in drained.stderr
+
+    # Every file is on R nodes among the other four, and node4 holds none, on disk or in a record.
+    remaining = ids[:4]
+    for key in keys:
+        wait_for(lambda key=key: settled(five, bucket, key, remaining), REPAIR_TIMEOUT, f"{key} off node4")
+        assert 4 not in holding(five, bucket, key, record_of(five[0], bucket, key)["vid"])
+    assert not [name for _, _, names in os.walk(five[4].data / "objects" / bucket) for name in names]
+    token = requests.post(
+        five[4].admin_url + "/api/v1/auth/login", json={"username": ROOT_USER, "password": ROOT_PASSWORD}, timeout=60
+    ).json()["token"]
+    progress = requests.get(drain_url(five[4], "node4"), headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert progress.status_code == 200 and progress.json()["draining"]
+
+    # A new object is given no copy on the draining node.
+    five[1].client().put_object(Bucket=bucket, Key="after-drain", Body=os.urandom(SIZE))
+    wait_for(lambda: record_of(five[0], bucket, "after-drain"), 60, "the new record")
+    assert "node4" not in record_of(five[0], bucket, "after-drain")["holders"]
+
+
+def test_a_drain_of_an_unknown_node_or_below_r_nodes_is_refused_and_changes_nothing(trio):
+    token = requests.post(
+        trio[0].admin_url + "/api/v1/auth/login", json={"username": ROOT_USER, "password": ROOT_PASSWORD}, timeout=60
+    ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    unknown = requests.post(drain_url(trio[0], "no-such-node"), headers=headers, timeout=60)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NotFound"
+    assert requests.get(drain_url(trio[0], "no-such-node"), headers=headers, timeout=60).status_code == 404
+    too_few = requests.post(drain_url(trio[0], "node2"), headers=headers, timeout=60)
+    assert too_few.status_code == 409, too_few.text
+    error = too_few.json()["error"]
+    assert error["code"] == "TooFewNodes" and "2 storage node(s)" in error["message"]
+    state = requests.get(drain_url(trio[0], "node2"), headers=headers, timeout=60).json()
+    assert state["draining"] is False and state["since"] is None
+    assert all("draining" not in node for node in registered(trio[0]))

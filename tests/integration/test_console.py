@@ -336,6 +336,8 @@ def test_browser_cluster_page_shows_nodes_repair_and_live_charts(page, console_u
     assert " of " in row.locator("td").nth(7).inner_text()  # disk used of total, from gossip
     repair = page.locator("section[aria-label='Repair']")
     wait_for(lambda: "Passes" in repair.inner_text(), 30, "the repair figures")
+    assert "Cycles" in repair.inner_text() and repair.locator("progress").count() == 1
+    assert "Drain" in page.locator("section[aria-label='Nodes'] thead").inner_text()
     rate = page.locator("section[aria-label='Requests per second'] .muted")
 
     def traffic_drawn() -> bool:

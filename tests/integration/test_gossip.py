@@ -36,6 +36,15 @@ def members_seen_by(node) -> dict[str, dict]:
     return {member["id"]: member for member in status["members"] if member["id"]}
 
 
+def gossip_alive(node, node_id: str) -> bool:
+    """Whether a node's gossip knows `node_id` alive (registered or not: a voter waiting to be added)."""
+    try:
+        members = cluster_status(node)["gossip"]["members"]
+    except requests.RequestException:
+        return False
+    return any(member["id"] == node_id and member["state"] == "alive" for member in members)
+
+
 def states_seen_by(node) -> dict[str, str]:
     try:
         return {ident: member["state"] for ident, member in members_seen_by(node).items()}
@@ -124,6 +133,7 @@ def test_a_voter_is_added_and_removed_through_the_admin_api(quad, tmp_path):
     raft_address = f"127.0.0.1:{voter.ports['raft']}"
     try:
         voter.start(wait=False)
+        wait_for(lambda: gossip_alive(quad[0], "voter4"), DETECTION_DEADLINE, "the new voter known to gossip")
         added = requests.post(
             quad[0].admin_url + "/api/v1/cluster/nodes", json={"raftAddress": raft_address}, headers=headers, timeout=60
         )

@@ -711,6 +711,32 @@ function usage(label, used, total) {
 
 async function clusterPage() {
   const status = await api("GET", "/api/v1/cluster/status");
+  const error = errorBox();
+  // A storage node can be drained; a draining one shows how far it has come (its cell, by node id).
+  const drains = new Map();
+  const counted = {};
+  const drainCell = (m) => {
+    if (!m.id || !["hybrid", "storage"].includes(m.role)) return h("td", {}, "–");
+    if (!m.draining) {
+      return h("td", {}, h("button", { type: "button", class: "danger", onclick: async () => {
+        if (!confirm(`Drain node ${m.id}? It takes no new objects, and its objects move to the other nodes.`)) return;
+        try { await api("POST", `/api/v1/cluster/nodes/${encodeURIComponent(m.id)}/drain`); await route(); }
+        catch (e) { error.textContent = e.message; }
+      } }, "Drain"));
+    }
+    const cell = h("td", {}, "draining");
+    drains.set(m.id, cell);
+    return cell;
+  };
+  const showDrains = () => Promise.all([...drains].map(async ([id, cell]) => {
+    const d = await api("GET", `/api/v1/cluster/nodes/${encodeURIComponent(id)}/drain`);
+    counted[id] = Math.max(counted[id] || 0, d.objects || 0);
+    const done = d.done ? 1 : counted[id] ? 1 - d.objects / counted[id] : 0;
+    const eta = d.etaSeconds === null ? "" : `, about ${Math.round(d.etaSeconds)} s`;
+    cell.replaceChildren(h("progress", { max: 100, value: Math.round(done * 100), "aria-label": `Drain of ${id}` }),
+      h("div", { class: "muted" }, d.done ? "drained: it can be removed"
+        : d.objects === null ? "draining; not counted yet" : `${d.objects} objects (${bytes(d.bytes)}) left${eta}`));
+  }));
   const rate = chart("Requests per second", (v) => v.toFixed(1));
   const latency = chart("Mean latency (ms)", (v) => v.toFixed(1));
   const throughput = chart("Throughput (in + out)", (v) => `${bytes(v)}/s`);
@@ -719,9 +745,11 @@ async function clusterPage() {
     h("td", {}, m.role), h("td", {}, m.state ?? (m.connected === false ? "unreachable" : "–")),
     h("td", {}, m.raftState ?? "–"), h("td", { class: "wide" }, m.term ?? "–"), h("td", { class: "wide" }, m.commitIndex ?? "–"),
     h("td", {}, m.capacity ? share(m.capacity.used, m.capacity.total) : "–"),
-    h("td", { class: "wide" }, m.memory ? share(m.memory.total - m.memory.available, m.memory.total) : "–")));
+    h("td", { class: "wide" }, m.memory ? share(m.memory.total - m.memory.available, m.memory.total) : "–"),
+    drainCell(m)));
   const repair = h("dl", { class: "meta" });
-  show(h("h1", {}, "Cluster"),
+  const cycle = h("progress", { max: 100, value: 0, "aria-label": "Repair cycle" });
+  show(h("h1", {}, "Cluster"), error,
     h("div", { class: "grid" },
       h("section", { class: "card", "aria-label": "Raft" }, h("h2", {}, "Raft"),
         h("dl", { class: "meta" },
@@ -738,13 +766,17 @@ async function clusterPage() {
         h("p", { class: "muted" }, `${status.cpus} CPUs, load ${status.load.map((l) => l.toFixed(2)).join(" ")}`))),
     h("section", { class: "card", "aria-label": "Nodes" }, h("h2", {}, "Nodes"),
       table([["Node"], ["Raft address", "wide"], ["Role"], ["State"], ["Raft"], ["Term", "wide"], ["Commit index", "wide"],
-        ["Disk used"], ["Memory used", "wide"]], members)),
-    h("section", { class: "card", "aria-label": "Repair" }, h("h2", {}, "Repair"), repair),
+        ["Disk used"], ["Memory used", "wide"], ["Drain"]], members)),
+    h("section", { class: "card", "aria-label": "Repair" }, h("h2", {}, "Repair"), cycle, repair),
     h("div", { class: "grid" }, rate.node, latency.node, throughput.node));
   const showRepair = async () => {
     const r = await api("GET", "/api/v1/cluster/repair");
-    const facts = [["Node", r.node], ["Running", r.running ? "yes" : "no"], ["Passes", r.passes], ["Checked", r.checked],
-      ["Under-replicated", r.underReplicated], ["Misplaced", r.misplaced], ["Copied", r.copied], ["Removed", r.removed],
+    // A cycle walks every placed file; the last one's length tells how far this one has come.
+    cycle.value = r.cycleFiles ? Math.min(100, Math.round((100 * r.cycleChecked) / r.cycleFiles)) : 0;
+    const facts = [["Node", r.node], ["Running", r.running ? "yes" : "no"], ["Passes", r.passes], ["Cycles", r.cycles],
+      ["Walking", r.position ?? "–"], ["Left in this cycle", r.remainingFiles === null ? "not known yet" : `${r.remainingFiles} files`],
+      ["Checked", r.checked], ["Under-replicated", r.underReplicated], ["Misplaced", r.misplaced],
+      ["Written alone, not yet replicated", r.unclaimed], ["Copied", r.copied], ["Claimed", r.claimed], ["Removed", r.removed],
       ["Bytes moved", bytes(r.bytesMoved)], ["Last pass", r.lastPassFinished ? `${r.lastPassFinished} (${r.lastPassSeconds.toFixed(2)} s)` : "none yet"]];
     repair.replaceChildren(...facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, String(value))]));
   };
@@ -766,8 +798,9 @@ async function clusterPage() {
     }
     last = now;
   };
-  await Promise.all([sample(), showRepair().catch((e) => repair.replaceChildren(h("p", { class: "muted" }, e.message)))]);
-  state.timers.push(setInterval(() => Promise.all([sample(), showRepair()]).catch(() => {}), CHART_INTERVAL_MS));
+  await Promise.all([sample(), showRepair().catch((e) => repair.replaceChildren(h("p", { class: "muted" }, e.message))),
+    showDrains().catch((e) => { error.textContent = e.message; })]);
+  state.timers.push(setInterval(() => Promise.all([sample(), showRepair(), showDrains()]).catch(() => {}), CHART_INTERVAL_MS));
 }
 
 // --- routing ------------------------------------------------------------------------------

@@ -10,13 +10,19 @@ from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-CONFIG = {"admin_secret": "s" * 43, "admin_token_ttl": 60, "admin_refresh_ttl": 600, "region": "us-east-1"}
+CONFIG = {
+    "admin_secret": "s" * 43,
+    "admin_token_ttl": 60,
+    "admin_refresh_ttl": 600,
+    "region": "us-east-1",
+    "replicas": 3,
+}
 
 
 def test_served_routes_are_the_documented_ones(tmp_path):
     layer = SimpleNamespace(reader=SimpleNamespace(token_generation=lambda user: 0))
     iam = IamService(layer.reader, None, Credentials("root", "secret"), "c" * 43)
-    app = admin_app.create(layer, iam, CONFIG, str(tmp_path))
+    app = admin_app.create(layer, iam, CONFIG, str(tmp_path), members=None)
     served = {
         (route.path, method.method.lower())
         for route in inspect.inspect_routes(app)

@@ -69,6 +69,14 @@ def test_a_short_admin_secret_is_refused_and_an_empty_one_generated():
     assert len(config.resolve(environ={"NEBULAIO_ADMIN_SECRET": "s" * 32})["admin_secret"]) == 32
 
 
+def test_repair_needs_a_positive_batch_and_bandwidth():
+    with pytest.raises(ValueError, match="repair_batch must be at least 1"):
+        config.resolve(environ={"NEBULAIO_REPAIR_BATCH": "0"})
+    with pytest.raises(ValueError, match="repair_bandwidth must be at least 1"):
+        config.resolve(environ={"NEBULAIO_REPAIR_BANDWIDTH": "0"})
+    assert config.resolve(environ={"NEBULAIO_REPAIR_BATCH": "3"})["repair_batch"] == 3
+
+
 def test_every_example_configuration_resolves():
     for path in sorted(DOCUMENTED.parent.glob("*/*.toml")):
         config.resolve(str(path), environ={})

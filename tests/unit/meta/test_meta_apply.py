@@ -178,3 +178,23 @@ def test_revoking_tokens_raises_the_users_generation(replica):
     results = replica.apply({"op": "auth.revoke", "user": "admin"}, {"op": "auth.revoke", "user": "admin"})
     assert [r["generation"] for r in results] == [1, 2]
     assert (replica.reader.token_generation("admin"), replica.reader.token_generation("other")) == (2, 0)
+
+
+def test_a_drain_marks_a_registered_node_once_while_the_nodes_it_needs_remain(replica):
+    def register(node_id: str) -> None:
+        node = {"id": node_id, "role": "storage", "raft": "", "gossip": "", "admin": f"{node_id}:9001"}
+        assert replica.apply({"op": "node.register", "node": node}) == [{"status": "ok"}]
+
+    for node_id in ("a", "b", "c", "d"):
+        register(node_id)
+    assert replica.apply({"op": "node.drain", "id": "x", "at": 5, "require": []}) == [{"status": "NotFound"}]
+    assert replica.apply({"op": "node.drain", "id": "d", "at": 5, "require": ["a", "b", "c"]}) == [
+        {"status": "ok", "draining": 5}
+    ]
+    # Another drain counting on d, or a repeated one, changes nothing.
+    refused = replica.apply({"op": "node.drain", "id": "c", "at": 6, "require": ["a", "b", "d"]})
+    assert refused[0]["status"] == "Conflict" and "draining" not in replica.reader.nodes.get("c")
+    assert replica.apply({"op": "node.drain", "id": "d", "at": 7, "require": []})[0]["draining"] == 5
+    register("d")  # a node registering again stays draining
+    assert replica.reader.nodes.get("d")["draining"] == 5
+    assert replica.apply({"op": "node.drain", "id": "d"}) == [{"status": "InvalidRequest"}]

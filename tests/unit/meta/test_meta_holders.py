@@ -129,3 +129,14 @@ def test_reassigned_adds_drops_and_never_loses_a_required_holder(holders, add, d
     assert set(changed) == expected
     if drop is not None:
         assert set(require) <= set(changed)
+
+
+def test_a_file_written_alone_names_no_holders_until_its_node_claims_it(replica):
+    replica.create_bucket(BUCKET)
+    alone = replica.record("k", "v1", inline=False, size=100)
+    assert replica.apply({"op": "object.put", "bucket": BUCKET, "record": alone})[0]["status"] == "ok"
+    [placed] = every_placed(replica, CURRENT, 10)
+    assert placed.holders is None
+    assert replica.apply(holders_command("k", "v1", drop="a")) == [{"status": "PreconditionFailed"}]
+    assert replica.apply(holders_command("k", "v1", add="a")) == [{"status": "ok", "holders": ["a"]}]
+    assert every_placed(replica, CURRENT, 10)[0].holders == ("a",)
