@@ -14,6 +14,7 @@ import pytest
 import requests
 from conftest import wait_for
 from test_cluster_data import REGISTRATION_TIMEOUT, key_files, read_everywhere, registered, stored_record
+from test_gossip import states_seen_by
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "separated-planes"
 MANAGEMENT = [f"management{n}" for n in (1, 2, 3)]
@@ -23,7 +24,9 @@ BODY_SIZE = 2 * 1024 * 1024 + 123
 
 
 def start_planes(cluster_factory, storage: list[str] = STORAGE) -> list:
-    """The management voters and the `storage` nodes, once every node is registered."""
+    """The management voters and the `storage` nodes, once every node is registered and
+    gossip on every node knows every other alive (a node stopped before any peer heard of it
+    would never be declared dead)."""
     nodes = cluster_factory(
         len(MANAGEMENT),
         storage=len(storage),
@@ -33,7 +36,18 @@ def start_planes(cluster_factory, storage: list[str] = STORAGE) -> list:
     )
     for node in nodes:
         wait_for(lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered")
+    wait_all_alive(nodes, MANAGEMENT + storage)
     return nodes
+
+
+def wait_all_alive(nodes, names: list[str]) -> None:
+    """Until gossip on every node in `nodes` holds each of `names` alive."""
+    for node in nodes:
+        wait_for(
+            lambda node=node: states_seen_by(node) == dict.fromkeys(names, "alive"),
+            REGISTRATION_TIMEOUT,
+            "every member alive in gossip",
+        )
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from conftest import S3Connection, wait_for
 from test_cluster_data import key_files, stored_record
 from test_gossip import DETECTION_DEADLINE, states_seen_by
-from test_separated_planes import MANAGEMENT, STORAGE, start_planes
+from test_separated_planes import MANAGEMENT, STORAGE, start_planes, wait_all_alive
 
 from nebulaio.cluster.view import VIEW_TTL
 from nebulaio.storage.objects import key_hash
@@ -101,6 +101,8 @@ def test_two_of_three_storage_nodes_down_refuse_every_put(planes):
     finally:
         for node in stopped:
             node.start()
+        wait_all_alive(planes, MANAGEMENT + STORAGE)
+        time.sleep(VIEW_TTL)  # NOTE: the workers' cached gossip views see them back too
     survivor = storage_node(planes, STORAGE[0])
     assert_absent(planes, bucket, f"refused-{SMALL}")
     assert_absent(planes, bucket, f"refused-{LARGE}")
