@@ -19,7 +19,7 @@ from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
 from nebulaio.internal import app as internal_app
-from nebulaio.meta import MetaReader, open_env
+from nebulaio.meta import ImageShelf, MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
@@ -58,7 +58,8 @@ def build(config: dict | None = None):
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members)
-    internal = internal_app.create(store, config["cluster_secret"] if clustered else "", members)
+    images = ImageShelf(env, layout.images_dir) if clustered else None
+    internal = internal_app.create(store, config["cluster_secret"] if clustered else "", members, images)
 
     def admin_or_internal(environ, start_response):
         app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin

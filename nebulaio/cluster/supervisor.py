@@ -19,7 +19,7 @@ import psutil
 
 from nebulaio import config as configuration
 from nebulaio.cluster import ipc
-from nebulaio.cluster.gossip import Membership
+from nebulaio.cluster.gossip import ALIVE, Membership
 from nebulaio.cluster.gossipnet import GossipNetwork, exchange
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
@@ -217,6 +217,8 @@ class Supervisor:
         self._process = psutil.Process()
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.repair_progress = Progress()
+        self._admin_of_raft: dict[str, str] = {}
+        """The internal endpoint of each live member by its raft address, refreshed by gossip."""
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -242,6 +244,7 @@ class Supervisor:
         if voters is None:
             env.close()
             return 2
+        self._peers = PeerClient(self.secret, self.node_id, peer_tls(config))
         self.raft = MetadataLog(
             own if voter else None,
             [peer for peer in voters if peer != own],
@@ -249,6 +252,8 @@ class Supervisor:
             password=self.secret,
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
+            fetch_image=self._fetch_image,
+            image_address=configuration.advertised(config, "admin"),
             compaction_entries=config["snapshot_entries"],
             compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
@@ -314,7 +319,7 @@ class Supervisor:
         if not configuration.is_cluster(config) or config["role"] not in STORAGE_ROLES:
             return None
         loop = asyncio.get_running_loop()
-        peers = PeerClient(config["cluster_secret"], self.node_id, peer_tls(config))
+        peers = self._peers
 
         async def propose(command: dict) -> dict:
             return await committer.submit(command)
@@ -481,9 +486,40 @@ class Supervisor:
                         for member in self.raft.status()["members"]
                         if not (member["self"] and self.config["role"] == "storage")
                     )
+                    self._admin_of_raft = {
+                        member["raft"]: member["admin"]
+                        for member in membership.view()[1:]
+                        if member.get("state") == ALIVE and member.get("raft") and member.get("admin")
+                    }
             except Exception:
                 log.exception("a gossip turn failed")
             await asyncio.sleep(GOSSIP_TICK)
+
+    def _fetch_image(self, replica_index: int, source: str | None, path: str) -> None:
+        """Fetch an image of a peer's replica applied up to `replica_index` into `path`: from
+        `source` (the writer of the dump being caught up to), else the leader, else any live
+        member. Runs in raft's catch-up thread; raises PeerError when none could provide one."""
+        own = configuration.advertised(self.config, "admin")
+        admins = self._admin_of_raft
+        leader = admins.get(self.raft.status()["leader"] or "")
+        candidates = [address for address in (source, leader, *admins.values()) if address and address != own]
+        failures = []
+        for address in dict.fromkeys(candidates):
+            started = time.monotonic()
+            try:
+                image = self._peers.fetch_image(address, replica_index, path)
+            except PeerError as exc:
+                failures.append(str(exc))
+                continue
+            log.info(
+                "fetched an image of %s's replica at raft index %d: %d bytes in %.2f s",
+                address,
+                image["index"],
+                image["size"],
+                time.monotonic() - started,
+            )
+            return
+        raise PeerError("no member provided an image: " + ("; ".join(failures) or "none is known yet"))
 
     async def _change_membership(self, action, address, committer: GroupCommitter) -> dict:
         """Add or remove a raft voter; answers once the change is applied here.

@@ -18,13 +18,13 @@ import requests
 from conftest import CLUSTER_SECRET, wait_for
 from test_cluster import leader_of, put_with_retries
 
-from nebulaio.cluster.raft import read_dump_header
+from nebulaio.cluster.raft import decode_dump
 
 SNAPSHOT_ARGS = ["--snapshot-entries", "40", "--snapshot-interval", "0.5"]
 CATCH_UP = 120.0
 OBJECTS_PER_ROUND = 30
 ACKNOWLEDGED = 150
-INSTALLED = "installed the raft dump"
+INSTALLED = "installed an image at raft index"
 RETRY_FOR = 2.0
 
 
@@ -40,8 +40,7 @@ def raft_status(node) -> dict:
 def dump_index(node) -> int:
     """The raft index of the node's newest dump (0 before its first compaction)."""
     try:
-        with open(node.data / "metadata" / "raft" / "dump", "rb") as dump:
-            return read_dump_header(dump)[0]
+        return decode_dump((node.data / "metadata" / "raft" / "dump").read_bytes()).index
     except FileNotFoundError:
         return 0
 
