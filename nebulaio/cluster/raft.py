@@ -30,10 +30,11 @@ import contextlib
 import logging
 import os
 import pickle
+import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
@@ -59,13 +60,16 @@ RAFT_MIN_TIMEOUT = 0.5
 RAFT_MAX_TIMEOUT = 0.9
 SNAPSHOT_CHUNK = 1 << 20
 """Bytes of a dump sent in one message (a dump is far smaller: one message)."""
-COMPACTION_BYTES = 64 << 20
+COMPACTION_BYTES = 32 << 20
 """Bytes of entries appended since the last compaction that force the next one."""
 CATCH_UP_RETRY = 1.0
 """Seconds between two attempts to fetch an image when no peer could provide one."""
 
 DUMP_MAGIC = b"NEBULAIO-DUMP-2\n"
 """A dump is DUMP_MAGIC | pickled (index, replica index, source, raft bookkeeping): see Dump."""
+IMAGE_DUMP_MAGIC = b"NEBULAIO-DUMP-1\n"
+IMAGE_DUMP_HEADER = struct.Struct(">Q")
+"""An earlier version's dump: IMAGE_DUMP_MAGIC | header length | pickled (index, raft bookkeeping) | image."""
 DENIED = FAIL_REASON.REQUEST_DENIED
 """The failure of a membership change the leader refuses (one in progress, or itself removed)."""
 HANDOVER_CALL_TIMEOUT = 2.0
@@ -312,7 +316,7 @@ class MetadataLog(SyncObj):
         # A received dump is renamed into place unsynced; PySyncObj then rewrites the journal after it.
         with open(filename, "rb") as fh:
             os.fsync(fh.fileno())
-            dump = decode_dump(fh.read())
+            dump = read_dump(fh)
         fsync_directory(self._raft_dir)
         if dump.replica_index > self._replica.applied_index():
             self._catch_up(dump.replica_index, dump.source)
@@ -405,10 +409,17 @@ def encode_dump(index: int, replica_index: int, source: str | None, raft_data) -
     return DUMP_MAGIC + pickle.dumps((index, replica_index, source, raft_data))
 
 
-def decode_dump(data: bytes) -> Dump:
-    if not data.startswith(DUMP_MAGIC):
-        raise ValueError("not a NebulaIO raft dump")
-    return Dump(*pickle.loads(data[len(DUMP_MAGIC) :]))
+def read_dump(dump: BinaryIO) -> Dump:
+    magic = dump.read(len(DUMP_MAGIC))
+    if magic == DUMP_MAGIC:
+        return Dump(*pickle.load(dump))
+    if magic == IMAGE_DUMP_MAGIC:
+        # Written by an earlier version with the replica's image after it: the replica was
+        # brought to the dump as it was written or loaded, so only the bookkeeping is read.
+        (length,) = IMAGE_DUMP_HEADER.unpack(dump.read(IMAGE_DUMP_HEADER.size))
+        index, raft_data = pickle.loads(dump.read(length))
+        return Dump(index, 0, None, raft_data)
+    raise ValueError("not a NebulaIO raft dump")
 
 
 def describe_failure(code: int) -> str:

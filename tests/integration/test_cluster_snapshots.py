@@ -23,7 +23,7 @@ from conftest import CLUSTER_SECRET, wait_for
 from test_cluster import leader_of, put_with_retries
 
 from nebulaio.cluster.peers import PeerClient
-from nebulaio.cluster.raft import decode_dump
+from nebulaio.cluster.raft import read_dump
 from nebulaio.meta import open_env
 from nebulaio.meta.snapshot import ReplicaImages
 
@@ -50,7 +50,8 @@ def raft_status(node) -> dict:
 def dump_index(node) -> int:
     """The raft index of the node's newest dump (0 before its first compaction)."""
     try:
-        return decode_dump((node.data / "metadata" / "raft" / "dump").read_bytes()).index
+        with open(node.data / "metadata" / "raft" / "dump", "rb") as dump:
+            return read_dump(dump).index
     except FileNotFoundError:
         return 0
 
