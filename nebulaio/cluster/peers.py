@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import ssl
 import time
 
@@ -173,14 +172,13 @@ class PeerClient:
                     try:
                         self._read_into(address, image_path, target, image["size"])
                     except PeerError:
-                        failed = 0 if target.tell() > received else failed + 1
+                        if target.tell() > received:
+                            failed = 0  # it got further: resume at once
+                            continue
+                        failed += 1
                         if failed >= IMAGE_ATTEMPTS:
                             raise
-                        if not failed:
-                            continue
                         time.sleep(IMAGE_RETRY_PAUSE)
-                target.flush()
-                os.fsync(target.fileno())
         finally:
             with contextlib.suppress(PeerError):
                 self._call(address, "DELETE", image_path)
