@@ -20,8 +20,12 @@ replica's applied index is behind the dump's replica index, `_read_dump` starts 
 thread, which fetches an image of a peer's replica (the dump's writer first) over the
 inter-node HTTP endpoint, in ranges that resume after a broken connection, and installs it.
 Until then the member stores and acknowledges the entries after the dump but applies none of
-them (`_SyncObj__applyLogEntries` is held), so the tick thread never waits for the copy and
-elections go on as usual. The same check at start covers a crash during a catch-up.
+them (`_SyncObj__applyLogEntries` is held) and calls no election (it still votes), so the tick
+thread never waits for the copy and a leader is always one that can apply. The same check at
+start covers a crash during a catch-up. Why not the dump itself: PySyncObj sends a dump in
+messages of the raft connection from the leader's tick thread, restarts it from its first byte
+whenever it is cut, and loads it in the tick thread of the receiver, so an image inside it
+took longer than an election to install and grew with every object.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import BinaryIO, NamedTuple, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.monotonic import monotonic
 from pysyncobj.utility import TcpUtility, UtilityException
 
 from nebulaio.util.durable import fsync_directory
@@ -148,6 +153,7 @@ class MetadataLog(SyncObj):
         self._outstanding_lock = threading.Lock()
         super().__init__(self_address, peers, conf)
         self.addOnTickCallback(self._count_entry_bytes)
+        self.addOnTickCallback(self._stay_follower_while_catching_up)
         self._ticker = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._ticker.start()
 
@@ -383,6 +389,15 @@ class MetadataLog(SyncObj):
                 if installed >= self._catching_up[0]:
                     self._catching_up = self._catcher = None
                     return
+
+    def _stay_follower_while_catching_up(self) -> None:
+        """A tick callback: a member waiting for an image calls no election (it still votes).
+
+        As leader it could commit entries but apply none until the image is in, so every
+        write would wait for the copy.
+        """
+        if self._catching_up is not None:
+            self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
 
     def _SyncObj__applyLogEntries(self) -> bool:
         """PySyncObj's apply step, held while the replica waits for an image: the entries after
