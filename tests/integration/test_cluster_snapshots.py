@@ -163,8 +163,9 @@ def test_a_new_storage_node_joins_after_compaction(trio, node_factory):
         late.stop()
 
 
-def test_a_node_rebuilds_a_lost_replica_from_its_own_dump(trio):
-    """What a power cut that takes LMDB's newest commits does, taken to the end: no replica at all."""
+def test_a_node_that_lost_its_replica_but_kept_its_log_fetches_one_from_a_peer(trio):
+    """Its own dump names a replica index its replica no longer holds: it fetches an image, then
+    applies its journal's tail on top."""
     tag = uuid.uuid4().hex[:8]
     client = trio[0].client()
     write_round(client, tag, 0)
