@@ -165,14 +165,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "snapshot_entries",
         20000,
-        "Raft log entries after which the log is compacted into a snapshot of the metadata replica.",
+        "Raft log entries after which the log is compacted (a dump of raft's bookkeeping: LMDB is the state).",
         int,
         "cluster",
     ),
     Setting(
         "snapshot_interval",
         600,
-        "Seconds after which the raft log is compacted into a snapshot, however few entries it holds.",
+        "Seconds after which the raft log is compacted, however few entries it holds.",
         float,
         "cluster",
     ),

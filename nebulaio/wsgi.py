@@ -20,7 +20,7 @@ from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
 from nebulaio.internal import app as internal_app
-from nebulaio.meta import MetaReader, open_env
+from nebulaio.meta import ImageShelf, MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
@@ -47,7 +47,7 @@ def build(config: dict | None = None):
         supervisor,
         config["max_object_size"],
         config["inline_threshold"],
-        # NOTE: a lone voter's supervisor passes the fence at once (see Supervisor._handle).
+        # NOTE: a lone voter's supervisor passes the fence at once (see Supervisor._serve).
         fenced=config["read_consistency"] == "strong",
     )
     members = Members(layer, node_id, peers, view)
@@ -59,7 +59,7 @@ def build(config: dict | None = None):
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members)
-    internal = internal_app.create(store, secret, members)
+    internal = internal_app.create(store, secret, members, ImageShelf(env, layout.images_dir))
 
     def admin_or_internal(environ, start_response):
         app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin

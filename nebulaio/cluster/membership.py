@@ -14,7 +14,7 @@ import time
 import psutil
 
 from nebulaio import config as configuration
-from nebulaio.cluster.gossip import Membership
+from nebulaio.cluster.gossip import ALIVE, Membership
 from nebulaio.cluster.gossipnet import GossipNetwork, exchange
 from nebulaio.cluster.groupcommit import PROPOSAL_DEADLINE, UNCONFIRMED, GroupCommitter
 from nebulaio.cluster.raft import DENIED, MetadataLog, describe_failure
@@ -81,6 +81,9 @@ class NodeMembership:
         self.raft = raft
         self.network = GossipNetwork(secret.encode())
         self.gossip: Membership | None = None
+        self.internal_endpoints: dict[str, str] = {}
+        """The internal endpoint of each live member by its raft address, refreshed by gossip
+        (read from other threads, so replaced whole, never changed in place)."""
 
     async def start(self) -> asyncio.Task:
         """Listen for gossip and run the protocol; the task runs until cancelled."""
@@ -168,6 +171,11 @@ class NodeMembership:
                         for member in self.raft.status()["members"]
                         if not (member["self"] and self.config["role"] == "storage")
                     )
+                    self.internal_endpoints = {
+                        member["raft"]: member["admin"]
+                        for member in membership.view()[1:]
+                        if member.get("state") == ALIVE and member.get("raft") and member.get("admin")
+                    }
             except Exception:
                 log.exception("a gossip turn failed")
             await asyncio.sleep(GOSSIP_TICK)

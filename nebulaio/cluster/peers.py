@@ -1,5 +1,5 @@
-"""Calls to other nodes' internal endpoint: store, read, assemble and remove object files, and
-hand a voter's own removal to a peer.
+"""Calls to other nodes' internal endpoint: store, read, assemble and remove object files, hand
+a voter's own removal to a peer, and fetch an image of a peer's metadata replica.
 
 Every call is signed with the cluster secret (see `signing`) and names a file as the data
 layout does (objects/<bucket>/<key hash>/<file>), or a node by its id. Bodies move in fixed-size pieces (sendfile
@@ -8,6 +8,7 @@ out, chunked reads in), never whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ssl
 import time
@@ -16,18 +17,26 @@ import orjson
 
 from nebulaio.cluster import signing
 from nebulaio.config import split_address
+from nebulaio.meta.snapshot import image_digest
 
 INTERNAL_PREFIX = "/internal/v1/"
 FILES_PATH = INTERNAL_PREFIX + "files/"
 ASSEMBLE_PATH = INTERNAL_PREFIX + "assemble/"
 PING_PATH = INTERNAL_PREFIX + "ping"
 NODES_PATH = INTERNAL_PREFIX + "nodes/"
+REPLICA_PATH = INTERNAL_PREFIX + "metadata/replica/"
+IMAGES_PATH = INTERNAL_PREFIX + "metadata/images/"
 PEER_TIMEOUT = 10.0
 """Seconds a peer may stay silent (connecting, receiving or answering) before it counts as failed."""
 PING_TIMEOUT = 1.0
 """Seconds a peer has to answer a ping before it counts as down."""
 REMOVAL_TIMEOUT = 60.0
 """Seconds a peer may take to carry out a node's removal (a leader's handover and two log entries)."""
+IMAGE_TIMEOUT = 600.0
+"""Seconds a peer may take to write an image of its metadata replica (a copy at disk speed)."""
+IMAGE_ATTEMPTS = 5
+"""Reads of an image in a row that may fail without receiving a byte before its fetch gives up."""
+IMAGE_RETRY_PAUSE = 0.5
 READ_CHUNK = 1024 * 1024
 PEER_ERRORS = (OSError, http.client.HTTPException)
 
@@ -82,8 +91,8 @@ class PeerClient:
 
     def _call(
         self, address: str, method: str, path: str, body: bytes = b"", send_file=None, timeout: float = PEER_TIMEOUT
-    ) -> None:
-        """A request that expects 200 or 204 and no answer body; raises PeerError otherwise.
+    ) -> bytes:
+        """A request that expects 200, 201 or 204; its answer's body. Raises PeerError otherwise.
 
         `send_file` (fd, size) streams a file's first bytes as the body with sendfile.
         """
@@ -103,8 +112,9 @@ class PeerClient:
                 conn.close()
         except PEER_ERRORS as exc:
             raise PeerError(f"{method} {path} on {address}: {exc!r}") from exc
-        if response.status not in (200, 204):
+        if response.status not in (200, 201, 204):
             raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
+        return answer
 
     def store(self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int]) -> None:
         """Have a peer make `body` its durable copy of `name`: bytes, or the first `size` bytes
@@ -132,7 +142,9 @@ class PeerClient:
 
     def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int):
         """(connection, answer) streaming `length` bytes of `name` from `start`; the caller closes both."""
-        path = file_path(bucket, hashed, name)
+        return self._read_range(address, file_path(bucket, hashed, name), start, length)
+
+    def _read_range(self, address: str, path: str, start: int, length: int):
         try:
             conn = self._start(address, "GET", path, {"range": f"bytes={start}-{start + length - 1}"})
             try:
@@ -146,6 +158,56 @@ class PeerClient:
             conn.close()
             raise PeerError(f"reading {path} on {address}: {response.status} {response.reason}")
         return conn, response
+
+    def fetch_image(self, address: str, at_least: int, path: str) -> dict:
+        """Fetch into `path` an image of a peer's metadata replica applied up to raft index
+        `at_least` or later; the peer's description of it ("index": the raft index applied in it).
+
+        The peer writes the image once and serves it in ranges: a read that breaks is resumed
+        from the last byte received, so a lost connection costs a retry, not the bytes already
+        here. The image is checked against its digest before anything maps it.
+        """
+        image = orjson.loads(self._call(address, "POST", f"{REPLICA_PATH}{at_least}", timeout=IMAGE_TIMEOUT))
+        image_path = IMAGES_PATH + image["id"]
+        try:
+            with open(path, "wb") as target:
+                failed = 0
+                while target.tell() < image["size"]:
+                    received = target.tell()
+                    try:
+                        self._read_into(address, image_path, target, image["size"])
+                    except PeerError:
+                        if target.tell() > received:
+                            failed = 0  # it got further: resume at once
+                            continue
+                        failed += 1
+                        if failed >= IMAGE_ATTEMPTS:
+                            raise
+                        time.sleep(IMAGE_RETRY_PAUSE)
+        finally:
+            with contextlib.suppress(PeerError):
+                self._call(address, "DELETE", image_path)
+        if image_digest(path) != image["digest"]:
+            raise PeerError(f"the image fetched from {address} does not match its digest")
+        return image
+
+    def _read_into(self, address: str, path: str, target, size: int) -> None:
+        """Append the bytes of `path` from `target`'s length up to `size` to `target`."""
+        offset = target.tell()
+        conn, response = self._read_range(address, path, offset, size - offset)
+        try:
+            while offset < size:
+                try:
+                    data = response.read(min(READ_CHUNK, size - offset))
+                except PEER_ERRORS as exc:
+                    raise PeerError(f"reading {path} on {address}: {exc!r}") from exc
+                if not data:
+                    raise PeerError(f"reading {path} on {address}: the answer ended at byte {offset}")
+                target.write(data)
+                offset += len(data)
+        finally:
+            response.close()
+            conn.close()
 
 
 def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:

@@ -4,9 +4,28 @@ The replicated state machine holds no Python state of its own: LMDB is the state
 entry is a batch of commands; applying it is one LMDB transaction that also records the
 entry's raft index, so a replay after a restart skips what LMDB already holds.
 
-Compaction writes a dump: raft's own bookkeeping followed by an image of the replica at
-exactly the dump's index. The leader sends its dump to a member that needs entries the log
-no longer holds, and that member installs the image before the entries that follow it.
+Compaction. LMDB is already the durable state, with the applied index in the same
+transaction, so a dump (PySyncObj's "full dump", the snapshot of the raft papers) holds only
+raft's bookkeeping: the index it covers, the last two entries and the members, plus the
+replica index those entries amount to and the internal endpoint of the node that wrote it. It
+is a few hundred bytes, written in the tick thread after LMDB is synced, and its cost does
+not grow with the metadata. The log is compacted by entry count, by time, and once the entries
+kept in memory pass COMPACTION_BYTES (PySyncObj keeps every entry in a list until then).
+
+Catching up. A member that needs entries the log no longer holds (new, wiped, far behind) is
+sent the dump through PySyncObj's own install-snapshot path: `serialized` append_entries
+messages carry it (one message), `setTransmissionData` puts it in place and `__loadDumpFile`
+hands it to `_read_dump`, which resets the log to the dump and returns at once. When the
+replica's applied index is behind the dump's replica index, `_read_dump` starts a catch-up
+thread, which fetches an image of a peer's replica (the dump's writer first) over the
+inter-node HTTP endpoint, in ranges that resume after a broken connection, and installs it.
+Until then the member stores and acknowledges the entries after the dump but applies none of
+them (`_SyncObj__applyLogEntries` is held) and calls no election (it still votes), so the tick
+thread never waits for the copy and a leader is always one that can apply. The same check at
+start covers a crash during a catch-up. Why not the dump itself: PySyncObj sends a dump in
+messages of the raft connection from the leader's tick thread, restarts it from its first byte
+whenever it is cut, and loads it in the tick thread of the receiver, so an image inside it
+took longer than an election to install and grew with every object.
 """
 
 from __future__ import annotations
@@ -20,7 +39,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import pickle as raft_pickle
@@ -34,6 +53,9 @@ from nebulaio.util.durable import fsync_directory
 log = logging.getLogger("nebulaio.raft")
 
 ApplyBatch = Callable[[int, list], list | None]
+FetchImage = Callable[[int, str | None, str], None]
+"""fetch(replica index, preferred source, path): put at `path` an image of a peer's replica
+applied up to that index or later; raises when no peer could provide one."""
 
 PARTNER_STATUS = "partner_node_status_server_"
 """getStatus() names each voting partner's connection state by this prefix and its address."""
@@ -51,23 +73,21 @@ CONNECTION_TIMEOUT = 2.0
 KEEPALIVE_PERIOD = CONNECTION_TIMEOUT / 4
 KEEPALIVE = {"type": "keepalive"}
 SNAPSHOT_CHUNK = 1 << 20
-"""Bytes of a dump sent in one message to a member that installs it."""
+"""Bytes of a dump sent in one message (a dump is far smaller: one message)."""
+COMPACTION_BYTES = 32 << 20
+"""Bytes of entries appended since the last compaction that force the next one."""
+CATCH_UP_RETRY = 1.0
+"""Seconds between two attempts to fetch an image when no peer could provide one."""
 
-DUMP_MAGIC = b"NEBULAIO-DUMP-1\n"
-DUMP_HEADER = struct.Struct(">Q")
-"""A dump is DUMP_MAGIC | header length | pickled (raft index, raft bookkeeping) | replica image."""
+DUMP_MAGIC = b"NEBULAIO-DUMP-2\n"
+"""A dump is DUMP_MAGIC | pickled (index, replica index, source, raft bookkeeping): see Dump."""
+IMAGE_DUMP_MAGIC = b"NEBULAIO-DUMP-1\n"
+IMAGE_DUMP_HEADER = struct.Struct(">Q")
+"""An earlier version's dump: IMAGE_DUMP_MAGIC | header length | pickled (index, raft bookkeeping) | image."""
 DENIED = FAIL_REASON.REQUEST_DENIED
 """The failure of a membership change the leader refuses (one in progress, or itself removed)."""
-WRITTEN = "written"
-"""The dump thread's result before the serialize checker puts the dump in place."""
 HANDOVER_CALL_TIMEOUT = 2.0
 """Seconds the leader has to answer a request to hand its leadership over."""
-
-
-class FrozenImage(Protocol):
-    def write(self, fd: int) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class Replica(Protocol):
@@ -75,9 +95,9 @@ class Replica(Protocol):
 
     def applied_index(self) -> int: ...
 
-    def freeze(self) -> FrozenImage: ...
+    def sync(self) -> None: ...
 
-    def install(self, image_path: str, raft_index: int) -> None: ...
+    def install(self, image_path: str) -> int: ...
 
     def reset(self) -> None: ...
 
@@ -93,19 +113,27 @@ class MetadataLog(SyncObj):
         password: str,
         apply: ApplyBatch,
         replica: Replica,
+        fetch_image: FetchImage,
+        image_address: str | None,
         compaction_entries: int,
         compaction_seconds: float,
         bind_address: str | None = None,
     ):
+        """`image_address`: this node's internal endpoint, which serves images of its replica."""
         self._apply = apply
         self._replica = replica
+        self._fetch_image = fetch_image
+        self._image_address = image_address
         self._raft_dir = raft_dir
         self._password = password
         self._dump_path = os.path.join(raft_dir, "dump")
         self._partial_path = self._dump_path + ".partial"
-        self._dumping: threading.Thread | None = None
-        self._dumps_loaded = 0
-        self._written: tuple[int, int] = (0, 0)
+        self._catch_up_lock = threading.Lock()
+        self._catching_up: tuple[int, str | None] | None = None
+        """(replica index, source) of the image the replica waits for."""
+        self._catcher: threading.Thread | None = None
+        self._entry_bytes = 0
+        self._counted_to = 0
         os.makedirs(raft_dir, exist_ok=True)
         conf = SyncObjConf(
             # PERF: without batching a commit takes ~1 ms instead of waiting for the next
@@ -140,6 +168,8 @@ class MetadataLog(SyncObj):
         transport = self._SyncObj__transport
         transport.setOnMessageReceivedCallback(self._on_message)
         transport.setOnNodeDisconnectedCallback(self._on_node_disconnected)
+        self.addOnTickCallback(self._count_entry_bytes)
+        self.addOnTickCallback(self._stay_follower_while_catching_up)
         self._ticker = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._ticker.start()
 
@@ -178,8 +208,6 @@ class MetadataLog(SyncObj):
     def stop(self) -> None:
         self._stopping.set()
         self._ticker.join()
-        if self._dumping is not None:
-            self._dumping.join()
 
     @replicated
     def apply_batch(self, commands):
@@ -370,7 +398,7 @@ class MetadataLog(SyncObj):
             "term": raw.get("raft_term"),
             "commit_index": raw.get("commit_idx"),
             "last_applied": raw.get("last_applied"),
-            "ready": self.isReady() and leader is not None,
+            "ready": self.isReady() and leader is not None and self._catching_up is None,
             "members": [{"address": str(raw.get("self")), "self": True, "connected": True}]
             + [
                 {"address": name.removeprefix(PARTNER_STATUS), "self": False, "connected": value == CONNECTED}
@@ -401,110 +429,130 @@ class MetadataLog(SyncObj):
 
     # Dumps (PySyncObj's "full dump" is the snapshot of the raft papers).
     def _write_dump(self, filename: str, raft_data) -> None:
-        """Start a dump at the last applied entry: freeze the replica now, write it in a thread.
+        """Write a dump at the last applied entry, in the tick thread: a few hundred bytes.
 
-        Runs in the tick thread, where every entry up to raftLastApplied is applied and no
-        other is, so the frozen replica is exactly the dump's state. Writing it takes seconds
-        for a large replica, longer than an election timeout, hence the thread; the serialize
-        checker puts the written dump in place, and only then are the compacted entries dropped.
+        Every entry up to raftLastApplied is applied (apply commits synchronously) and no other
+        is; LMDB commits without syncing its meta page, so it is synced first: the entries this
+        dump lets PySyncObj drop must stay applied through a power cut.
 
         NOTE: PySyncObj renames `filename` over the dump once this returns. Nothing is written
-        there, so that rename fails (PySyncObj catches it and waits on the checker), and a
-        crash at any moment leaves the previous dump whole.
+        there, so that rename fails (PySyncObj catches it and asks the serialize checker); the
+        dump is put in place here, durably, before the checker lets the entries go.
         """
         index = raft_data[0][1]
         try:
-            frozen = self._replica.freeze()
-        except Exception:
-            log.exception("freezing the replica for a raft dump at index %d failed", index)
-            self._dump_result = SERIALIZER_STATE.FAILED
-            return
-        self._dump_result = SERIALIZER_STATE.SERIALIZING
-        self._dumping = threading.Thread(
-            target=self._finish_dump, args=(index, raft_data, frozen, self._dumps_loaded), name="raft-dump", daemon=True
-        )
-        self._dumping.start()
-
-    def _finish_dump(self, index: int, raft_data, frozen: FrozenImage, dumps_loaded: int) -> None:
-        started = time.monotonic()
-        try:
-            with contextlib.closing(frozen), open(self._partial_path, "wb") as fh:
-                header = pickle.dumps((index, raft_data))
-                fh.write(DUMP_MAGIC + DUMP_HEADER.pack(len(header)) + header)
+            self._replica.sync()
+            with open(self._partial_path, "wb") as fh:
+                fh.write(encode_dump(index, self._replica_floor(), self._image_address, raft_data))
                 fh.flush()
-                frozen.write(fh.fileno())
                 os.fsync(fh.fileno())
-                size = fh.tell()
-            log.info("raft dump at index %d: %d bytes in %.2f s", index, size, time.monotonic() - started)
-            self._written = (index, dumps_loaded)
-            self._dump_result = WRITTEN
+            os.replace(self._partial_path, self._dump_path)
+            fsync_directory(self._raft_dir)
+            self._dump_result = SERIALIZER_STATE.SUCCESS
         except Exception:
             log.exception("writing the raft dump at index %d failed", index)
             self._dump_result = SERIALIZER_STATE.FAILED
+        self._entry_bytes = 0
 
     def _dump_state(self) -> int:
-        """The serialize checker: PySyncObj calls it in the tick thread, before any compaction.
-
-        A written dump is renamed into place here, in the tick thread, where a dump received
-        from the leader is loaded: one received while this one was written is newer, and this
-        one is dropped rather than renamed over it.
-        """
-        state = self._dump_result
-        if state == WRITTEN:
-            index, dumps_loaded = self._written
-            try:
-                if dumps_loaded != self._dumps_loaded:
-                    log.info("dropping the raft dump at index %d: the leader's dump replaced it", index)
-                    os.unlink(self._partial_path)
-                    state = SERIALIZER_STATE.FAILED
-                else:
-                    os.replace(self._partial_path, self._dump_path)
-                    fsync_directory(self._raft_dir)
-                    state = SERIALIZER_STATE.SUCCESS
-            except OSError:
-                log.exception("putting the raft dump at index %d in place failed", index)
-                state = SERIALIZER_STATE.FAILED
-        if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
-            self._dump_result = SERIALIZER_STATE.NOT_SERIALIZING
+        """The serialize checker: the outcome of the last dump, told once."""
+        state, self._dump_result = self._dump_result, SERIALIZER_STATE.NOT_SERIALIZING
         return state
 
     def _read_dump(self, filename: str):
-        """Raft's bookkeeping for PySyncObj, after installing the image when it is ahead of the replica.
+        """Raft's bookkeeping for PySyncObj; starts a catch-up when the replica lacks what the dump covers.
 
         PySyncObj loads the dump at start (this node's own, or one received just before a
-        crash) and whenever the leader has sent one. The image is installed when it holds
-        entries the replica lacks: a member that fell behind the compacted log, a new member,
-        or a replica that lost its newest commits with the machine's power.
+        crash) and whenever the leader has sent one: a member that fell behind the compacted
+        log, a new member, a wiped disk, or a restart before a catch-up had finished.
         """
-        self._dumps_loaded += 1
+        # A received dump is renamed into place unsynced; PySyncObj then rewrites the journal after it.
         with open(filename, "rb") as fh:
-            index, raft_data = read_dump_header(fh)
-            if index > self._replica.applied_index():
-                self._install(fh, index)
-        return raft_data
+            os.fsync(fh.fileno())
+            dump = read_dump(fh)
+        fsync_directory(self._raft_dir)
+        if dump.replica_index > self._replica.applied_index():
+            self._catch_up(dump.replica_index, dump.source)
+        return dump.raft_data
 
-    def _install(self, dump: BinaryIO, index: int) -> None:
-        started = time.monotonic()
+    def _replica_floor(self) -> int:
+        """The replica index every entry up to raftLastApplied amounts to: LMDB's, or the image's
+        a catch-up waits for (a dump taken meanwhile is completed by the same catch-up)."""
+        with self._catch_up_lock:
+            waiting = self._catching_up[0] if self._catching_up is not None else 0
+        return max(waiting, self._replica.applied_index())
+
+    def _count_entry_bytes(self) -> None:
+        """A tick callback: force a compaction once the entries kept in memory pass COMPACTION_BYTES.
+
+        PySyncObj compacts by entry count and time only, and an entry is a batch of any size.
+        """
+        journal = self._SyncObj__raftLog
+        last = journal[-1][1]
+        if last <= self._counted_to:
+            self._counted_to = min(self._counted_to, last)
+            return
+        first = journal[0][1]
+        for position in range(max(self._counted_to + 1, first) - first, len(journal)):
+            self._entry_bytes += len(journal[position][0])
+        self._counted_to = last
+        if self._entry_bytes >= COMPACTION_BYTES:
+            self.forceLogCompaction()
+
+    # Catching up past the compacted log.
+    def _catch_up(self, replica_index: int, source: str | None) -> None:
+        """Have the replica brought to `replica_index` from a peer's image, outside the tick thread.
+
+        Until it is installed, entries after the dump are received, stored and acknowledged
+        but not applied (see `_SyncObj__applyLogEntries`), and the member is not ready.
+        """
+        with self._catch_up_lock:
+            if self._catching_up is not None:
+                replica_index = max(replica_index, self._catching_up[0])
+            self._catching_up = (replica_index, source)
+            if self._catcher is None:
+                log.info("the replica needs an image at raft index %d or later; fetching one", replica_index)
+                self._catcher = threading.Thread(target=self._catch_up_loop, name="raft-catch-up", daemon=True)
+                self._catcher.start()
+
+    def _catch_up_loop(self) -> None:
         image_path = os.path.join(self._raft_dir, "image.mdb")
-        try:
-            # A received dump is renamed into place unsynced; it must outlive the install.
-            os.fsync(dump.fileno())
-            fsync_directory(self._raft_dir)
-            with open(image_path, "wb") as image:
-                copy_rest(dump, image)
-            self._replica.install(image_path, index)
-            os.unlink(image_path)
-        except BaseException:
-            # Raft would count the dump's entries as applied while LMDB lacks them: stop now,
-            # and the restart installs the dump again.
-            log.critical("installing the raft dump at index %d failed; stopping", index, exc_info=True)
-            logging.shutdown()
-            os._exit(70)
-        log.info("installed the raft dump at index %d in %.2f s", index, time.monotonic() - started)
-        # NOTE: the leader's last message restarted the election timer before the install
-        # began; a long install must not make this member call an election it cannot win
-        # (raising the term would only unseat a healthy leader).
-        self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
+        while not self._stopping.is_set():
+            with self._catch_up_lock:
+                replica_index, source = self._catching_up
+            started = time.monotonic()
+            try:
+                self._fetch_image(replica_index, source, image_path)
+                installed = self._replica.install(image_path)
+            except Exception as exc:
+                log.warning("catching up to raft index %d failed, retrying: %s", replica_index, exc)
+                self._stopping.wait(CATCH_UP_RETRY)
+                continue
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(image_path)
+            log.info("installed an image at raft index %d in %.2f s", installed, time.monotonic() - started)
+            with self._catch_up_lock:
+                if installed >= self._catching_up[0]:
+                    self._catching_up = self._catcher = None
+                    return
+
+    def _stay_follower_while_catching_up(self) -> None:
+        """A tick callback: a member waiting for an image calls no election (it still votes).
+
+        As leader it could commit entries but apply none until the image is in, so every
+        write would wait for the copy.
+        """
+        if self._catching_up is not None:
+            self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
+
+    def _SyncObj__applyLogEntries(self) -> bool:
+        """PySyncObj's apply step, held while the replica waits for an image: the entries after
+        the dump apply on top of it, never on the stale replica (those it already holds are
+        skipped by index)."""
+        if self._catching_up is not None:
+            return False
+        return super()._SyncObj__applyLogEntries()
 
 
 def held_prefix(entries: list, term_at: Callable[[int], int | None]) -> int:
@@ -528,19 +576,33 @@ def replica_ahead_of_log(applied_index: int, log_end: int) -> bool:
     return applied_index > log_end
 
 
-def read_dump_header(dump: BinaryIO) -> tuple[int, tuple]:
-    """(raft index, raft bookkeeping) of a dump, leaving `dump` at the start of its image."""
-    if dump.read(len(DUMP_MAGIC)) != DUMP_MAGIC:
-        raise ValueError("not a NebulaIO raft dump")
-    (length,) = DUMP_HEADER.unpack(dump.read(DUMP_HEADER.size))
-    return pickle.loads(dump.read(length))
+class Dump(NamedTuple):
+    index: int
+    """The raft index of the last entry the dump covers."""
+    replica_index: int
+    """The replica's applied index once every entry up to `index` is applied (no-ops and
+    membership changes leave it behind `index`)."""
+    source: str | None
+    """The internal endpoint of the node that wrote the dump: its replica holds `replica_index`."""
+    raft_data: tuple
+    """What PySyncObj's serializer gave: the last two entries and the cluster's members."""
 
 
-def copy_rest(source: BinaryIO, target: BinaryIO) -> None:
-    """Copy `source` from its position to its end into `target`, in the kernel."""
-    offset, end = source.tell(), os.fstat(source.fileno()).st_size
-    while offset < end:
-        offset += os.sendfile(target.fileno(), source.fileno(), offset, end - offset)
+def encode_dump(index: int, replica_index: int, source: str | None, raft_data) -> bytes:
+    return DUMP_MAGIC + pickle.dumps((index, replica_index, source, raft_data))
+
+
+def read_dump(dump: BinaryIO) -> Dump:
+    magic = dump.read(len(DUMP_MAGIC))
+    if magic == DUMP_MAGIC:
+        return Dump(*pickle.load(dump))
+    if magic == IMAGE_DUMP_MAGIC:
+        # Written by an earlier version with the replica's image after it: the replica was
+        # brought to the dump as it was written or loaded, so only the bookkeeping is read.
+        (length,) = IMAGE_DUMP_HEADER.unpack(dump.read(IMAGE_DUMP_HEADER.size))
+        index, raft_data = pickle.loads(dump.read(length))
+        return Dump(index, 0, None, raft_data)
+    raise ValueError("not a NebulaIO raft dump")
 
 
 def describe_failure(code: int) -> str:

@@ -44,6 +44,7 @@ class Supervisor:
         self._process = psutil.Process()
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.repair_progress = Progress()
+        self.membership: NodeMembership | None = None
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -69,6 +70,7 @@ class Supervisor:
         if voters is None:
             env.close()
             return 2
+        self._peers = PeerClient(self.secret, self.node_id, peer_tls(config))
         self.raft = MetadataLog(
             own if voter else None,
             [peer for peer in voters if peer != own],
@@ -76,6 +78,8 @@ class Supervisor:
             password=self.secret,
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
+            fetch_image=self._fetch_image,
+            image_address=configuration.advertised(config, "admin"),
             compaction_entries=config["snapshot_entries"],
             compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
@@ -151,7 +155,7 @@ class Supervisor:
         if config["role"] not in STORAGE_ROLES:
             return None
         loop = asyncio.get_running_loop()
-        peers = PeerClient(self.secret, self.node_id, peer_tls(config))
+        peers = self._peers
 
         async def propose(command: dict) -> dict:
             return await committer.submit(command)
@@ -197,6 +201,32 @@ class Supervisor:
         if detail:
             status["node"] = self._node_figures()
         return status
+
+    def _fetch_image(self, replica_index: int, source: str | None, path: str) -> None:
+        """Fetch an image of a peer's replica applied up to `replica_index` into `path`: from
+        `source` (the writer of the dump being caught up to), else the leader, else any live
+        member. Runs in raft's catch-up thread; raises PeerError when none could provide one."""
+        own = configuration.advertised(self.config, "admin")
+        admins = self.membership.internal_endpoints if self.membership is not None else {}
+        leader = admins.get(self.raft.status()["leader"] or "")
+        candidates = [address for address in (source, leader, *admins.values()) if address and address != own]
+        failures = []
+        for address in dict.fromkeys(candidates):
+            started = time.monotonic()
+            try:
+                image = self._peers.fetch_image(address, replica_index, path)
+            except PeerError as exc:
+                failures.append(str(exc))
+                continue
+            log.info(
+                "fetched an image of %s's replica at raft index %d: %d bytes in %.2f s",
+                address,
+                image["index"],
+                image["size"],
+                time.monotonic() - started,
+            )
+            return
+        raise PeerError("no member provided an image: " + ("; ".join(failures) or "none is known yet"))
 
     def _node_figures(self) -> dict:
         figures = {"supervisor": processes.figures(self._process)}

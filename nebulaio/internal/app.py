@@ -1,5 +1,5 @@
-"""The internal endpoint, /internal/v1/ on the admin listener: object files between nodes, and
-the removals voters hand to a peer.
+"""The internal endpoint, /internal/v1/ on the admin listener: object files between nodes, the
+removals voters hand to a peer, and images of the metadata replica for members that catch up.
 
     PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, fsync, rename, fsync the dir
     GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile
@@ -9,10 +9,16 @@ the removals voters hand to a peer.
     GET    ping                                  204: this node's data endpoint is up
     DELETE nodes/<node id in hex>                remove that node from the cluster, for a
                                                  voter that cannot carry out its own removal
+    POST   metadata/replica/<raft index>         write an image of this node's metadata replica,
+                                                 applied up to that index or later (409 if not
+                                                 yet): {"id", "index", "size", "digest"}
+    GET    metadata/images/<id>                  read it (Range: bytes=a-b), with sendfile
+    DELETE metadata/images/<id>                  remove it once fetched
 
 Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
 badly signed call is refused before anything is read or written. Path segments are checked
-against the shapes this node itself creates, so no request names a path outside objects/.
+against the shapes this node itself creates, so no request names a path outside objects/ and
+metadata/images/.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import falcon
 import orjson
 
 from nebulaio.cluster import signing
-from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, NODES_PATH, PING_PATH
+from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, IMAGES_PATH, NODES_PATH, PING_PATH, REPLICA_PATH
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
+from nebulaio.meta.snapshot import ImageBehind, ImageShelf
 from nebulaio.storage.objects import FileRange, ObjectStore
 
 RECEIVE_CHUNK = 1024 * 1024
@@ -37,6 +44,8 @@ HASH_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 FILE_SHAPE = re.compile(r"[0-9a-f]{32}(?:\.[0-9]{1,5}\.[0-9a-f]{16})?", re.ASCII)
 RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
 HEX_SHAPE = re.compile(r"(?:[0-9a-f]{2})+", re.ASCII)
+INDEX_SHAPE = re.compile(r"[0-9]{1,19}", re.ASCII)
+IMAGE_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
 def _refuse(status: str, reason: str):
@@ -70,6 +79,26 @@ class _FileResource:
         return self._store.file_dir(bucket, hashed)
 
 
+def _send_file(req: falcon.Request, resp: falcon.Response, file) -> None:
+    """Answer with an open file, or the byte range the request names (206); the answer closes it."""
+    try:
+        size = file.seek(0, 2)
+        start, length = 0, size
+        requested = req.get_header("range")
+        if requested is not None:
+            matched = RANGE_SHAPE.fullmatch(requested)
+            if matched is None or int(matched[1]) > int(matched[2]) or int(matched[2]) >= size:
+                raise _refuse(falcon.HTTP_416, "the range is not within the file")
+            start, length = int(matched[1]), int(matched[2]) - int(matched[1]) + 1
+            resp.status = falcon.HTTP_206
+        file.seek(0)
+        resp.content_length = length
+        resp.stream = FileRange(file, start, length)
+    except BaseException:
+        file.close()
+        raise
+
+
 class Files(_FileResource):
     """One object file."""
 
@@ -99,22 +128,7 @@ class Files(_FileResource):
             file = open(f"{directory}/{name}", "rb", buffering=0)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "no such file here") from None
-        try:
-            size = file.seek(0, 2)
-            start, length = 0, size
-            requested = req.get_header("range")
-            if requested is not None:
-                matched = RANGE_SHAPE.fullmatch(requested)
-                if matched is None or int(matched[1]) > int(matched[2]) or int(matched[2]) >= size:
-                    raise _refuse(falcon.HTTP_416, "the range is not within the file")
-                start, length = int(matched[1]), int(matched[2]) - int(matched[1]) + 1
-                resp.status = falcon.HTTP_206
-            file.seek(0)
-            resp.content_length = length
-            resp.stream = FileRange(file, start, length)
-        except BaseException:
-            file.close()
-            raise
+        _send_file(req, resp, file)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
         self._store.remove_file(self._directory(bucket, hashed, name), name)
@@ -179,12 +193,64 @@ class Node:
         resp.status = falcon.HTTP_204
 
 
-def create(store: ObjectStore, secret: str, members: Members | None = None) -> falcon.App:
-    """`members` (None on a lone node) carries out the removals other voters hand over."""
+class Replica:
+    """Images of this node's metadata replica, for a member that catches up past the compacted log."""
+
+    __slots__ = ("_shelf",)
+
+    def __init__(self, shelf: ImageShelf):
+        self._shelf = shelf
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, index: str) -> None:
+        if not INDEX_SHAPE.fullmatch(index):
+            raise _refuse(falcon.HTTP_400, "not a raft index")
+        try:
+            image = self._shelf.make(int(index))
+        except ImageBehind as exc:
+            raise _refuse(falcon.HTTP_409, str(exc)) from None
+        resp.status = falcon.HTTP_201
+        resp.data = orjson.dumps(image)
+        resp.content_type = falcon.MEDIA_JSON
+
+
+class Image:
+    """One image written by `Replica`, read in pieces."""
+
+    __slots__ = ("_shelf",)
+
+    def __init__(self, shelf: ImageShelf):
+        self._shelf = shelf
+
+    def _path(self, image_id: str) -> str:
+        if not IMAGE_ID_SHAPE.fullmatch(image_id):
+            raise _refuse(falcon.HTTP_400, "not an image id")
+        return self._shelf.path(image_id)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        try:
+            file = open(self._path(image_id), "rb", buffering=0)
+        except FileNotFoundError:
+            raise _refuse(falcon.HTTP_404, "no such image here") from None
+        _send_file(req, resp, file)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        self._path(image_id)
+        self._shelf.remove(image_id)
+        resp.status = falcon.HTTP_204
+
+
+def create(
+    store: ObjectStore, secret: str, members: Members | None = None, images: ImageShelf | None = None
+) -> falcon.App:
+    """`members` carries out the removals other voters hand over; `images` serves images of the
+    metadata replica (a node without one of them answers 404 on its routes)."""
     app = falcon.App(middleware=[Signed(secret)])
     app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())
     if members is not None:
         app.add_route(NODES_PATH + "{hex_id}", Node(members))
+    if images is not None:
+        app.add_route(REPLICA_PATH + "{index}", Replica(images))
+        app.add_route(IMAGES_PATH + "{image_id}", Image(images))
     return app

@@ -16,13 +16,14 @@ MAX_SOCKET_PATH = 100
 
 
 class DataLayout:
-    """<data>/metadata/{raft,kv}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket
+    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket
     and the workers' request counters."""
 
     __slots__ = (
         "root",
         "raft_dir",
         "kv_dir",
+        "images_dir",
         "objects_dir",
         "temp_dir",
         "run_dir",
@@ -37,6 +38,7 @@ class DataLayout:
         self.root = os.path.abspath(root)
         self.raft_dir = os.path.join(self.root, "metadata", "raft")
         self.kv_dir = os.path.join(self.root, "metadata", "kv")
+        self.images_dir = os.path.join(self.root, "metadata", "images")
         self.objects_dir = os.path.join(self.root, "objects")
         self.temp_dir = os.path.join(self.root, "temp")
         self.run_dir = os.path.join(self.root, "run")
@@ -50,7 +52,15 @@ class DataLayout:
         self.admin_secret_file = os.path.join(self.root, "metadata", "admin-secret")
 
     def create(self) -> None:
-        for path in (self.raft_dir, self.kv_dir, self.objects_dir, self.temp_dir, self.run_dir, self.metrics_dir):
+        for path in (
+            self.raft_dir,
+            self.kv_dir,
+            self.images_dir,
+            self.objects_dir,
+            self.temp_dir,
+            self.run_dir,
+            self.metrics_dir,
+        ):
             os.makedirs(path, exist_ok=True)
 
     def cluster_secret(self, configured: str) -> str:

@@ -1,14 +1,18 @@
-"""Log compaction with snapshots of the metadata: members that missed compacted entries catch up.
+"""Log compaction and catching up past it: members that missed compacted entries fetch an image.
 
 The cluster compacts its log after a few dozen entries or half a second, so every test here
-runs through several compactions: a node stopped meanwhile, and a storage node that joins
-late, can only catch up from the leader's snapshot, since the entries they missed are gone.
+runs through several compactions: a node stopped meanwhile, a storage node that joins late,
+and a node whose disk was replaced can only catch up from an image of a peer's replica,
+fetched over the internal endpoint, since the entries they missed are gone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import selectors
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -18,14 +22,20 @@ import requests
 from conftest import CLUSTER_SECRET, wait_for
 from test_cluster import leader_of, put_with_retries
 
-from nebulaio.cluster.raft import read_dump_header
+from nebulaio.cluster.peers import PeerClient
+from nebulaio.cluster.raft import read_dump
+from nebulaio.meta import open_env
+from nebulaio.meta.snapshot import ReplicaImages
 
 SNAPSHOT_ARGS = ["--snapshot-entries", "40", "--snapshot-interval", "0.5"]
 CATCH_UP = 120.0
 OBJECTS_PER_ROUND = 30
 ACKNOWLEDGED = 150
-INSTALLED = "installed the raft dump"
+INSTALLED = "installed an image at raft index"
 RETRY_FOR = 2.0
+CUT_AFTER = 16 * 1024
+"""Bytes a cutting proxy lets through from the node before it breaks the connection."""
+RAFT_BYTES_PER_OBJECT = 1024
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,7 @@ def dump_index(node) -> int:
     """The raft index of the node's newest dump (0 before its first compaction)."""
     try:
         with open(node.data / "metadata" / "raft" / "dump", "rb") as dump:
-            return read_dump_header(dump)[0]
+            return read_dump(dump).index
     except FileNotFoundError:
         return 0
 
@@ -153,8 +163,9 @@ def test_a_new_storage_node_joins_after_compaction(trio, node_factory):
         late.stop()
 
 
-def test_a_node_rebuilds_a_lost_replica_from_its_own_dump(trio):
-    """What a power cut that takes LMDB's newest commits does, taken to the end: no replica at all."""
+def test_a_node_that_lost_its_replica_but_kept_its_log_fetches_one_from_a_peer(trio):
+    """Its own dump names a replica index its replica no longer holds: it fetches an image, then
+    applies its journal's tail on top."""
     tag = uuid.uuid4().hex[:8]
     client = trio[0].client()
     write_round(client, tag, 0)
@@ -167,6 +178,145 @@ def test_a_node_rebuilds_a_lost_replica_from_its_own_dump(trio):
     lost.start()
     assert lost.log_path.read_text().count(INSTALLED) > installs_before
     assert view(lost.client(), tag) == view(client, tag)
+
+
+def raft_dir_size(node) -> int:
+    raft_dir = node.data / "metadata" / "raft"
+    return sum(entry.stat().st_size for entry in raft_dir.iterdir() if entry.is_file())
+
+
+def put_acknowledged(client, bucket: str, prefix: str, count: int) -> dict[str, bytes]:
+    bodies = {f"{prefix}/{n}": f"{prefix}:{n};".encode() * 40 for n in range(count)}
+    for key, body in bodies.items():
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+    return bodies
+
+
+def replace_disk(node) -> None:
+    """What an operator does: kill the node's processes, empty its data directory, start it at once."""
+    node.kill_group()
+    shutil.rmtree(node.data)
+    node.start(wait=False)
+
+
+def assert_rejoined(node, running, bucket: str, acknowledged: dict[str, bytes]) -> None:
+    node.wait_ready(CATCH_UP)
+    leader = wait_for(lambda: leader_of(running + [node]), CATCH_UP, "a leader")
+    wait_for(
+        lambda: raft_status(node)["lastApplied"] >= raft_status(leader)["commitIndex"], CATCH_UP, "the replaced replica"
+    )
+    assert INSTALLED in node.log_path.read_text()
+    client = node.client()
+    for key, body in acknowledged.items():
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
+    listed = {
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    }
+    assert listed == set(acknowledged)
+    # The log goes on after the image: a write anywhere is read on the replaced node.
+    running[0].client().put_object(Bucket=bucket, Key="after", Body=b"after the image")
+    assert client.get_object(Bucket=bucket, Key="after")["Body"].read() == b"after the image"
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_a_node_whose_disk_was_replaced_rejoins_with_every_acknowledged_object(trio, role):
+    leader = wait_for(lambda: leader_of(trio), CATCH_UP, "a leader")
+    replaced = leader if role == "leader" else next(node for node in trio if node is not leader)
+    running = [node for node in trio if node is not replaced]
+    bucket = f"replaced-{role}-{uuid.uuid4().hex[:8]}"
+    client = running[0].client()
+    client.create_bucket(Bucket=bucket)
+    acknowledged = put_acknowledged(client, bucket, "before", 60)
+    wait_compacted_to(trio, raft_status(leader)["commitIndex"])
+
+    replace_disk(replaced)
+    deadline = time.monotonic() + CATCH_UP
+    for n in range(40):  # writes go on while the node is away and while it catches up
+        key, body = f"during/{n}", f"during:{n};".encode() * 40
+        assert put_with_retries(running[n % 2].client(), bucket, key, body, deadline), key
+        acknowledged[key] = body
+    assert_rejoined(replaced, running, bucket, acknowledged)
+    assert replaced.process.poll() is None, replaced.log_tail()
+
+
+def test_an_image_transfer_cut_midway_resumes_where_it_stopped(trio, tmp_path):
+    proxy = CuttingProxy(("127.0.0.1", trio[0].ports["admin"]), CUT_AFTER)
+    try:
+        image_path = str(tmp_path / "image.mdb")
+        image = PeerClient(CLUSTER_SECRET, "test-fetcher").fetch_image(proxy.address, 1, image_path)
+    finally:
+        proxy.close()
+    assert image["size"] > 4 * CUT_AFTER, "the image is large enough to be cut several times"
+    assert proxy.connections > image["size"] // CUT_AFTER, "every piece came over a new connection"
+    # Resumed, not restarted: little more than the image itself came through.
+    assert proxy.forwarded < image["size"] + proxy.connections * 1024
+    assert os.path.getsize(image_path) == image["size"]
+    env = open_env(str(tmp_path / "kv"), readonly=False)
+    try:
+        assert ReplicaImages(env).install(image_path) == image["index"] >= 1
+    finally:
+        env.close()
+
+
+def test_the_raft_directory_stays_small_whatever_is_stored(node_factory):
+    node = node_factory(args=SNAPSHOT_ARGS)
+    try:
+        client = node.client()
+        client.create_bucket(Bucket="small-raft")
+        stored = len(put_acknowledged(client, "small-raft", "object", 300))
+        wait_compacted_to([node], raft_status(node)["commitIndex"])
+        assert raft_dir_size(node) <= RAFT_BYTES_PER_OBJECT * stored
+        assert (node.data / "metadata" / "raft" / "dump").stat().st_size < 16 * 1024
+    finally:
+        node.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback that breaks each connection once `cut_after` bytes came back through it."""
+
+    def __init__(self, upstream: tuple[str, int], cut_after: int):
+        self._upstream = upstream
+        self._cut_after = cut_after
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self.forwarded = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with client, socket.create_connection(self._upstream) as upstream:
+                self._pump(client, upstream)
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        budget = self._cut_after
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ, upstream)
+            selector.register(upstream, selectors.EVENT_READ, client)
+            while budget > 0 and not self._closed.is_set():
+                for key, _ in selector.select(0.1):
+                    data = key.fileobj.recv(min(65536, budget) if key.fileobj is upstream else 65536)
+                    if not data:
+                        return
+                    if key.fileobj is upstream:
+                        budget -= len(data)
+                        self.forwarded += len(data)
+                    key.data.sendall(data)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+        self._listener.close()
 
 
 def test_killing_every_node_loses_no_acknowledged_write(trio):

@@ -1,6 +1,6 @@
 """The internal endpoint in process: signed calls store, read, assemble and remove files, and
 no address or range a caller sends reaches outside objects/; a voter's own removal is carried
-out for it."""
+out for it; images of the metadata replica are written, read in ranges and removed."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from falcon import testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nebulaio.cluster.peers import PING_PATH, file_path, node_path
+from nebulaio.cluster.peers import IMAGES_PATH, PING_PATH, REPLICA_PATH, file_path, node_path
 from nebulaio.cluster.signing import sign
 from nebulaio.engine.errors import S3Error
 from nebulaio.internal.app import create
+from nebulaio.meta import Applier, ImageShelf, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore, key_hash
 
@@ -152,3 +153,48 @@ def test_a_refused_removal_answers_the_refusal(tmp_path):
     answer = client.simulate_delete(path, headers=signed("DELETE", path))
     assert answer.status_code == 409
     assert answer.json["description"] == "another membership change is in progress"
+
+
+@pytest.fixture
+def images_endpoint(tmp_path):
+    layout = DataLayout(str(tmp_path / "data"))
+    layout.create()
+    env = open_env(layout.kv_dir, readonly=False)
+    Applier(env, release=lambda *_: None).apply_batch(7, [])
+    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, images=ImageShelf(env, layout.images_dir)))
+    env.close()
+
+
+def test_an_image_of_the_replica_is_written_read_in_ranges_and_removed(images_endpoint):
+    layout, client = images_endpoint
+    path = REPLICA_PATH + "7"
+    answer = client.simulate_post(path, headers=signed("POST", path))
+    assert answer.status_code == 201
+    image = answer.json
+    assert image["index"] == 7 and image["size"] > 0
+    path = IMAGES_PATH + image["id"]
+    whole = client.simulate_get(path, headers=signed("GET", path)).content
+    assert len(whole) == image["size"]
+    piece = client.simulate_get(path, headers=signed("GET", path, range=f"bytes=100-{image['size'] - 1}"))
+    assert (piece.status_code, piece.content) == (206, whole[100:])
+    assert client.simulate_delete(path, headers=signed("DELETE", path)).status_code == 204
+    assert client.simulate_get(path, headers=signed("GET", path)).status_code == 404
+    assert os.listdir(layout.images_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", REPLICA_PATH + "8", 409),  # this replica applied index 7 only
+        ("POST", REPLICA_PATH + "-1", 400),
+        ("POST", REPLICA_PATH + "1" * 20, 400),
+        ("GET", IMAGES_PATH + "..", 400),
+        ("GET", IMAGES_PATH + "0" * 32, 404),
+        ("DELETE", IMAGES_PATH + "x" * 32, 400),
+    ],
+)
+def test_a_bad_image_request_is_refused_and_writes_nothing(images_endpoint, method, path, status):
+    layout, client = images_endpoint
+    assert client.simulate_request(method, path, headers=signed(method, path)).status_code == status
+    assert client.simulate_request(method, path).status_code == 403
+    assert os.listdir(layout.images_dir) == []

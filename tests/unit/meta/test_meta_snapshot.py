@@ -2,10 +2,12 @@
 
 import os
 
+import pytest
 from conftest import Replica
 
-from nebulaio.meta import ReplicaImages
+from nebulaio.meta import ImageShelf, ReplicaImages
 from nebulaio.meta.env import DATABASES
+from nebulaio.meta.snapshot import FrozenReplica, ImageBehind, image_digest
 
 
 def content(env) -> dict[bytes, list[tuple[bytes, bytes]]]:
@@ -27,7 +29,8 @@ def test_an_image_holds_the_moment_it_was_frozen(replica, tmp_path):
     replica.create_bucket("photos")
     replica.put_keys("photos", [f"a{n}" for n in range(100)])
     expected = content(replica.env)
-    frozen = ReplicaImages(replica.env).freeze()
+    frozen = FrozenReplica(replica.env)
+    applied = replica.reader.applied_index()
     replica.put_keys("photos", [f"b{n}" for n in range(100)])  # applied after the freeze
     replica.create_bucket("later")
     write_image(frozen, tmp_path / "image.mdb")
@@ -37,28 +40,46 @@ def test_an_image_holds_the_moment_it_was_frozen(replica, tmp_path):
     other.put_keys("stale", [f"s{n}" for n in range(50)])
     upload = {"op": "upload.create", "bucket": "stale", "record": {"key": "k", "upload_id": "u1"}}
     assert other.apply(upload) == [{"status": "ok"}]
-    ReplicaImages(other.env).install(str(tmp_path / "image.mdb"), raft_index=40)
+    assert ReplicaImages(other.env).install(str(tmp_path / "image.mdb")) == applied
 
     installed = content(other.env)
-    applied = installed.pop(b"system")
-    expected.pop(b"system")
     assert installed == expected
-    assert other.reader.applied_index() == 40 and len(applied) == 1
+    assert other.reader.applied_index() == applied
     assert other.reader.get_bucket("stale") is None and other.reader.get_bucket("later") is None
     other.env.close()
 
 
 def test_a_reader_sees_the_old_replica_or_the_new_one(replica, tmp_path):
     replica.create_bucket("new")
-    write_image(ReplicaImages(replica.env).freeze(), tmp_path / "image.mdb")
+    write_image(FrozenReplica(replica.env), tmp_path / "image.mdb")
+    applied = replica.reader.applied_index()
     other = Replica(str(tmp_path / "other"))
     other.create_bucket("old")
+    other.create_bucket("older")
     with other.env.begin() as before:  # a worker in the middle of a request
-        ReplicaImages(other.env).install(str(tmp_path / "image.mdb"), raft_index=9)
+        ReplicaImages(other.env).install(str(tmp_path / "image.mdb"))
         buckets = other.env.open_db(b"buckets", txn=before)
-        assert [key for key, _ in before.cursor(db=buckets)] == [b"old"]
+        assert [key for key, _ in before.cursor(db=buckets)] == [b"old", b"older"]
     assert [bucket["name"] for bucket in other.reader.list_buckets()] == ["new"]
     # Applying goes on from the installed index; replays of older entries are skipped.
-    assert other.applier.apply_batch(9, []) is None
-    assert other.applier.apply_batch(10, []) == []
+    assert other.applier.apply_batch(applied, []) is None
+    assert other.applier.apply_batch(applied + 1, []) == []
     other.env.close()
+
+
+def test_a_shelved_image_is_made_only_of_a_replica_that_applied_enough(replica, tmp_path):
+    replica.create_bucket("photos")
+    replica.put_keys("photos", [f"a{n}" for n in range(100)])
+    applied = replica.reader.applied_index()
+    shelf_dir = tmp_path / "images"
+    shelf_dir.mkdir()
+    shelf = ImageShelf(replica.env, str(shelf_dir))
+    with pytest.raises(ImageBehind):
+        shelf.make(applied + 1)
+    assert os.listdir(shelf_dir) == []
+    image = shelf.make(applied)
+    assert image["index"] == applied
+    assert os.path.getsize(shelf.path(image["id"])) == image["size"]
+    assert image_digest(shelf.path(image["id"])) == image["digest"]
+    shelf.remove(image["id"])
+    assert os.listdir(shelf_dir) == []
