@@ -43,6 +43,13 @@ class EmptyReplica:
     def reset(self) -> None:
         raise AssertionError("an empty replica is never ahead of its log")
 
+    def sync(self) -> None:
+        """Nothing to make durable."""
+
+
+def no_image(replica_index: int, source: str | None, path: str) -> None:
+    raise AssertionError("a member whose replica holds every dumped entry fetches no image")
+
 
 class Follower(MetadataLog):
     """A member driven by the test (no tick thread) that records its answers to the leader:
@@ -66,7 +73,9 @@ class Follower(MetadataLog):
 @pytest.fixture
 def follower(tmp_path):
     leader = free_address()
-    member = Follower(free_address(), [leader], str(tmp_path), "secret", lambda i, c: [], EmptyReplica(), 10**6, 3600)
+    member = Follower(
+        free_address(), [leader], str(tmp_path), "secret", lambda i, c: [], EmptyReplica(), no_image, None, 10**6, 3600
+    )
     member.record_answers()
     member.leader = TCPNode(leader)
     yield member
