@@ -4,6 +4,10 @@ The replicated state machine holds no Python state of its own: LMDB is the state
 entry is a batch of commands; applying it is one LMDB transaction that also records the
 entry's raft index, so a replay after a restart skips what LMDB already holds.
 
+Reads are fenced without log entries (Raft's ReadIndex, section 6.4 of Ongaro's thesis): the
+leader records its commit index, proves it is still the leader with one round of read pings a
+majority of voters answers, and the asking member reads once its replica has applied that index.
+
 Compaction writes a dump: raft's own bookkeeping followed by an image of the replica at
 exactly the dump's index. The leader sends its dump to a member that needs entries the log
 no longer holds, and that member installs the image before the entries that follow it.
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import struct
 import threading
 import time
@@ -53,6 +58,11 @@ WRITTEN = "written"
 """The dump thread's result before the serialize checker puts the dump in place."""
 HANDOVER_CALL_TIMEOUT = 2.0
 """Seconds the leader has to answer a request to hand its leadership over."""
+READ_INDEX_RESEND = 0.3
+"""Seconds without an answer before a read index is asked again (of the leader, or of the voters)."""
+READ_PING, READ_PONG = "nebulaio_read_ping", "nebulaio_read_pong"
+READ_ASK, READ_ANSWER = "nebulaio_read_ask", "nebulaio_read_answer"
+"""Read index messages, beside PySyncObj's own on its raft connections."""
 
 
 class FrozenImage(Protocol):
@@ -124,6 +134,14 @@ class MetadataLog(SyncObj):
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         super().__init__(self_address, peers, conf)
+        self._reads = ReadIndex(self)
+        handle_message = self._SyncObj__onMessageReceived
+
+        def received(node, message) -> None:
+            if not self._reads.receive(node, message):
+                handle_message(node, message)
+
+        self._SyncObj__transport.setOnMessageReceivedCallback(received)
         self._ticker = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._ticker.start()
 
@@ -140,6 +158,7 @@ class MetadataLog(SyncObj):
         while not self._stopping.is_set():
             try:
                 self.doTick(0.0)
+                self._reads.tick()
                 if not self._outstanding:
                     self._poller.poll(IDLE_TICK)
                 elif self.otherNodes:
@@ -186,6 +205,16 @@ class MetadataLog(SyncObj):
             self._outstanding += 1
         self.apply_batch(commands, callback=settled)
 
+    def read_index(self, callback: Callable[[str | None], None], timeout: float) -> None:
+        """Call `callback(None)` once this replica holds every entry committed before this call,
+        or `callback(reason)` when that is not known within `timeout` seconds.
+
+        Appends nothing to the log; concurrent calls share one round of the leader's pings.
+        `callback` runs in the tick thread: it must not block.
+        """
+        self._reads.ask(callback, timeout)
+        self._SyncObj__pipeNotifier.notify()
+
     def change_membership(self, action: str, address: str, callback: Callable[[object, int], None]) -> None:
         """Add or remove a voter ("add" / "remove" its raft address) through the log.
 
@@ -224,6 +253,7 @@ class MetadataLog(SyncObj):
             "commit_index": raw.get("commit_idx"),
             "last_applied": raw.get("last_applied"),
             "ready": self.isReady() and leader is not None,
+            "read_rounds": self._reads.rounds,
             "members": [{"address": str(raw.get("self")), "self": True, "connected": True}]
             + [
                 {"address": name.removeprefix(PARTNER_STATUS), "self": False, "connected": value == CONNECTED}
@@ -358,6 +388,182 @@ class MetadataLog(SyncObj):
         # began; a long install must not make this member call an election it cannot win
         # (raising the term would only unseat a healthy leader).
         self._SyncObj__raftElectionDeadline = monotonic() + RAFT_MAX_TIMEOUT
+
+
+class ReadWaiter:
+    """A read waiting for its read index to be known and applied here; settled once."""
+
+    __slots__ = ("callback", "deadline", "done")
+
+    def __init__(self, callback: Callable[[str | None], None], deadline: float):
+        self.callback = callback
+        self.deadline = deadline
+        self.done = False
+
+    def settle(self, failure: str | None) -> None:
+        if not self.done:
+            self.done = True
+            self.callback(failure)
+
+
+class ReadIndex:
+    """Raft's ReadIndex on a PySyncObj member: a read fence that appends no log entry.
+
+    A member asks the leader (itself, or over the raft connection) for a read index. The
+    leader gathers the requests that arrived since its last round into a new round: its commit
+    index, and a ping with a sequence number to every voter. Once a majority of voters
+    (itself included) answered a ping at least as new as the round, no other leader can have
+    committed anything before the round began, so the commit index covers every write
+    acknowledged before the read arrived. The asking member then waits until its replica has
+    applied that index. A new leader first waits for an entry of its own term to commit: only
+    then does its commit index cover every earlier leader's commits.
+
+    A voter answers a ping only while its term is not newer than the ping's: a voter that
+    took part in a newer election will not vouch for an older leader. Unanswered requests are
+    asked again, of the new leader after a change; a waiter gives up at its deadline.
+    Everything but `ask` runs in the tick thread.
+    """
+
+    def __init__(self, member: SyncObj):
+        self._member = member
+        self._arrived: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: set[ReadWaiter] = set()
+        self._unasked: list[ReadWaiter] = []
+        self._asked: dict[int, tuple[list[ReadWaiter], float, object]] = {}
+        """request id -> (its waiters, when it was sent, the leader asked)."""
+        self._applying: list[tuple[int, ReadWaiter]] = []
+        self._requests: list[tuple[object, object]] = []
+        """The leader's requests since its last round: (None, local waiters) or (member, request id)."""
+        self._rounds: list[tuple[int, int, list]] = []
+        """The leader's unconfirmed rounds, oldest first: (sequence, commit index, requests)."""
+        self._acks: dict = {}
+        """voter -> the newest ping sequence it answered in the leader's current term."""
+        self._term: int | None = None
+        self._sequence = 0
+        self._pinged = 0.0
+        self._request_ids = 0
+        self.rounds = 0
+        """Rounds confirmed while this member led: what its reads cost the cluster."""
+
+    def ask(self, callback: Callable[[str | None], None], timeout: float) -> None:
+        self._arrived.put(ReadWaiter(callback, monotonic() + timeout))
+
+    def tick(self) -> None:
+        now = monotonic()
+        while not self._arrived.empty():
+            waiter = self._arrived.get_nowait()
+            self._waiting.add(waiter)
+            self._unasked.append(waiter)
+        if not (self._waiting or self._requests or self._rounds):
+            return
+        if self._member._isLeader():
+            self._lead(now)
+        else:
+            self._follow(now)
+        self._release(now)
+
+    def receive(self, node, message) -> bool:
+        """Handle a read index message (True), or leave `message` to PySyncObj (False)."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        member = self._member
+        if kind == READ_PING:
+            if member.raftCurrentTerm <= message["term"]:
+                member._SyncObj__transport.send(node, {"type": READ_PONG, "sequence": message["sequence"]})
+        elif kind == READ_PONG:
+            if member._isLeader():
+                self._acks[node] = max(self._acks.get(node, 0), message["sequence"])
+        elif kind == READ_ASK:
+            if member._isLeader():
+                self._requests.append((node, message["id"]))
+        elif kind == READ_ANSWER:
+            asked = self._asked.pop(message["id"], None)
+            if asked is not None:
+                self._applying.extend((message["index"], waiter) for waiter in asked[0])
+        else:
+            return False
+        return True
+
+    def _follow(self, now: float) -> None:
+        self._forget_rounds()
+        leader = self._member._getLeader()
+        if leader is None:
+            return
+        for request_id, (waiters, sent, asked) in list(self._asked.items()):
+            if asked != leader or now - sent > READ_INDEX_RESEND:
+                del self._asked[request_id]
+                self._unasked.extend(waiter for waiter in waiters if not waiter.done)
+        if self._unasked:
+            self._request_ids += 1
+            self._asked[self._request_ids] = (self._unasked, now, leader)
+            self._unasked = []
+            self._member._SyncObj__transport.send(leader, {"type": READ_ASK, "id": self._request_ids})
+
+    def _lead(self, now: float) -> None:
+        member = self._member
+        if member.raftCurrentTerm != self._term:
+            self._forget_rounds()
+            self._term = member.raftCurrentTerm
+        for waiters, _, _ in self._asked.values():
+            self._unasked.extend(waiter for waiter in waiters if not waiter.done)
+        self._asked.clear()
+        if self._unasked:
+            self._requests.append((None, self._unasked))
+            self._unasked = []
+        own_entry = member._SyncObj__noopIDx
+        if self._requests and own_entry is not None and member.raftCommitIndex >= own_entry:
+            self._sequence += 1
+            self._rounds.append((self._sequence, member.raftCommitIndex, self._requests))
+            self._requests = []
+            self._ping(now)
+        elif self._rounds and now - self._pinged > READ_INDEX_RESEND:
+            self._ping(now)
+        self._confirm()
+
+    def _ping(self, now: float) -> None:
+        self._pinged = now
+        ping = {"type": READ_PING, "term": self._term, "sequence": self._sequence}
+        for voter in self._member.otherNodes:
+            self._member._SyncObj__transport.send(voter, ping)
+
+    def _confirm(self) -> None:
+        voters = self._member.otherNodes
+        majority = (len(voters) + 1) // 2 + 1
+        transport = self._member._SyncObj__transport
+        while self._rounds:
+            sequence, index, requests = self._rounds[0]
+            if 1 + sum(self._acks.get(voter, 0) >= sequence for voter in voters) < majority:
+                return
+            self._rounds.pop(0)
+            self.rounds += 1
+            for requester, request in requests:
+                if requester is None:
+                    self._applying.extend((index, waiter) for waiter in request)
+                else:
+                    transport.send(requester, {"type": READ_ANSWER, "id": request, "index": index})
+
+    def _forget_rounds(self) -> None:
+        """No longer the leader of these rounds: this member's own reads are asked again."""
+        for _, _, requests in self._rounds:
+            self._requests.extend(requests)
+        for requester, request in self._requests:
+            if requester is None:
+                self._unasked.extend(waiter for waiter in request if not waiter.done)
+        self._rounds, self._requests, self._acks = [], [], {}
+
+    def _release(self, now: float) -> None:
+        """Settle the waiters whose read index is applied here, and those past their deadline."""
+        applied = self._member.raftLastApplied
+        still = []
+        for index, waiter in self._applying:
+            if index <= applied:
+                waiter.settle(None)
+            elif not waiter.done:
+                still.append((index, waiter))
+        self._applying = still
+        for waiter in [waiter for waiter in self._waiting if waiter.done or waiter.deadline < now]:
+            waiter.settle("the raft leader did not confirm a read index in time")
+            self._waiting.discard(waiter)
+        self._unasked = [waiter for waiter in self._unasked if not waiter.done]
 
 
 def read_dump_header(dump: BinaryIO) -> tuple[int, tuple]:

@@ -36,7 +36,9 @@ log = logging.getLogger("nebulaio.supervisor")
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
-BARRIER_PASSED = {"status": "ok"}
+FENCE_PASSED = {"status": "ok"}
+FENCE_DEADLINE = 8.0
+"""Seconds a read fence may wait for the leader's read index (a worker waits 10 s for its answer)."""
 REGISTER_RETRY = 1.0
 REPAIR_COMMIT_TIMEOUT = 30.0
 GOSSIP_TICK = 0.05
@@ -96,7 +98,7 @@ class GroupCommitter:
         self._loop = loop
         self._log = metadata_log
         self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
-        self._barriers: list[asyncio.Future] = []
+        self._fences: set[asyncio.Future] = set()
         self._flights: set[Flight] = set()
         self._unreachable_since: float | None = None
         self._cut_off = False
@@ -112,35 +114,42 @@ class GroupCommitter:
         self._wakeup.set()
         return future
 
-    def barrier(self) -> asyncio.Future:
-        """Resolves once an entry appended after this call is applied here: by then this
-        replica holds every write acknowledged anywhere before the call (a read index).
+    def fence(self) -> asyncio.Future:
+        """Resolves once this replica holds every write acknowledged anywhere before the call.
 
-        Every barrier waiting when a batch leaves rides on it, so concurrent reads share one
-        raft round trip; with no commands waiting the batch is empty.
+        Raft's read index: the leader confirms its commit index with one round of pings and
+        this replica applies up to it. Nothing is appended to the log, and concurrent fences
+        share the leader's round.
         """
         future = self._loop.create_future()
         if self._cut_off:
             future.set_result(NO_LEADER)
             return future
-        self._barriers.append(future)
-        self._wakeup.set()
+        self._fences.add(future)
+
+        def settled(failure: str | None) -> None:
+            self._loop.call_soon_threadsafe(self._settle_fence, future, failure)
+
+        self._log.read_index(settled, FENCE_DEADLINE)
         return future
+
+    def _settle_fence(self, future: asyncio.Future, failure: str | None) -> None:
+        self._fences.discard(future)
+        if not future.done():
+            future.set_result(FENCE_PASSED if failure is None else {"status": "ServiceUnavailable", "reason": failure})
 
     async def run(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending or self._barriers:
+            while self._pending:
                 await self._slots.acquire()
                 batch = self._take_batch()
-                batch.extend((None, None, future) for future in self._barriers)
-                self._barriers = []
                 flight = Flight(batch)
                 self._flights.add(flight)
                 flight.deadline = self._loop.call_later(PROPOSAL_DEADLINE, self._settle, flight, None, UNCONFIRMED)
                 self._log.propose(
-                    [(command, blob) for command, blob, _ in batch if command is not None],
+                    [(command, blob) for command, blob, _ in batch],
                     callback=lambda result, error, flight=flight: self._loop.call_soon_threadsafe(
                         self._resolve, flight, result, error
                     ),
@@ -165,8 +174,8 @@ class GroupCommitter:
     def _fail_waiting(self) -> None:
         for flight in list(self._flights):
             self._settle(flight, None, UNCONFIRMED)
-        waiting = [future for _, _, future in self._pending] + self._barriers
-        self._pending, self._barriers = [], []
+        waiting = [future for _, _, future in self._pending] + list(self._fences)
+        self._pending, self._fences = [], set()
         for future in waiting:
             if not future.done():  # a worker that went away cancels its wait
                 future.set_result(NO_LEADER)
@@ -183,7 +192,7 @@ class GroupCommitter:
         return batch
 
     def _resolve(self, flight: Flight, results, error: int) -> None:
-        """Answer each command with its result, and each barrier with ok, or all with the failure.
+        """Answer each command with its result, or all with the failure.
 
         NOTE: a replay (results None) counts as a failure: the entry was applied before.
         """
@@ -200,13 +209,10 @@ class GroupCommitter:
         flight.deadline.cancel()
         self._flights.discard(flight)
         self._slots.release()
-        for position, (command, _, future) in enumerate(flight.batch):
+        for position, (_, _, future) in enumerate(flight.batch):
             if future.done():
                 continue
-            if failure is not None:
-                future.set_result(failure)
-            else:
-                future.set_result(results[position] if command is not None else BARRIER_PASSED)
+            future.set_result(failure if failure is not None else results[position])
 
 
 class Supervisor:
@@ -355,8 +361,8 @@ class Supervisor:
                 kind = document.get("type")
                 if kind == "submit":
                     answer = await committer.submit(document["command"], blob)
-                elif kind == "barrier":
-                    answer = await committer.barrier()
+                elif kind == "fence":
+                    answer = await committer.fence()
                 elif kind == "status":
                     answer = self.status(document.get("detail", False))
                 elif kind == "membership":
@@ -498,7 +504,7 @@ class Supervisor:
         deadline = loop.time() + MEMBERSHIP_DEADLINE
         if action == "remove":
             # A replica that holds every acknowledged entry knows the current voters.
-            passed = await committer.barrier()
+            passed = await committer.fence()
             if passed.get("status") != "ok":
                 return passed
             if address not in {member["address"] for member in self.raft.status()["members"]}:

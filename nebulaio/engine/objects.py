@@ -112,13 +112,13 @@ class ObjectLayer:
         """Before a request reads the replica: make it hold every write acknowledged anywhere.
 
         In a cluster another node may have acknowledged a write this replica has not applied
-        yet; the supervisor's barrier (a read index shared by concurrent requests) closes that
+        yet; the supervisor's fence (a read index shared by concurrent requests) closes that
         gap. A lone node applies before it acknowledges, so it never needs one.
         """
         if not self.fenced:
             return
         try:
-            result = self.supervisor.call({"type": "barrier"}, timeout=FENCE_TIMEOUT)
+            result = self.supervisor.call({"type": "fence"}, timeout=FENCE_TIMEOUT)
         except SupervisorUnavailable as exc:
             raise S3Error("ServiceUnavailable", str(exc)) from exc
         if result.get("status") != "ok":
