@@ -59,7 +59,9 @@ NO_LEADER = {"status": "ServiceUnavailable", "reason": "no raft leader is reacha
 UNCONFIRMED = {
     "status": "ServiceUnavailable",
     "reason": "the raft leader did not confirm the entry in time; it may still be applied",
+    "unconfirmed": True,
 }
+"""An answer whose command may still apply: the worker proposes it again under its request id."""
 MEMBERSHIP_DEADLINE = PROPOSAL_DEADLINE
 """Seconds a membership change may take, a leader's handover included, before it is answered 503."""
 HANDOVER_POLL = 0.05
@@ -198,7 +200,7 @@ class GroupCommitter:
         """
         if error or results is None:
             reason = describe_failure(error) if error else "the entry was not applied"
-            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason})
+            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason, "unconfirmed": True})
         else:
             self._settle(flight, results, None)
 

@@ -304,7 +304,7 @@ class IamService:
 
     def _submit(self, command: dict, subject: str) -> None:
         try:
-            result = self._supervisor.call({"type": "submit", "command": command}, None, COMMIT_TIMEOUT)
+            result = self._supervisor.submit(command, None, COMMIT_TIMEOUT)
         except SupervisorUnavailable as exc:
             raise IamError("ServiceUnavailable", str(exc)) from exc
         status = result.get("status")
