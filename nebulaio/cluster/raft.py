@@ -419,8 +419,10 @@ class ReadIndex:
     then does its commit index cover every earlier leader's commits.
 
     A voter answers a ping only while its term is not newer than the ping's: a voter that
-    took part in a newer election will not vouch for an older leader. Unanswered requests are
-    asked again, of the new leader after a change; a waiter gives up at its deadline.
+    took part in a newer election will not vouch for an older leader. A voter's request names
+    its term, so it vouches for the leader by itself, after its reads arrived: its own round
+    needs no ping where the two of them are a majority (three voters). Unanswered requests
+    are asked again, of the new leader after a change; a waiter gives up at its deadline.
     Everything but `ask` runs in the tick thread.
     """
 
@@ -434,13 +436,16 @@ class ReadIndex:
         self._applying: list[tuple[int, ReadWaiter]] = []
         self._requests: list[tuple[object, object]] = []
         """The leader's requests since its last round: (None, local waiters) or (member, request id)."""
-        self._rounds: list[tuple[int, int, list]] = []
-        """The leader's unconfirmed rounds, oldest first: (sequence, commit index, requests)."""
+        self._vouched: list[tuple[object, int]] = []
+        """The leader's requests since its last round from voters of its term: (voter, request id)."""
+        self._rounds: list[tuple[int, int, list, object]] = []
+        """The leader's unconfirmed rounds: (sequence, commit index, requests, the voter vouching or None)."""
         self._acks: dict = {}
         """voter -> the newest ping sequence it answered in the leader's current term."""
         self._term: int | None = None
         self._sequence = 0
         self._pinged = 0.0
+        self._pinged_sequence = 0
         self._request_ids = 0
         self.rounds = 0
         """Rounds confirmed while this member led: what its reads cost the cluster."""
@@ -454,7 +459,7 @@ class ReadIndex:
             waiter = self._arrived.get_nowait()
             self._waiting.add(waiter)
             self._unasked.append(waiter)
-        if not (self._waiting or self._requests or self._rounds):
+        if not (self._waiting or self._requests or self._vouched or self._rounds):
             return
         if self._member._isLeader():
             self._lead(now)
@@ -474,7 +479,10 @@ class ReadIndex:
                 self._acks[node] = max(self._acks.get(node, 0), message["sequence"])
         elif kind == READ_ASK:
             if member._isLeader():
-                self._requests.append((node, message["id"]))
+                if message["term"] == member.raftCurrentTerm and node in member.otherNodes:
+                    self._vouched.append((node, message["id"]))
+                else:
+                    self._requests.append((node, message["id"]))
         elif kind == READ_ANSWER:
             asked = self._asked.pop(message["id"], None)
             if asked is not None:
@@ -485,7 +493,8 @@ class ReadIndex:
 
     def _follow(self, now: float) -> None:
         self._forget_rounds()
-        leader = self._member._getLeader()
+        member = self._member
+        leader = member._getLeader()
         if leader is None:
             return
         for request_id, (waiters, sent, asked) in list(self._asked.items()):
@@ -496,7 +505,8 @@ class ReadIndex:
             self._request_ids += 1
             self._asked[self._request_ids] = (self._unasked, now, leader)
             self._unasked = []
-            self._member._SyncObj__transport.send(leader, {"type": READ_ASK, "id": self._request_ids})
+            ask = {"type": READ_ASK, "id": self._request_ids, "term": member.raftCurrentTerm}
+            member._SyncObj__transport.send(leader, ask)
 
     def _lead(self, now: float) -> None:
         member = self._member
@@ -510,45 +520,56 @@ class ReadIndex:
             self._requests.append((None, self._unasked))
             self._unasked = []
         own_entry = member._SyncObj__noopIDx
-        if self._requests and own_entry is not None and member.raftCommitIndex >= own_entry:
+        if own_entry is None or member.raftCommitIndex < own_entry:
+            return
+        index = member.raftCommitIndex
+        for voter, request_id in self._vouched:
             self._sequence += 1
-            self._rounds.append((self._sequence, member.raftCommitIndex, self._requests))
+            self._rounds.append((self._sequence, index, [(voter, request_id)], voter))
+        self._vouched = []
+        if self._requests:
+            self._sequence += 1
+            self._rounds.append((self._sequence, index, self._requests, None))
             self._requests = []
+        newest_waiting = self._confirm()
+        if newest_waiting > self._pinged_sequence or (newest_waiting and now - self._pinged > READ_INDEX_RESEND):
             self._ping(now)
-        elif self._rounds and now - self._pinged > READ_INDEX_RESEND:
-            self._ping(now)
-        self._confirm()
 
     def _ping(self, now: float) -> None:
-        self._pinged = now
+        self._pinged, self._pinged_sequence = now, self._sequence
         ping = {"type": READ_PING, "term": self._term, "sequence": self._sequence}
         for voter in self._member.otherNodes:
             self._member._SyncObj__transport.send(voter, ping)
 
-    def _confirm(self) -> None:
+    def _confirm(self) -> int:
+        """Answer every round a majority vouched for; the newest round still waiting for pongs (0: none)."""
         voters = self._member.otherNodes
         majority = (len(voters) + 1) // 2 + 1
         transport = self._member._SyncObj__transport
-        while self._rounds:
-            sequence, index, requests = self._rounds[0]
-            if 1 + sum(self._acks.get(voter, 0) >= sequence for voter in voters) < majority:
-                return
-            self._rounds.pop(0)
+        waiting = []
+        for round_ in self._rounds:
+            sequence, index, requests, voucher = round_
+            vouching = {voter for voter in voters if self._acks.get(voter, 0) >= sequence or voter == voucher}
+            if 1 + len(vouching) < majority:
+                waiting.append(round_)
+                continue
             self.rounds += 1
             for requester, request in requests:
                 if requester is None:
                     self._applying.extend((index, waiter) for waiter in request)
                 else:
                     transport.send(requester, {"type": READ_ANSWER, "id": request, "index": index})
+        self._rounds = waiting
+        return waiting[-1][0] if waiting else 0
 
     def _forget_rounds(self) -> None:
         """No longer the leader of these rounds: this member's own reads are asked again."""
-        for _, _, requests in self._rounds:
+        for _, _, requests, _ in self._rounds:
             self._requests.extend(requests)
         for requester, request in self._requests:
             if requester is None:
                 self._unasked.extend(waiter for waiter in request if not waiter.done)
-        self._rounds, self._requests, self._acks = [], [], {}
+        self._rounds, self._requests, self._vouched, self._acks = [], [], [], {}
 
     def _release(self, now: float) -> None:
         """Settle the waiters whose read index is applied here, and those past their deadline."""
