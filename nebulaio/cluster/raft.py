@@ -212,8 +212,8 @@ class MetadataLog(SyncObj):
         Appends nothing to the log; concurrent calls share one round of the leader's pings.
         `callback` runs in the tick thread: it must not block.
         """
-        self._reads.ask(callback, timeout)
-        self._SyncObj__pipeNotifier.notify()
+        if self._reads.ask(callback, timeout):
+            self._SyncObj__pipeNotifier.notify()
 
     def change_membership(self, action: str, address: str, callback: Callable[[object, int], None]) -> None:
         """Add or remove a voter ("add" / "remove" its raft address) through the log.
@@ -450,15 +450,30 @@ class ReadIndex:
         self._sequence = 0
         self._pinged = 0.0
         self._pinged_sequence = 0
+        self._in_flight = False
         self._request_ids = 0
         self.rounds = 0
         """Rounds confirmed while this member led: what its reads cost the cluster."""
 
-    def ask(self, callback: Callable[[str | None], None], timeout: float) -> None:
+    def ask(self, callback: Callable[[str | None], None], timeout: float) -> bool:
+        """Queue a read from another thread; whether the tick thread must be woken for it.
+
+        PERF: while a request or a round of pings is in flight, its answer wakes the tick
+        thread, which then takes this read too: no wake-up of its own.
+        """
         self._arrived.put(ReadWaiter(callback, monotonic() + timeout))
+        return not self._in_flight
 
     def tick(self) -> None:
-        now = monotonic()
+        while True:
+            self._tick_once(monotonic())
+            self._in_flight = bool(self._asked) or any(voucher is None for _, _, _, voucher in self._rounds)
+            # NOTE: a read queued after the queue was drained, while the flag still said in
+            # flight, did not wake this thread: take it now.
+            if self._in_flight or self._arrived.empty():
+                return
+
+    def _tick_once(self, now: float) -> None:
         while not self._arrived.empty():
             waiter = self._arrived.get_nowait()
             self._waiting.add(waiter)
