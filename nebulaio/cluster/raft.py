@@ -495,10 +495,12 @@ class ReadIndex:
                 member._SyncObj__transport.send(node, {"type": READ_PONG, "sequence": message["sequence"]})
         elif kind == READ_PONG:
             if member._isLeader():
+                self._track_term()
                 self._acks[node] = max(self._acks.get(node, 0), message["sequence"])
         elif kind == READ_ASK:
             if member._isLeader():
-                if message["term"] == member.raftCurrentTerm and node in member.otherNodes:
+                self._track_term()
+                if message["term"] == self._term and node in member.otherNodes:
                     self._vouched.append((node, message["id"]))
                 else:
                     self._requests.append((node, message["id"]))
@@ -527,11 +529,15 @@ class ReadIndex:
             ask = {"type": READ_ASK, "id": self._request_ids, "term": member.raftCurrentTerm}
             member._SyncObj__transport.send(leader, ask)
 
+    def _track_term(self) -> None:
+        """Rounds, requests and pongs belong to the term they were made in: a new term drops them."""
+        if self._member.raftCurrentTerm != self._term:
+            self._forget_rounds()
+            self._term = self._member.raftCurrentTerm
+
     def _lead(self, now: float) -> None:
         member = self._member
-        if member.raftCurrentTerm != self._term:
-            self._forget_rounds()
-            self._term = member.raftCurrentTerm
+        self._track_term()
         for waiters, _, _ in self._asked.values():
             self._unasked.extend(waiter for waiter in waiters if not waiter.done)
         self._asked.clear()
