@@ -11,14 +11,22 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import ROOT_PASSWORD, ROOT_USER, signed_request
+from conftest import ROOT_PASSWORD, ROOT_USER, signed_request, wait_for
 from faults import leader_of, raft_status
 
 
 @pytest.fixture(scope="module")
 def quartet(cluster_factory):
-    """Three voters and a storage node that follows the log without voting."""
-    return cluster_factory(3, storage=1)
+    """Three voters and a storage node that follows the log without voting, all registered."""
+    nodes = cluster_factory(3, storage=1)
+    headers = admin_headers(nodes[0])
+
+    def registered() -> bool:
+        status = requests.get(nodes[0].admin_url + "/api/v1/cluster/status", headers=headers, timeout=10).json()
+        return sum(bool(member["id"]) for member in status["members"]) == len(nodes)
+
+    wait_for(registered, 60, "every node to register")
+    return nodes
 
 
 def test_a_read_anywhere_sees_a_write_acknowledged_elsewhere_just_before(quartet):
