@@ -396,7 +396,10 @@ class NebulaIOCluster(Target):
     nodes = 3
 
     def start(self, workdir: Path) -> None:
-        ports = [free_ports(5) for _ in range(self.nodes)]
+        # One probe for every node: ports nothing listens on yet would be handed out twice.
+        free = free_ports(5 * self.nodes)
+        ports = [free[5 * number : 5 * number + 5] for number in range(self.nodes)]
+        self.node_ports = ports
         self.port = ports[0][0]
         peers = ",".join(f"{HOST}:{node_ports[3]}" for node_ports in ports)
         env = dict(

@@ -512,6 +512,7 @@ def _raft(status: dict) -> dict:
         "commitIndex": status.get("commit_index"),
         "lastApplied": status.get("last_applied"),
         "appliedIndex": status.get("applied_index"),
+        "readRounds": status.get("read_rounds", 0),
         "ready": bool(status.get("ready")),
     }
 

@@ -48,6 +48,7 @@ RAFT = _object(
         "commitIndex": NULLABLE_INTEGER,
         "lastApplied": NULLABLE_INTEGER,
         "appliedIndex": NULLABLE_INTEGER,
+        "readRounds": INTEGER,
         "ready": {"type": "boolean"},
     }
 )

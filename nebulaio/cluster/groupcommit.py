@@ -17,7 +17,9 @@ log = logging.getLogger("nebulaio.groupcommit")
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BATCHES_IN_FLIGHT = 2
-BARRIER_PASSED = {"status": "ok"}
+FENCE_PASSED = {"status": "ok"}
+FENCE_DEADLINE = 8.0
+"""Seconds a read fence may wait for the leader's read index (a worker waits 10 s for its answer)."""
 PROPOSAL_DEADLINE = 12.0
 """Seconds an entry may wait for raft to confirm it before its requests are answered 503."""
 LEADER_GRACE = 3.0
@@ -27,7 +29,9 @@ NO_LEADER = {"status": "ServiceUnavailable", "reason": "no raft leader is reacha
 UNCONFIRMED = {
     "status": "ServiceUnavailable",
     "reason": "the raft leader did not confirm the entry in time; it may still be applied",
+    "unconfirmed": True,
 }
+"""An answer whose command may still apply: the worker proposes it again under its request id."""
 
 
 class Flight:
@@ -56,7 +60,7 @@ class GroupCommitter:
         self._loop = loop
         self._log = metadata_log
         self._pending: list[tuple[dict, bytes | None, asyncio.Future]] = []
-        self._barriers: list[asyncio.Future] = []
+        self._fences: set[asyncio.Future] = set()
         self._flights: set[Flight] = set()
         self._unreachable_since: float | None = None
         self._cut_off = False
@@ -72,35 +76,42 @@ class GroupCommitter:
         self._wakeup.set()
         return future
 
-    def barrier(self) -> asyncio.Future:
-        """Resolves once an entry appended after this call is applied here: by then this
-        replica holds every write acknowledged anywhere before the call (a read index).
+    def fence(self) -> asyncio.Future:
+        """Resolves once this replica holds every write acknowledged anywhere before the call.
 
-        Every barrier waiting when a batch leaves rides on it, so concurrent reads share one
-        raft round trip; with no commands waiting the batch is empty.
+        Raft's read index: the leader confirms its commit index with one round of pings and
+        this replica applies up to it. Nothing is appended to the log, and concurrent fences
+        share the leader's round.
         """
         future = self._loop.create_future()
         if self._cut_off:
             future.set_result(NO_LEADER)
             return future
-        self._barriers.append(future)
-        self._wakeup.set()
+        self._fences.add(future)
+
+        def settled(failure: str | None) -> None:
+            self._loop.call_soon_threadsafe(self._settle_fence, future, failure)
+
+        self._log.read_index(settled, FENCE_DEADLINE)
         return future
+
+    def _settle_fence(self, future: asyncio.Future, failure: str | None) -> None:
+        self._fences.discard(future)
+        if not future.done():
+            future.set_result(FENCE_PASSED if failure is None else {"status": "ServiceUnavailable", "reason": failure})
 
     async def run(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending or self._barriers:
+            while self._pending:
                 await self._slots.acquire()
                 batch = self._take_batch()
-                batch.extend((None, None, future) for future in self._barriers)
-                self._barriers = []
                 flight = Flight(batch)
                 self._flights.add(flight)
                 flight.deadline = self._loop.call_later(PROPOSAL_DEADLINE, self._settle, flight, None, UNCONFIRMED)
                 self._log.propose(
-                    [(command, blob) for command, blob, _ in batch if command is not None],
+                    [(command, blob) for command, blob, _ in batch],
                     callback=lambda result, error, flight=flight: self._loop.call_soon_threadsafe(
                         self._resolve, flight, result, error
                     ),
@@ -125,8 +136,8 @@ class GroupCommitter:
     def _fail_waiting(self) -> None:
         for flight in list(self._flights):
             self._settle(flight, None, UNCONFIRMED)
-        waiting = [future for _, _, future in self._pending] + self._barriers
-        self._pending, self._barriers = [], []
+        waiting = [future for _, _, future in self._pending] + list(self._fences)
+        self._pending, self._fences = [], set()
         for future in waiting:
             if not future.done():  # a worker that went away cancels its wait
                 future.set_result(NO_LEADER)
@@ -143,13 +154,13 @@ class GroupCommitter:
         return batch
 
     def _resolve(self, flight: Flight, results, error: int) -> None:
-        """Answer each command with its result, and each barrier with ok, or all with the failure.
+        """Answer each command with its result, or all with the failure.
 
         NOTE: a replay (results None) counts as a failure: the entry was applied before.
         """
         if error or results is None:
             reason = describe_failure(error) if error else "the entry was not applied"
-            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason})
+            self._settle(flight, None, {"status": "ServiceUnavailable", "reason": reason, "unconfirmed": True})
         else:
             self._settle(flight, results, None)
 
@@ -160,10 +171,7 @@ class GroupCommitter:
         flight.deadline.cancel()
         self._flights.discard(flight)
         self._slots.release()
-        for position, (command, _, future) in enumerate(flight.batch):
+        for position, (_, _, future) in enumerate(flight.batch):
             if future.done():
                 continue
-            if failure is not None:
-                future.set_result(failure)
-            else:
-                future.set_result(results[position] if command is not None else BARRIER_PASSED)
+            future.set_result(failure if failure is not None else results[position])

@@ -13,9 +13,13 @@ import threading
 
 import orjson
 
+from nebulaio.util.ids import command_id, now_ms
+
 HEADER = struct.Struct(">II")
 MAX_DOCUMENT = 16 * 1024 * 1024
 MAX_BLOB = 256 * 1024 * 1024
+UNCONFIRMED_RETRIES = 2
+"""Times a command raft did not confirm in time is proposed again before its 503 stands."""
 
 
 def encode(document: dict, blob: bytes | None = None) -> list[bytes]:
@@ -83,6 +87,20 @@ class SupervisorClient:
                 if attempt or document.get("type") == "submit":
                     raise SupervisorUnavailable(f"lost the supervisor connection: {exc}") from exc
         raise AssertionError("unreachable")
+
+    def submit(self, command: dict, blob: bytes | None, timeout: float) -> dict:
+        """Propose a command and wait for its result once it is applied on this node.
+
+        The command carries a request id: one raft did not confirm in time may still apply,
+        so it is proposed again under the same id, and apply answers a retry what the first
+        attempt answered.
+        """
+        command = {**command, "request_id": command_id(), "requested": now_ms()}
+        for _ in range(UNCONFIRMED_RETRIES):
+            result = self.call({"type": "submit", "command": command}, blob, timeout)
+            if not result.get("unconfirmed"):
+                return result
+        return self.call({"type": "submit", "command": command}, blob, timeout)
 
     @staticmethod
     def _read_answer(conn: socket.socket) -> dict:

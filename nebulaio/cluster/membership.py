@@ -193,7 +193,7 @@ class NodeMembership:
         deadline = loop.time() + MEMBERSHIP_DEADLINE
         if action == "remove":
             # A replica that holds every acknowledged entry knows the current voters.
-            passed = await committer.barrier()
+            passed = await committer.fence()
             if passed.get("status") != "ok":
                 return passed
             if address not in {member["address"] for member in self.raft.status()["members"]}:

@@ -26,6 +26,10 @@ start covers a crash during a catch-up. Why not the dump itself: PySyncObj sends
 messages of the raft connection from the leader's tick thread, restarts it from its first byte
 whenever it is cut, and loads it in the tick thread of the receiver, so an image inside it
 took longer than an election to install and grew with every object.
+
+Reads are fenced without log entries (Raft's ReadIndex, section 6.4 of Ongaro's thesis): the
+leader records its commit index, proves it is still the leader with one round of read pings a
+majority of voters answers, and the asking member reads once its replica has applied that index.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import random
 import struct
 import threading
@@ -88,6 +93,11 @@ DENIED = FAIL_REASON.REQUEST_DENIED
 """The failure of a membership change the leader refuses (one in progress, or itself removed)."""
 HANDOVER_CALL_TIMEOUT = 2.0
 """Seconds the leader has to answer a request to hand its leadership over."""
+READ_INDEX_RESEND = 0.3
+"""Seconds without an answer before a read index is asked again (of the leader, or of the voters)."""
+READ_PING, READ_PONG = "nebulaio_read_ping", "nebulaio_read_pong"
+READ_ASK, READ_ANSWER = "nebulaio_read_ask", "nebulaio_read_answer"
+"""Read index messages, beside PySyncObj's own on its raft connections."""
 
 
 class Replica(Protocol):
@@ -163,6 +173,7 @@ class MetadataLog(SyncObj):
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         super().__init__(self_address, peers, conf)
+        self._reads = ReadIndex(self)
         self._journal = self._make_journal_durable(conf.journalFile)
         self._trust_only_the_log()
         transport = self._SyncObj__transport
@@ -192,6 +203,7 @@ class MetadataLog(SyncObj):
                 # appended (the leader counts itself), they are on disk.
                 self._journal.sync()
                 self.doTick(0.0)
+                self._reads.tick()
                 if monotonic() >= keepalive:
                     keepalive = monotonic() + KEEPALIVE_PERIOD
                     self._keep_links_alive()
@@ -269,6 +281,8 @@ class MetadataLog(SyncObj):
         entry already in flight. Here the follower keeps what it holds with the same term and
         the leader never moves a follower's next entry back on a success.
         """
+        if self._reads.receive(node, message):
+            return
         kind = message.get("type")
         if kind == KEEPALIVE["type"]:
             return
@@ -361,6 +375,16 @@ class MetadataLog(SyncObj):
             self._outstanding += 1
         self.apply_batch(commands, callback=settled)
 
+    def read_index(self, callback: Callable[[str | None], None], timeout: float) -> None:
+        """Call `callback(None)` once this replica holds every entry committed before this call,
+        or `callback(reason)` when that is not known within `timeout` seconds.
+
+        Appends nothing to the log; concurrent calls share one round of the leader's pings.
+        `callback` runs in the tick thread: it must not block.
+        """
+        if self._reads.ask(callback, timeout):
+            self._SyncObj__pipeNotifier.notify()
+
     def change_membership(self, action: str, address: str, callback: Callable[[object, int], None]) -> None:
         """Add or remove a voter ("add" / "remove" its raft address) through the log.
 
@@ -399,6 +423,7 @@ class MetadataLog(SyncObj):
             "commit_index": raw.get("commit_idx"),
             "last_applied": raw.get("last_applied"),
             "ready": self.isReady() and leader is not None and self._catching_up is None,
+            "read_rounds": self._reads.rounds,
             "members": [{"address": str(raw.get("self")), "self": True, "connected": True}]
             + [
                 {"address": name.removeprefix(PARTNER_STATUS), "self": False, "connected": value == CONNECTED}
@@ -564,6 +589,228 @@ def held_prefix(entries: list, term_at: Callable[[int], int | None]) -> int:
             break
         held += 1
     return held
+
+
+class ReadWaiter:
+    """A read waiting for its read index to be known and applied here; settled once."""
+
+    __slots__ = ("callback", "deadline", "done")
+
+    def __init__(self, callback: Callable[[str | None], None], deadline: float):
+        self.callback = callback
+        self.deadline = deadline
+        self.done = False
+
+    def settle(self, failure: str | None) -> None:
+        if not self.done:
+            self.done = True
+            self.callback(failure)
+
+
+class ReadIndex:
+    """Raft's ReadIndex on a PySyncObj member: a read fence that appends no log entry.
+
+    A member asks the leader (itself, or over the raft connection) for a read index. The
+    leader gathers the requests that arrived since its last round into a new round: its commit
+    index, and a ping with a sequence number to every voter. Once a majority of voters
+    (itself included) answered a ping at least as new as the round, no other leader can have
+    committed anything before the round began, so the commit index covers every write
+    acknowledged before the read arrived. The asking member then waits until its replica has
+    applied that index. A new leader first waits for an entry of its own term to commit: only
+    then does its commit index cover every earlier leader's commits.
+
+    A voter answers a ping only while its term is not newer than the ping's: a voter that
+    took part in a newer election will not vouch for an older leader. A voter's request names
+    its term, so it vouches for the leader by itself, after its reads arrived: its own round
+    needs no ping where the two of them are a majority (three voters). Unanswered requests
+    are asked again, of the new leader after a change; a waiter gives up at its deadline.
+
+    PERF: a member keeps one request to the leader in flight, and the leader one round of
+    pings: the reads that arrive meanwhile wait for the next, together, so under load many
+    reads share one round instead of each taking its own.
+    Everything but `ask` runs in the tick thread.
+    """
+
+    def __init__(self, member: SyncObj):
+        self._member = member
+        self._arrived: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: set[ReadWaiter] = set()
+        self._unasked: list[ReadWaiter] = []
+        self._asked: dict[int, tuple[list[ReadWaiter], float, object]] = {}
+        """request id -> (its waiters, when it was sent, the leader asked)."""
+        self._applying: list[tuple[int, ReadWaiter]] = []
+        self._requests: list[tuple[object, object]] = []
+        """The leader's requests since its last round: (None, local waiters) or (member, request id)."""
+        self._vouched: list[tuple[object, int]] = []
+        """The leader's requests since its last round from voters of its term: (voter, request id)."""
+        self._rounds: list[tuple[int, int, list, object]] = []
+        """The leader's unconfirmed rounds: (sequence, commit index, requests, the voter vouching or None)."""
+        self._acks: dict = {}
+        """voter -> the newest ping sequence it answered in the leader's current term."""
+        self._term: int | None = None
+        self._sequence = 0
+        self._pinged = 0.0
+        self._pinged_sequence = 0
+        self._in_flight = False
+        self._request_ids = 0
+        self.rounds = 0
+        """Rounds confirmed while this member led: what its reads cost the cluster."""
+
+    def ask(self, callback: Callable[[str | None], None], timeout: float) -> bool:
+        """Queue a read from another thread; whether the tick thread must be woken for it.
+
+        PERF: while a request or a round of pings is in flight, its answer wakes the tick
+        thread, which then takes this read too: no wake-up of its own.
+        """
+        self._arrived.put(ReadWaiter(callback, monotonic() + timeout))
+        return not self._in_flight
+
+    def tick(self) -> None:
+        while True:
+            self._tick_once(monotonic())
+            self._in_flight = bool(self._asked) or any(voucher is None for _, _, _, voucher in self._rounds)
+            # NOTE: a read queued after the queue was drained, while the flag still said in
+            # flight, did not wake this thread: take it now.
+            if self._in_flight or self._arrived.empty():
+                return
+
+    def _tick_once(self, now: float) -> None:
+        while not self._arrived.empty():
+            waiter = self._arrived.get_nowait()
+            self._waiting.add(waiter)
+            self._unasked.append(waiter)
+        if not (self._waiting or self._requests or self._vouched or self._rounds):
+            return
+        if self._member._isLeader():
+            self._lead(now)
+        else:
+            self._follow(now)
+        self._release(now)
+
+    def receive(self, node, message) -> bool:
+        """Handle a read index message (True), or leave `message` to PySyncObj (False)."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        member = self._member
+        if kind == READ_PING:
+            if member.raftCurrentTerm <= message["term"]:
+                member._SyncObj__transport.send(node, {"type": READ_PONG, "sequence": message["sequence"]})
+        elif kind == READ_PONG:
+            if member._isLeader():
+                self._track_term()
+                self._acks[node] = max(self._acks.get(node, 0), message["sequence"])
+        elif kind == READ_ASK:
+            if member._isLeader():
+                self._track_term()
+                if message["term"] == self._term and node in member.otherNodes:
+                    self._vouched.append((node, message["id"]))
+                else:
+                    self._requests.append((node, message["id"]))
+        elif kind == READ_ANSWER:
+            asked = self._asked.pop(message["id"], None)
+            if asked is not None:
+                self._applying.extend((message["index"], waiter) for waiter in asked[0])
+        else:
+            return False
+        return True
+
+    def _follow(self, now: float) -> None:
+        self._forget_rounds()
+        member = self._member
+        leader = member._getLeader()
+        if leader is None:
+            return
+        for request_id, (waiters, sent, asked) in list(self._asked.items()):
+            if asked != leader or now - sent > READ_INDEX_RESEND:
+                del self._asked[request_id]
+                self._unasked.extend(waiter for waiter in waiters if not waiter.done)
+        if self._unasked and not self._asked:
+            self._request_ids += 1
+            self._asked[self._request_ids] = (self._unasked, now, leader)
+            self._unasked = []
+            ask = {"type": READ_ASK, "id": self._request_ids, "term": member.raftCurrentTerm}
+            member._SyncObj__transport.send(leader, ask)
+
+    def _track_term(self) -> None:
+        """Rounds, requests and pongs belong to the term they were made in: a new term drops them."""
+        if self._member.raftCurrentTerm != self._term:
+            self._forget_rounds()
+            self._term = self._member.raftCurrentTerm
+
+    def _lead(self, now: float) -> None:
+        member = self._member
+        self._track_term()
+        for waiters, _, _ in self._asked.values():
+            self._unasked.extend(waiter for waiter in waiters if not waiter.done)
+        self._asked.clear()
+        if self._unasked:
+            self._requests.append((None, self._unasked))
+            self._unasked = []
+        own_entry = member._SyncObj__noopIDx
+        if own_entry is None or member.raftCommitIndex < own_entry:
+            return
+        index = member.raftCommitIndex
+        for voter, request_id in self._vouched:
+            self._sequence += 1
+            self._rounds.append((self._sequence, index, [(voter, request_id)], voter))
+        self._vouched = []
+        if self._requests and not any(voucher is None for _, _, _, voucher in self._rounds):
+            self._sequence += 1
+            self._rounds.append((self._sequence, index, self._requests, None))
+            self._requests = []
+        newest_waiting = self._confirm()
+        if newest_waiting > self._pinged_sequence or (newest_waiting and now - self._pinged > READ_INDEX_RESEND):
+            self._ping(now)
+
+    def _ping(self, now: float) -> None:
+        self._pinged, self._pinged_sequence = now, self._sequence
+        ping = {"type": READ_PING, "term": self._term, "sequence": self._sequence}
+        for voter in self._member.otherNodes:
+            self._member._SyncObj__transport.send(voter, ping)
+
+    def _confirm(self) -> int:
+        """Answer every round a majority vouched for; the newest round still waiting for pongs (0: none)."""
+        voters = self._member.otherNodes
+        majority = (len(voters) + 1) // 2 + 1
+        transport = self._member._SyncObj__transport
+        waiting = []
+        for round_ in self._rounds:
+            sequence, index, requests, voucher = round_
+            vouching = {voter for voter in voters if self._acks.get(voter, 0) >= sequence or voter == voucher}
+            if 1 + len(vouching) < majority:
+                waiting.append(round_)
+                continue
+            self.rounds += 1
+            for requester, request in requests:
+                if requester is None:
+                    self._applying.extend((index, waiter) for waiter in request)
+                else:
+                    transport.send(requester, {"type": READ_ANSWER, "id": request, "index": index})
+        self._rounds = waiting
+        return waiting[-1][0] if waiting else 0
+
+    def _forget_rounds(self) -> None:
+        """No longer the leader of these rounds: this member's own reads are asked again."""
+        for _, _, requests, _ in self._rounds:
+            self._requests.extend(requests)
+        for requester, request in self._requests:
+            if requester is None:
+                self._unasked.extend(waiter for waiter in request if not waiter.done)
+        self._rounds, self._requests, self._vouched, self._acks = [], [], [], {}
+
+    def _release(self, now: float) -> None:
+        """Settle the waiters whose read index is applied here, and those past their deadline."""
+        applied = self._member.raftLastApplied
+        still = []
+        for index, waiter in self._applying:
+            if index <= applied:
+                waiter.settle(None)
+            elif not waiter.done:
+                still.append((index, waiter))
+        self._applying = still
+        for waiter in [waiter for waiter in self._waiting if waiter.done or waiter.deadline < now]:
+            waiter.settle("the raft leader did not confirm a read index in time")
+            self._waiting.discard(waiter)
+        self._unasked = [waiter for waiter in self._unasked if not waiter.done]
 
 
 def replica_ahead_of_log(applied_index: int, log_end: int) -> bool:

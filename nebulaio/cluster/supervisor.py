@@ -18,7 +18,7 @@ import time
 import psutil
 
 from nebulaio import config as configuration
-from nebulaio.cluster.groupcommit import BARRIER_PASSED, GroupCommitter
+from nebulaio.cluster.groupcommit import FENCE_PASSED, GroupCommitter
 from nebulaio.cluster.membership import NodeMembership, learn_voters
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
@@ -106,10 +106,10 @@ class Supervisor:
         async def submit(document: dict, blob: bytes | None) -> dict:
             return await committer.submit(document["command"], blob)
 
-        async def barrier(document: dict, blob: bytes | None) -> dict:
+        async def fence(document: dict, blob: bytes | None) -> dict:
             # A lone voter applies every entry before it is acknowledged: its replica
             # already holds every write, and the fence costs nothing.
-            return BARRIER_PASSED if not self.raft.otherNodes else await committer.barrier()
+            return FENCE_PASSED if not self.raft.otherNodes else await committer.fence()
 
         async def status(document: dict, blob: bytes | None) -> dict:
             return self.status(document.get("detail", False))
@@ -119,7 +119,7 @@ class Supervisor:
 
         server = await serve_workers(
             self.layout.ipc_socket,
-            {"submit": submit, "barrier": barrier, "status": status, "membership": change_voters},
+            {"submit": submit, "fence": fence, "status": status, "membership": change_voters},
         )
         sweeper = LifecycleSweeper(
             self.reader,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
 from nebulaio.meta.objectlock import LOCK_FIELDS
-from nebulaio.meta.uploads import check_part_list
+from nebulaio.meta.uploads import check_part_list, same_completion
 from nebulaio.storage.objects import TempObject
 from nebulaio.util.checksums import new_checksum
 from nebulaio.util.ids import now_ms, version_id
@@ -232,7 +232,25 @@ def complete(
     }
     if condition:
         command["condition"] = condition
-    return with_version(record, _submit_or_remove(layer, bucket, key, vid, record, command))
+    result = _submit_or_remove(layer, bucket, key, vid, record, command)
+    if result.get("repeated"):
+        # Another completion of this upload committed first: this file is not the object's.
+        layer.data.discard(bucket, key, vid, record)
+    return with_version(record, result)
+
+
+def completion(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> dict | None:
+    """The completion kept for an upload of `key` already completed (None otherwise): a
+    CompleteMultipartUpload retried after it applied answers the same ETag and version."""
+    completed = layer.reader.requests.completed_upload(upload_id) if UPLOAD_ID_SHAPE.fullmatch(upload_id) else None
+    return completed if completed is not None and (completed["bucket"], completed["key"]) == (bucket, key) else None
+
+
+def repeat(completed: dict, requested: list[tuple[int, str]]) -> dict:
+    """What a completion already applied answered, for the same part list; NoSuchUpload for another."""
+    if not same_completion(completed, completed["bucket"], completed["key"], requested):
+        raise S3Error("NoSuchUpload")
+    return with_version(dict(completed["record"]), completed["result"])
 
 
 def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:

@@ -114,13 +114,13 @@ class ObjectLayer:
         """Before a request reads the replica: make it hold every write acknowledged anywhere.
 
         In a cluster another node may have acknowledged a write this replica has not applied
-        yet; the supervisor's barrier (a read index shared by concurrent requests) closes that
+        yet; the supervisor's fence (a read index shared by concurrent requests) closes that
         gap. A lone node applies before it acknowledges, so it never needs one.
         """
         if not self.fenced:
             return
         try:
-            result = self.supervisor.call({"type": "barrier"}, timeout=FENCE_TIMEOUT)
+            result = self.supervisor.call({"type": "fence"}, timeout=FENCE_TIMEOUT)
         except SupervisorUnavailable as exc:
             raise S3Error("ServiceUnavailable", str(exc)) from exc
         if result.get("status") != "ok":
@@ -131,11 +131,12 @@ class ObjectLayer:
     def submit(self, command: dict, blob: bytes | None = None, refusals: Mapping[str, Refusal] = NO_REFUSALS) -> dict:
         """Propose a command and wait until it is applied on this node.
 
-        `refusals` maps a refusal's result code to the error to raise when the plain code is
-        not enough (S3 names the key in a NoSuchKey, for example).
+        A command raft did not confirm in time is proposed again under its request id (see
+        SupervisorClient.submit). `refusals` maps a refusal's result code to the error to raise when
+        the plain code is not enough (S3 names the key in a NoSuchKey, for example).
         """
         try:
-            result = self.supervisor.call({"type": "submit", "command": command}, blob, COMMIT_TIMEOUT)
+            result = self.supervisor.submit(command, blob, COMMIT_TIMEOUT)
         except SupervisorUnavailable as exc:
             raise S3Error("ServiceUnavailable", str(exc)) from exc
         status = result.get("status")

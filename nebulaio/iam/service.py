@@ -91,6 +91,10 @@ class IamService:
         """What one request looks up: the IAM revision is read once for all of its lookups."""
         return IamLookups(self)
 
+    def revision(self) -> int:
+        """The raft index of the replica's last IAM change."""
+        return self._reader.iam.revision()
+
     def secret_for(self, access_key: str) -> str | None:
         """The secret that signs for `access_key`; None when the key is unknown, disabled, or
         its user is disabled (S3 then answers InvalidAccessKeyId)."""
@@ -300,7 +304,7 @@ class IamService:
 
     def _submit(self, command: dict, subject: str) -> None:
         try:
-            result = self._supervisor.call({"type": "submit", "command": command}, None, COMMIT_TIMEOUT)
+            result = self._supervisor.submit(command, None, COMMIT_TIMEOUT)
         except SupervisorUnavailable as exc:
             raise IamError("ServiceUnavailable", str(exc)) from exc
         status = result.get("status")

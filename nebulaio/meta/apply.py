@@ -22,6 +22,7 @@ from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
 from nebulaio.meta.records import BUCKET, OBJECT, STATS, SYSTEM
+from nebulaio.meta.requests import COMMAND_PREFIX, RequestTable
 from nebulaio.meta.uploads import UploadCommands
 from nebulaio.meta.versions import (
     BATCH_SEQ_BITS,
@@ -64,6 +65,7 @@ class Applier:
         "_handlers",
         "_objects",
         "_release",
+        "_requests",
         "_stats",
         "_system",
         "_uploads",
@@ -75,7 +77,8 @@ class Applier:
         self._release = release
         self._buckets, self._objects, self._system = open_databases(env)
         self._stats = env.open_db(STATS_DB, create=False)
-        self._uploads = UploadCommands(env, self._buckets, self._object_put)
+        self._requests = RequestTable(env)
+        self._uploads = UploadCommands(env, self._buckets, self._object_put, self._requests)
         self._versions = Versions(env)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
             "bucket.create": self._bucket_create,
@@ -140,12 +143,22 @@ class Applier:
         return results
 
     def _apply_one(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
+        """Apply one command; one whose request id is recorded answers the recorded result."""
         try:
             handler = self._handlers.get(command["op"])
             if handler is None:
                 log.error("unknown command %r", command.get("op"))
                 return {"status": "InvalidRequest"}
-            return handler(batch, command, blob)
+            request_id = command.get("request_id")
+            if request_id is None:
+                return handler(batch, command, blob)
+            name, requested = COMMAND_PREFIX + request_id, command["requested"]
+            recorded = self._requests.recall(batch.txn, name)
+            if recorded is not None:
+                return recorded["result"]
+            result = handler(batch, command, blob)
+            self._requests.record(batch.txn, name, {"result": result}, requested)
+            return result
         except lmdb.Error:
             raise  # the environment itself failed: the batch cannot commit
         except Exception:

@@ -18,6 +18,7 @@ from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.records import BUCKET, OBJECT, STATS
+from nebulaio.meta.requests import RequestTable
 from nebulaio.meta.uploads import UploadReader
 from nebulaio.meta.versions import Versions, history_of, version_of
 
@@ -80,6 +81,7 @@ class MetaReader:
         "holders",
         "iam",
         "nodes",
+        "requests",
         "uploads",
     )
 
@@ -92,6 +94,7 @@ class MetaReader:
         self.nodes = Nodes(env)
         self.holders = Holders(env)
         self.iam = IamReader(env)
+        self.requests = RequestTable(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:

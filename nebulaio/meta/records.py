@@ -94,3 +94,7 @@ NODE = RecordType("node", 1, {})
 
 IAM = RecordType("iam", 1, {})
 """Users, access keys, groups and managed policies (see meta/iam.py)."""
+
+REQUEST = RecordType("request", 1, {})
+"""What a command with a request id answered, {"result", "at"}, or what a completed multipart
+upload answered, {"result", "at", "key", "parts", "record"} (see meta/requests.py)."""

@@ -41,6 +41,7 @@ from nebulaio.meta.keys import (
     successor,
 )
 from nebulaio.meta.records import PART, UPLOAD
+from nebulaio.meta.requests import UPLOAD_PREFIX, RequestTable
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """Every part of a completed upload but the last must be at least this large."""
@@ -69,6 +70,17 @@ def parts_prefix(bucket: str, upload_id: str) -> bytes:
 
 def part_key(bucket: str, upload_id: str, number: int) -> bytes:
     return parts_prefix(bucket, upload_id) + _PART_NUMBER.pack(number)
+
+
+COMPLETION_FIELDS = ("etag", "checksums", "checksum_type")
+"""What CompleteMultipartUpload answers of the object, kept for a retried completion."""
+
+
+def same_completion(completed: dict, bucket: str, key: str, parts: list) -> bool:
+    """Whether a completion asks for what a recorded one did: the same object and part list."""
+    return (completed["bucket"], completed["key"]) == (bucket, key) and [list(part) for part in parts] == completed[
+        "parts"
+    ]
 
 
 def check_part_list(requested: list[tuple[int, str]], stored: dict[int, dict]) -> str | None:
@@ -260,12 +272,13 @@ class UploadCommands:
     """The upload.* commands of the applier; `put_object` is object.put's handler, which a
     completion applies to its object record (conditions included)."""
 
-    __slots__ = ("_buckets", "_parts", "_put_object", "_uploads")
+    __slots__ = ("_buckets", "_parts", "_put_object", "_requests", "_uploads")
 
-    def __init__(self, env: lmdb.Environment, buckets_db, put_object: Callable) -> None:
+    def __init__(self, env: lmdb.Environment, buckets_db, put_object: Callable, requests: RequestTable) -> None:
         self._buckets = buckets_db
         self._uploads, self._parts = open_upload_databases(env)
         self._put_object = put_object
+        self._requests = requests
 
     def handlers(self) -> dict[str, Callable]:
         return {
@@ -302,11 +315,17 @@ class UploadCommands:
 
         The worker has already built the object's file from the parts it read; the parts may
         have changed since, so the list is checked again here, where the state is final.
+        A completion is kept for a while under its upload id: the same completion again (a
+        retry after a timeout) answers the first one's result, marked "repeated".
         """
         bucket, upload_id, record = command["bucket"], command["upload_id"], command["record"]
         key = record["key"]
         lmdb_key = upload_key(bucket, key, upload_id)
-        if batch.txn.get(lmdb_key, db=self._uploads) is None:
+        upload = batch.txn.get(lmdb_key, db=self._uploads)
+        if upload is None:
+            completed = self._requests.recall(batch.txn, UPLOAD_PREFIX + upload_id)
+            if completed is not None and same_completion(completed, bucket, key, command["parts"]):
+                return {**completed["result"], "repeated": True}
             return {"status": "NoSuchUpload"}
         stored = _stored_parts(batch.txn, self._parts, bucket, upload_id)
         refused = check_part_list([tuple(part) for part in command["parts"]], stored)
@@ -316,6 +335,16 @@ class UploadCommands:
         result = self._put_object(batch, put, None)
         if result["status"] == "ok":
             self._forget(batch, bucket, key, upload_id, lmdb_key, stored)
+            answered = {name: record[name] for name in COMPLETION_FIELDS if name in record}
+            completion = {
+                "result": result,
+                "bucket": bucket,
+                "key": key,
+                "parts": command["parts"],
+                "record": answered,
+                "checksum_algorithm": UPLOAD.decode_header(upload)["checksum_algorithm"],
+            }
+            self._requests.record(batch.txn, UPLOAD_PREFIX + upload_id, completion, record["mtime"])
         return result
 
     def abort(self, batch, command: dict, blob: bytes | None) -> dict:

@@ -135,8 +135,9 @@ class S3Api:
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
-            self.layer.fence()  # keys, policies and buckets are read strongly too, not only the handler's data
-            if operation not in SELF_AUTHENTICATED:
+            if operation in SELF_AUTHENTICATED:
+                self.layer.fence()
+            else:
                 self.authenticate(request)
                 access.authorize(self, request, operation)
             HANDLERS[operation](self, request, resp)
@@ -161,6 +162,30 @@ class S3Api:
             log.exception("CORS headers for %s %s", request.method, request.raw_path)
 
     def authenticate(self, request: S3Request) -> None:
+        """Verify the signature on this replica, then fence, so a refused request costs no raft round.
+
+        Keys, policies and buckets are read as strongly as the handler's data: a key unknown
+        here may have been created elsewhere just before, so it is looked up again after the
+        fence; and when the fence brought IAM changes (a key deleted or disabled elsewhere),
+        the request is authenticated again against them.
+        """
+        if not self.layer.fenced:
+            self._verify(request)
+            return
+        revision = self.iam.revision()
+        try:
+            self._verify(request)
+        except S3Error as error:
+            if error.code != "InvalidAccessKeyId":
+                raise
+            self.layer.fence()
+            self._verify(request)
+            return
+        self.layer.fence()
+        if self.iam.revision() != revision:
+            self._verify(request)
+
+    def _verify(self, request: S3Request) -> None:
         """Verify the signature; an unsigned request is the anonymous principal's."""
         lookups = self.iam.lookups()
         auth = sigv4.authenticate(

@@ -141,10 +141,14 @@ def _requested_parts(body: bytes, algorithm: str | None = None) -> tuple[list[tu
 def complete_multipart_upload(api, request, resp) -> None:
     condition = write_condition(request)
     upload_id = request.query["uploadId"]
-    upload = multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
+    completed = multipart.completion(api.layer, request.bucket, request.key, upload_id)
+    upload = completed or multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
     body = read_body(request, api.request_timeout, MAX_COMPLETE_BODY)
     requested, checksums = _requested_parts(body, upload["checksum_algorithm"])
-    record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, checksums, condition)
+    if completed is not None:
+        record = multipart.repeat(completed, requested)
+    else:
+        record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, checksums, condition)
     version_header(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path

@@ -15,5 +15,10 @@ def request_id() -> str:
     return os.urandom(8).hex().upper()
 
 
+def command_id() -> str:
+    """A command's request id: apply answers a retried command what it answered the first time."""
+    return os.urandom(12).hex()
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

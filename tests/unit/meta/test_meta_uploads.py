@@ -262,3 +262,16 @@ def test_list_uploads_order_and_paging_match_s3(shared_replica, keys, prefix, de
             break
         key_marker, id_marker = page.next_key, page.next_upload_id
     assert listed == len(expected)
+
+
+def test_a_completion_applied_again_answers_the_first_result(uploads):
+    uploads.apply({"op": "bucket.configure", "bucket": BUCKET, "setting": "versioning", "value": "Enabled"})
+    uploads.apply(create("k", 1), part("k", 1, 1, 5, "e1"))
+    first = uploads.apply(complete(uploads, "k", 1, [[1, "e1"]]))
+    assert statuses(first) == ["ok"]
+    again = uploads.apply(complete(uploads, "k", 1, [[1, "e1"]], vid="v-retry"))
+    assert again == [{**first[0], "repeated": True}]
+    assert uploads.reader.get_object(BUCKET, "k")[0]["vid"] == "v-done"
+    assert statuses(uploads.apply(complete(uploads, "k", 1, [[1, "e2"]]))) == ["NoSuchUpload"]
+    completed = uploads.reader.requests.completed_upload(upload_id(1))
+    assert (completed["key"], completed["parts"], completed["result"]) == ("k", [[1, "e1"]], first[0])
