@@ -22,11 +22,13 @@ import pytest
 import requests
 from botocore.config import Config
 
+from nebulaio.meta import MetaReader, open_env
 from nebulaio.node import die_with_parent
 
 ROOT_USER = "testroot"
 ROOT_PASSWORD = "testroot-secret-key"
 START_TIMEOUT = 60.0
+REGISTRATION_TIMEOUT = 60.0
 CLUSTER_SECRET = "test-cluster-secret"
 LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 
@@ -223,6 +225,15 @@ def node_factory(tmp_path_factory):
         node.stop()
 
 
+def registered(node) -> list[dict]:
+    """The members a node's replica knows (read from its LMDB replica, as a worker does)."""
+    env = open_env(str(node.data / "metadata" / "kv"), readonly=True)
+    try:
+        return MetaReader(env).nodes.all()
+    finally:
+        env.close()
+
+
 @pytest.fixture(scope="module")
 def cluster_factory(tmp_path_factory):
     """Start clusters of nodes that share one raft log; all are stopped when the module ends,
@@ -269,6 +280,10 @@ def cluster_factory(tmp_path_factory):
             node.start(wait=False)
         for node in nodes:
             node.wait_ready()
+        for node in nodes:
+            wait_for(
+                lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered"
+            )
         return nodes
 
     yield start

@@ -34,16 +34,6 @@ MIB = 1024 * 1024
 SMALL = 4 * 1024
 """Below the inline threshold: a body a lone node keeps inside its record."""
 REPLICAS = 3
-REGISTRATION_TIMEOUT = 60.0
-
-
-def registered(node) -> list[dict]:
-    """The members a node's replica knows (read from its LMDB replica, as a worker does)."""
-    env = open_env(str(node.data / "metadata" / "kv"), readonly=True)
-    try:
-        return MetaReader(env).nodes.all()
-    finally:
-        env.close()
 
 
 def stored_record(node, bucket: str, key: str) -> dict:
@@ -62,10 +52,7 @@ def stored_record(node, bucket: str, key: str) -> dict:
 
 
 def ready_cluster(cluster_factory, storage: int):
-    nodes = cluster_factory(3, storage=storage)
-    for node in nodes:
-        wait_for(lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered")
-    return nodes
+    return cluster_factory(3, storage=storage)
 
 
 @pytest.fixture(scope="module")

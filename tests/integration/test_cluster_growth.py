@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 import requests
-from conftest import CLUSTER_SECRET, Node, wait_for
-from test_cluster_data import holding, registered, stored_record
+from conftest import CLUSTER_SECRET, Node, registered, wait_for
+from test_cluster_data import holding, stored_record
 from test_cluster_repair import record_of, repair_figures
 from test_gossip import gossip_alive, token_of
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 import requests
-from conftest import CLUSTER_SECRET, ROOT_PASSWORD, ROOT_USER, metric_samples, wait_for
-from test_cluster_data import holding, new_bucket, ready_cluster, registered
+from conftest import CLUSTER_SECRET, ROOT_PASSWORD, ROOT_USER, metric_samples, registered, wait_for
+from test_cluster_data import holding, new_bucket, ready_cluster
 
 from nebulaio.cluster.placement import placement
 from nebulaio.meta import MetaReader, open_env

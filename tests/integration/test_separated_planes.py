@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import wait_for
-from test_cluster_data import REGISTRATION_TIMEOUT, key_files, read_everywhere, registered, stored_record
+from conftest import REGISTRATION_TIMEOUT, registered, wait_for
+from test_cluster_data import key_files, read_everywhere, stored_record
 from test_gossip import states_seen_by
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "separated-planes"
@@ -34,8 +34,6 @@ def start_planes(cluster_factory, storage: list[str] = STORAGE) -> list:
         # The files advertise their machines' addresses; here every node is on loopback.
         advertise=lambda position, node: {"admin": f"127.0.0.1:{node.ports['admin']}"},
     )
-    for node in nodes:
-        wait_for(lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered")
     wait_all_alive(nodes, MANAGEMENT + storage)
     return nodes
 
