@@ -41,6 +41,8 @@ setup(
         "psutil>=5.9",
         "defusedxml>=0.7",
         "crc32c>=2.3",
+        # CRC64NVME and CRC combination (FULL_OBJECT multipart checksums), in C.
+        "awscrt>=0.38",
         "cryptography>=41",
     ],
     extras_require={

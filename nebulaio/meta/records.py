@@ -69,7 +69,7 @@ OBJECT = RecordType("object", 1, {})
 """The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
 "headers", "meta", "checksums", "inline", "tags" (when it has some), ...}; small objects'
 bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
-named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE"). In a cluster
+named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE" or "FULL_OBJECT"). In a cluster
 a file-backed version keeps "holders": the ids of the nodes that hold its file, and one built
 from parts "placed_by": the upload id its holders were ranked by."""
 
@@ -82,7 +82,7 @@ SYSTEM = RecordType("system", 1, {})
 
 UPLOAD = RecordType("upload", 1, {})
 """An open multipart upload: {"key", "upload_id", "initiated" (epoch ms), "owner", "ctype",
-"headers", "meta", "checksum_algorithm", "tags" (when given)}; the content fields become the
+"headers", "meta", "checksum_algorithm" (with a "checksum_type"), "tags" (when given)}; the content fields become the
 object's."""
 
 PART = RecordType("part", 1, {})

@@ -178,16 +178,20 @@ def require_integrity_check(request, message: str = MISSING_INTEGRITY_MESSAGE) -
         raise S3Error("InvalidRequest", message)
 
 
-def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY) -> bytes:
+def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY, *, body_checksums: bool = True) -> bytes:
     """A small body (a configuration or request document) read whole and verified.
 
-    Content-MD5, x-amz-checksum-* and the signed payload hash are checked as for any body.
+    Content-MD5, x-amz-checksum-* and the signed payload hash are checked as for any body;
+    x-amz-checksum-* not with `body_checksums` False, where they describe something else.
 
     Raises:
         S3Error: MaxMessageLengthExceeded over `limit` bytes; BadDigest and friends when a
             check fails (see `RequestPayload`).
     """
-    payload = RequestPayload(request.environ, request.headers, request.auth, timeout)
+    headers = request.headers
+    if not body_checksums:
+        headers = {name: value for name, value in headers.items() if name not in CHECKSUM_HEADERS}
+    payload = RequestPayload(request.environ, headers, request.auth, timeout)
     if payload.size is not None and payload.size > limit:
         raise S3Error("MaxMessageLengthExceeded")
     md5 = hashlib.md5()

@@ -14,6 +14,7 @@ from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, l
 from nebulaio.s3.ranges import parse_range
 from nebulaio.s3.tagging import header_tags
 from nebulaio.s3.versioning import version_header
+from nebulaio.util.checksums import FULL_OBJECT
 from nebulaio.util.timefmt import http_date
 
 # Content headers S3 stores with an object and returns on GET/HEAD.
@@ -31,7 +32,6 @@ META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 XML_TYPE = "application/xml"
-FULL_OBJECT = "FULL_OBJECT"
 OBJECT_ATTRIBUTES = frozenset(("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"))
 MAX_ATTRIBUTE_PARTS = 1000
 UNKNOWN_ATTRIBUTE_MESSAGE = "Invalid attribute name specified."
