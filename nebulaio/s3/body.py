@@ -167,6 +167,20 @@ class RequestPayload:
             pass
 
 
+def checksum_algorithm(request) -> str | None:
+    """The x-amz-checksum-algorithm a new object's checksum is to be of (lower case), if any.
+
+    Raises:
+        S3Error: InvalidRequest for an algorithm S3 does not have.
+    """
+    value = request.header("x-amz-checksum-algorithm")
+    if value is None:
+        return None
+    if value.lower() not in ALGORITHMS:
+        raise S3Error("InvalidRequest", f"Checksum algorithm {value[:32]!r} is not supported.")
+    return value.lower()
+
+
 def require_integrity_check(request, message: str = MISSING_INTEGRITY_MESSAGE) -> None:
     """Refuse a body S3 insists be checked (DeleteObjects, configuration documents) that is not.
 

@@ -12,12 +12,12 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.acl import owner_of
-from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, read_body
+from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, checksum_algorithm, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
 from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import upload_fields, write_condition
 from nebulaio.s3.versioning import version_header
-from nebulaio.util.checksums import ALGORITHMS, CHECKSUM_TYPES, COMPOSITE, MULTIPART_TYPES
+from nebulaio.util.checksums import CHECKSUM_TYPES, COMPOSITE, MULTIPART_TYPES
 from nebulaio.util.timefmt import iso8601
 
 MAX_PARTS = 1000
@@ -42,19 +42,17 @@ def _checksum_choice(request) -> tuple[str | None, str | None]:
         S3Error: InvalidRequest for an unknown algorithm or type, a type without an
             algorithm, or a type the algorithm does not have.
     """
-    value, checksum_type = request.header("x-amz-checksum-algorithm"), request.header("x-amz-checksum-type")
+    checksum_type = request.header("x-amz-checksum-type")
     if checksum_type is not None and checksum_type.upper() not in CHECKSUM_TYPES:
         raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
-    if value is None:
+    algorithm = checksum_algorithm(request)
+    if algorithm is None:
         if checksum_type is not None:
             raise S3Error(
                 "InvalidRequest",
                 "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
             )
         return None, None
-    algorithm = value.lower()
-    if algorithm not in ALGORITHMS:
-        raise S3Error("InvalidRequest", f"Checksum algorithm {value[:32]!r} is not supported.")
     allowed = MULTIPART_TYPES[algorithm]
     checksum_type = allowed[0] if checksum_type is None else checksum_type.upper()
     if checksum_type not in allowed:
@@ -198,13 +196,11 @@ def complete_multipart_upload(api, request, resp) -> None:
     version_header(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path
-    checksum_type = record.get("checksum_type")
     resp.data = xml.document(
         "CompleteMultipartUploadResult",
         f"<Location>{xml.escape(location)}</Location><Bucket>{xml.escape(request.bucket)}</Bucket>"
         f"<Key>{xml.escape(request.key)}</Key><ETag>&quot;{record['etag']}&quot;</ETag>"
-        f"{xml.checksums(record['checksums'])}"
-        + (f"<ChecksumType>{checksum_type}</ChecksumType>" if checksum_type else ""),
+        f"{xml.checksum_elements(record)}",
     )
 
 

@@ -19,7 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.util.checksums import ALGORITHMS
+from nebulaio.util.checksums import ALGORITHMS, FULL_OBJECT
 from nebulaio.util.timefmt import iso8601
 
 __all__ = [
@@ -123,6 +123,13 @@ CHECKSUM_ELEMENTS = {name: f"Checksum{name.upper()}" for name in ALGORITHMS}
 def checksums(values: Mapping[str, str]) -> str:
     """Checksum elements (ChecksumCRC32, ...) of {algorithm: base64 value}."""
     return "".join(f"<{CHECKSUM_ELEMENTS[name]}>{value}</{CHECKSUM_ELEMENTS[name]}>" for name, value in values.items())
+
+
+def checksum_elements(record: dict) -> str:
+    """A version's checksum elements and its ChecksumType; nothing when it has no checksum."""
+    if not record["checksums"]:
+        return ""
+    return f"{checksums(record['checksums'])}<ChecksumType>{record.get('checksum_type', FULL_OBJECT)}</ChecksumType>"
 
 
 def copy_result(etag: str, mtime_ms: int, root: str = "CopyObjectResult", extra: str = "") -> bytes:

@@ -16,11 +16,12 @@ import hashlib
 import zlib
 
 import crc32c
+import xxhash
 from awscrt import checksums as crt
 
 from nebulaio.engine.errors import S3Error
 
-ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256", "sha512", "md5", "xxhash64", "xxhash3", "xxhash128")
 COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
 CHECKSUM_TYPES = (COMPOSITE, FULL_OBJECT)
@@ -30,13 +31,22 @@ _CRCS = {
     "crc32c": (crc32c.crc32c, crt.combine_crc32c, 4),
     "crc64nvme": (crt.crc64nvme, crt.combine_crc64nvme, 8),
 }
+# The digests' constructors; xxhash's digests are big-endian, as S3's.
+_DIGESTS = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "md5": hashlib.md5,
+    "xxhash64": xxhash.xxh64,
+    "xxhash3": xxhash.xxh3_64,
+    "xxhash128": xxhash.xxh3_128,
+}
 # The checksum types each algorithm has for a multipart upload; the first is its default.
 MULTIPART_TYPES = {
     "crc32": (COMPOSITE, FULL_OBJECT),
     "crc32c": (COMPOSITE, FULL_OBJECT),
     "crc64nvme": (FULL_OBJECT,),
-    "sha1": (COMPOSITE,),
-    "sha256": (COMPOSITE,),
+    **{name: (COMPOSITE,) for name in _DIGESTS},
 }
 
 
@@ -57,11 +67,11 @@ class _Crc:
         return base64.b64encode(self.digest()).decode()
 
 
-class _Hashlib:
+class _Digest:
     __slots__ = ("_hash",)
 
     def __init__(self, name: str) -> None:
-        self._hash = hashlib.new(name)
+        self._hash = _DIGESTS[name]()
 
     def update(self, data) -> None:
         self._hash.update(data)
@@ -73,27 +83,19 @@ class _Hashlib:
         return base64.b64encode(self._hash.digest()).decode()
 
 
-def check_algorithm(name: str, argument: str = "x-amz-checksum-algorithm") -> str:
-    """The algorithm as the store names it (lower case).
-
-    Raises:
-        S3Error: InvalidArgument for an algorithm S3 does not have (or this store does not).
-    """
-    algorithm = name.lower()
-    if algorithm not in ALGORITHMS:
-        raise S3Error(
-            "InvalidArgument",
-            f"Checksum algorithm {name[:32]!r} is not supported; use one of {', '.join(ALGORITHMS)}.",
-            ArgumentName=argument,
-            ArgumentValue=name[:64],
-        )
-    return algorithm
-
-
-def new_checksum(name: str) -> _Crc | _Hashlib:
+def new_checksum(name: str) -> _Crc | _Digest:
     """A running checksum for an algorithm name as clients spell it (any case)."""
-    algorithm = check_algorithm(name)
-    return _Crc(algorithm) if algorithm in _CRCS else _Hashlib(algorithm)
+    algorithm = name.lower()
+    if algorithm in _CRCS:
+        return _Crc(algorithm)
+    if algorithm in _DIGESTS:
+        return _Digest(algorithm)
+    raise S3Error(
+        "InvalidArgument",
+        f"Checksum algorithm {name[:32]!r} is not supported; use one of {', '.join(ALGORITHMS)}.",
+        ArgumentName="x-amz-checksum-algorithm",
+        ArgumentValue=name[:64],
+    )
 
 
 def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:

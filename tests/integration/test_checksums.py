@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 import crc32c
 import pytest
+import xxhash
 from awscrt import checksums as crt
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -29,8 +30,24 @@ CRCS = {
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
 
+DIGESTS = {
+    "SHA512": lambda data: hashlib.sha512(data).digest(),
+    "MD5": lambda data: hashlib.md5(data).digest(),
+    "XXHASH64": lambda data: xxhash.xxh64(data).digest(),
+    "XXHASH3": lambda data: xxhash.xxh3_64(data).digest(),
+    "XXHASH128": lambda data: xxhash.xxh3_128(data).digest(),
+}
+# botocore computes every algorithm but MD5 (for which it sends Content-MD5).
+BOTO3_DIGESTS = ("SHA512", "XXHASH64", "XXHASH3", "XXHASH128")
+
+
 def checksum_of(algorithm: str, data: bytes) -> str:
-    digest = CRCS[algorithm](data) if algorithm in CRCS else hashlib.new(algorithm.lower(), data).digest()
+    if algorithm in CRCS:
+        digest = CRCS[algorithm](data)
+    elif algorithm in DIGESTS:
+        digest = DIGESTS[algorithm](data)
+    else:
+        digest = hashlib.new(algorithm.lower(), data).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -75,6 +92,30 @@ def test_wrong_crc64nvme_is_bad_digest_and_nothing_stored(raw, s3, bucket):
     assert_missing(s3, bucket, "k")
 
 
+@pytest.mark.parametrize("algorithm", BOTO3_DIGESTS)
+def test_newer_algorithms_from_boto3(s3, bucket, algorithm):
+    data = os.urandom(2 * MIB + 1)
+    expected = checksum_of(algorithm, data)
+    name = f"Checksum{algorithm}"
+    put = s3.put_object(Bucket=bucket, Key="k", Body=data, ChecksumAlgorithm=algorithm)
+    assert (put[name], put["ChecksumType"]) == (expected, "FULL_OBJECT")
+    got = s3.get_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data and got[name] == expected
+
+
+@pytest.mark.parametrize("algorithm", sorted(DIGESTS))
+def test_newer_algorithms_in_a_header(raw, s3, bucket, algorithm):
+    data = b"checked with a newer algorithm"
+    header = f"x-amz-checksum-{algorithm.lower()}"
+    wrong = raw("PUT", f"/{bucket}/k", data, headers={header: checksum_of(algorithm, b"other")})
+    assert (wrong.status_code, code_of(wrong.text)) == (400, "BadDigest")
+    assert_missing(s3, bucket, "k")
+    right = raw("PUT", f"/{bucket}/k", data, headers={header: checksum_of(algorithm, data)})
+    assert right.status_code == 200 and right.headers[header] == checksum_of(algorithm, data)
+    got = raw("HEAD", f"/{bucket}/k", headers={"x-amz-checksum-mode": "ENABLED"})
+    assert (got.headers[header], got.headers["x-amz-checksum-type"]) == (checksum_of(algorithm, data), "FULL_OBJECT")
+
+
 # -- DeleteObjects with a flexible checksum and no Content-MD5 -------------------------------
 
 
@@ -114,6 +155,19 @@ def test_delete_objects_with_only_a_crc64nvme_header(raw, s3, bucket):
         response = raw("POST", f"/{bucket}?delete", body, headers=headers)
         assert response.status_code == 200, response.text
         assert _keys(s3, bucket) == ["b"]
+
+
+@pytest.mark.parametrize("algorithm", ["SHA512", "MD5", "XXHASH128"])
+def test_delete_objects_with_a_newer_algorithm(raw, s3, bucket, algorithm):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"x")
+    body = _delete_document("a")
+    header = f"x-amz-checksum-{algorithm.lower()}"
+    wrong = raw("POST", f"/{bucket}?delete", body, headers={header: checksum_of(algorithm, b"")})
+    assert (wrong.status_code, code_of(wrong.text)) == (400, "BadDigest")
+    assert _keys(s3, bucket) == ["a"]
+    right = raw("POST", f"/{bucket}?delete", body, headers={header: checksum_of(algorithm, body)})
+    assert right.status_code == 200, right.text
+    assert _keys(s3, bucket) == []
 
 
 @pytest.mark.parametrize("algorithm", sorted(CRCS))
@@ -247,12 +301,22 @@ def test_crc64nvme_uploads_are_full_object(s3, bucket, tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
+def test_composite_upload_with_a_newer_algorithm(s3, bucket):
+    parts = [os.urandom(PART), b"tail"]
+    created, listed = _upload_parts(s3, bucket, "k", parts, "XXHASH3")
+    assert created["ChecksumType"] == "COMPOSITE"
+    done = _complete(s3, bucket, "k", created["UploadId"], listed)
+    digests = b"".join(xxhash.xxh3_64(part).digest() for part in parts)
+    assert (done["ChecksumXXHASH3"], done["ChecksumType"]) == (f"{checksum_of('XXHASH3', digests)}-2", "COMPOSITE")
+
+
 CREATE_REFUSALS = [
     ({"x-amz-checksum-type": "FULL_OBJECT"}, "x-amz-checksum-algorithm"),
     ({"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"}, "COMPOSITE"),
     ({"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"}, "FULL_OBJECT"),
     ({"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "FULL_OBJECT"}, "FULL_OBJECT"),
     ({"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "WHOLE"}, "x-amz-checksum-type"),
+    ({"x-amz-checksum-algorithm": "XXHASH128", "x-amz-checksum-type": "FULL_OBJECT"}, "FULL_OBJECT"),
     ({"x-amz-checksum-algorithm": "CRC64"}, "CRC64"),
 ]
 
@@ -350,3 +414,48 @@ def test_object_parts_are_paged(s3, raw, bucket):
         "GET", f"/{bucket}/k?attributes", headers={"x-amz-object-attributes": "ObjectParts", "x-amz-max-parts": "-1"}
     )
     assert (bad.status_code, code_of(bad.text)) == (400, "InvalidArgument")
+
+
+# -- CopyObject with a checksum algorithm -----------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [100, 3 * MIB], ids=["small", "file"])
+def test_copy_keeps_or_recomputes_the_checksum(s3, bucket, size):
+    data = os.urandom(size)
+    s3.put_object(Bucket=bucket, Key="source", Body=data, ChecksumAlgorithm="SHA256")
+    kept = s3.copy_object(Bucket=bucket, Key="kept", CopySource=f"{bucket}/source")["CopyObjectResult"]
+    assert (kept["ChecksumSHA256"], kept["ChecksumType"]) == (checksum_of("SHA256", data), "FULL_OBJECT")
+    changed = s3.copy_object(
+        Bucket=bucket, Key="changed", CopySource=f"{bucket}/source", ChecksumAlgorithm="CRC64NVME"
+    )["CopyObjectResult"]
+    assert changed["ChecksumCRC64NVME"] == checksum_of("CRC64NVME", data) and "ChecksumSHA256" not in changed
+    head = s3.head_object(Bucket=bucket, Key="changed", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == checksum_of("CRC64NVME", data) and "ChecksumSHA256" not in head
+    # Copying an object onto itself to change its checksum algorithm is allowed.
+    s3.copy_object(Bucket=bucket, Key="source", CopySource=f"{bucket}/source", ChecksumAlgorithm="CRC32C")
+    head = s3.head_object(Bucket=bucket, Key="source", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32C"] == checksum_of("CRC32C", data)
+    assert s3.get_object(Bucket=bucket, Key="source")["Body"].read() == data
+
+
+def test_copy_of_a_multipart_object_with_a_new_algorithm_is_full_object(s3, bucket):
+    parts = [os.urandom(PART), b"tail"]
+    created, listed = _upload_parts(s3, bucket, "source", parts, "SHA1")
+    _complete(s3, bucket, "source", created["UploadId"], listed)
+    copied = s3.copy_object(Bucket=bucket, Key="copy", CopySource=f"{bucket}/source", ChecksumAlgorithm="CRC32")
+    expected = checksum_of("CRC32", b"".join(parts))
+    assert (copied["CopyObjectResult"]["ChecksumCRC32"], copied["CopyObjectResult"]["ChecksumType"]) == (
+        expected,
+        "FULL_OBJECT",
+    )
+    attributes = s3.get_object_attributes(Bucket=bucket, Key="copy", ObjectAttributes=["Checksum"])
+    assert attributes["Checksum"] == {"ChecksumCRC32": expected, "ChecksumType": "FULL_OBJECT"}
+
+
+def test_copy_refuses_an_unknown_algorithm(raw, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="source", Body=b"x")
+    response = raw(
+        "PUT", f"/{bucket}/copy", headers={"x-amz-copy-source": f"/{bucket}/source", "x-amz-checksum-algorithm": "CRC7"}
+    )
+    assert (response.status_code, code_of(response.text)) == (400, "InvalidRequest")
+    assert_missing(s3, bucket, "copy")

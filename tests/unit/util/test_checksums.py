@@ -7,8 +7,12 @@ from botocore.httpchecksum import (
     Crc32Checksum,
     CrtCrc32cChecksum,
     CrtCrc64NvmeChecksum,
+    CrtXxhash3Checksum,
+    CrtXxhash64Checksum,
+    CrtXxhash128Checksum,
     Sha1Checksum,
     Sha256Checksum,
+    Sha512Checksum,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +28,10 @@ BOTOCORE = {
     "crc64nvme": CrtCrc64NvmeChecksum,
     "sha1": Sha1Checksum,
     "sha256": Sha256Checksum,
+    "sha512": Sha512Checksum,
+    "xxhash64": CrtXxhash64Checksum,
+    "xxhash3": CrtXxhash3Checksum,
+    "xxhash128": CrtXxhash128Checksum,
 }
 
 
@@ -49,9 +57,10 @@ def test_incremental_updates_match_botocore(pieces):
         whole = new_checksum(name)
         whole.update(b"".join(pieces))
         assert ours.b64digest() == whole.b64digest()
-        theirs = BOTOCORE[name]()
-        theirs.update(b"".join(pieces))
-        assert ours.b64digest() == theirs.b64digest()
+        if name in BOTOCORE:  # botocore has no MD5 checksum: it sends Content-MD5
+            theirs = BOTOCORE[name]()
+            theirs.update(b"".join(pieces))
+            assert ours.b64digest() == theirs.b64digest()
 
 
 def test_memoryview_input():
@@ -63,7 +72,7 @@ def test_memoryview_input():
         assert checksum.b64digest() == reference.b64digest()
 
 
-@pytest.mark.parametrize("name", ["crc64", "md5", "", "sha512"])
+@pytest.mark.parametrize("name", ["crc64", "", "sha3", "xxhash32"])
 def test_unsupported_algorithms_are_s3_errors(name):
     with pytest.raises(S3Error) as caught:
         new_checksum(name)
