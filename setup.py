@@ -55,6 +55,8 @@ setup(
             "awscli>=1.46",
             "schemathesis>=4",
             "playwright>=1.45",
+            # A real client whose DeleteObjects carries a flexible checksum instead of Content-MD5.
+            "pyarrow>=20",
         ],
         "bench": ["moto[server]>=5"],
     },

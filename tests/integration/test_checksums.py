@@ -19,7 +19,8 @@ import xxhash
 from awscrt import checksums as crt
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from conftest import S3Connection
+from conftest import ROOT_PASSWORD, ROOT_USER, S3Connection
+from pyarrow import fs as arrow_fs
 from test_multipart import MIB, PART, error_code
 
 CRCS = {
@@ -155,6 +156,24 @@ def test_delete_objects_with_only_a_crc64nvme_header(raw, s3, bucket):
         response = raw("POST", f"/{bucket}?delete", body, headers=headers)
         assert response.status_code == 200, response.text
         assert _keys(s3, bucket) == ["b"]
+
+
+def test_pyarrow_deletes_a_directory(node, s3, bucket):
+    """pyarrow (the AWS C++ SDK) sends DeleteObjects with a CRC64NVME checksum and no Content-MD5."""
+    for index in range(3):
+        s3.put_object(Bucket=bucket, Key=f"dir/{index}", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    filesystem = arrow_fs.S3FileSystem(
+        access_key=ROOT_USER,
+        secret_key=ROOT_PASSWORD,
+        endpoint_override=node.s3_url,
+        scheme="http",
+        region="us-east-1",
+        allow_bucket_creation=False,
+    )
+    filesystem.delete_dir_contents(f"{bucket}/dir")
+    # pyarrow leaves the emptied directory as its marker object.
+    assert _keys(s3, bucket) == ["dir/", "kept"]
 
 
 @pytest.mark.parametrize("algorithm", ["SHA512", "MD5", "XXHASH128"])
