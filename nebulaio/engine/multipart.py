@@ -206,8 +206,8 @@ def complete(
     if refused is not None:
         raise S3Error(refused)
     parts = [stored[number] for number, _ in requested]
-    checksums, checksum_fields = _object_checksums(upload, requested, requested_checksums, parts, promised or {})
     size = sum(part["size"] for part in parts)
+    checksums, checksum_fields = _object_checksums(upload, requested, requested_checksums, parts, size, promised or {})
     if size > layer.max_object_size:
         raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(layer.max_object_size))
     vid = version_id()
@@ -242,9 +242,14 @@ def complete(
 
 
 def _object_checksums(
-    upload: dict, requested: list[tuple[int, str]], requested_checksums: list[str | None], parts: list, promised: dict
+    upload: dict,
+    requested: list[tuple[int, str]],
+    requested_checksums: list[str | None],
+    parts: list,
+    size: int,
+    promised: dict,
 ) -> tuple[dict, dict]:
-    """The object's {algorithm: checksum} and the record fields its parts' checksums add.
+    """The `size` bytes object's {algorithm: checksum} and the record fields its parts' checksums add.
 
     `promised` holds what the client states of the whole object, each checked when given:
     "size", "checksum_type" and "checksums" ({algorithm: value}).
@@ -254,7 +259,6 @@ def _object_checksums(
             checksum or checksum type of the object that is not this upload's; InvalidRequest
             for a size that is not the parts' sum.
     """
-    size = sum(part["size"] for part in parts)
     if promised.get("size") is not None and promised["size"] != size:
         raise S3Error(
             "InvalidRequest",
