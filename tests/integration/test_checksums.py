@@ -478,3 +478,58 @@ def test_copy_refuses_an_unknown_algorithm(raw, s3, bucket):
     )
     assert (response.status_code, code_of(response.text)) == (400, "InvalidRequest")
     assert_missing(s3, bucket, "copy")
+
+
+# -- configuration documents with a flexible checksum instead of Content-MD5 ------------------
+
+TAGGING = "<Tagging><TagSet><Tag><Key>team</Key><Value>blue</Value></Tag></TagSet></Tagging>"
+CORS = (
+    "<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin>"
+    "</CORSRule></CORSConfiguration>"
+)
+LIFECYCLE = (
+    "<LifecycleConfiguration><Rule><ID>old</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status>"
+    "<Expiration><Days>30</Days></Expiration></Rule></LifecycleConfiguration>"
+)
+CONFIGURATIONS = [
+    ("tagging", TAGGING, lambda s3, bucket: s3.get_bucket_tagging(Bucket=bucket)["TagSet"]),
+    ("cors", CORS, lambda s3, bucket: s3.get_bucket_cors(Bucket=bucket)["CORSRules"]),
+    ("lifecycle", LIFECYCLE, lambda s3, bucket: s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]),
+]
+
+
+@pytest.mark.parametrize(("subresource", "document", "read"), CONFIGURATIONS, ids=[c[0] for c in CONFIGURATIONS])
+@pytest.mark.parametrize("algorithm", ["CRC64NVME", "XXHASH3", "SHA512"])
+def test_configuration_with_a_flexible_checksum(raw, s3, bucket, subresource, document, read, algorithm):
+    body = document.encode()
+    header = f"x-amz-checksum-{algorithm.lower()}"
+    wrong = raw("PUT", f"/{bucket}?{subresource}", body, headers={header: checksum_of(algorithm, body + b" ")})
+    assert (wrong.status_code, code_of(wrong.text)) == (400, "BadDigest")
+    with pytest.raises(ClientError) as caught:
+        read(s3, bucket)
+    assert status(caught) == 404
+    right = raw("PUT", f"/{bucket}?{subresource}", body, headers={header: checksum_of(algorithm, body)})
+    assert right.status_code in (200, 204), right.text  # PutBucketTagging answers 204, as on S3
+    assert len(read(s3, bucket)) == 1
+
+
+def test_boto3_configuration_calls_with_crc64nvme(node, bucket):
+    client = node.client()
+    sent: list[set] = []
+    client.meta.events.register(
+        "before-send.s3.*", lambda request, **_: sent.append({k.lower() for k in request.headers})
+    )
+    client.put_bucket_tagging(
+        Bucket=bucket, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}, ChecksumAlgorithm="CRC64NVME"
+    )
+    client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    client.put_object_tagging(
+        Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}, ChecksumAlgorithm="CRC64NVME"
+    )
+    client.put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration={"Status": "Suspended"}, ChecksumAlgorithm="CRC64NVME"
+    )
+    checked = [headers for headers in sent if "x-amz-checksum-crc64nvme" in headers]
+    assert len(checked) == 3 and not any("content-md5" in headers for headers in checked)
+    assert client.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "a", "Value": "b"}]
+    assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
