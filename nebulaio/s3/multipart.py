@@ -80,10 +80,7 @@ def _promised(request) -> dict:
 def _checksum_choice_xml(upload: dict) -> str:
     """An upload's ChecksumAlgorithm and ChecksumType elements, as ListParts and ListMultipartUploads show them."""
     algorithm = upload["checksum_algorithm"]
-    if not algorithm:
-        return ""
-    checksum_type = upload.get("checksum_type") or COMPOSITE
-    return f"<ChecksumAlgorithm>{algorithm.upper()}</ChecksumAlgorithm><ChecksumType>{checksum_type}</ChecksumType>"
+    return xml.algorithm_elements((algorithm,) if algorithm else (), upload.get("checksum_type") or COMPOSITE)
 
 
 def _owner_xml(element: str, owner: str | None) -> str:

@@ -533,3 +533,22 @@ def test_boto3_configuration_calls_with_crc64nvme(node, bucket):
     assert len(checked) == 3 and not any("content-md5" in headers for headers in checked)
     assert client.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "a", "Value": "b"}]
     assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+
+
+# -- listings name each object's checksum algorithm and type ----------------------------------
+
+
+def test_listings_name_the_checksum_algorithm_and_type(raw, s3, bucket):
+    assert raw("PUT", f"/{bucket}/plain", b"no checksum").status_code == 200
+    s3.put_object(Bucket=bucket, Key="single", Body=b"x", ChecksumAlgorithm="CRC64NVME")
+    created, listed = _upload_parts(s3, bucket, "parts", [os.urandom(PART), b"tail"], "SHA1")
+    _complete(s3, bucket, "parts", created["UploadId"], listed)
+    expected = {"parts": (["SHA1"], "COMPOSITE"), "plain": None, "single": (["CRC64NVME"], "FULL_OBJECT")}
+
+    def shown(item: dict):
+        return (item["ChecksumAlgorithm"], item["ChecksumType"]) if "ChecksumAlgorithm" in item else None
+
+    for listing in (s3.list_objects_v2(Bucket=bucket)["Contents"], s3.list_objects(Bucket=bucket)["Contents"]):
+        assert {item["Key"]: shown(item) for item in listing} == expected
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {item["Key"]: shown(item) for item in versions} == expected
