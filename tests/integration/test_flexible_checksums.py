@@ -1,6 +1,7 @@
-"""Flexible checksums on a real node: CRC64NVME, FULL_OBJECT and COMPOSITE multipart checksums,
-ChecksumMode and partNumber reads, GetObjectAttributes' parts, and DeleteObjects sent as the
-AWS C++ SDK (pyarrow) sends it: a flexible checksum and no Content-MD5.
+"""Flexible checksums on a real node: CRC64NVME and the newer algorithms, FULL_OBJECT and
+COMPOSITE multipart checksums, ChecksumMode and partNumber reads, GetObjectAttributes' parts,
+CopyObject and listings, and DeleteObjects and configuration documents sent as the AWS C++ SDK
+(pyarrow) sends them: a flexible checksum and no Content-MD5.
 
 The expected checksums are computed here over the whole bytes, never from part checksums.
 """
@@ -28,9 +29,6 @@ CRCS = {
     "CRC32C": lambda data: crc32c.crc32c(data).to_bytes(4, "big"),
     "CRC64NVME": lambda data: crt.crc64nvme(data).to_bytes(8, "big"),
 }
-UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-
-
 DIGESTS = {
     "SHA512": lambda data: hashlib.sha512(data).digest(),
     "MD5": lambda data: hashlib.md5(data).digest(),
@@ -38,18 +36,19 @@ DIGESTS = {
     "XXHASH3": lambda data: xxhash.xxh3_64(data).digest(),
     "XXHASH128": lambda data: xxhash.xxh3_128(data).digest(),
 }
+REFERENCES = {
+    **CRCS,
+    "SHA1": lambda data: hashlib.sha1(data).digest(),
+    "SHA256": lambda data: hashlib.sha256(data).digest(),
+    **DIGESTS,
+}
 # botocore computes every algorithm but MD5 (for which it sends Content-MD5).
 BOTO3_DIGESTS = ("SHA512", "XXHASH64", "XXHASH3", "XXHASH128")
+UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
 
 def checksum_of(algorithm: str, data: bytes) -> str:
-    if algorithm in CRCS:
-        digest = CRCS[algorithm](data)
-    elif algorithm in DIGESTS:
-        digest = DIGESTS[algorithm](data)
-    else:
-        digest = hashlib.new(algorithm.lower(), data).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(REFERENCES[algorithm](data)).decode()
 
 
 def status(caught) -> int:
