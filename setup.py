@@ -41,6 +41,8 @@ setup(
         "psutil>=5.9",
         "defusedxml>=0.7",
         "crc32c>=2.3",
+        # CRC64NVME and CRC combination (FULL_OBJECT multipart checksums), in C.
+        "awscrt>=0.38",
         "cryptography>=41",
     ],
     extras_require={
@@ -53,6 +55,8 @@ setup(
             "awscli>=1.46",
             "schemathesis>=4",
             "playwright>=1.45",
+            # A real client whose DeleteObjects carries a flexible checksum instead of Content-MD5.
+            "pyarrow>=20",
         ],
         "bench": ["moto[server]>=5"],
     },

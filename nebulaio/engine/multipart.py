@@ -11,7 +11,6 @@ same path as an overwritten version.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
@@ -22,18 +21,29 @@ from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
 from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.uploads import check_part_list, same_completion
 from nebulaio.storage.objects import TempObject
-from nebulaio.util.checksums import new_checksum
+from nebulaio.util.checksums import COMPOSITE, composite_checksum, full_object_checksum, new_checksum
 from nebulaio.util.ids import now_ms, version_id
 
 MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes ("tags" and the lock only when it was given them).
 CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", "owner", "acl", *LOCK_FIELDS)
-COMPOSITE = "COMPOSITE"
 
 
-def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, checksum_algorithm: str | None) -> dict:
-    """Open an upload; `fields` are the object's content type, headers, metadata and tags."""
+def create(
+    layer: ObjectLayer,
+    bucket: str,
+    key: str,
+    owner: str,
+    fields: dict,
+    checksum_algorithm: str | None,
+    checksum_type: str | None = None,
+) -> dict:
+    """Open an upload; `fields` are the object's content type, headers, metadata and tags.
+
+    `checksum_type` (COMPOSITE or FULL_OBJECT) says how the parts' checksums of
+    `checksum_algorithm` become the object's.
+    """
     layer.bucket(bucket)
     record = dict(
         fields,
@@ -43,6 +53,8 @@ def create(layer: ObjectLayer, bucket: str, key: str, owner: str, fields: dict, 
         owner=owner,
         checksum_algorithm=checksum_algorithm,
     )
+    if checksum_algorithm:
+        record["checksum_type"] = checksum_type
     layer.submit({"op": "upload.create", "bucket": bucket, "record": record})
     return record
 
@@ -178,13 +190,15 @@ def complete(
     requested: list[tuple[int, str]],
     requested_checksums: list[str | None],
     condition: dict | None = None,
+    promised: dict | None = None,
 ) -> dict:
     """Build the object from the listed parts and commit it; returns the object's record.
 
     The list is checked here first, so a refused list moves no bytes; apply checks it again,
     and decides `condition` (as object.put's) on the state the object lands on.
     `requested_checksums` are the list's part checksums of the upload's algorithm (None
-    where a part names none): each must be the stored part's.
+    where a part names none): each must be the stored part's. `promised` is what the client
+    says of the whole object (see `_object_checksums`).
     """
     upload = open_upload(layer, bucket, key, upload_id)
     stored = layer.reader.uploads.all_parts(bucket, upload_id)
@@ -192,15 +206,8 @@ def complete(
     if refused is not None:
         raise S3Error(refused)
     parts = [stored[number] for number, _ in requested]
-    algorithm = upload["checksum_algorithm"]
-    checksums, part_checksums = {}, None
-    if algorithm:
-        part_checksums = [part["checksums"].get(algorithm) for part in parts]
-        for number, given, kept in zip((n for n, _ in requested), requested_checksums, part_checksums, strict=True):
-            if kept is None or given not in (None, kept):
-                raise S3Error("InvalidPart", f"The {algorithm.upper()} checksum of part {number} does not match.")
-        checksums[algorithm] = composite_checksum(algorithm, part_checksums)
     size = sum(part["size"] for part in parts)
+    checksums, checksum_fields = _object_checksums(upload, requested, requested_checksums, parts, size, promised or {})
     if size > layer.max_object_size:
         raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(layer.max_object_size))
     vid = version_id()
@@ -221,8 +228,7 @@ def complete(
         part_sizes=[part["size"] for part in parts],
         **location,
     )
-    if part_checksums is not None:
-        record.update(checksum_type=COMPOSITE, part_checksums=part_checksums)
+    record.update(checksum_fields)
     command = {
         "op": "upload.complete",
         "bucket": bucket,
@@ -253,12 +259,54 @@ def repeat(completed: dict, requested: list[tuple[int, str]]) -> dict:
     return with_version(dict(completed["record"]), completed["result"])
 
 
-def composite_checksum(algorithm: str, part_checksums: list[str]) -> str:
-    """S3's checksum of a multipart object: the checksum of its parts' checksums, then -N."""
-    checksum = new_checksum(algorithm)
-    for value in part_checksums:
-        checksum.update(base64.b64decode(value))
-    return f"{checksum.b64digest()}-{len(part_checksums)}"
+def _object_checksums(
+    upload: dict,
+    requested: list[tuple[int, str]],
+    requested_checksums: list[str | None],
+    parts: list,
+    size: int,
+    promised: dict,
+) -> tuple[dict, dict]:
+    """The `size` bytes object's {algorithm: checksum} and the record fields its parts' checksums add.
+
+    `promised` holds what the client states of the whole object, each checked when given:
+    "size", "checksum_type" and "checksums" ({algorithm: value}).
+
+    Raises:
+        S3Error: InvalidPart for a part checksum that is not the stored one; BadDigest for a
+            checksum or checksum type of the object that is not this upload's; InvalidRequest
+            for a size that is not the parts' sum.
+    """
+    if promised.get("size") is not None and promised["size"] != size:
+        raise S3Error(
+            "InvalidRequest",
+            f"The provided 'x-amz-mp-object-size' header value {promised['size']} "
+            f"does not match what was computed: {size}",
+        )
+    algorithm = upload["checksum_algorithm"]
+    checksum_type = upload.get("checksum_type") or COMPOSITE
+    if promised.get("checksum_type") not in (None, checksum_type if algorithm else None):
+        raise S3Error(
+            "BadDigest",
+            f"The upload was created using the {checksum_type if algorithm else 'null'} checksum mode. "
+            f"The complete request must use the same checksum mode.",
+        )
+    if not algorithm:
+        if promised.get("checksums"):
+            raise S3Error("BadDigest", "The upload was created without a checksum algorithm.")
+        return {}, {}
+    part_checksums = [part["checksums"].get(algorithm) for part in parts]
+    for number, given, kept in zip((n for n, _ in requested), requested_checksums, part_checksums, strict=True):
+        if kept is None or given not in (None, kept):
+            raise S3Error("InvalidPart", f"The {algorithm.upper()} checksum of part {number} does not match.")
+    if checksum_type == COMPOSITE:
+        value = composite_checksum(algorithm, part_checksums)
+    else:
+        value = full_object_checksum(algorithm, part_checksums, [part["size"] for part in parts])
+    for name, given in promised.get("checksums", {}).items():
+        if name != algorithm or given != value:
+            raise S3Error("BadDigest", f"The {name.upper()} you specified did not match the calculated checksum.")
+    return {algorithm: value}, {"checksum_type": checksum_type, "part_checksums": part_checksums}
 
 
 def abort(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> None:

@@ -22,6 +22,7 @@ from nebulaio.meta.apply import write_condition_failure
 from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.versions import is_valid_version, version_of
 from nebulaio.storage.objects import ObjectStore, TempObject
+from nebulaio.util.checksums import new_checksum
 from nebulaio.util.ids import now_ms, version_id
 from nebulaio.util.timefmt import http_date
 
@@ -266,12 +267,14 @@ class ObjectLayer:
         key: str,
         fields: dict | None,
         condition: dict | None = None,
+        checksum_algorithm: str | None = None,
     ) -> dict:
         """Copy a version of the source (the current one when `source_version` is None) and commit it.
 
         `check_source(record)` raises when the source's preconditions fail; `fields` replace
         the source's content type, headers and metadata (None keeps them). The bytes are the
-        same, so the ETag, checksums and part layout are too.
+        same, so the ETag, checksums and part layout are too; with `checksum_algorithm` the
+        checksum is that algorithm's, of the whole copy, computed as its bytes are copied.
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -285,9 +288,16 @@ class ObjectLayer:
                 record.pop(field, None)
             if fields is not None:
                 record.update(fields)
+            checksum = None if checksum_algorithm is None else new_checksum(checksum_algorithm)
             if not source["inline"]:
                 temp = self.store.new_temp()
-                body.copy_to(temp, 0, source["size"])
+                body.copy_to(temp, 0, source["size"], None if checksum is None else checksum.update)
+            elif checksum is not None:
+                checksum.update(body)
+            if checksum is not None:
+                record.pop("checksum_type", None)
+                record.pop("part_checksums", None)
+                record["checksums"] = {checksum_algorithm: checksum.b64digest()}
             blob = self._place(bucket, key, record, body if temp is None else temp)
         except BaseException:
             if temp is not None:  # NOTE: nothing is left to remove once placing consumed it

@@ -69,9 +69,10 @@ OBJECT = RecordType("object", 1, {})
 """The current version of an object: {"key", "vid", "size", "etag", "mtime", "ctype",
 "headers", "meta", "checksums", "inline", "tags" (when it has some), ...}; small objects'
 bytes follow inline. An object built from parts also keeps "part_sizes" and, when its upload
-named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE"). In a cluster
-a file-backed version keeps "holders": the ids of the nodes that hold its file, and one built
-from parts "placed_by": the upload id its holders were ranked by."""
+named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE" or "FULL_OBJECT";
+a record without one is FULL_OBJECT). In a cluster a file-backed version keeps "holders": the ids
+of the nodes that hold its file, and one built from parts "placed_by": the upload id its holders
+were ranked by."""
 
 STATS = RecordType("stats", 1, {})
 """A bucket's counters, kept by apply so that listing buckets with their usage reads one record
@@ -82,8 +83,8 @@ SYSTEM = RecordType("system", 1, {})
 
 UPLOAD = RecordType("upload", 1, {})
 """An open multipart upload: {"key", "upload_id", "initiated" (epoch ms), "owner", "ctype",
-"headers", "meta", "checksum_algorithm", "tags" (when given)}; the content fields become the
-object's."""
+"headers", "meta", "checksum_algorithm" (and with one a "checksum_type"), "tags" (when given)};
+the content fields become the object's."""
 
 PART = RecordType("part", 1, {})
 """One part of an open upload: {"number", "etag", "size", "mtime", "checksums", "file"}, and in a

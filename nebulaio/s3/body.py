@@ -167,6 +167,20 @@ class RequestPayload:
             pass
 
 
+def checksum_algorithm(request) -> str | None:
+    """The x-amz-checksum-algorithm a new object's checksum is to be of (lower case), if any.
+
+    Raises:
+        S3Error: InvalidRequest for an algorithm S3 does not have.
+    """
+    value = request.header("x-amz-checksum-algorithm")
+    if value is None:
+        return None
+    if value.lower() not in ALGORITHMS:
+        raise S3Error("InvalidRequest", f"Checksum algorithm {value[:32]!r} is not supported.")
+    return value.lower()
+
+
 def require_integrity_check(request, message: str = MISSING_INTEGRITY_MESSAGE) -> None:
     """Refuse a body S3 insists be checked (DeleteObjects, configuration documents) that is not.
 
@@ -178,16 +192,20 @@ def require_integrity_check(request, message: str = MISSING_INTEGRITY_MESSAGE) -
         raise S3Error("InvalidRequest", message)
 
 
-def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY) -> bytes:
+def read_body(request, timeout: float, limit: int = MAX_CONFIGURATION_BODY, *, body_checksums: bool = True) -> bytes:
     """A small body (a configuration or request document) read whole and verified.
 
-    Content-MD5, x-amz-checksum-* and the signed payload hash are checked as for any body.
+    Content-MD5, x-amz-checksum-* and the signed payload hash are checked as for any body;
+    x-amz-checksum-* not with `body_checksums` False, where they describe something else.
 
     Raises:
         S3Error: MaxMessageLengthExceeded over `limit` bytes; BadDigest and friends when a
             check fails (see `RequestPayload`).
     """
-    payload = RequestPayload(request.environ, request.headers, request.auth, timeout)
+    headers = request.headers
+    if not body_checksums:
+        headers = {name: value for name, value in headers.items() if name not in CHECKSUM_HEADERS}
+    payload = RequestPayload(request.environ, headers, request.auth, timeout)
     if payload.size is not None and payload.size > limit:
         raise S3Error("MaxMessageLengthExceeded")
     md5 = hashlib.md5()

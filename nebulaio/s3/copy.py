@@ -14,6 +14,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
 from nebulaio.s3.acl import CANNED_HEADER
+from nebulaio.s3.body import checksum_algorithm
 from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import content_fields, ownership, write_condition
 from nebulaio.s3.request import parse_query
@@ -72,7 +73,9 @@ def copy_object(api, request, resp) -> None:
             "InvalidArgument", "Unknown metadata directive.", ArgumentName=METADATA_DIRECTIVE, ArgumentValue=directive
         )
     fields = content_fields(request.headers) if directive == "REPLACE" else None
-    if fields is None and (source_bucket, source_key, source_version) == (request.bucket, request.key, None):
+    algorithm = checksum_algorithm(request)
+    onto_itself = (source_bucket, source_key, source_version) == (request.bucket, request.key, None)
+    if fields is None and algorithm is None and onto_itself:
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
     tags = copy_tags(request)
     if tags is not None:
@@ -90,9 +93,10 @@ def copy_object(api, request, resp) -> None:
         request.key,
         fields,
         write_condition(request),
+        algorithm,
     )
     if source_version is not None:
         resp._headers["x-amz-copy-source-version-id"] = source_version
     version_header(resp, record)
     resp.content_type = XML_TYPE
-    resp.data = xml.copy_result(record["etag"], record["mtime"])
+    resp.data = xml.copy_result(record["etag"], record["mtime"], extra=xml.checksum_elements(record))

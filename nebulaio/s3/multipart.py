@@ -12,12 +12,12 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.acl import owner_of
-from nebulaio.s3.body import RequestPayload, read_body
+from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, checksum_algorithm, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
 from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import upload_fields, write_condition
 from nebulaio.s3.versioning import version_header
-from nebulaio.util.checksums import ALGORITHMS
+from nebulaio.util.checksums import CHECKSUM_TYPES, COMPOSITE, MULTIPART_TYPES
 from nebulaio.util.timefmt import iso8601
 
 MAX_PARTS = 1000
@@ -27,6 +27,7 @@ MAX_UPLOADS = 1000
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 TRUE_FALSE = {True: "true", False: "false"}
 COPY_SOURCE_RANGE = "x-amz-copy-source-range"
+OBJECT_SIZE = "x-amz-mp-object-size"
 COPY_RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
 COPY_RANGE_MESSAGE = (
     "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are "
@@ -34,13 +35,52 @@ COPY_RANGE_MESSAGE = (
 )
 
 
-def _checksum_algorithm(request) -> str | None:
-    value = request.header("x-amz-checksum-algorithm")
-    if value is None:
-        return None
-    if value.lower() not in ALGORITHMS:
-        raise S3Error("InvalidRequest", f"Checksum algorithm {value[:32]!r} is not supported.")
-    return value.lower()
+def _checksum_choice(request) -> tuple[str | None, str | None]:
+    """CreateMultipartUpload's checksum algorithm and type (each algorithm has a default type).
+
+    Raises:
+        S3Error: InvalidRequest for an unknown algorithm or type, a type without an
+            algorithm, or a type the algorithm does not have.
+    """
+    checksum_type = request.header("x-amz-checksum-type")
+    if checksum_type is not None and checksum_type.upper() not in CHECKSUM_TYPES:
+        raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+    algorithm = checksum_algorithm(request)
+    if algorithm is None:
+        if checksum_type is not None:
+            raise S3Error(
+                "InvalidRequest",
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )
+        return None, None
+    allowed = MULTIPART_TYPES[algorithm]
+    checksum_type = allowed[0] if checksum_type is None else checksum_type.upper()
+    if checksum_type not in allowed:
+        raise S3Error(
+            "InvalidRequest",
+            f"The {checksum_type} checksum type cannot be used with the {algorithm} checksum algorithm.",
+        )
+    return algorithm, checksum_type
+
+
+def _promised(request) -> dict:
+    """What a CompleteMultipartUpload's headers state of the whole object, for the engine to check."""
+    headers = request.headers
+    size = headers.get(OBJECT_SIZE)
+    if size is not None and not (size.isascii() and size.isdigit() and len(size) <= 19):
+        raise S3Error("InvalidArgument", f"{OBJECT_SIZE} is not a valid size.", ArgumentName=OBJECT_SIZE)
+    checksum_type = headers.get("x-amz-checksum-type")
+    return {
+        "size": None if size is None else int(size),
+        "checksum_type": None if checksum_type is None else checksum_type.upper(),
+        "checksums": {name: headers[header] for header, name in CHECKSUM_HEADERS.items() if header in headers},
+    }
+
+
+def _checksum_choice_xml(upload: dict) -> str:
+    """An upload's ChecksumAlgorithm and ChecksumType elements, as ListParts and ListMultipartUploads show them."""
+    algorithm = upload["checksum_algorithm"]
+    return xml.algorithm_elements((algorithm,) if algorithm else (), upload.get("checksum_type") or COMPOSITE)
 
 
 def _owner_xml(element: str, owner: str | None) -> str:
@@ -74,11 +114,12 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
-    algorithm = _checksum_algorithm(request)
+    algorithm, checksum_type = _checksum_choice(request)
     fields = dict(upload_fields(request), **lock_fields(api, request))
-    record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm)
+    record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm, checksum_type)
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()
+        resp._headers["x-amz-checksum-type"] = checksum_type
     resp.data = xml.document(
         "InitiateMultipartUploadResult",
         f"<Bucket>{xml.escape(request.bucket)}</Bucket><Key>{xml.escape(request.key)}</Key>"
@@ -140,25 +181,27 @@ def _requested_parts(body: bytes, algorithm: str | None = None) -> tuple[list[tu
 
 def complete_multipart_upload(api, request, resp) -> None:
     condition = write_condition(request)
+    promised = _promised(request)
     upload_id = request.query["uploadId"]
     completed = multipart.completion(api.layer, request.bucket, request.key, upload_id)
     upload = completed or multipart.open_upload(api.layer, request.bucket, request.key, upload_id)
-    body = read_body(request, api.request_timeout, MAX_COMPLETE_BODY)
+    # Its x-amz-checksum-* headers are the whole object's checksum, not this body's.
+    body = read_body(request, api.request_timeout, MAX_COMPLETE_BODY, body_checksums=False)
     requested, checksums = _requested_parts(body, upload["checksum_algorithm"])
     if completed is not None:
         record = multipart.repeat(completed, requested)
     else:
-        record = multipart.complete(api.layer, request.bucket, request.key, upload_id, requested, checksums, condition)
+        record = multipart.complete(
+            api.layer, request.bucket, request.key, upload_id, requested, checksums, condition, promised
+        )
     version_header(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path
-    checksum_type = record.get("checksum_type")
     resp.data = xml.document(
         "CompleteMultipartUploadResult",
         f"<Location>{xml.escape(location)}</Location><Bucket>{xml.escape(request.bucket)}</Bucket>"
         f"<Key>{xml.escape(request.key)}</Key><ETag>&quot;{record['etag']}&quot;</ETag>"
-        f"{xml.checksums(record['checksums'])}"
-        + (f"<ChecksumType>{checksum_type}</ChecksumType>" if checksum_type else ""),
+        f"{xml.checksum_elements(record)}",
     )
 
 
@@ -175,7 +218,6 @@ def list_parts(api, request, resp) -> None:
     upload, parts, truncated = multipart.list_parts(
         api.layer, request.bucket, request.key, upload_id, min(marker, arguments.MAX_PART_NUMBER), max_parts
     )
-    algorithm = upload["checksum_algorithm"]
     body = [
         f"<Bucket>{xml.escape(request.bucket)}</Bucket><Key>{xml.escape(request.key)}</Key>",
         f"<UploadId>{upload_id}</UploadId>",
@@ -185,7 +227,7 @@ def list_parts(api, request, resp) -> None:
         f"<PartNumberMarker>{marker}</PartNumberMarker>",
         f"<NextPartNumberMarker>{parts[-1]['number'] if parts else marker}</NextPartNumberMarker>",
         f"<MaxParts>{max_parts}</MaxParts><IsTruncated>{TRUE_FALSE[truncated]}</IsTruncated>",
-        f"<ChecksumAlgorithm>{algorithm.upper()}</ChecksumAlgorithm>" if algorithm else "",
+        _checksum_choice_xml(upload),
     ]
     body.extend(
         f"<Part><PartNumber>{part['number']}</PartNumber><LastModified>{iso8601(part['mtime'])}</LastModified>"
@@ -223,11 +265,7 @@ def list_multipart_uploads(api, request, resp) -> None:
         f"<Upload><Key>{encode(upload['key'])}</Key><UploadId>{upload['upload_id']}</UploadId>"
         f"{_owner_xml('Initiator', upload['owner'])}{_owner_xml('Owner', upload['owner'])}"
         f"<StorageClass>STANDARD</StorageClass><Initiated>{iso8601(upload['initiated'])}</Initiated>"
-        + (
-            f"<ChecksumAlgorithm>{upload['checksum_algorithm'].upper()}</ChecksumAlgorithm>"
-            if upload["checksum_algorithm"]
-            else ""
-        )
+        + _checksum_choice_xml(upload)
         + "</Upload>"
         for upload in page.uploads
     )

@@ -14,6 +14,7 @@ from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, l
 from nebulaio.s3.ranges import parse_range
 from nebulaio.s3.tagging import header_tags
 from nebulaio.s3.versioning import version_header
+from nebulaio.util.checksums import FULL_OBJECT
 from nebulaio.util.timefmt import http_date
 
 # Content headers S3 stores with an object and returns on GET/HEAD.
@@ -31,7 +32,6 @@ META_PREFIX = "x-amz-meta-"
 MAX_METADATA_BYTES = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 XML_TYPE = "application/xml"
-FULL_OBJECT = "FULL_OBJECT"
 OBJECT_ATTRIBUTES = frozenset(("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"))
 MAX_ATTRIBUTE_PARTS = 1000
 UNKNOWN_ATTRIBUTE_MESSAGE = "Invalid attribute name specified."
@@ -120,8 +120,7 @@ def put_object(api, request, resp) -> None:
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
     version_header(resp, record)
-    for name, value in record["checksums"].items():
-        headers[f"x-amz-checksum-{name}"] = value
+    _checksum_headers(resp, record["checksums"], FULL_OBJECT)
 
 
 def _object_headers(request, resp, record: dict) -> None:
@@ -268,10 +267,7 @@ def get_object_attributes(api, request, resp) -> None:
     if "ETag" in wanted:
         body.append(f"<ETag>{record['etag']}</ETag>")
     if "Checksum" in wanted and record["checksums"]:
-        checksum_type = record.get("checksum_type", FULL_OBJECT)
-        body.append(
-            f"<Checksum>{xml.checksums(record['checksums'])}<ChecksumType>{checksum_type}</ChecksumType></Checksum>"
-        )
+        body.append(f"<Checksum>{xml.checksum_elements(record)}</Checksum>")
     if "ObjectParts" in wanted and "part_sizes" in record:
         body.append(_object_parts(record, marker, max_parts))
     if "StorageClass" in wanted:

@@ -88,7 +88,8 @@ def list_object_versions(api, request, resp) -> None:
             parts.append(f"<DeleteMarker>{common}{owner}</DeleteMarker>")
         else:
             parts.append(
-                f"<Version>{common}<ETag>&quot;{record['etag']}&quot;</ETag><Size>{record['size']:d}</Size>"
+                f"<Version>{common}<ETag>&quot;{record['etag']}&quot;</ETag>{xml.listed_checksum(record)}"
+                f"<Size>{record['size']:d}</Size>"
                 f"<StorageClass>STANDARD</StorageClass>{owner}</Version>"
             )
     parts.extend(f"<CommonPrefixes><Prefix>{encode(prefix)}</Prefix></CommonPrefixes>" for prefix in page.prefixes)

@@ -19,7 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.util.checksums import ALGORITHMS
+from nebulaio.util.checksums import ALGORITHMS, FULL_OBJECT
 from nebulaio.util.timefmt import iso8601
 
 __all__ = [
@@ -125,6 +125,24 @@ def checksums(values: Mapping[str, str]) -> str:
     return "".join(f"<{CHECKSUM_ELEMENTS[name]}>{value}</{CHECKSUM_ELEMENTS[name]}>" for name, value in values.items())
 
 
+def algorithm_elements(algorithms: Iterable[str], checksum_type: str) -> str:
+    """ChecksumAlgorithm elements and a ChecksumType, as listings of objects and uploads show them."""
+    names = "".join(f"<ChecksumAlgorithm>{name.upper()}</ChecksumAlgorithm>" for name in algorithms)
+    return f"{names}<ChecksumType>{checksum_type}</ChecksumType>" if names else ""
+
+
+def listed_checksum(record: Mapping[str, Any]) -> str:
+    """A listed version's checksum algorithm and type; nothing when it has no checksum."""
+    return algorithm_elements(record.get("checksums") or (), record.get("checksum_type", FULL_OBJECT))
+
+
+def checksum_elements(record: dict) -> str:
+    """A version's checksum elements and its ChecksumType; nothing when it has no checksum."""
+    if not record["checksums"]:
+        return ""
+    return f"{checksums(record['checksums'])}<ChecksumType>{record.get('checksum_type', FULL_OBJECT)}</ChecksumType>"
+
+
 def copy_result(etag: str, mtime_ms: int, root: str = "CopyObjectResult", extra: str = "") -> bytes:
     """CopyObject's result (UploadPartCopy's with `root` CopyPartResult); `etag` is the bare
     hex digest, `extra` more elements, already escaped."""
@@ -195,7 +213,7 @@ def _listing_body(parts: list[str], page: ListPage, encode: Callable[[str], str]
     parts.extend(
         [
             f"<Contents><Key>{encode(key)}</Key><LastModified>{last_modified(record['mtime'])}</LastModified>"
-            f"<ETag>&quot;{record['etag']}&quot;</ETag><Size>{record['size']:d}</Size>"
+            f"<ETag>&quot;{record['etag']}&quot;</ETag>{listed_checksum(record)}<Size>{record['size']:d}</Size>"
             f"<StorageClass>STANDARD</StorageClass>{owner_xml}</Contents>"
             for key, record in page.entries
         ]

@@ -217,9 +217,7 @@ def composite(algorithm: str, parts: list[bytes]) -> str:
     return f"{base64.b64encode(whole).decode()}-{len(parts)}"
 
 
-# boto3 computes CRC32C only with the awscrt package: a CRC32C composite is tested through
-# UploadPartCopy, where the node computes each part's checksum.
-@pytest.mark.parametrize("algorithm", ["CRC32", "SHA1", "SHA256"])
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "SHA1", "SHA256"])
 def test_composite_checksum_round_trips(s3, bucket, algorithm):
     parts = [os.urandom(PART), b"tail of the object"]
     name = f"Checksum{algorithm}"

@@ -343,8 +343,8 @@ CHECKSUMS = {
 }
 
 
-# CRC32C needs botocore's optional CRT extension to be computed by boto3; raw requests cover it.
-BOTO3_ALGORITHMS = ("CRC32", "SHA1", "SHA256")
+# botocore computes CRC32C with awscrt, one of NebulaIO's own dependencies.
+BOTO3_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
 
 
 @pytest.mark.parametrize("size", [1000, 3 * INLINE_THRESHOLD], ids=["inline", "file"])
