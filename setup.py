@@ -53,6 +53,7 @@ setup(
             "awscli>=1.46",
             "schemathesis>=4",
             "playwright>=1.45",
+            "fusepy>=3.0.1",
         ],
         "bench": ["moto[server]>=5"],
     },
