@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.client import simple_request
@@ -386,6 +387,22 @@ class NebulaIOPolicyUser(NebulaIO):
         self.access_key, self.secret_key = pair["accessKey"], pair["secretKey"]
 
 
+@dataclass
+class Member:
+    """One node of a started cluster: enough to watch it, and to start it again as itself."""
+
+    name: str
+    data: Path
+    admin_port: int
+    argv: list[str]
+    env: dict[str, str]
+    process: Managed
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}/health/ready"
+
+
 class NebulaIOCluster(Target):
     """Three hybrid NebulaIO nodes on loopback sharing one raft log; the load goes to the first.
 
@@ -395,8 +412,14 @@ class NebulaIOCluster(Target):
     name = "nebulaio-3"
     nodes = 3
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: list[Member] = []
+
     def start(self, workdir: Path) -> None:
-        ports = [free_ports(5) for _ in range(self.nodes)]
+        # One call: ports are free until a node binds them, so separate calls would repeat them.
+        free = free_ports(5 * self.nodes)
+        ports = [free[5 * number : 5 * number + 5] for number in range(self.nodes)]
         self.port = ports[0][0]
         peers = ",".join(f"{HOST}:{node_ports[3]}" for node_ports in ports)
         env = dict(
@@ -405,14 +428,14 @@ class NebulaIOCluster(Target):
             NEBULAIO_ROOT_PASSWORD=self.secret_key,
             NEBULAIO_CLUSTER_SECRET="benchmark-cluster-secret",
         )
-        processes = []
         for number, node_ports in enumerate(ports):
-            argv = nebulaio_argv(workdir / f"data{number}", *node_ports)
+            name, data = f"nebulaio-node{number}", workdir / f"data{number}"
+            argv = nebulaio_argv(data, *node_ports)
             argv += ["--raft-peers", peers, "--node-id", f"node{number}", "--role", "hybrid"]
-            processes.append(self.spawn(f"nebulaio-node{number}", argv, env))
-        for node_ports in ports:
-            ready = f"http://{HOST}:{node_ports[1]}/health/ready"
-            wait_until(lambda ready=ready: http_ok(ready), "every node's /health/ready", processes)
+            self.members.append(Member(name, data, node_ports[1], argv, env, self.spawn(name, argv, env)))
+        processes = [member.process for member in self.members]
+        for member in self.members:
+            wait_until(lambda url=member.ready_url: http_ok(url), "every node's /health/ready", processes)
 
 
 CEPH_CONF = """\
