@@ -167,7 +167,7 @@ def make_operations(backing: str, fsync_seconds: float = 0.0):
             return fd
 
         def create(self, path, mode, fi=None):
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+            return os.open(path, os.O_RDWR | os.O_CREAT, mode)
 
         def read(self, path, size, offset, fh):
             return os.pread(fh, size, offset)

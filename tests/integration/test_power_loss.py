@@ -12,6 +12,7 @@ and the old leader's copy is overwritten when it rejoins.
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import threading
@@ -30,6 +31,43 @@ SLOW_FSYNC_SECONDS = 0.25
 """How long the follower's disk takes to flush once it is the only one that can acknowledge."""
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse: lazyfs cannot mount")
+
+
+def test_lazyfs_keeps_what_was_fsynced_and_loses_the_rest(tmp_path):
+    mount = LazyMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "lazyfs.log").mount()
+    root = tmp_path / "mnt"
+    try:
+        with open(root / "synced", "wb") as fh:
+            fh.write(b"a" * 10_000)
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.seek(5_000)
+            fh.write(b"b" * 10_000)  # overwrites and extends, never synced
+        (root / "never-synced").write_bytes(b"x" * 100)
+        with open(root / "truncated", "wb") as fh:
+            fh.write(b"y" * 100)
+            fh.flush()
+            os.fdatasync(fh.fileno())
+            fh.truncate(10)
+        with open(root / "mapped", "w+b") as fh:
+            fh.truncate(4096)
+            os.fsync(fh.fileno())
+            with mmap.mmap(fh.fileno(), 0) as mapped:
+                mapped[:5] = b"hello"
+                mapped.flush()  # msync: durable
+                mapped[5:10] = b"world"
+                mapped.resize(8192)
+        os.rename(root / "synced", root / "renamed")
+        assert "reverted 4 files" in mount.cut_power()
+        with pytest.raises(OSError):
+            (root / "after-the-cut").write_bytes(b"z")
+        mount.reboot()
+        assert (root / "renamed").read_bytes() == b"a" * 10_000
+        assert (root / "never-synced").read_bytes() == b""
+        assert (root / "truncated").read_bytes() == b"y" * 100
+        assert (root / "mapped").read_bytes() == b"hello" + bytes(4091)
+    finally:
+        mount.close()
 
 
 class Writers:
