@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nebulaio.node import die_with_parent
+
 MOUNT_SECONDS = 10.0
 POLL = 0.02
 NAMESPACE_CHANGES = frozenset(
@@ -281,6 +283,7 @@ class LazyMount:
                 stderr=log,
                 text=True,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a test run that is killed unmounts too
             )
         deadline = time.monotonic() + MOUNT_SECONDS
         while not os.path.ismount(self.mountpoint):
