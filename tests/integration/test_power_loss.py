@@ -124,9 +124,10 @@ def power_cut(victims, mounts) -> None:
 def power_loss(nodes, addresses: list[str], link: LinkProxy, writers: Writers, mounts) -> None:
     """nodes[0] falls behind (`link` is its raft link); the leader and the other follower lose power."""
     writers.wait_for_more(WRITES_BEFORE_PARTITION, "writes before the partition")
-    if leader_of(nodes) in (None, nodes[0]):
+    behind, leader = nodes[0], wait_for(lambda: leader_of(nodes), 30, "a leader")
+    if leader is behind:
         move_leadership(nodes, addresses, 1, CLUSTER_SECRET)
-    behind, leader = nodes[0], leader_of(nodes)
+        leader = nodes[1]
     follower = next(node for node in nodes if node not in (behind, leader))
     last_writer = leader.client(read_timeout=10)
     link.cut()
