@@ -57,6 +57,7 @@ setup(
             "playwright>=1.45",
             # A real client whose DeleteObjects carries a flexible checksum instead of Content-MD5.
             "pyarrow>=20",
+            "fusepy>=3.0.1",
         ],
         "bench": ["moto[server]>=5"],
     },

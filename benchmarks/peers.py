@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.client import simple_request
@@ -386,6 +387,22 @@ class NebulaIOPolicyUser(NebulaIO):
         self.access_key, self.secret_key = pair["accessKey"], pair["secretKey"]
 
 
+@dataclass
+class Member:
+    """One node of a started cluster: enough to watch it, and to start it again as itself."""
+
+    name: str
+    data: Path
+    admin_port: int
+    argv: list[str]
+    env: dict[str, str]
+    process: Managed
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}/health/ready"
+
+
 class NebulaIOCluster(Target):
     """Three hybrid NebulaIO nodes on loopback sharing one raft log; the load goes to the first.
 
@@ -394,6 +411,10 @@ class NebulaIOCluster(Target):
 
     name = "nebulaio-3"
     nodes = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: list[Member] = []
 
     def start(self, workdir: Path) -> None:
         # One probe for every node: ports nothing listens on yet would be handed out twice.
@@ -408,14 +429,14 @@ class NebulaIOCluster(Target):
             NEBULAIO_ROOT_PASSWORD=self.secret_key,
             NEBULAIO_CLUSTER_SECRET="benchmark-cluster-secret",
         )
-        processes = []
         for number, node_ports in enumerate(ports):
-            argv = nebulaio_argv(workdir / f"data{number}", *node_ports)
+            name, data = f"nebulaio-node{number}", workdir / f"data{number}"
+            argv = nebulaio_argv(data, *node_ports)
             argv += ["--raft-peers", peers, "--node-id", f"node{number}", "--role", "hybrid"]
-            processes.append(self.spawn(f"nebulaio-node{number}", argv, env))
-        for node_ports in ports:
-            ready = f"http://{HOST}:{node_ports[1]}/health/ready"
-            wait_until(lambda ready=ready: http_ok(ready), "every node's /health/ready", processes)
+            self.members.append(Member(name, data, node_ports[1], argv, env, self.spawn(name, argv, env)))
+        processes = [member.process for member in self.members]
+        for member in self.members:
+            wait_until(lambda url=member.ready_url: http_ok(url), "every node's /health/ready", processes)
 
 
 CEPH_CONF = """\

@@ -250,9 +250,11 @@ def cluster_factory(tmp_path_factory):
         args: list[str] | None = None,
         advertise=None,
         configs: list[Path] | None = None,
+        prepare=None,
         **kwargs,
     ) -> list[Node]:
         """`advertise(position, node)` may give {listener: address} a node gives its peers (a proxy).
+        `prepare(node)` runs before each node first starts (to mount something at its data directory).
 
         `configs` names each node's configuration file, voters first: its role and node id
         come from there, while flags give it loopback addresses, a data directory and the voters.
@@ -276,6 +278,8 @@ def cluster_factory(tmp_path_factory):
             for listener, address in advertised[position].items():
                 node.args += [f"--advertise-{listener}-address", address]
             node.extra_env.setdefault("NEBULAIO_CLUSTER_SECRET", CLUSTER_SECRET)
+            if prepare is not None:
+                prepare(node)
             started.append(node)
             node.start(wait=False)
         for node in nodes:
