@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
+from benchmarks.interleave import Side, compare
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import BENCH_ACCESS_KEY, BENCH_SECRET_KEY, HOST, NebulaIOPolicyUser
-from benchmarks.report import number
 from benchmarks.run import BUCKET, SMALL_SIZE
 
 KEYS = 10_000
@@ -52,37 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             None,
         ).done_keys
         server_cpu = ServerCpu(target.server_pids())
-        rates: dict[tuple[str, str], list[float]] = {}
-        cpu: dict[tuple[str, str], list[float]] = {}
-        for round_number in range(args.rounds):
-            order = ("root", "user") if round_number % 2 == 0 else ("user", "root")
-            for workload in WORKLOADS:
-                for principal in order:
-                    spec = PhaseSpec(workload, BUCKET, written, args.concurrency, 10**9, args.seconds, payload)
-                    result = run_phase(principals[principal], spec, args.processes, server_cpu)
-                    if result.errors:
-                        print(f"{principal} {workload}: {result.errors} errors, e.g. {result.error_samples[:1]}")
-                        return 1
-                    rates.setdefault((workload, principal), []).append(result.rate)
-                    cpu.setdefault((workload, principal), []).append(result.server_cpu_us)
-                    print(
-                        f"  round {round_number + 1} {workload:5} {principal:5} c={args.concurrency} "
-                        f"{number(result.rate):>9} ops/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                        f"server CPU {result.server_cpu_us:5.0f} µs/op",
-                        flush=True,
-                    )
-    print()
-    heading = f"4 KiB, c={args.concurrency}, {args.rounds} rounds"
-    print(f"| {heading} | root ops/s | user ops/s | user ÷ root | root CPU µs/op | user CPU µs/op | user ÷ root |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for workload in WORKLOADS:
-        root, user = (statistics.median(rates[(workload, who)]) for who in ("root", "user"))
-        root_cpu, user_cpu = (statistics.median(cpu[(workload, who)]) for who in ("root", "user"))
-        print(
-            f"| {workload} | {number(root)} | {number(user)} | {user / root:.2f} "
-            f"| {root_cpu:.0f} | {user_cpu:.0f} | {user_cpu / root_cpu:.2f} |"
-        )
-    return 0
+        sides = {name: Side(endpoint, written, server_cpu) for name, endpoint in principals.items()}
+        return compare(sides, WORKLOADS, BUCKET, payload, args)
 
 
 if __name__ == "__main__":

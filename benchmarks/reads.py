@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 import orjson
 
+from benchmarks.interleave import Side, compare
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import HOST, NebulaIO, NebulaIOCluster, simple_request
-from benchmarks.report import number
 from benchmarks.run import BUCKET, SMALL_SIZE
 
 KEYS = 2_000
@@ -52,43 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     keys = [f"reads/obj-{index:06d}" for index in range(KEYS)]
     with NebulaIO() as single, NebulaIOCluster() as cluster:
         targets = {"single": (single, single.endpoint), "follower": (cluster, follower(cluster))}
-        written, cpus = {}, {}
+        sides = {}
         for name, (target, endpoint) in targets.items():
             target.create_bucket(BUCKET)
             spec = PhaseSpec("PUT", BUCKET, keys, 32, KEYS, 600.0, payload)
-            written[name] = run_phase(endpoint, spec, args.processes, None).done_keys
-            cpus[name] = ServerCpu(target.server_pids())
-        rates: dict[tuple[str, str], list[float]] = {}
-        cpu: dict[tuple[str, str], list[float]] = {}
-        for round_number in range(args.rounds):
-            order = ("single", "follower") if round_number % 2 == 0 else ("follower", "single")
-            for workload in WORKLOADS:
-                for name in order:
-                    spec = PhaseSpec(workload, BUCKET, written[name], args.concurrency, 10**9, args.seconds, payload)
-                    result = run_phase(targets[name][1], spec, args.processes, cpus[name])
-                    if result.errors:
-                        print(f"{name} {workload}: {result.errors} errors, e.g. {result.error_samples[:1]}")
-                        return 1
-                    rates.setdefault((workload, name), []).append(result.rate)
-                    cpu.setdefault((workload, name), []).append(result.server_cpu_us)
-                    print(
-                        f"  round {round_number + 1} {workload:5} {name:8} c={args.concurrency} "
-                        f"{number(result.rate):>9} ops/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                        f"server CPU {result.server_cpu_us:5.0f} µs/op",
-                        flush=True,
-                    )
-    print()
-    heading = f"4 KiB, c={args.concurrency}, {args.rounds} rounds"
-    print(f"| {heading} | single ops/s | follower ops/s | ratio | single CPU µs/op | follower CPU µs/op | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for workload in WORKLOADS:
-        one, other = (statistics.median(rates[(workload, name)]) for name in ("single", "follower"))
-        one_cpu, other_cpu = (statistics.median(cpu[(workload, name)]) for name in ("single", "follower"))
-        print(
-            f"| {workload} | {number(one)} | {number(other)} | {other / one:.2f} "
-            f"| {one_cpu:.0f} | {other_cpu:.0f} | {other_cpu / one_cpu:.2f} |"
-        )
-    return 0
+            written = run_phase(endpoint, spec, args.processes, None).done_keys
+            sides[name] = Side(endpoint, written, ServerCpu(target.server_pids()))
+        return compare(sides, WORKLOADS, BUCKET, payload, args)
 
 
 if __name__ == "__main__":
