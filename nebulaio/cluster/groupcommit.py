@@ -67,9 +67,20 @@ class GroupCommitter:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
+    def _still_cut_off(self) -> bool:
+        """Whether requests fail at once: no leader reachable for LEADER_GRACE, and none now.
+
+        A leader that is back is seen at the next request, not the next watch: a client told
+        the node is ready must not be refused for a quarter of a second more.
+        """
+        if self._cut_off and self._log.leader_reachable():
+            self._unreachable_since = None
+            self._cut_off = False
+        return self._cut_off
+
     def submit(self, command: dict, blob: bytes | None = None) -> asyncio.Future:
         future = self._loop.create_future()
-        if self._cut_off:
+        if self._still_cut_off():
             future.set_result(NO_LEADER)
             return future
         self._pending.append((command, blob, future))
@@ -84,7 +95,7 @@ class GroupCommitter:
         share the leader's round.
         """
         future = self._loop.create_future()
-        if self._cut_off:
+        if self._still_cut_off():
             future.set_result(NO_LEADER)
             return future
         self._fences.add(future)

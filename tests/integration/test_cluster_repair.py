@@ -108,14 +108,21 @@ def test_a_holder_whose_data_directory_is_wiped_gets_its_copies_back(trio):
         wait_for(lambda key=key: settled(trio, bucket, key, ids), REPAIR_TIMEOUT, f"{key} back on node1")
 
 
-def test_a_joining_storage_node_takes_its_share_and_the_others_give_theirs_up(five, node_factory):
+def settled_objects(five, prefix: str, count: int) -> tuple[str, list[str]]:
+    """A new bucket of `count` objects written through node0, each settled on its holders."""
     bucket = new_bucket(five)
-    keys = [f"share-{number}" for number in range(12)]
+    keys = [f"{prefix}-{number}" for number in range(count)]
     for key in keys:
         five[0].client().put_object(Bucket=bucket, Key=key, Body=os.urandom(SIZE))
     ids = [f"node{position}" for position in range(5)]
     for key in keys:
         wait_for(lambda key=key: settled(five, bucket, key, ids), REPAIR_TIMEOUT, f"{key} on its holders")
+    return bucket, keys
+
+
+def test_a_joining_storage_node_takes_its_share_and_the_others_give_theirs_up(five, node_factory):
+    bucket, keys = settled_objects(five, "share", 12)
+    ids = [f"node{position}" for position in range(5)]
     peers = ",".join(f"127.0.0.1:{node.ports['raft']}" for node in five[:3])
     late = node_factory(
         args=[*REPAIR_ARGS, "--raft-peers", peers, "--role", "storage", "--node-id", "node5"],
@@ -155,13 +162,7 @@ def drain_url(node, node_id: str) -> str:
 
 
 def test_a_drained_node_ends_with_no_copies_and_every_object_at_r_copies_elsewhere(five, tmp_path):
-    bucket = new_bucket(five)
-    keys = [f"drain-{number}" for number in range(10)]
-    for key in keys:
-        five[0].client().put_object(Bucket=bucket, Key=key, Body=os.urandom(SIZE))
-    ids = [f"node{position}" for position in range(5)]
-    for key in keys:
-        wait_for(lambda key=key: settled(five, bucket, key, ids), REPAIR_TIMEOUT, f"{key} on its holders")
+    bucket, keys = settled_objects(five, "drain", 10)
     assert any("node4" in record_of(five[0], bucket, key)["holders"] for key in keys)
 
     token_file = tmp_path / "token.json"
@@ -172,7 +173,7 @@ def test_a_drained_node_ends_with_no_copies_and_every_object_at_r_copies_elsewhe
     assert "node node4: drained" in drained.stdout and "files" in drained.stderr
 
     # Every file is on R nodes among the other four, and node4 holds none, on disk or in a record.
-    remaining = ids[:4]
+    remaining = [f"node{position}" for position in range(4)]
     for key in keys:
         wait_for(lambda key=key: settled(five, bucket, key, remaining), REPAIR_TIMEOUT, f"{key} off node4")
         assert 4 not in holding(five, bucket, key, record_of(five[0], bucket, key)["vid"])
