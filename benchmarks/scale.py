@@ -95,6 +95,9 @@ class NodeSample:
     diverged: int
     term: int | None
     state: str | None
+    anon_bytes: int | None = None
+    """The part of the RSS that is the process's own memory: the rest is LMDB's file mapping,
+    page cache the kernel can drop."""
 
 
 @dataclass
@@ -146,7 +149,7 @@ def per_node(nodes: list[NodeSample], figure) -> str:
 def table(intervals: list[Interval], start_term: int | None) -> str:
     """The rows as a Markdown table; a column with "a/b/c" gives each node's figure in turn."""
     header = (
-        "| time s | objects | PUT/s | p99 ms | errors | supervisor RSS MiB | raft dir MiB | LMDB MiB "
+        "| time s | objects | PUT/s | p99 ms | errors | supervisor RSS (anonymous) MiB | raft dir MiB | LMDB MiB "
         "| compactions (s) | diverged | term (elections) |"
     )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
@@ -158,7 +161,7 @@ def table(intervals: list[Interval], start_term: int | None) -> str:
             f"{interval.put_rate:,.0f}",
             f"{interval.p99_ms:,.1f}",
             f"{interval.errors:,}",
-            per_node(nodes, lambda node: mib(node.rss_bytes)),
+            per_node(nodes, lambda node: f"{mib(node.rss_bytes)} ({mib(node.anon_bytes)})"),
             per_node(nodes, lambda node: mib(node.raft_bytes)),
             per_node(nodes, lambda node: mib(node.lmdb_bytes)),
             per_node(nodes, lambda node: f"{node.dumps} ({node.dump_seconds:.1f})"),
@@ -193,14 +196,16 @@ def raft_status(member: Member) -> dict | None:
         return None
 
 
-def supervisor_rss(member: Member) -> int | None:
+def supervisor_memory(member: Member) -> tuple[int | None, int | None]:
+    """The supervisor's RSS and its anonymous part (RSS less the file-backed, shared pages)."""
     try:
         for child in psutil.Process(member.process.pid).children():
             if "supervisor" in " ".join(child.cmdline()):
-                return child.memory_info().rss
+                memory = child.memory_info()
+                return memory.rss, memory.rss - memory.shared
     except psutil.Error:
-        return None
-    return None
+        return None, None
+    return None, None
 
 
 def group_alive(group: int) -> bool:
@@ -227,9 +232,11 @@ def disk_usage(directory: Path) -> int:
 def sample(member: Member, log: LogTail) -> NodeSample:
     facts = log.facts()
     status = raft_status(member) or {}
+    rss, anon = supervisor_memory(member)
     return NodeSample(
         name=member.name,
-        rss_bytes=supervisor_rss(member),
+        rss_bytes=rss,
+        anon_bytes=anon,
         raft_bytes=disk_usage(member.data / "metadata" / "raft"),
         lmdb_bytes=disk_usage(member.data / "metadata" / "kv"),
         dumps=len(facts.dumps),

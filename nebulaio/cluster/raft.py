@@ -465,15 +465,18 @@ class MetadataLog(SyncObj):
         dump is put in place here, durably, before the checker lets the entries go.
         """
         index = raft_data[0][1]
+        started = time.monotonic()
         try:
             self._replica.sync()
             with open(self._partial_path, "wb") as fh:
                 fh.write(encode_dump(index, self._replica_floor(), self._image_address, raft_data))
                 fh.flush()
                 os.fsync(fh.fileno())
+                size = fh.tell()
             os.replace(self._partial_path, self._dump_path)
             fsync_directory(self._raft_dir)
             self._dump_result = SERIALIZER_STATE.SUCCESS
+            log.info("raft dump at index %d: %d bytes in %.3f s", index, size, time.monotonic() - started)
         except Exception:
             log.exception("writing the raft dump at index %d failed", index)
             self._dump_result = SERIALIZER_STATE.FAILED

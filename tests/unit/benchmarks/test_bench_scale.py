@@ -22,6 +22,7 @@ OTHER = "2026-12-06 05:00:03,000 INFO [supervisor] nebulaio.supervisor: node nod
 def node(name: str, term: int | None, **figures) -> NodeSample:
     values = dict(
         rss_bytes=300 << 20,
+        anon_bytes=40 << 20,
         raft_bytes=8 << 20,
         lmdb_bytes=16 << 20,
         dumps=0,
@@ -77,7 +78,7 @@ def test_elections_are_rises_of_the_highest_term_between_rows():
 def test_the_table_has_one_row_per_interval_and_each_node_in_turn():
     rows = [
         interval(25_000, [1, 1, 1], dumps=1, dump_seconds=0.5),
-        interval(50_000, [2, 2, None], diverged=3, rss_bytes=None),
+        interval(50_000, [2, 2, None], diverged=3, rss_bytes=None, anon_bytes=None),
     ]
     rows[1].nodes[0].raft_bytes = 512 << 20
     lines = table(rows, start_term=1).splitlines()
@@ -88,9 +89,9 @@ def test_the_table_has_one_row_per_interval_and_each_node_in_turn():
     second = [cell.strip() for cell in lines[3].strip("|").split("|")]
     assert len(first) == len(header) == len(lines[1].strip("|").split("|"))
     assert first[:5] == ["60", "25,000", "400", "95.5", "0"]
-    assert first[5:9] == ["300/300/300", "8/8/8", "16/16/16", "1 (0.5)/1 (0.5)/1 (0.5)"]
+    assert first[5:9] == ["300 (40)/300 (40)/300 (40)", "8/8/8", "16/16/16", "1 (0.5)/1 (0.5)/1 (0.5)"]
     assert first[10] == "1 (0)"
-    assert second[5] == "-/-/-"  # a supervisor that could not be measured
+    assert second[5] == "- (-)/- (-)/- (-)"  # a supervisor that could not be measured
     assert second[6] == "512/8/8"
     assert second[9] == "3/3/3"
     assert second[10] == "2 (1)"
