@@ -12,6 +12,7 @@ and the old leader's copy is overwritten when it rejoins.
 
 from __future__ import annotations
 
+import ctypes.util
 import mmap
 import os
 import signal
@@ -30,7 +31,10 @@ WRITES_WHILE_BEHIND = 20
 SLOW_FSYNC_SECONDS = 0.25
 """How long the follower's disk takes to flush once it is the only one that can acknowledge."""
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse: lazyfs cannot mount")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or ctypes.util.find_library("fuse") is None,
+    reason="no /dev/fuse or no libfuse 2 (Debian's libfuse2): lazyfs cannot mount",
+)
 
 
 def test_lazyfs_keeps_what_was_fsynced_and_loses_the_rest(tmp_path):
