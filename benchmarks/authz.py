@@ -12,11 +12,10 @@ noise than the rate does.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from benchmarks.interleave import Side, compare
+from benchmarks.interleave import Side, compare, parse_args
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import BENCH_ACCESS_KEY, BENCH_SECRET_KEY, HOST, NebulaIOPolicyUser
 from benchmarks.run import BUCKET, SMALL_SIZE
@@ -25,17 +24,8 @@ KEYS = 10_000
 WORKLOADS = ("GET", "HEAD")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.authz", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6, help="root/user pairs of phases per workload")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, "benchmarks.authz", __doc__.splitlines()[0], "root/user", rounds=6, seconds=8.0)
     with NebulaIOPolicyUser() as target:
         principals = {
             "root": Endpoint(HOST, target.port, BENCH_ACCESS_KEY, BENCH_SECRET_KEY),

@@ -9,11 +9,24 @@ rate does.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from typing import NamedTuple
 
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.report import number
+
+
+def parse_args(
+    argv: list[str] | None, module: str, description: str, sides: str, rounds: int, seconds: float
+) -> argparse.Namespace:
+    """The options every interleaved benchmark takes; `sides` names the pair, as "a/b"."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"{sides} pairs of phases per workload")
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of each phase")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    return parser.parse_args(argv)
 
 
 class Side(NamedTuple):

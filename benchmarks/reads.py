@@ -11,28 +11,18 @@ and follower ÷ single of each.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import orjson
 
-from benchmarks.interleave import Side, compare
+from benchmarks.interleave import Side, compare, parse_args
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
 from benchmarks.peers import HOST, NebulaIO, NebulaIOCluster, simple_request
 from benchmarks.run import BUCKET, SMALL_SIZE
 
 KEYS = 2_000
 WORKLOADS = ("GET", "HEAD")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reads", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="single/follower pairs of phases per workload")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each phase")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    return parser.parse_args(argv)
 
 
 def follower(cluster: NebulaIOCluster) -> Endpoint:
@@ -46,7 +36,7 @@ def follower(cluster: NebulaIOCluster) -> Endpoint:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, "benchmarks.reads", __doc__.splitlines()[0], "single/follower", rounds=3, seconds=3.0)
     payload = os.urandom(SMALL_SIZE)
     keys = [f"reads/obj-{index:06d}" for index in range(KEYS)]
     with NebulaIO() as single, NebulaIOCluster() as cluster:
