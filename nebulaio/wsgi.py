@@ -47,8 +47,8 @@ def build(config: dict | None = None):
         supervisor,
         config["max_object_size"],
         config["inline_threshold"],
-        # NOTE: a lone voter's supervisor passes the fence at once (see Supervisor._serve).
         fenced=config["read_consistency"] == "strong",
+        peers_marker=None if configuration.is_cluster(config) else layout.peers_marker,
     )
     members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])

@@ -81,12 +81,22 @@ class NodeMembership:
         self.raft = raft
         self.network = GossipNetwork(secret.encode())
         self.gossip: Membership | None = None
+        self._peers_marked = False
         self.internal_endpoints: dict[str, str] = {}
         """The internal endpoint of each live member by its raft address, refreshed by gossip
         (read from other threads, so replaced whole, never changed in place)."""
 
+    def mark_peers(self) -> None:
+        """Once raft has another member, leave the marker that makes workers fence their reads
+        (a node started alone skips the fence until then; see ObjectLayer.fenced)."""
+        if not self._peers_marked and self.raft.otherNodes:
+            with open(self.layout.peers_marker, "wb"):
+                pass
+            self._peers_marked = True
+
     async def start(self) -> asyncio.Task:
         """Listen for gossip and run the protocol; the task runs until cancelled."""
+        self.mark_peers()
         await self.network.start(self.config["gossip_address"])
         own = {**self.identity(), **self.figures(), **self.state()}
         self.gossip = Membership(own, self.network, time.monotonic, incarnation=int(time.time()))
@@ -155,6 +165,7 @@ class NodeMembership:
         state = figures = {}
         while True:
             try:
+                self.mark_peers()
                 membership.tick()
                 now = time.monotonic()
                 if now - refreshed >= SELF_REFRESH:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -92,7 +93,16 @@ def receive(
 
 
 class ObjectLayer:
-    __slots__ = ("reader", "store", "data", "supervisor", "max_object_size", "inline_threshold", "fenced")
+    __slots__ = (
+        "reader",
+        "store",
+        "data",
+        "supervisor",
+        "max_object_size",
+        "inline_threshold",
+        "_fenced",
+        "_peers_marker",
+    )
 
     def __init__(
         self,
@@ -102,14 +112,33 @@ class ObjectLayer:
         max_object_size: int,
         inline_threshold: int,
         fenced: bool = False,
+        peers_marker: str | None = None,
     ):
+        """`peers_marker`: for a node started alone, the file its supervisor makes once raft
+        has another member; until then its reads need no fence."""
         self.reader = reader
         self.store: ObjectStore = data.store
         self.data = data
         self.supervisor = supervisor
         self.max_object_size = max_object_size
         self.inline_threshold = inline_threshold
-        self.fenced = fenced
+        self._fenced = fenced
+        self._peers_marker = peers_marker
+
+    @property
+    def fenced(self) -> bool:
+        """Whether reads are fenced: strong reads, and raft has (or once had) another member.
+
+        PERF: a lone voter applies before it acknowledges, so its fence would only cost an IPC
+        round per request; a stat() per request tells it apart until the marker appears.
+        NOTE: the marker is made within a gossip tick of raft gaining a member, long before a
+        new voter could win an election and acknowledge writes this replica lacks.
+        """
+        if self._fenced and self._peers_marker is not None:
+            if not os.path.exists(self._peers_marker):
+                return False
+            self._peers_marker = None  # a node that had peers fences from then on
+        return self._fenced
 
     def fence(self) -> None:
         """Before a request reads the replica: make it hold every write acknowledged anywhere.

@@ -28,6 +28,7 @@ class DataLayout:
         "temp_dir",
         "run_dir",
         "ipc_socket",
+        "peers_marker",
         "secret_file",
         "node_id_file",
         "admin_secret_file",
@@ -43,6 +44,8 @@ class DataLayout:
         self.temp_dir = os.path.join(self.root, "temp")
         self.run_dir = os.path.join(self.root, "run")
         self.ipc_socket = os.path.join(self.run_dir, "supervisor.sock")
+        self.peers_marker = os.path.join(self.run_dir, "has-raft-peers")
+        """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
