@@ -565,6 +565,10 @@ class MetadataLog(SyncObj):
                     self._catching_up = self._catcher = None
                     return
 
+    def replica_current(self) -> bool:
+        """Whether the replica holds every entry up to raftLastApplied (not waiting for an image)."""
+        return self._catching_up is None
+
     def _stay_follower_while_catching_up(self) -> None:
         """A tick callback: a member waiting for an image calls no election (it still votes).
 
@@ -801,8 +805,12 @@ class ReadIndex:
         self._rounds, self._requests, self._vouched, self._acks = [], [], [], {}
 
     def _release(self, now: float) -> None:
-        """Settle the waiters whose read index is applied here, and those past their deadline."""
-        applied = self._member.raftLastApplied
+        """Settle the waiters whose read index is applied here, and those past their deadline.
+
+        NOTE: a member waiting for an image has raftLastApplied at the dump it loaded while
+        its replica is still behind it: no read passes until the image is in.
+        """
+        applied = self._member.raftLastApplied if self._member.replica_current() else 0
         still = []
         for index, waiter in self._applying:
             if index <= applied:

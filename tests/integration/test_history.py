@@ -33,7 +33,17 @@ def run(nodes, name: str, fault=None) -> None:
     ops = workload.history.ops
     print(f"{name}: {len(ops)} operations checked")
     assert not [op for op in ops if op.outcome == FAIL], "an operation was refused with a 4xx"
-    assert workload.history.violations() == []
+    violations = workload.history.violations()
+    assert violations == [], "\n".join([*violations, *warnings_of(nodes)])
+
+
+def warnings_of(nodes) -> list[str]:
+    """What each node logged at WARNING or above: the story behind a violation."""
+    lines = []
+    for position, node in enumerate(nodes):
+        logged = node.log_path.read_text(errors="replace").splitlines()
+        lines += [f"node{position}: {line}" for line in logged if " WARNING " in line or " CRITICAL " in line][-40:]
+    return lines
 
 
 def test_history_without_faults(trio):
@@ -44,6 +54,7 @@ def test_history_through_a_leader_kill(trio):
     leader = leader_of(trio)
 
     def kill_and_restart():
+        print(f"killing the leader, node{trio.index(leader)}, at {time.monotonic():.3f}")
         leader.kill_group()
         wait_for(lambda: leader_of([node for node in trio if node is not leader]), 30, "a new leader")
         leader.start(wait=False)

@@ -27,7 +27,11 @@ class Member:
         self.leader = voters[0]
         self._SyncObj__noopIDx = 9
         self._SyncObj__transport = Transport(network, name)
+        self.waiting_for_image = False
         self.reads = ReadIndex(self)
+
+    def replica_current(self) -> bool:
+        return not self.waiting_for_image
 
     def _isLeader(self) -> bool:
         return self.leader == self.name
@@ -85,6 +89,19 @@ def test_a_read_waits_until_its_replica_applied_the_leaders_commit_index():
     network.deliver()
     assert answers == []
     follower.raftLastApplied = 10
+    network.tick()
+    assert answers == [None]
+
+
+def test_a_member_waiting_for_an_image_answers_no_read_until_it_is_in():
+    network = Network(VOTERS)
+    follower = network.members["c"]
+    follower.waiting_for_image = True  # raftLastApplied is the loaded dump's; the replica is older
+    answers = read(follower)
+    network.deliver()
+    network.tick()
+    assert answers == []
+    follower.waiting_for_image = False
     network.tick()
     assert answers == [None]
 
