@@ -30,10 +30,14 @@ from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
+from nebulaio.util.mapped import release_file_pages
 
 log = logging.getLogger("nebulaio.supervisor")
 
 REPAIR_COMMIT_TIMEOUT = 30.0
+MAP_RELEASE_INTERVAL = 10
+"""Seconds between two releases of LMDB's mapped pages: the supervisor's RSS stays near its own memory."""
+READER_CHECK_INTERVAL = 30
 
 
 class Supervisor:
@@ -239,7 +243,8 @@ class Supervisor:
         return figures
 
     async def _housekeeping(self, store: ObjectStore, env) -> None:
-        """Once the log is applied, sweep bytes no metadata points to; check LMDB readers."""
+        """Once the log is applied, sweep bytes no metadata points to; then keep LMDB's map out
+        of the supervisor's memory (see nebulaio.util.mapped) and check LMDB's readers."""
         while not self.raft.status()["ready"]:
             await asyncio.sleep(0.05)
         try:
@@ -247,8 +252,11 @@ class Supervisor:
         except Exception:
             # NOTE: a task's exception is otherwise silent until the loop ends.
             log.exception("sweeping unreferenced object files failed; they stay until the next start")
+        data_file = os.path.join(env.path(), "data.mdb")
         while True:
-            await asyncio.sleep(30)
+            for _ in range(READER_CHECK_INTERVAL // MAP_RELEASE_INTERVAL):
+                await asyncio.sleep(MAP_RELEASE_INTERVAL)
+                release_file_pages(data_file)
             env.reader_check()
 
     def _release_loop(self, store: ObjectStore) -> None:
