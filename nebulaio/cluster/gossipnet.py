@@ -20,6 +20,7 @@ import time
 import orjson
 
 from nebulaio.cluster.gossip import Membership
+from nebulaio.cluster.readlink import READ_TYPES, ReadLink
 from nebulaio.cluster.signing import MAX_CLOCK_SKEW
 from nebulaio.config import split_address
 
@@ -90,6 +91,8 @@ class GossipNetwork(asyncio.DatagramProtocol):
     def __init__(self, secret: bytes):
         self._secret = secret
         self.membership: Membership | None = None
+        self.reads: ReadLink | None = None
+        """The fast read index, whose sealed datagrams share this endpoint (see readlink.py)."""
         self.refused = 0
         """Messages refused for a missing or wrong seal: forged, from another cluster, or stale."""
         self._udp: asyncio.DatagramTransport | None = None
@@ -129,9 +132,13 @@ class GossipNetwork(asyncio.DatagramProtocol):
             self.refused += 1
             log.debug("refused a gossip message that is not sealed with the cluster secret")
             return None
-        if self.membership is None:
-            return None
         try:
+            if message.get("type") in READ_TYPES:
+                if self.reads is not None:
+                    self.reads.receive(message)
+                return None
+            if self.membership is None:
+                return None
             return self.membership.receive(message)
         except (KeyError, TypeError, AttributeError, ValueError):
             # NOTE: sealed by a member, so a bug or a newer version, not an attack: drop it.

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from nebulaio.cluster.raft import MetadataLog, describe_failure
+from nebulaio.cluster.readlink import ReadLink
 
 log = logging.getLogger("nebulaio.groupcommit")
 
@@ -66,6 +67,8 @@ class GroupCommitter:
         self._cut_off = False
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        self.reads: ReadLink | None = None
+        """The fast path of the read fence, once gossip runs (see readlink.py)."""
 
     def _still_cut_off(self) -> bool:
         """Whether requests fail at once: no leader reachable for LEADER_GRACE, and none now.
@@ -92,7 +95,8 @@ class GroupCommitter:
 
         Raft's read index: the leader confirms its commit index with one round of pings and
         this replica applies up to it. Nothing is appended to the log, and concurrent fences
-        share the leader's round.
+        share the leader's round. A follower of three voters asks over gossip's datagrams
+        (readlink.py), else over raft's connections.
         """
         future = self._loop.create_future()
         if self._still_cut_off():
@@ -101,9 +105,10 @@ class GroupCommitter:
         self._fences.add(future)
 
         def settled(failure: str | None) -> None:
-            self._loop.call_soon_threadsafe(self._settle_fence, future, failure)
+            self._settle_fence(future, failure)
 
-        self._log.read_index(settled, FENCE_DEADLINE)
+        if self.reads is None or not self.reads.ask(settled):
+            self._log.read_index(lambda failure: self._loop.call_soon_threadsafe(settled, failure), FENCE_DEADLINE)
         return future
 
     def _settle_fence(self, future: asyncio.Future, failure: str | None) -> None:

@@ -85,6 +85,8 @@ class NodeMembership:
         self.internal_endpoints: dict[str, str] = {}
         """The internal endpoint of each live member by its raft address, refreshed by gossip
         (read from other threads, so replaced whole, never changed in place)."""
+        self.gossip_endpoints: dict[str, str] = {}
+        """The gossip address of each live member by its raft address, refreshed likewise."""
 
     def mark_peers(self) -> None:
         """Once raft has another member, leave the marker that makes workers fence their reads
@@ -182,14 +184,16 @@ class NodeMembership:
                         for member in self.raft.status()["members"]
                         if not (member["self"] and self.config["role"] == "storage")
                     )
-                    self.internal_endpoints = {
-                        member["raft"]: member["admin"]
-                        for member in membership.view()[1:]
-                        if member.get("state") == ALIVE and member.get("raft") and member.get("admin")
-                    }
+                    self._learn_endpoints(membership.view()[1:])
             except Exception:
                 log.exception("a gossip turn failed")
             await asyncio.sleep(GOSSIP_TICK)
+
+    def _learn_endpoints(self, members: list[dict]) -> None:
+        """The internal and gossip addresses of the members gossip sees alive, by raft address."""
+        alive = [member for member in members if member.get("state") == ALIVE and member.get("raft")]
+        self.internal_endpoints = {member["raft"]: member["admin"] for member in alive if member.get("admin")}
+        self.gossip_endpoints = {member["raft"]: member["gossip"] for member in alive if member.get("gossip")}
 
     async def change(self, action, address, committer: GroupCommitter) -> dict:
         """Add or remove a raft voter; answers once the change is applied here.

@@ -18,11 +18,12 @@ import time
 import psutil
 
 from nebulaio import config as configuration
-from nebulaio.cluster.groupcommit import FENCE_PASSED, GroupCommitter
+from nebulaio.cluster.groupcommit import FENCE_DEADLINE, FENCE_PASSED, GroupCommitter
 from nebulaio.cluster.membership import NodeMembership, learn_voters
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog
+from nebulaio.cluster.readlink import ReadLink
 from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.workers import serve_workers
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
@@ -49,6 +50,7 @@ class Supervisor:
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.repair_progress = Progress()
         self.membership: NodeMembership | None = None
+        self.reads: ReadLink | None = None
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -106,6 +108,15 @@ class Supervisor:
             loop.add_signal_handler(signum, stop.set)
         self.membership = NodeMembership(self.config, self.node_id, self.secret, self.layout, self.reader, self.raft)
         gossip = await self.membership.start()
+        self.reads = reads = ReadLink(
+            loop,
+            self.raft,
+            self.membership.network.send,
+            configuration.advertised(self.config, "gossip"),
+            lambda raft: self.membership.gossip_endpoints.get(raft),
+            FENCE_DEADLINE,
+        )
+        committer.reads = self.membership.network.reads = reads
 
         async def submit(document: dict, blob: bytes | None) -> dict:
             return await committer.submit(document["command"], blob)
@@ -198,6 +209,8 @@ class Supervisor:
         """Raft's view and the applied index; with `detail`, this node's process, memory and disk."""
         status = self.raft.status()
         status["applied_index"] = self.reader.applied_index()
+        # Rounds led over raft's messages, and followers' requests answered over gossip's datagrams.
+        status["read_rounds"] += self.reads.answered
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
