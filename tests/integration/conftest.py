@@ -22,6 +22,7 @@ import pytest
 import requests
 from botocore.config import Config
 
+from benchmarks.sigv4 import V4Signature, sign_target
 from nebulaio.meta import MetaReader, open_env
 from nebulaio.node import die_with_parent
 
@@ -356,39 +357,9 @@ def raw(node):
     return lambda *args, **kwargs: signed_request(node, *args, **kwargs)
 
 
-# --- an independent Signature V4 signer and raw-socket helpers ----------------------------
-# Written from AWS's specification, not from nebulaio.s3.sigv4, so a test signs what a real
-# client would even where botocore gives no control (a chosen date, payload hash or chunk).
-
-
-class V4Signature:
-    """The headers of one SigV4-signed request, and what aws-chunked bodies chain from."""
-
-    __slots__ = ("amz_date", "headers", "scope", "signature", "signing_key")
-
-    def __init__(self, headers: dict, signing_key: bytes, signature: str, amz_date: str, scope: str):
-        self.headers = headers
-        self.signing_key = signing_key
-        self.signature = signature
-        self.amz_date = amz_date
-        self.scope = scope
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    import hashlib
-    import hmac
-
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def _canonical_query(query: str) -> str:
-    from urllib.parse import quote, unquote
-
-    pairs = []
-    for item in filter(None, query.split("&")):
-        name, _, value = item.partition("=")
-        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
-    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+# --- an independent Signature V4 signer (benchmarks.sigv4's, from AWS's specification) ------
+# and raw-socket helpers: a test signs what a real client would even where botocore gives no
+# control (a chosen date, payload hash or chunk).
 
 
 def sign_v4(
@@ -402,27 +373,8 @@ def sign_v4(
     when: float | None = None,
     region: str = "us-east-1",
 ) -> V4Signature:
-    """Sign a request whose target (path and optional query) is already percent-encoded."""
-    import hashlib
-
-    path, _, query = target.partition("?")
-    stamp = time.gmtime(time.time() if when is None else when)
-    amz_date = time.strftime("%Y%m%dT%H%M%SZ", stamp)
-    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
-    signed = {k.lower(): str(v).strip() for k, v in headers.items()}
-    signed.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
-    names = sorted(signed)
-    header_lines = "".join(f"{name}:{signed[name]}\n" for name in names)
-    canonical = "\n".join([method, path, _canonical_query(query), header_lines, ";".join(names), payload_hash])
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = ("AWS4" + secret_key).encode()
-    for part in (amz_date[:8], region, "s3", "aws4_request"):
-        key = _hmac(key, part)
-    signature = _hmac(key, to_sign).hex()
-    signed["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return V4Signature(signed, key, signature, amz_date, scope)
+    """Sign a request whose target (path and optional query) is already percent-encoded, as root by default."""
+    return sign_target(method, host, target, headers, payload_hash, access_key, secret_key, when, region)
 
 
 def raw_exchange(node: Node, head: bytes, body_parts=(), timeout: float = 10.0, pause: float = 0.0) -> bytes:

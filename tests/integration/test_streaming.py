@@ -16,7 +16,8 @@ from xml.etree import ElementTree
 import pytest
 from conftest import S3Connection, make_client, raw_exchange, sign_v4
 
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+from benchmarks.sigv4 import chunk_signature
+
 SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -65,18 +66,14 @@ def signed_chunked_request(
         headers["x-amz-trailer"] = "x-amz-checksum-crc32"
     host = f"127.0.0.1:{node.ports['s3']}"
     signature = sign_v4("PUT", host, path, headers, mode)
-    prefix = f"AWS4-HMAC-SHA256-PAYLOAD\n{signature.amz_date}\n{signature.scope}\n"
     previous = signature.signature
     parts = []
     for index, piece in enumerate(pieces + [b""]):
-        chunk_signature = _sign(
-            signature.signing_key, f"{prefix}{previous}\n{EMPTY_SHA256}\n{hashlib.sha256(piece).hexdigest()}"
-        )
-        previous = chunk_signature
+        previous = chunk_signature(signature, previous, piece)
         sent = piece
         if index == tamper_chunk:
             sent = bytes([piece[0] ^ 1]) + piece[1:]
-        frame = f"{len(piece):x};chunk-signature={chunk_signature}\r\n".encode() + sent + b"\r\n"
+        frame = f"{len(piece):x};chunk-signature={previous}\r\n".encode() + sent + b"\r\n"
         parts.append(frame)
     if mode == SIGNED_TRAILER:
         trailer_hash = hashlib.sha256(trailer.replace("\r\n", "\n").encode()).hexdigest()
