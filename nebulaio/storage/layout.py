@@ -32,6 +32,7 @@ class DataLayout:
         "secret_file",
         "node_id_file",
         "admin_secret_file",
+        "root_credentials_file",
         "metrics_dir",
     )
 
@@ -53,6 +54,7 @@ class DataLayout:
         self.secret_file = os.path.join(self.root, "metadata", "cluster-secret")
         self.node_id_file = os.path.join(self.root, "metadata", "node-id")
         self.admin_secret_file = os.path.join(self.root, "metadata", "admin-secret")
+        self.root_credentials_file = os.path.join(self.root, "metadata", "root-credentials")
 
     def create(self) -> None:
         for path in (
@@ -76,6 +78,13 @@ class DataLayout:
     def admin_secret(self, configured: str) -> str:
         """The Admin API's token signing secret, kept the same way; the launcher makes it."""
         return configured or keyfile.read_or_create(self.admin_secret_file)
+
+    def root_credentials(self, user: str, password: str) -> tuple[str, str, bool]:
+        """The configured root pair, else one generated on first start and kept; and whether it
+        was generated just now (to be shown once). The launcher makes it."""
+        if user:
+            return user, password, False
+        return keyfile.read_or_create_pair(self.root_credentials_file)
 
     def node_id(self, configured: str) -> str:
         """The configured node id, else one generated on first start and kept: a restarted
