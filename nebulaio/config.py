@@ -87,6 +87,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "admin_refresh_ttl", 7 * 86400, "Seconds an Admin API refresh token stays valid (until revoked).", int, "auth"
     ),
+    Setting(
+        "login_max_failures",
+        10,
+        "Failed logins (Admin API and console) from one address, or for one user, after which every login of"
+        " either is answered 429 until login_window seconds have passed since the first; 0 = no limit.",
+        int,
+        "auth",
+    ),
+    Setting(
+        "login_window", 300, "Seconds over which failed logins are counted (see login_max_failures).", float, "auth"
+    ),
     Setting("region", "us-east-1", "Region this node reports (GetBucketLocation, signing).", section="s3"),
     Setting(
         "domain",
@@ -265,9 +276,11 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
-    for name in ("repair_batch", "repair_bandwidth"):
+    for name in ("repair_batch", "repair_bandwidth", "login_window"):
         if resolved[name] < 1:
             raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
+    if resolved["login_max_failures"] < 0:
+        raise ValueError(f"login_max_failures must be 0 (no limit) or more, not {resolved['login_max_failures']!r}")
     check_root_credentials(resolved)
     if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.

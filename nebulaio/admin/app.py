@@ -22,6 +22,7 @@ import orjson
 import psutil
 
 from nebulaio.admin import cluster, metrics, openapi
+from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
 from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
@@ -31,7 +32,7 @@ from nebulaio.engine.names import check_bucket_name
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, bucket_policy_setting
 from nebulaio.iam.service import IamError, IamService
-from nebulaio.util import processes
+from nebulaio.util import clientaddress, processes
 from nebulaio.util.ids import request_id
 from nebulaio.util.timefmt import iso8601
 
@@ -54,13 +55,14 @@ FALCON_CODES = {
 
 
 class ApiError(Exception):
-    """An Admin API failure: HTTP status, a stable code and a message for people."""
+    """An Admin API failure: HTTP status, a stable code, a message for people and any headers."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def _error_document(code: str, message: str) -> dict:
@@ -125,6 +127,18 @@ def _iam_arn(kind: str, name: str) -> str:
     return f"{IAM_ARN}{kind}/{name}"
 
 
+class ClientAddress:
+    """Falcon middleware: `req.context.address` is where the request came from (the browser's
+    address for a login the console passes on, when its seal is right)."""
+
+    def __init__(self, admin_secret: str):
+        self._admin_secret = admin_secret
+
+    def process_request(self, req, resp) -> None:
+        forwarded = clientaddress.opened(self._admin_secret, req.get_header(clientaddress.HEADER))
+        req.context.address = forwarded or req.remote_addr
+
+
 class Authentication:
     """Falcon middleware: a resource is private unless it says `public = True`."""
 
@@ -182,21 +196,32 @@ class Ready:
 
 class Login:
     """Username and password (the root user's, or an IAM user's access key and secret key)
-    for a token pair."""
+    for a token pair; refused for a while after too many failures from the address or for the user."""
 
     public = True
 
-    def __init__(self, tokens: Tokens, iam: IamService):
+    def __init__(self, tokens: Tokens, iam: IamService, throttle: LoginThrottle):
         self._tokens = tokens
         self._iam = iam
+        self._throttle = throttle
 
     def on_post(self, req, resp):
         document = read_json(req, {"username": str, "password": str})
         access_key = document["username"]
+        req.context.login = access_key
+        wait = self._throttle.retry_after(req.context.address, access_key)
+        if wait:
+            raise ApiError(
+                429,
+                "TooManyAttempts",
+                f"Too many failed logins from this address or for this user; try again in {wait} s.",
+                {"Retry-After": str(wait)},
+            )
         secret = self._iam.secret_for(access_key)
         # NOTE: compared even for an unknown user, so timing does not tell which users exist.
         matches = hmac.compare_digest((secret or "\0").encode(), document["password"].encode())
         if secret is None or not matches:
+            self._throttle.failed(req.context.address, access_key)
             raise ApiError(401, "InvalidCredentials", "The username or password is not correct.")
         principal = self._iam.principal_for(access_key)
         resp.media = self._tokens.issue(principal.name, None if principal.kind == "root" else access_key)
@@ -671,6 +696,7 @@ def _render(resp: falcon.Response, status: int, code: str, message: str) -> None
 
 
 def _known_error(req, resp, error: ApiError | IamError | S3Error, params) -> None:
+    resp.set_headers(getattr(error, "headers", {}))
     _render(resp, error.status, error.code, error.message)
 
 
@@ -686,12 +712,16 @@ def _unexpected(req, resp, error: Exception, params) -> None:
     _render(resp, 500, "InternalError", "We encountered an internal error. Please try again.")
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members) -> falcon.App:
-    """The Admin API; `members` adds and removes the cluster's members."""
+def create(
+    layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members, throttle: LoginThrottle
+) -> falcon.App:
+    """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed logins."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
-    app = falcon.App(media_type=JSON_TYPE, middleware=[Authentication(tokens, iam)])
+    app = falcon.App(
+        media_type=JSON_TYPE, middleware=[ClientAddress(config["admin_secret"]), Authentication(tokens, iam)]
+    )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler
     app.resp_options.media_handlers[JSON_TYPE] = handler
@@ -703,7 +733,7 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, 
     app.add_route("/health/ready", Ready(layer))
     app.add_route("/metrics", Metrics(layer, metrics_dir))
     app.add_route("/api/v1/openapi.json", OpenApi())
-    app.add_route("/api/v1/auth/login", Login(tokens, iam))
+    app.add_route("/api/v1/auth/login", Login(tokens, iam, throttle))
     app.add_route("/api/v1/auth/refresh", Refresh(tokens, iam))
     app.add_route("/api/v1/auth/logout", Logout(layer))
     app.add_route("/api/v1/buckets", Buckets(layer, iam, config["region"]))

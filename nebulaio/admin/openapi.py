@@ -243,6 +243,12 @@ RESPONSES = {
         ("NoSuchNode", "No such node is registered."),
     )
 }
+RESPONSES["TooManyAttempts"] = {
+    **_json(_ref("Error"), "Too many failed logins from this address or for this user; try again later."),
+    "headers": {
+        "Retry-After": {"description": "Seconds until a login may be tried again.", "schema": {"type": "integer"}}
+    },
+}
 
 BEARER = [{"bearer": []}]
 PUBLIC: list = []
@@ -313,6 +319,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("TokenPair"), "Logged in."),
                 "401": _error("Unauthorized"),
+                "429": _error("TooManyAttempts"),
                 **BODY_ERRORS,
             },
         }

@@ -33,6 +33,7 @@ import orjson
 from nebulaio.config import split_address
 from nebulaio.console.session import COOKIE, Sealer, Session
 from nebulaio.console.signer import Signer, encode
+from nebulaio.util import clientaddress
 from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
 log = logging.getLogger("nebulaio.console")
@@ -84,14 +85,16 @@ PAGE_CACHE = "no-cache"
 
 
 class ConsoleError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def _render_error(req, resp, error: ConsoleError, params) -> None:
+    resp.set_headers(error.headers)
     resp.status = error.status
     resp.content_type = JSON_TYPE
     resp.data = orjson.dumps({"error": {"code": error.code, "message": error.message}})
@@ -130,15 +133,17 @@ class Upstream:
             conn.close()
             raise ConsoleError(502, "BadGateway", f"The node's listener did not answer: {exc}.") from exc
 
-    def json(self, method: str, target: str, document: dict | None = None, token: str | None = None):
-        """(status, decoded JSON answer) of one small Admin API call."""
-        headers = {"Content-Type": JSON_TYPE}
+    def json(
+        self, method: str, target: str, document: dict | None = None, token: str | None = None, headers=None
+    ) -> tuple[int, dict | None, http.client.HTTPMessage]:
+        """(status, decoded JSON answer, headers) of one small Admin API call."""
+        headers = {"Content-Type": JSON_TYPE, **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         answer = self.request(method, target, headers, orjson.dumps(document) if document is not None else None)
         with answer:
             raw = answer.read()
-        return answer.status, orjson.loads(raw) if raw else None
+        return answer.status, orjson.loads(raw) if raw else None, answer.headers
 
 
 class Security:
@@ -195,7 +200,9 @@ class Sessions:
         if req.method not in SAFE_METHODS and not self._sealer.csrf_matches(session, req.get_header(CSRF_HEADER)):
             raise ConsoleError(403, "InvalidCsrfToken", f"This call needs the session's {CSRF_HEADER} header.")
         if session.needs_renewal(time.time()):
-            status, answer = self._admin.json("POST", "/api/v1/auth/refresh", {"refreshToken": session.refresh_token})
+            status, answer, _ = self._admin.json(
+                "POST", "/api/v1/auth/refresh", {"refreshToken": session.refresh_token}
+            )
             if status != 200:
                 self.clear(resp)
                 raise ConsoleError(401, "SessionExpired", "The session has expired; log in again.")
@@ -245,9 +252,10 @@ class Static:
 
 
 class SessionResource:
-    def __init__(self, sessions: Sessions, admin: Upstream):
+    def __init__(self, sessions: Sessions, admin: Upstream, admin_secret: str):
         self._sessions = sessions
         self._admin = admin
+        self._admin_secret = admin_secret
 
     def on_get(self, req, resp):
         session = self._sessions.require(req, resp)
@@ -264,11 +272,19 @@ class SessionResource:
             raise ConsoleError(400, "InvalidRequest", "The body needs accessKey and secretKey.") from exc
         if not (isinstance(user, str) and isinstance(secret, str)):
             raise ConsoleError(400, "InvalidRequest", "accessKey and secretKey must be strings.")
-        status, answer = self._admin.json("POST", "/api/v1/auth/login", {"username": user, "password": secret})
+        # The browser's address, for the Admin API's throttle and audit log (it sees only loopback).
+        origin = {clientaddress.HEADER: clientaddress.seal(self._admin_secret, req.remote_addr)}
+        status, answer, headers = self._admin.json(
+            "POST", "/api/v1/auth/login", {"username": user, "password": secret}, headers=origin
+        )
+        if status == 429:
+            raise ConsoleError(
+                429, answer["error"]["code"], answer["error"]["message"], {"Retry-After": headers["Retry-After"]}
+            )
         if status != 200:
             raise ConsoleError(401, "InvalidCredentials", "The access key or secret key is not correct.")
         # NOTE: admin pages are shown to whoever the Admin API lets read the cluster's status.
-        probe, _ = self._admin.json("GET", "/api/v1/cluster/status", token=answer["token"])
+        probe, _, _ = self._admin.json("GET", "/api/v1/cluster/status", token=answer["token"])
         session = Session(user, secret, answer["token"], answer["refreshToken"], probe == 200)
         self._sessions.write(resp, session)
         resp.media = {"user": user, "admin": session.admin, "csrf": self._sessions.csrf_token(session)}
@@ -393,7 +409,7 @@ def create(config: dict, generation) -> falcon.App:
     static = Static()
     app.add_route("/", static, suffix="index")
     app.add_route("/static/{name}", static)
-    app.add_route("/session", SessionResource(sessions, admin))
+    app.add_route("/session", SessionResource(sessions, admin, config["admin_secret"]))
     app.add_route("/share", Share(sessions, s3, config["region"], "https" if tls else "http"))
     admin_proxy = AdminProxy(sessions, admin)
     app.add_sink(admin_proxy, prefix="/api/v1/")

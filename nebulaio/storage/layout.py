@@ -16,8 +16,8 @@ MAX_SOCKET_PATH = 100
 
 
 class DataLayout:
-    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket
-    and the workers' request counters."""
+    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket,
+    the workers' request counters and their count of failed logins."""
 
     __slots__ = (
         "root",
@@ -34,6 +34,7 @@ class DataLayout:
         "admin_secret_file",
         "root_credentials_file",
         "metrics_dir",
+        "login_failures",
     )
 
     def __init__(self, root: str):
@@ -48,6 +49,8 @@ class DataLayout:
         self.peers_marker = os.path.join(self.run_dir, "has-raft-peers")
         """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
+        self.login_failures = os.path.join(self.run_dir, "login-failures.sqlite")
+        """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
             self.ipc_socket = os.path.join(tempfile.gettempdir(), f"nebulaio-{digest}.sock")
