@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
+from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.cluster.ipc import SupervisorClient
 from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
@@ -60,7 +61,8 @@ def build(config: dict | None = None):
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
     throttle = LoginThrottle(layout.login_failures, config["login_max_failures"], config["login_window"])
-    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle)
+    audit = AuditLog(layout.audit_log)
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
     internal = internal_app.create(store, secret, members, ImageShelf(env, layout.images_dir))
 
     def admin_or_internal(environ, start_response):

@@ -22,6 +22,7 @@ import orjson
 import psutil
 
 from nebulaio.admin import cluster, metrics, openapi
+from nebulaio.admin.audit import CHANGES, AuditLog, BadCursor
 from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
 from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
@@ -41,6 +42,7 @@ log = logging.getLogger("nebulaio.admin")
 JSON_TYPE = "application/json"
 MAX_BODY = 64 * 1024
 BEARER = "bearer "
+MAX_AUDIT_PAGE = 1000
 IAM_ARN = f"arn:aws:iam::{ACCOUNT_ID}:"
 S3_ARN = "arn:aws:s3:::"
 FALCON_CODES = {
@@ -139,6 +141,26 @@ class ClientAddress:
         req.context.address = forwarded or req.remote_addr
 
 
+class Auditing:
+    """Falcon middleware: every request that may change something goes to the audit log, with
+    its outcome, before its answer leaves."""
+
+    def __init__(self, audit: AuditLog):
+        self._audit = audit
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if req.method not in CHANGES:
+            return
+        self._audit.record(
+            getattr(req.context, "user", None),
+            req.context.address,
+            req.method,
+            req.path,
+            resp.status_code,
+            resp.context.get("error"),
+        )
+
+
 class Authentication:
     """Falcon middleware: a resource is private unless it says `public = True`."""
 
@@ -208,7 +230,7 @@ class Login:
     def on_post(self, req, resp):
         document = read_json(req, {"username": str, "password": str})
         access_key = document["username"]
-        req.context.login = access_key
+        req.context.user = access_key  # who tried, for the audit log
         wait = self._throttle.retry_after(req.context.address, access_key)
         if wait:
             raise ApiError(
@@ -243,6 +265,7 @@ class Refresh:
             user, access_key = self._tokens.verify(document["refreshToken"], REFRESH)
         except TokenRefused as refused:
             raise ApiError(401, refused.code, refused.message) from refused
+        req.context.user = user
         token_principal(self._iam, user, access_key)
         resp.media = self._tokens.issue(user, access_key)
 
@@ -678,6 +701,28 @@ class Metrics:
         resp.data = metrics.render(self._metrics_dir, status, self._layer.bucket_usage())
 
 
+class Audit:
+    """This node's audit log, a page at a time: `after` is the id of the last entry already read."""
+
+    def __init__(self, audit: AuditLog, iam: IamService):
+        self._audit = audit
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "GetAuditLog", "*")
+        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_AUDIT_PAGE, default=MAX_AUDIT_PAGE // 10)
+        after = req.get_param_as_int("after", min_value=0)
+        try:
+            entries, truncated = self._audit.page(after, limit)
+        except BadCursor:
+            raise ApiError(400, "InvalidArgument", f"'after' names no entry of the audit log: {after}.") from None
+        resp.media = {
+            "entries": entries,
+            "isTruncated": truncated,
+            "nextAfter": entries[-1]["id"] if entries else after,
+        }
+
+
 class OpenApi:
     public = True
 
@@ -690,6 +735,7 @@ class OpenApi:
 
 
 def _render(resp: falcon.Response, status: int, code: str, message: str) -> None:
+    resp.context.error = code
     resp.status = status
     resp.content_type = JSON_TYPE
     resp.data = orjson.dumps(_error_document(code, message))
@@ -713,14 +759,22 @@ def _unexpected(req, resp, error: Exception, params) -> None:
 
 
 def create(
-    layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members, throttle: LoginThrottle
+    layer: ObjectLayer,
+    iam: IamService,
+    config: dict,
+    metrics_dir: str,
+    members: Members,
+    throttle: LoginThrottle,
+    audit: AuditLog,
 ) -> falcon.App:
-    """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed logins."""
+    """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed
+    logins, `audit` keeps every change asked for."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
     app = falcon.App(
-        media_type=JSON_TYPE, middleware=[ClientAddress(config["admin_secret"]), Authentication(tokens, iam)]
+        media_type=JSON_TYPE,
+        middleware=[ClientAddress(config["admin_secret"]), Auditing(audit), Authentication(tokens, iam)],
     )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler
@@ -752,5 +806,6 @@ def create(
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
+    app.add_route("/api/v1/audit", Audit(audit, iam))
     cluster.add_routes(app, layer, members, iam, config)
     return app

@@ -162,6 +162,12 @@ class Security:
             raise ConsoleError(403, "CrossOrigin", "Requests from another origin are refused.")
 
 
+def browser(admin_secret: str, req: falcon.Request) -> dict[str, str]:
+    """The browser's address, for the Admin API's login throttle and audit log (which see only
+    the console's loopback connection)."""
+    return {clientaddress.HEADER: clientaddress.seal(admin_secret, req.remote_addr)}
+
+
 class Sessions:
     """Opens, renews and writes the session cookie; every private resource goes through it."""
 
@@ -272,10 +278,11 @@ class SessionResource:
             raise ConsoleError(400, "InvalidRequest", "The body needs accessKey and secretKey.") from exc
         if not (isinstance(user, str) and isinstance(secret, str)):
             raise ConsoleError(400, "InvalidRequest", "accessKey and secretKey must be strings.")
-        # The browser's address, for the Admin API's throttle and audit log (it sees only loopback).
-        origin = {clientaddress.HEADER: clientaddress.seal(self._admin_secret, req.remote_addr)}
         status, answer, headers = self._admin.json(
-            "POST", "/api/v1/auth/login", {"username": user, "password": secret}, headers=origin
+            "POST",
+            "/api/v1/auth/login",
+            {"username": user, "password": secret},
+            headers=browser(self._admin_secret, req),
         )
         if status == 429:
             raise ConsoleError(
@@ -291,7 +298,7 @@ class SessionResource:
 
     def on_delete(self, req, resp):
         session = self._sessions.require(req, resp)
-        self._admin.json("POST", "/api/v1/auth/logout", token=session.token)
+        self._admin.json("POST", "/api/v1/auth/logout", token=session.token, headers=browser(self._admin_secret, req))
         self._sessions.clear(resp)
         resp.status = 204
 
@@ -310,15 +317,19 @@ def _pass_response(resp: falcon.Response, answer: http.client.HTTPResponse, meth
 class AdminProxy:
     """The Admin API with the session's token; login and logout go through /session instead."""
 
-    def __init__(self, sessions: Sessions, admin: Upstream):
+    def __init__(self, sessions: Sessions, admin: Upstream, admin_secret: str):
         self._sessions = sessions
         self._admin = admin
+        self._admin_secret = admin_secret
 
     def __call__(self, req, resp, **params):
         if req.path.startswith("/api/v1/auth/"):
             raise ConsoleError(404, "NotFound", "Log in and out through /session.")
         session = self._sessions.require(req, resp)
-        headers = {"Authorization": f"Bearer {session.token}"}
+        headers = {
+            "Authorization": f"Bearer {session.token}",
+            **browser(self._admin_secret, req),
+        }
         body = None
         if req.content_length:
             if req.content_length > SIGNED_BODY_LIMIT:
@@ -411,7 +422,7 @@ def create(config: dict, generation) -> falcon.App:
     app.add_route("/static/{name}", static)
     app.add_route("/session", SessionResource(sessions, admin, config["admin_secret"]))
     app.add_route("/share", Share(sessions, s3, config["region"], "https" if tls else "http"))
-    admin_proxy = AdminProxy(sessions, admin)
+    admin_proxy = AdminProxy(sessions, admin, config["admin_secret"])
     app.add_sink(admin_proxy, prefix="/api/v1/")
     app.add_sink(admin_proxy, prefix="/metrics")
     app.add_sink(S3Proxy(sessions, s3, config["region"]), prefix="/s3/")

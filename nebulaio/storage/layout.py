@@ -16,8 +16,8 @@ MAX_SOCKET_PATH = 100
 
 
 class DataLayout:
-    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket,
-    the workers' request counters and their count of failed logins."""
+    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, <data>/audit.jsonl, and <data>/run/
+    for the IPC socket, the workers' request counters and their count of failed logins."""
 
     __slots__ = (
         "root",
@@ -35,6 +35,7 @@ class DataLayout:
         "root_credentials_file",
         "metrics_dir",
         "login_failures",
+        "audit_log",
     )
 
     def __init__(self, root: str):
@@ -50,6 +51,8 @@ class DataLayout:
         """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
         self.login_failures = os.path.join(self.run_dir, "login-failures.sqlite")
+        self.audit_log = os.path.join(self.root, "audit.jsonl")
+        """Every change asked of the Admin API on this node (see nebulaio.admin.audit)."""
         """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
