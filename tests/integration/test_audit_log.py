@@ -6,7 +6,10 @@ A node of its own (three workers), so the log holds only this module's requests.
 from __future__ import annotations
 
 import http.client
+import os
 import stat
+import subprocess
+import sys
 import threading
 
 import orjson
@@ -169,3 +172,30 @@ def test_console_changes_are_logged_with_the_browsers_address(audited):
         200,
         "127.0.0.61",
     )
+
+
+def test_the_command_line_pages_through_the_log(audited, tmp_path):
+    def admin(*args: str) -> str:
+        command = [sys.executable, "-m", "nebulaio", "admin", "--url", audited.admin_url]
+        command += ["--token-file", str(tmp_path / "token.json"), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=os.environ)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    admin("login", "--username", ROOT_USER, "--password", ROOT_PASSWORD)
+    written = lines(audited)
+    first = admin("audit", "--limit", "1").splitlines()
+    assert first[0].split() == ["ID", "TIME", "USER", "ADDRESS", "METHOD", "PATH", "STATUS", "ERROR"]
+    assert first[1].split()[1:] == [
+        written[0]["time"],
+        written[0]["user"],
+        "127.0.0.1",
+        "POST",
+        "/api/v1/auth/login",
+        "200",
+        "-",
+    ]
+    assert first[2] == "(more: nebulaio admin audit --after 0)"
+    page = orjson.loads(admin("--json", "audit", "--after", "0", "--limit", "1000"))
+    assert [entry["path"] for entry in page["entries"]] == [entry["path"] for entry in written[1:]]
+    assert not page["isTruncated"]
