@@ -742,7 +742,8 @@ def _render(resp: falcon.Response, status: int, code: str, message: str) -> None
 
 
 def _known_error(req, resp, error: ApiError | IamError | S3Error, params) -> None:
-    resp.set_headers(getattr(error, "headers", {}))
+    if isinstance(error, ApiError):
+        resp.set_headers(error.headers)
     _render(resp, error.status, error.code, error.message)
 
 

@@ -51,9 +51,9 @@ class DataLayout:
         """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
         self.login_failures = os.path.join(self.run_dir, "login-failures.sqlite")
+        """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
         self.audit_log = os.path.join(self.root, "audit.jsonl")
         """Every change asked of the Admin API on this node (see nebulaio.admin.audit)."""
-        """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
             self.ipc_socket = os.path.join(tempfile.gettempdir(), f"nebulaio-{digest}.sock")
