@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from nebulaio import __version__
 from nebulaio import config as configuration
 from nebulaio.admin import cli as admin_cli
+from nebulaio.storage.layout import DataLayout
+from nebulaio.util import keyfile
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,8 +23,31 @@ def _parser() -> argparse.ArgumentParser:
     for setting in configuration.SETTINGS:
         server.add_argument(setting.flag, dest=setting.name, default=None, help=f"{setting.help} [{setting.env}]")
     commands.add_parser("print-config", help="print the documented default configuration file")
+    credentials = commands.add_parser(
+        "credentials", help='print the node\'s root pair as shell exports: eval "$(nebulaio credentials)"'
+    )
+    credentials.add_argument("--config", help="TOML configuration file (NEBULAIO_CONFIG)")
+    credentials.add_argument("--data", help="data directory (NEBULAIO_DATA)")
     admin_cli.add_parser(commands)
     return parser
+
+
+def print_credentials(config: dict) -> int:
+    """The root pair a node with these settings uses, as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY exports."""
+    user, password = config["root_user"], config["root_password"]
+    if not user:
+        path = DataLayout(config["data"]).root_credentials_file
+        try:
+            user, password = keyfile.read_pair(path)
+        except OSError as exc:
+            print(
+                f"nebulaio: no root credentials readable in {path} ({exc.strerror}): start the node once"
+                " (it generates them), or set root_user and root_password",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"export AWS_ACCESS_KEY_ID={shlex.quote(user)}\nexport AWS_SECRET_ACCESS_KEY={shlex.quote(password)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "admin":
         return admin_cli.run(args)
-    flags = {s.name: getattr(args, s.name) for s in configuration.SETTINGS}
+    flags = {s.name: getattr(args, s.name, None) for s in configuration.SETTINGS}
     try:
         config = configuration.resolve(args.config, flags)
     except (OSError, ValueError) as exc:
         print(f"nebulaio: bad configuration: {exc}", file=sys.stderr)
         return 2
+    if args.command == "credentials":
+        return print_credentials(config)
     logging.basicConfig(
         level=config["log_level"].upper(), format="%(asctime)s %(levelname)s [node] %(name)s: %(message)s"
     )

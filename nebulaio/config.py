@@ -18,8 +18,8 @@ import orjson
 RESOLVED_ENV = "NEBULAIO_RESOLVED_CONFIG"
 """The launcher hands the fully resolved settings to its children in this variable."""
 
-DEFAULT_ROOT_USER = "nebulaadmin"
-DEFAULT_ROOT_PASSWORD = "nebulaadmin"
+PUBLIC_ROOT_PASSWORD = "nebulaadmin"
+"""The root password that earlier releases shipped as a default: public, so refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +66,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("console_address", ":9002", "Web console listener.", section="listen"),
     Setting("raft_address", ":9003", "Raft consensus listener (keep the port below 32768).", section="listen"),
     Setting("gossip_address", ":9004", "Gossip membership listener.", section="listen"),
-    Setting("root_user", DEFAULT_ROOT_USER, "Root access key. Change it: the default is public.", section="auth"),
     Setting(
-        "root_password", DEFAULT_ROOT_PASSWORD, "Root secret key. Change it: the default is public.", section="auth"
+        "root_user",
+        "",
+        "Root access key, set together with root_password. Both empty: a pair generated on first start and kept"
+        " (mode 0600) in <data>/metadata/root-credentials; `nebulaio credentials` prints it. A cluster needs"
+        " the same pair set on every node.",
+        section="auth",
     ),
+    Setting("root_password", "", "Root secret key (see root_user).", section="auth"),
     Setting(
         "admin_secret",
         "",
@@ -81,6 +86,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin_token_ttl", 900, "Seconds an Admin API access token stays valid.", int, "auth"),
     Setting(
         "admin_refresh_ttl", 7 * 86400, "Seconds an Admin API refresh token stays valid (until revoked).", int, "auth"
+    ),
+    Setting(
+        "login_max_failures",
+        10,
+        "Failed logins (Admin API and console) from one address, or for one user, after which every login of"
+        " either is answered 429 until login_window seconds have passed since the first; 0 = no limit.",
+        int,
+        "auth",
+    ),
+    Setting(
+        "login_window", 300, "Seconds over which failed logins are counted (see login_max_failures).", float, "auth"
     ),
     Setting("region", "us-east-1", "Region this node reports (GetBucketLocation, signing).", section="s3"),
     Setting(
@@ -260,9 +276,12 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
-    for name in ("repair_batch", "repair_bandwidth"):
+    for name in ("repair_batch", "repair_bandwidth", "login_window"):
         if resolved[name] < 1:
             raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
+    if resolved["login_max_failures"] < 0:
+        raise ValueError(f"login_max_failures must be 0 (no limit) or more, not {resolved['login_max_failures']!r}")
+    check_root_credentials(resolved)
     if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.
         raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
@@ -300,8 +319,22 @@ def is_cluster(config: dict[str, Any]) -> bool:
     return len(raft_voters(config)) > 1 or config["role"] == "storage" or bool(config["join"])
 
 
-def uses_default_root(config: dict[str, Any]) -> bool:
-    return config["root_user"] == DEFAULT_ROOT_USER or config["root_password"] == DEFAULT_ROOT_PASSWORD
+def check_root_credentials(config: dict[str, Any]) -> None:
+    """Refuse a root pair that is public, half set, or left to each node of a cluster to make up."""
+    if config["root_password"] == PUBLIC_ROOT_PASSWORD:
+        # NOTE: refused rather than warned about: a node reachable with a published password is
+        # anyone's, and a warning in a log nobody reads does not stop a single request.
+        raise ValueError(
+            f"root_password {PUBLIC_ROOT_PASSWORD!r} is public; set a secret of your own, or leave root_user and"
+            " root_password empty to have a pair generated"
+        )
+    if bool(config["root_user"]) != bool(config["root_password"]):
+        raise ValueError("root_user and root_password are set together (or both left empty, to generate a pair)")
+    if not config["root_user"] and is_cluster(config):
+        raise ValueError(
+            "a cluster needs root_user and root_password, the same on every node (each node would generate a"
+            " pair of its own); a node that generated one prints it with `nebulaio credentials`"
+        )
 
 
 def export(config: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -76,24 +77,35 @@ def _stop(process: subprocess.Popen, name: str) -> None:
         process.wait()
 
 
+def announce_root_credentials(config: dict, layout: DataLayout, user: str, password: str, generated: bool) -> None:
+    """A generated pair is printed once, when made; later starts say only where it is kept."""
+    if generated:
+        print(
+            f"Root credentials generated for this node (shown only now; kept in {layout.root_credentials_file},"
+            f" mode 0600; `nebulaio credentials --data {shlex.quote(config['data'])}` prints them):\n"
+            f"  access key: {user}\n  secret key: {password}",
+            flush=True,
+        )
+    elif not config["root_user"]:
+        log.info("root access key %s; the pair is kept in %s", user, layout.root_credentials_file)
+
+
 def run(config: dict) -> int:
     setproctitle(f"nebulaio server {config['data']}")
-    if configuration.uses_default_root(config):
-        log.warning(
-            "\n%s\nWARNING: the root credentials are the public defaults (%s / %s).\n"
-            "Anyone who can reach this node can read and change everything.\n"
-            "Set NEBULAIO_ROOT_USER and NEBULAIO_ROOT_PASSWORD (or root_user / root_password).\n%s",
-            "!" * 78,
-            configuration.DEFAULT_ROOT_USER,
-            configuration.DEFAULT_ROOT_PASSWORD,
-            "!" * 78,
-        )
     layout = DataLayout(config["data"])
     # The request counters of the node's previous run: its metrics start again from zero.
     shutil.rmtree(layout.metrics_dir, ignore_errors=True)
     layout.create()
-    # NOTE: resolved here, before any worker starts, so that every worker signs with the same secret.
-    config = dict(config, admin_secret=layout.admin_secret(config["admin_secret"]))
+    # NOTE: resolved here, before any worker starts, so that every worker signs with the same secret
+    # and knows the same root pair.
+    root_user, root_password, generated = layout.root_credentials(config["root_user"], config["root_password"])
+    announce_root_credentials(config, layout, root_user, root_password, generated)
+    config = dict(
+        config,
+        root_user=root_user,
+        root_password=root_password,
+        admin_secret=layout.admin_secret(config["admin_secret"]),
+    )
     env = dict(os.environ, **{configuration.RESOLVED_ENV: configuration.export(config)})
 
     stop = StopRequest()

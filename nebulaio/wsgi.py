@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
+from nebulaio.admin.audit import AuditLog
+from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.cluster.ipc import SupervisorClient
 from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
 from nebulaio.cluster.view import MemberView
@@ -58,7 +60,9 @@ def build(config: dict | None = None):
         return str(configuration.split_address(config[name])[1])
 
     s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
-    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members)
+    throttle = LoginThrottle(layout.login_failures, config["login_max_failures"], config["login_window"])
+    audit = AuditLog(layout.audit_log)
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
     internal = internal_app.create(store, secret, members, ImageShelf(env, layout.images_dir))
 
     def admin_or_internal(environ, start_response):

@@ -22,6 +22,8 @@ import orjson
 import psutil
 
 from nebulaio.admin import cluster, metrics, openapi
+from nebulaio.admin.audit import CHANGES, AuditLog, BadCursor
+from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
 from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
@@ -31,7 +33,7 @@ from nebulaio.engine.names import check_bucket_name
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, bucket_policy_setting
 from nebulaio.iam.service import IamError, IamService
-from nebulaio.util import processes
+from nebulaio.util import clientaddress, processes
 from nebulaio.util.ids import request_id
 from nebulaio.util.timefmt import iso8601
 
@@ -40,6 +42,7 @@ log = logging.getLogger("nebulaio.admin")
 JSON_TYPE = "application/json"
 MAX_BODY = 64 * 1024
 BEARER = "bearer "
+MAX_AUDIT_PAGE = 1000
 IAM_ARN = f"arn:aws:iam::{ACCOUNT_ID}:"
 S3_ARN = "arn:aws:s3:::"
 FALCON_CODES = {
@@ -54,13 +57,14 @@ FALCON_CODES = {
 
 
 class ApiError(Exception):
-    """An Admin API failure: HTTP status, a stable code and a message for people."""
+    """An Admin API failure: HTTP status, a stable code, a message for people and any headers."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def _error_document(code: str, message: str) -> dict:
@@ -125,6 +129,38 @@ def _iam_arn(kind: str, name: str) -> str:
     return f"{IAM_ARN}{kind}/{name}"
 
 
+class ClientAddress:
+    """Falcon middleware: `req.context.address` is where the request came from (the browser's
+    address for a login the console passes on, when its seal is right)."""
+
+    def __init__(self, admin_secret: str):
+        self._admin_secret = admin_secret
+
+    def process_request(self, req, resp) -> None:
+        forwarded = clientaddress.opened(self._admin_secret, req.get_header(clientaddress.HEADER))
+        req.context.address = forwarded or req.remote_addr
+
+
+class Auditing:
+    """Falcon middleware: every request that may change something goes to the audit log, with
+    its outcome, before its answer leaves."""
+
+    def __init__(self, audit: AuditLog):
+        self._audit = audit
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if req.method not in CHANGES:
+            return
+        self._audit.record(
+            getattr(req.context, "user", None),
+            req.context.address,
+            req.method,
+            req.path,
+            resp.status_code,
+            resp.context.get("error"),
+        )
+
+
 class Authentication:
     """Falcon middleware: a resource is private unless it says `public = True`."""
 
@@ -182,21 +218,32 @@ class Ready:
 
 class Login:
     """Username and password (the root user's, or an IAM user's access key and secret key)
-    for a token pair."""
+    for a token pair; refused for a while after too many failures from the address or for the user."""
 
     public = True
 
-    def __init__(self, tokens: Tokens, iam: IamService):
+    def __init__(self, tokens: Tokens, iam: IamService, throttle: LoginThrottle):
         self._tokens = tokens
         self._iam = iam
+        self._throttle = throttle
 
     def on_post(self, req, resp):
         document = read_json(req, {"username": str, "password": str})
         access_key = document["username"]
+        req.context.user = access_key  # who tried, for the audit log
+        wait = self._throttle.retry_after(req.context.address, access_key)
+        if wait:
+            raise ApiError(
+                429,
+                "TooManyAttempts",
+                f"Too many failed logins from this address or for this user; try again in {wait} s.",
+                {"Retry-After": str(wait)},
+            )
         secret = self._iam.secret_for(access_key)
         # NOTE: compared even for an unknown user, so timing does not tell which users exist.
         matches = hmac.compare_digest((secret or "\0").encode(), document["password"].encode())
         if secret is None or not matches:
+            self._throttle.failed(req.context.address, access_key)
             raise ApiError(401, "InvalidCredentials", "The username or password is not correct.")
         principal = self._iam.principal_for(access_key)
         resp.media = self._tokens.issue(principal.name, None if principal.kind == "root" else access_key)
@@ -218,6 +265,7 @@ class Refresh:
             user, access_key = self._tokens.verify(document["refreshToken"], REFRESH)
         except TokenRefused as refused:
             raise ApiError(401, refused.code, refused.message) from refused
+        req.context.user = user
         token_principal(self._iam, user, access_key)
         resp.media = self._tokens.issue(user, access_key)
 
@@ -653,6 +701,28 @@ class Metrics:
         resp.data = metrics.render(self._metrics_dir, status, self._layer.bucket_usage())
 
 
+class Audit:
+    """This node's audit log, a page at a time: `after` is the id of the last entry already read."""
+
+    def __init__(self, audit: AuditLog, iam: IamService):
+        self._audit = audit
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        authorize(self._iam, req, "GetAuditLog", "*")
+        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_AUDIT_PAGE, default=MAX_AUDIT_PAGE // 10)
+        after = req.get_param_as_int("after", min_value=0)
+        try:
+            entries, truncated = self._audit.page(after, limit)
+        except BadCursor:
+            raise ApiError(400, "InvalidArgument", f"'after' names no entry of the audit log: {after}.") from None
+        resp.media = {
+            "entries": entries,
+            "isTruncated": truncated,
+            "nextAfter": entries[-1]["id"] if entries else after,
+        }
+
+
 class OpenApi:
     public = True
 
@@ -665,12 +735,15 @@ class OpenApi:
 
 
 def _render(resp: falcon.Response, status: int, code: str, message: str) -> None:
+    resp.context.error = code
     resp.status = status
     resp.content_type = JSON_TYPE
     resp.data = orjson.dumps(_error_document(code, message))
 
 
 def _known_error(req, resp, error: ApiError | IamError | S3Error, params) -> None:
+    if isinstance(error, ApiError):
+        resp.set_headers(error.headers)
     _render(resp, error.status, error.code, error.message)
 
 
@@ -686,12 +759,24 @@ def _unexpected(req, resp, error: Exception, params) -> None:
     _render(resp, 500, "InternalError", "We encountered an internal error. Please try again.")
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, members: Members) -> falcon.App:
-    """The Admin API; `members` adds and removes the cluster's members."""
+def create(
+    layer: ObjectLayer,
+    iam: IamService,
+    config: dict,
+    metrics_dir: str,
+    members: Members,
+    throttle: LoginThrottle,
+    audit: AuditLog,
+) -> falcon.App:
+    """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed
+    logins, `audit` keeps every change asked for."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
-    app = falcon.App(media_type=JSON_TYPE, middleware=[Authentication(tokens, iam)])
+    app = falcon.App(
+        media_type=JSON_TYPE,
+        middleware=[ClientAddress(config["admin_secret"]), Auditing(audit), Authentication(tokens, iam)],
+    )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler
     app.resp_options.media_handlers[JSON_TYPE] = handler
@@ -703,7 +788,7 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, 
     app.add_route("/health/ready", Ready(layer))
     app.add_route("/metrics", Metrics(layer, metrics_dir))
     app.add_route("/api/v1/openapi.json", OpenApi())
-    app.add_route("/api/v1/auth/login", Login(tokens, iam))
+    app.add_route("/api/v1/auth/login", Login(tokens, iam, throttle))
     app.add_route("/api/v1/auth/refresh", Refresh(tokens, iam))
     app.add_route("/api/v1/auth/logout", Logout(layer))
     app.add_route("/api/v1/buckets", Buckets(layer, iam, config["region"]))
@@ -722,5 +807,6 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics_dir: str, 
     app.add_route("/api/v1/policies/{name}/detach", PolicyAttachment(iam, attach=False))
     app.add_route("/api/v1/cluster/status", ClusterStatus(layer, iam))
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
+    app.add_route("/api/v1/audit", Audit(audit, iam))
     cluster.add_routes(app, layer, members, iam, config)
     return app

@@ -93,6 +93,10 @@ def add_parser(commands) -> None:
         holder.add_argument("--user")
         holder.add_argument("--group")
 
+    audit = tasks.add_parser("audit", help="this node's audit log, a page at a time (oldest first)")
+    audit.add_argument("--limit", type=int, default=100, help="entries in the page (1 to 1000; default 100)")
+    audit.add_argument("--after", type=int, help="the id of the last entry already read")
+
     cluster = _actions(tasks, "cluster", "cluster status, members joining and leaving")
     cluster.add_parser("status", help="raft, members and this node's figures")
     cluster.add_parser("add", help="add a raft voter started with --join").add_argument("raft_address")
@@ -353,6 +357,31 @@ def _render(args, document: dict | None) -> str:
     return f"{args.task} {subject}: {DONE[args.action]}"
 
 
+def _audit(session: Session, args) -> str:
+    """A page of the audit log as a table, and how to ask for the next one."""
+    query = f"limit={args.limit}" + ("" if args.after is None else f"&after={args.after}")
+    page = session.request("GET", f"/api/v1/audit?{query}")
+    if args.json:
+        return orjson.dumps(page, option=orjson.OPT_INDENT_2).decode()
+    rows = [
+        [
+            str(e["id"]),
+            e["time"],
+            e["user"] or "-",
+            e["address"] or "-",
+            e["method"],
+            e["path"],
+            str(e["status"]),
+            e["error"] or "-",
+        ]
+        for e in page["entries"]
+    ]
+    table = _table(rows, ["ID", "TIME", "USER", "ADDRESS", "METHOD", "PATH", "STATUS", "ERROR"])
+    if page["isTruncated"]:
+        table += f"\n(more: nebulaio admin audit --after {page['nextAfter']})"
+    return table
+
+
 def _drain_line(progress: dict, first: int | None) -> str:
     """A progress bar of a drain: how much of the files counted first are gone, what is left, the ETA."""
     if progress["objects"] is None:
@@ -399,6 +428,8 @@ def run(args: argparse.Namespace) -> int:
             session.request("POST", "/api/v1/auth/logout")
             session.forget()
             output = "logged out: every token issued to you is revoked"
+        elif args.task == "audit":
+            output = _audit(session, args)
         elif (args.task, args.action) == ("cluster", "drain"):
             output = _drain(session, args)
         else:

@@ -113,6 +113,25 @@ SCHEMAS = {
         }
     ),
     "PolicyList": _object({"policies": {"type": "array", "items": _ref("ManagedPolicy")}}),
+    "AuditEntry": _object(
+        {
+            "id": INTEGER,
+            "time": TIMESTAMP,
+            "user": NULLABLE_STRING,
+            "address": NULLABLE_STRING,
+            "method": {"type": "string", "enum": ["POST", "PUT", "PATCH", "DELETE"]},
+            "path": STRING,
+            "status": INTEGER,
+            "error": NULLABLE_STRING,
+        }
+    ),
+    "AuditPage": _object(
+        {
+            "entries": {"type": "array", "items": _ref("AuditEntry")},
+            "isTruncated": BOOLEAN,
+            "nextAfter": NULLABLE_INTEGER,
+        }
+    ),
     "PolicyHolder": _object({"user": STRING, "group": STRING}, required=[]),
     "ClusterStatus": _object(
         {
@@ -243,6 +262,12 @@ RESPONSES = {
         ("NoSuchNode", "No such node is registered."),
     )
 }
+RESPONSES["TooManyAttempts"] = {
+    **_json(_ref("Error"), "Too many failed logins from this address or for this user; try again later."),
+    "headers": {
+        "Retry-After": {"description": "Seconds until a login may be tried again.", "schema": {"type": "integer"}}
+    },
+}
 
 BEARER = [{"bearer": []}]
 PUBLIC: list = []
@@ -313,6 +338,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("TokenPair"), "Logged in."),
                 "401": _error("Unauthorized"),
+                "429": _error("TooManyAttempts"),
                 **BODY_ERRORS,
             },
         }
@@ -502,6 +528,30 @@ PATHS = {
             {"200": _json(_ref("ClusterRepair"), "The figures.")},
             "503",
         )
+    },
+    "/api/v1/audit": {
+        "get": {
+            **_operation(
+                "This node's audit log, oldest first: every POST, PUT, PATCH and DELETE it answered (who, what,"
+                " when, from where, with what status), never a body. Page on with after=nextAfter.",
+                {"200": _json(_ref("AuditPage"), "A page of entries.")},
+                "400",
+            ),
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "Entries in the page (default 100).",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "after",
+                    "in": "query",
+                    "description": "The id of the last entry already read; without it, the page starts at the first.",
+                    "schema": INTEGER,
+                },
+            ],
+        }
     },
     "/api/v1/cluster/nodes": {
         "post": {

@@ -33,6 +33,7 @@ import orjson
 from nebulaio.config import split_address
 from nebulaio.console.session import COOKIE, Sealer, Session
 from nebulaio.console.signer import Signer, encode
+from nebulaio.util import clientaddress
 from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
 log = logging.getLogger("nebulaio.console")
@@ -84,14 +85,16 @@ PAGE_CACHE = "no-cache"
 
 
 class ConsoleError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def _render_error(req, resp, error: ConsoleError, params) -> None:
+    resp.set_headers(error.headers)
     resp.status = error.status
     resp.content_type = JSON_TYPE
     resp.data = orjson.dumps({"error": {"code": error.code, "message": error.message}})
@@ -130,15 +133,17 @@ class Upstream:
             conn.close()
             raise ConsoleError(502, "BadGateway", f"The node's listener did not answer: {exc}.") from exc
 
-    def json(self, method: str, target: str, document: dict | None = None, token: str | None = None):
-        """(status, decoded JSON answer) of one small Admin API call."""
-        headers = {"Content-Type": JSON_TYPE}
+    def json(
+        self, method: str, target: str, document: dict | None = None, token: str | None = None, headers=None
+    ) -> tuple[int, dict | None, http.client.HTTPMessage]:
+        """(status, decoded JSON answer, headers) of one small Admin API call."""
+        headers = {"Content-Type": JSON_TYPE, **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         answer = self.request(method, target, headers, orjson.dumps(document) if document is not None else None)
         with answer:
             raw = answer.read()
-        return answer.status, orjson.loads(raw) if raw else None
+        return answer.status, orjson.loads(raw) if raw else None, answer.headers
 
 
 class Security:
@@ -155,6 +160,12 @@ class Security:
         origin = req.get_header("Origin")
         if origin and urlsplit(origin).netloc != req.netloc:
             raise ConsoleError(403, "CrossOrigin", "Requests from another origin are refused.")
+
+
+def browser(admin_secret: str, req: falcon.Request) -> dict[str, str]:
+    """The browser's address, for the Admin API's login throttle and audit log (which see only
+    the console's loopback connection)."""
+    return {clientaddress.HEADER: clientaddress.seal(admin_secret, req.remote_addr)}
 
 
 class Sessions:
@@ -195,7 +206,9 @@ class Sessions:
         if req.method not in SAFE_METHODS and not self._sealer.csrf_matches(session, req.get_header(CSRF_HEADER)):
             raise ConsoleError(403, "InvalidCsrfToken", f"This call needs the session's {CSRF_HEADER} header.")
         if session.needs_renewal(time.time()):
-            status, answer = self._admin.json("POST", "/api/v1/auth/refresh", {"refreshToken": session.refresh_token})
+            status, answer, _ = self._admin.json(
+                "POST", "/api/v1/auth/refresh", {"refreshToken": session.refresh_token}
+            )
             if status != 200:
                 self.clear(resp)
                 raise ConsoleError(401, "SessionExpired", "The session has expired; log in again.")
@@ -245,9 +258,10 @@ class Static:
 
 
 class SessionResource:
-    def __init__(self, sessions: Sessions, admin: Upstream):
+    def __init__(self, sessions: Sessions, admin: Upstream, admin_secret: str):
         self._sessions = sessions
         self._admin = admin
+        self._admin_secret = admin_secret
 
     def on_get(self, req, resp):
         session = self._sessions.require(req, resp)
@@ -264,18 +278,27 @@ class SessionResource:
             raise ConsoleError(400, "InvalidRequest", "The body needs accessKey and secretKey.") from exc
         if not (isinstance(user, str) and isinstance(secret, str)):
             raise ConsoleError(400, "InvalidRequest", "accessKey and secretKey must be strings.")
-        status, answer = self._admin.json("POST", "/api/v1/auth/login", {"username": user, "password": secret})
+        status, answer, headers = self._admin.json(
+            "POST",
+            "/api/v1/auth/login",
+            {"username": user, "password": secret},
+            headers=browser(self._admin_secret, req),
+        )
+        if status == 429:
+            raise ConsoleError(
+                429, answer["error"]["code"], answer["error"]["message"], {"Retry-After": headers["Retry-After"]}
+            )
         if status != 200:
             raise ConsoleError(401, "InvalidCredentials", "The access key or secret key is not correct.")
         # NOTE: admin pages are shown to whoever the Admin API lets read the cluster's status.
-        probe, _ = self._admin.json("GET", "/api/v1/cluster/status", token=answer["token"])
+        probe, _, _ = self._admin.json("GET", "/api/v1/cluster/status", token=answer["token"])
         session = Session(user, secret, answer["token"], answer["refreshToken"], probe == 200)
         self._sessions.write(resp, session)
         resp.media = {"user": user, "admin": session.admin, "csrf": self._sessions.csrf_token(session)}
 
     def on_delete(self, req, resp):
         session = self._sessions.require(req, resp)
-        self._admin.json("POST", "/api/v1/auth/logout", token=session.token)
+        self._admin.json("POST", "/api/v1/auth/logout", token=session.token, headers=browser(self._admin_secret, req))
         self._sessions.clear(resp)
         resp.status = 204
 
@@ -294,15 +317,19 @@ def _pass_response(resp: falcon.Response, answer: http.client.HTTPResponse, meth
 class AdminProxy:
     """The Admin API with the session's token; login and logout go through /session instead."""
 
-    def __init__(self, sessions: Sessions, admin: Upstream):
+    def __init__(self, sessions: Sessions, admin: Upstream, admin_secret: str):
         self._sessions = sessions
         self._admin = admin
+        self._admin_secret = admin_secret
 
     def __call__(self, req, resp, **params):
         if req.path.startswith("/api/v1/auth/"):
             raise ConsoleError(404, "NotFound", "Log in and out through /session.")
         session = self._sessions.require(req, resp)
-        headers = {"Authorization": f"Bearer {session.token}"}
+        headers = {
+            "Authorization": f"Bearer {session.token}",
+            **browser(self._admin_secret, req),
+        }
         body = None
         if req.content_length:
             if req.content_length > SIGNED_BODY_LIMIT:
@@ -393,9 +420,9 @@ def create(config: dict, generation) -> falcon.App:
     static = Static()
     app.add_route("/", static, suffix="index")
     app.add_route("/static/{name}", static)
-    app.add_route("/session", SessionResource(sessions, admin))
+    app.add_route("/session", SessionResource(sessions, admin, config["admin_secret"]))
     app.add_route("/share", Share(sessions, s3, config["region"], "https" if tls else "http"))
-    admin_proxy = AdminProxy(sessions, admin)
+    admin_proxy = AdminProxy(sessions, admin, config["admin_secret"])
     app.add_sink(admin_proxy, prefix="/api/v1/")
     app.add_sink(admin_proxy, prefix="/metrics")
     app.add_sink(S3Proxy(sessions, s3, config["region"]), prefix="/s3/")

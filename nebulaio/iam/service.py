@@ -18,8 +18,6 @@ everything, and no IAM change can lock it out.
 from __future__ import annotations
 
 import re
-import secrets
-import string
 from collections.abc import Callable
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
@@ -30,6 +28,7 @@ from nebulaio.iam.policy import ALLOW, DENY, Context, Policy, PolicyError, Princ
 from nebulaio.iam.sealing import Sealer, SealError
 from nebulaio.meta.iam import GROUP, KEY, POLICY, USER
 from nebulaio.util.ids import now_ms
+from nebulaio.util.keyfile import new_key_pair
 
 COMMIT_TIMEOUT = 30.0
 USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -37,9 +36,6 @@ GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}")
 POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
 ACCESS_KEY = re.compile(r"[A-Za-z0-9]{16,128}")
 SECRET_KEY = re.compile(r"[\x21-\x7e]{8,128}")
-ACCESS_KEY_ALPHABET = string.ascii_uppercase + string.digits
-ACCESS_KEY_LENGTH = 20
-SECRET_KEY_BYTES = 30
 BUCKET_POLICY_CACHE = 1024
 
 ANONYMOUS = Principal("anonymous", None, None)
@@ -208,8 +204,7 @@ class IamService:
         if (access_key is None) != (secret_key is None):
             raise IamError("InvalidInput", "Give both the access key and the secret key, or neither.")
         if access_key is None:
-            access_key = "".join(secrets.choice(ACCESS_KEY_ALPHABET) for _ in range(ACCESS_KEY_LENGTH))
-            secret_key = secrets.token_urlsafe(SECRET_KEY_BYTES)[:40]
+            access_key, secret_key = new_key_pair()
         _check_name(ACCESS_KEY, access_key, "access key (16 to 128 letters and digits)")
         _check_name(SECRET_KEY, secret_key, "secret key (8 to 128 printable characters)")
         if access_key == self._root.root_user:

@@ -16,8 +16,8 @@ MAX_SOCKET_PATH = 100
 
 
 class DataLayout:
-    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, and <data>/run/ for the IPC socket
-    and the workers' request counters."""
+    """<data>/metadata/{raft,kv,images}/, <data>/objects/, <data>/temp/, <data>/audit.jsonl, and <data>/run/
+    for the IPC socket, the workers' request counters and their count of failed logins."""
 
     __slots__ = (
         "root",
@@ -32,7 +32,10 @@ class DataLayout:
         "secret_file",
         "node_id_file",
         "admin_secret_file",
+        "root_credentials_file",
         "metrics_dir",
+        "login_failures",
+        "audit_log",
     )
 
     def __init__(self, root: str):
@@ -47,12 +50,17 @@ class DataLayout:
         self.peers_marker = os.path.join(self.run_dir, "has-raft-peers")
         """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
+        self.login_failures = os.path.join(self.run_dir, "login-failures.sqlite")
+        """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
+        self.audit_log = os.path.join(self.root, "audit.jsonl")
+        """Every change asked of the Admin API on this node (see nebulaio.admin.audit)."""
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:
             digest = xxhash.xxh64_hexdigest(self.root.encode())
             self.ipc_socket = os.path.join(tempfile.gettempdir(), f"nebulaio-{digest}.sock")
         self.secret_file = os.path.join(self.root, "metadata", "cluster-secret")
         self.node_id_file = os.path.join(self.root, "metadata", "node-id")
         self.admin_secret_file = os.path.join(self.root, "metadata", "admin-secret")
+        self.root_credentials_file = os.path.join(self.root, "metadata", "root-credentials")
 
     def create(self) -> None:
         for path in (
@@ -76,6 +84,13 @@ class DataLayout:
     def admin_secret(self, configured: str) -> str:
         """The Admin API's token signing secret, kept the same way; the launcher makes it."""
         return configured or keyfile.read_or_create(self.admin_secret_file)
+
+    def root_credentials(self, user: str, password: str) -> tuple[str, str, bool]:
+        """The configured root pair, else one generated on first start and kept; and whether it
+        was generated just now (to be shown once). The launcher makes it."""
+        if user:
+            return user, password, False
+        return keyfile.read_or_create_pair(self.root_credentials_file)
 
     def node_id(self, configured: str) -> str:
         """The configured node id, else one generated on first start and kept: a restarted

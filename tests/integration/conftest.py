@@ -112,6 +112,8 @@ class Node:
             NEBULAIO_ROOT_PASSWORD=self.root_password,
             NEBULAIO_WORKERS="2",
             NEBULAIO_LOG_LEVEL="info",
+            # Tests fail logins on purpose, all from loopback; test_login_throttle sets a limit (by flag).
+            NEBULAIO_LOGIN_MAX_FAILURES="0",
             **self.extra_env,
         )
 

@@ -5,7 +5,9 @@ from types import SimpleNamespace
 from falcon import inspect
 
 from nebulaio.admin import app as admin_app
+from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.openapi import DOCUMENT
+from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
 
@@ -22,7 +24,9 @@ CONFIG = {
 def test_served_routes_are_the_documented_ones(tmp_path):
     layer = SimpleNamespace(reader=SimpleNamespace(token_generation=lambda user: 0))
     iam = IamService(layer.reader, None, Credentials("root", "secret"), "c" * 43)
-    app = admin_app.create(layer, iam, CONFIG, str(tmp_path), members=None)
+    throttle = LoginThrottle(str(tmp_path / "failures.sqlite"), 10, 60)
+    audit = AuditLog(str(tmp_path / "audit.jsonl"))
+    app = admin_app.create(layer, iam, CONFIG, str(tmp_path), members=None, throttle=throttle, audit=audit)
     served = {
         (route.path, method.method.lower())
         for route in inspect.inspect_routes(app)

@@ -80,3 +80,26 @@ def test_repair_needs_a_positive_batch_and_bandwidth():
 def test_every_example_configuration_resolves():
     for path in sorted(DOCUMENTED.parent.glob("*/*.toml")):
         config.resolve(str(path), environ={})
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"NEBULAIO_ROOT_USER": "nebulaadmin", "NEBULAIO_ROOT_PASSWORD": "nebulaadmin"}, "is public"),
+        ({"NEBULAIO_ROOT_USER": "someone", "NEBULAIO_ROOT_PASSWORD": "nebulaadmin"}, "is public"),
+        ({"NEBULAIO_ROOT_PASSWORD": "a-secret-of-mine"}, "set together"),
+        ({"NEBULAIO_JOIN": "127.0.0.1:9004"}, "a cluster needs root_user and root_password"),
+        ({"NEBULAIO_ROLE": "storage", "NEBULAIO_RAFT_PEERS": "127.0.0.1:9003"}, "a cluster needs root_user"),
+        ({"NEBULAIO_LOGIN_MAX_FAILURES": "-1"}, "login_max_failures must be 0"),
+        ({"NEBULAIO_LOGIN_WINDOW": "0"}, "login_window must be at least 1"),
+    ],
+)
+def test_a_public_half_set_or_per_node_root_pair_and_bad_login_limits_are_refused(environ, message):
+    with pytest.raises(ValueError, match=message):
+        config.resolve(environ=environ)
+
+
+def test_a_lone_node_may_leave_the_root_pair_to_be_generated():
+    assert config.resolve(environ={})["root_user"] == config.resolve(environ={})["root_password"] == ""
+    clustered = {"NEBULAIO_RAFT_PEERS": "127.0.0.1:1,127.0.0.1:2", "NEBULAIO_ROOT_USER": "me"}
+    assert config.resolve(environ=clustered | {"NEBULAIO_ROOT_PASSWORD": "mine-0123"})["root_user"] == "me"

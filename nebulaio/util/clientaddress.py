@@ -1,0 +1,30 @@
+"""The console logs users in through the Admin API over loopback, so the Admin API would see
+every browser as 127.0.0.1: one throttle for all of them, and an audit log that says nothing of
+where a login came from. The console names the browser's address in a header sealed with a key
+derived from `admin_secret`; the Admin API believes the header only when the seal is right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+HEADER = "X-NebulaIO-Client-Address"
+_PURPOSE = b"nebulaio console client address"
+
+
+def _key(admin_secret: str) -> bytes:
+    return hmac.new(admin_secret.encode(), _PURPOSE, hashlib.sha256).digest()
+
+
+def seal(admin_secret: str, address: str) -> str:
+    """The header's value naming `address`."""
+    return f"{address} {hmac.new(_key(admin_secret), address.encode(), hashlib.sha256).hexdigest()}"
+
+
+def opened(admin_secret: str, value: str | None) -> str | None:
+    """The address a sealed header names, or None when it is missing or not sealed with this secret."""
+    address = (value or "").rpartition(" ")[0]
+    if not address or not hmac.compare_digest(seal(admin_secret, address), value):
+        return None
+    return address
