@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -146,13 +147,26 @@ class TracedNode(Node):
 
 SYSCALL_LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]")
 SOCKET_FAMILY = re.compile(r"\bsocket\((AF_[A-Z0-9]+)")
+CHANGES_A_PATH = re.compile(
+    r"^\d+\s+(?:(?:open|openat|creat)\(.*O_(?:WRONLY|RDWR|CREAT)"
+    r"|(?:mkdir|mkdirat|rename|renameat|renameat2|unlink|unlinkat|rmdir|chmod|fchmodat|truncate|link|linkat"
+    r"|symlink|symlinkat|mknod|mknodat)\(|bind\(\d+, \{sa_family=AF_UNIX)"
+)
+QUOTED_PATH = re.compile(r'"([^"]*)"')
+
+
+def paths_written(trace: str) -> set[str]:
+    """Every path a traced process created, wrote, renamed, removed or bound a socket at."""
+    return {path for line in trace.splitlines() if CHANGES_A_PATH.match(line) for path in QUOTED_PATH.findall(line)}
 
 
 @needs_systemd_analyze
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace missing")
 def test_node_runs_within_the_units_system_calls_and_address_families(tmp_path):
     """The unit's SystemCallFilter and RestrictAddressFamilies refuse nothing a node does from
-    its start, through S3 writes and reads, to a clean stop (a refused call would be EPERM)."""
+    its start, through S3 writes and reads, to a clean stop (a refused call would be EPERM),
+    and it writes only where ProtectSystem=strict lets it: its data directory (ReadWritePaths)
+    and files of its own directly in /tmp (PrivateTmp)."""
     settings = unit_settings(UNIT)
     allowed: set[str] = set()
     for entry in settings["SystemCallFilter"]:
@@ -180,8 +194,9 @@ def test_node_runs_within_the_units_system_calls_and_address_families(tmp_path):
     finally:
         node.stop()
 
+    text = trace.read_text(errors="replace")
     used, sockets = set(), set()
-    for line in trace.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         if match := SYSCALL_LINE.match(line):
             used.add(match.group(1))
         if match := SOCKET_FAMILY.search(line):
@@ -189,6 +204,15 @@ def test_node_runs_within_the_units_system_calls_and_address_families(tmp_path):
     assert {"clone", "sendfile", "fsync"} & used and "socket" in used, sorted(used)
     assert used <= allowed, sorted(used - allowed)
     assert sockets <= families, sorted(sockets - families)
+    written = paths_written(text)
+    data = f"{node.data}/"
+    assert any(path.startswith(data + "objects/") for path in written), sorted(written)
+    elsewhere = {
+        path
+        for path in written
+        if not (path + "/").startswith(data) and Path(path).parent != Path(tempfile.gettempdir())
+    }
+    assert not elsewhere, sorted(elsewhere)
 
 
 # --- Prometheus -----------------------------------------------------------------------------
