@@ -17,11 +17,14 @@ import urllib.request
 
 import orjson
 
+from nebulaio.admin import transfer
+from nebulaio.admin.progress import bar
+from nebulaio.admin.progress import human_size as _size
+
 DEFAULT_URL = "http://127.0.0.1:9001"
 TIMEOUT = 30.0
 DRAIN_POLL = 1.0
 """Seconds between two looks at a drain's progress."""
-BAR_WIDTH = 30
 
 
 def default_token_file() -> str:
@@ -55,6 +58,18 @@ def add_parser(commands) -> None:
     set_policy.add_argument("name")
     set_policy.add_argument("file")
     bucket.add_parser("delete-policy", help="remove a bucket's policy").add_argument("name")
+    upload = bucket.add_parser("import", help="upload a directory tree into a bucket through S3, with a progress bar")
+    upload.add_argument("directory")
+    upload.add_argument("name")
+    download = bucket.add_parser("export", help="download a bucket into a directory through S3, with a progress bar")
+    download.add_argument("name")
+    download.add_argument("directory")
+    for command in (upload, download):
+        command.add_argument("--prefix", default="", help="keys under this prefix (the prefix is not a path)")
+        command.add_argument("--s3-url", help=f"S3 API address (NEBULAIO_S3_URL; {transfer.DEFAULT_S3_URL})")
+        command.add_argument("--access-key", help="S3 access key (AWS_ACCESS_KEY_ID)")
+        command.add_argument("--secret-key", help="S3 secret key (AWS_SECRET_ACCESS_KEY)")
+        command.add_argument("--region", help="signing region (AWS_DEFAULT_REGION; us-east-1)")
 
     user = _actions(tasks, "user", "IAM users")
     user.add_parser("list", help="every user")
@@ -172,14 +187,6 @@ class Session:
         except (urllib.error.URLError, OSError) as error:
             raise CommandFailed(f"Cannot reach {self.url}: {error}", "Unreachable") from error
         return orjson.loads(payload) if payload else None
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -358,11 +365,9 @@ def _drain_line(progress: dict, first: int | None) -> str:
     if progress["objects"] is None:
         return f"node {progress['node']}: draining; not counted yet"
     done = 1 - progress["objects"] / first if first else float(progress["done"])
-    filled = round(done * BAR_WIDTH)
     eta = progress["etaSeconds"]
-    return (
-        f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done:4.0%}  {progress['objects']} files"
-        f" ({_size(progress['bytes'])}) left" + ("" if eta is None else f", about {eta:.0f} s")
+    return f"{bar(done)}  {progress['objects']} files ({_size(progress['bytes'])}) left" + (
+        "" if eta is None else f", about {eta:.0f} s"
     )
 
 
@@ -401,9 +406,13 @@ def run(args: argparse.Namespace) -> int:
             output = "logged out: every token issued to you is revoked"
         elif (args.task, args.action) == ("cluster", "drain"):
             output = _drain(session, args)
+        elif (args.task, args.action) == ("bucket", "import"):
+            output = transfer.run(args, lambda s3: transfer.import_tree(s3, args.directory, args.name, args.prefix))
+        elif (args.task, args.action) == ("bucket", "export"):
+            output = transfer.run(args, lambda s3: transfer.export_tree(s3, args.name, args.directory, args.prefix))
         else:
             output = _render(args, session.request(*REQUESTS[args.task, args.action](args)))
-    except CommandFailed as failed:
+    except (CommandFailed, transfer.TransferFailed) as failed:
         print(f"nebulaio admin: {failed.args[0]}", file=sys.stderr)
         return 1
     if output:
