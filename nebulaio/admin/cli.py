@@ -24,7 +24,8 @@ from nebulaio.admin.progress import human_size as _size
 DEFAULT_URL = "http://127.0.0.1:9001"
 TIMEOUT = 30.0
 DRAIN_POLL = 1.0
-"""Seconds between two looks at a drain's progress."""
+"""Seconds between two looks at a drain's or a repair's progress."""
+REPAIR_PATH = "/api/v1/cluster/repair"
 
 
 def default_token_file() -> str:
@@ -115,6 +116,12 @@ def add_parser(commands) -> None:
     drain = cluster.add_parser("drain", help="move a storage node's objects to the others, with a progress bar")
     drain.add_argument("node_id")
     drain.add_argument("--no-wait", action="store_true", help="start the drain and return at once")
+    repair = cluster.add_parser("repair", help="this node's repair progress")
+    repair.add_argument(
+        "--wait",
+        action="store_true",
+        help="draw the progress until a walk begun after the command finds nothing to repair on this node",
+    )
 
 
 def _actions(tasks, task: str, help_text: str):
@@ -389,6 +396,43 @@ def _drain(session: Session, args) -> str:
     return f"node {node}: drained; it holds no objects and can be removed (nebulaio admin cluster remove {node})"
 
 
+def _backlog(figures: dict) -> int:
+    """Files the last finished walk found short of copies, on unwanted holders or unclaimed."""
+    return figures["underReplicated"] + figures["misplaced"] + figures["unclaimed"]
+
+
+def _repair_line(figures: dict) -> str:
+    """A progress bar of the walk under way (its length estimated by the last one), and what
+    the last finished walk found."""
+    checked, files = figures["cycleChecked"], figures["cycleFiles"]
+    walk = f"walk {figures['cycles'] + 1}: {checked} files checked" + (f" of about {files}" if files else "")
+    return (
+        (f"{bar(min(checked / files, 1.0))}  " if files else "")
+        + f"{walk}; {figures['copied']} copied ({_size(figures['bytesMoved'])}), {figures['removed']} given up;"
+        f" last walk found {figures['underReplicated']} under-replicated, {figures['misplaced']} misplaced,"
+        f" {figures['unclaimed']} unclaimed"
+    )
+
+
+def _repair(session: Session, args) -> str:
+    """This node's repair figures; with --wait, drawn until a walk that began after the command
+    (not one already under way, which may have passed damaged files) has found nothing to do."""
+    figures = session.request("GET", REPAIR_PATH)
+    if args.wait:
+        needed = figures["cycles"] + (2 if figures["cycleChecked"] else 1)
+        while figures["cycles"] < needed or _backlog(figures):
+            end = "\r" if sys.stderr.isatty() else "\n"
+            sys.stderr.write(_repair_line(figures) + end)
+            sys.stderr.flush()
+            time.sleep(DRAIN_POLL)
+            figures = session.request("GET", REPAIR_PATH)
+    if args.json:
+        return orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode()
+    if args.wait:
+        return f"node {figures['node']}: repaired; a walk over {figures['cycleFiles']} files found nothing to do"
+    return f"node {figures['node']}: " + _repair_line(figures)
+
+
 def run(args: argparse.Namespace) -> int:
     session = Session(args.url, args.token_file or os.environ.get("NEBULAIO_ADMIN_TOKEN_FILE") or default_token_file())
     try:
@@ -406,6 +450,8 @@ def run(args: argparse.Namespace) -> int:
             output = "logged out: every token issued to you is revoked"
         elif (args.task, args.action) == ("cluster", "drain"):
             output = _drain(session, args)
+        elif (args.task, args.action) == ("cluster", "repair"):
+            output = _repair(session, args)
         elif (args.task, args.action) == ("bucket", "import"):
             output = transfer.run(args, lambda s3: transfer.import_tree(s3, args.directory, args.name, args.prefix))
         elif (args.task, args.action) == ("bucket", "export"):
