@@ -58,6 +58,8 @@ setup(
             # A real client whose DeleteObjects carries a flexible checksum instead of Content-MD5.
             "pyarrow>=20",
             "fusepy>=3.0.1",
+            # The deployment kit's tests read the Prometheus rules.
+            "pyyaml>=6",
         ],
         "bench": ["moto[server]>=5"],
     },

@@ -25,7 +25,6 @@ from nebulaio.admin import cluster, metrics, openapi
 from nebulaio.admin.audit import CHANGES, AuditLog, BadCursor
 from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
-from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
@@ -208,11 +207,10 @@ class Ready:
             return
         ready = bool(status.get("ready")) and (status.get("last_applied") or 0) >= (status.get("commit_index") or 0)
         resp.status = 200 if ready else 503
-        states = [member["state"] for member in status["gossip"]["members"]]
         resp.media = {
             "status": "ready" if ready else "not ready",
             "raft": _raft(status),
-            "members": {state: states.count(state) for state in GOSSIP_STATES},
+            "members": metrics.member_states(status),
         }
 
 
@@ -688,9 +686,10 @@ class Metrics:
 
     public = True
 
-    def __init__(self, layer: ObjectLayer, metrics_dir: str):
+    def __init__(self, layer: ObjectLayer, metrics_dir: str, data_dir: str):
         self._layer = layer
         self._metrics_dir = metrics_dir
+        self._data_dir = data_dir
 
     def on_get(self, req, resp):
         try:
@@ -698,7 +697,8 @@ class Metrics:
         except SupervisorUnavailable:
             status = None
         resp.content_type = metrics.CONTENT_TYPE
-        resp.data = metrics.render(self._metrics_dir, status, self._layer.bucket_usage())
+        disk = psutil.disk_usage(self._data_dir)
+        resp.data = metrics.render(self._metrics_dir, status, self._layer.bucket_usage(), disk)
 
 
 class Audit:
@@ -786,7 +786,7 @@ def create(
         app.add_error_handler(known, _known_error)
     app.add_route("/health/live", Live())
     app.add_route("/health/ready", Ready(layer))
-    app.add_route("/metrics", Metrics(layer, metrics_dir))
+    app.add_route("/metrics", Metrics(layer, metrics_dir, config["data"]))
     app.add_route("/api/v1/openapi.json", OpenApi())
     app.add_route("/api/v1/auth/login", Login(tokens, iam, throttle))
     app.add_route("/api/v1/auth/refresh", Refresh(tokens, iam))

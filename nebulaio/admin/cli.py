@@ -17,11 +17,15 @@ import urllib.request
 
 import orjson
 
+from nebulaio.admin import transfer
+from nebulaio.admin.progress import bar
+from nebulaio.admin.progress import human_size as _size
+
 DEFAULT_URL = "http://127.0.0.1:9001"
 TIMEOUT = 30.0
 DRAIN_POLL = 1.0
-"""Seconds between two looks at a drain's progress."""
-BAR_WIDTH = 30
+"""Seconds between two looks at a drain's or a repair's progress."""
+REPAIR_PATH = "/api/v1/cluster/repair"
 
 
 def default_token_file() -> str:
@@ -55,6 +59,18 @@ def add_parser(commands) -> None:
     set_policy.add_argument("name")
     set_policy.add_argument("file")
     bucket.add_parser("delete-policy", help="remove a bucket's policy").add_argument("name")
+    upload = bucket.add_parser("import", help="upload a directory tree into a bucket through S3, with a progress bar")
+    upload.add_argument("directory")
+    upload.add_argument("name")
+    download = bucket.add_parser("export", help="download a bucket into a directory through S3, with a progress bar")
+    download.add_argument("name")
+    download.add_argument("directory")
+    for command in (upload, download):
+        command.add_argument("--prefix", default="", help="keys under this prefix (the prefix is not a path)")
+        command.add_argument("--s3-url", help=f"S3 API address (NEBULAIO_S3_URL; {transfer.DEFAULT_S3_URL})")
+        command.add_argument("--access-key", help="S3 access key (AWS_ACCESS_KEY_ID)")
+        command.add_argument("--secret-key", help="S3 secret key (AWS_SECRET_ACCESS_KEY)")
+        command.add_argument("--region", help="signing region (AWS_DEFAULT_REGION; us-east-1)")
 
     user = _actions(tasks, "user", "IAM users")
     user.add_parser("list", help="every user")
@@ -104,6 +120,12 @@ def add_parser(commands) -> None:
     drain = cluster.add_parser("drain", help="move a storage node's objects to the others, with a progress bar")
     drain.add_argument("node_id")
     drain.add_argument("--no-wait", action="store_true", help="start the drain and return at once")
+    repair = cluster.add_parser("repair", help="this node's repair progress")
+    repair.add_argument(
+        "--wait",
+        action="store_true",
+        help="draw the progress until a walk begun after the command finds nothing to repair on this node",
+    )
 
 
 def _actions(tasks, task: str, help_text: str):
@@ -176,14 +198,6 @@ class Session:
         except (urllib.error.URLError, OSError) as error:
             raise CommandFailed(f"Cannot reach {self.url}: {error}", "Unreachable") from error
         return orjson.loads(payload) if payload else None
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -387,11 +401,9 @@ def _drain_line(progress: dict, first: int | None) -> str:
     if progress["objects"] is None:
         return f"node {progress['node']}: draining; not counted yet"
     done = 1 - progress["objects"] / first if first else float(progress["done"])
-    filled = round(done * BAR_WIDTH)
     eta = progress["etaSeconds"]
-    return (
-        f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done:4.0%}  {progress['objects']} files"
-        f" ({_size(progress['bytes'])}) left" + ("" if eta is None else f", about {eta:.0f} s")
+    return f"{bar(done)}  {progress['objects']} files ({_size(progress['bytes'])}) left" + (
+        "" if eta is None else f", about {eta:.0f} s"
     )
 
 
@@ -413,6 +425,43 @@ def _drain(session: Session, args) -> str:
     return f"node {node}: drained; it holds no objects and can be removed (nebulaio admin cluster remove {node})"
 
 
+def _backlog(figures: dict) -> int:
+    """Files the last finished walk found short of copies, on unwanted holders or unclaimed."""
+    return figures["underReplicated"] + figures["misplaced"] + figures["unclaimed"]
+
+
+def _repair_line(figures: dict) -> str:
+    """A progress bar of the walk under way (its length estimated by the last one), and what
+    the last finished walk found."""
+    checked, files = figures["cycleChecked"], figures["cycleFiles"]
+    walk = f"walk {figures['cycles'] + 1}: {checked} files checked" + (f" of about {files}" if files else "")
+    return (
+        (f"{bar(min(checked / files, 1.0))}  " if files else "")
+        + f"{walk}; {figures['copied']} copied ({_size(figures['bytesMoved'])}), {figures['removed']} given up;"
+        f" last walk found {figures['underReplicated']} under-replicated, {figures['misplaced']} misplaced,"
+        f" {figures['unclaimed']} unclaimed"
+    )
+
+
+def _repair(session: Session, args) -> str:
+    """This node's repair figures; with --wait, drawn until a walk that began after the command
+    (not one already under way, which may have passed damaged files) has found nothing to do."""
+    figures = session.request("GET", REPAIR_PATH)
+    if args.wait:
+        needed = figures["cycles"] + (2 if figures["cycleChecked"] else 1)
+        while figures["cycles"] < needed or _backlog(figures):
+            end = "\r" if sys.stderr.isatty() else "\n"
+            sys.stderr.write(_repair_line(figures) + end)
+            sys.stderr.flush()
+            time.sleep(DRAIN_POLL)
+            figures = session.request("GET", REPAIR_PATH)
+    if args.json:
+        return orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode()
+    if args.wait:
+        return f"node {figures['node']}: repaired; a walk over {figures['cycleFiles']} files found nothing to do"
+    return f"node {figures['node']}: " + _repair_line(figures)
+
+
 def run(args: argparse.Namespace) -> int:
     session = Session(args.url, args.token_file or os.environ.get("NEBULAIO_ADMIN_TOKEN_FILE") or default_token_file())
     try:
@@ -432,9 +481,15 @@ def run(args: argparse.Namespace) -> int:
             output = _audit(session, args)
         elif (args.task, args.action) == ("cluster", "drain"):
             output = _drain(session, args)
+        elif (args.task, args.action) == ("cluster", "repair"):
+            output = _repair(session, args)
+        elif (args.task, args.action) == ("bucket", "import"):
+            output = transfer.run(args, lambda s3: transfer.import_tree(s3, args.directory, args.name, args.prefix))
+        elif (args.task, args.action) == ("bucket", "export"):
+            output = transfer.run(args, lambda s3: transfer.export_tree(s3, args.name, args.directory, args.prefix))
         else:
             output = _render(args, session.request(*REQUESTS[args.task, args.action](args)))
-    except CommandFailed as failed:
+    except (CommandFailed, transfer.TransferFailed) as failed:
         print(f"nebulaio admin: {failed.args[0]}", file=sys.stderr)
         return 1
     if output:

@@ -1,7 +1,9 @@
-"""/metrics: the workers' request counters, raft's and repair's figures and bucket usage as Prometheus text."""
+"""/metrics: the workers' request counters, raft's, gossip's and repair's figures, the data
+directory's disk and bucket usage as Prometheus text."""
 
 from __future__ import annotations
 
+from nebulaio.cluster.gossip import STATES as GOSSIP_STATES
 from nebulaio.util.metrics import Totals, read_totals
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -67,6 +69,27 @@ def _raft(lines: list[str], status: dict | None) -> None:
         lines.append(f"{name} {value or 0}")
 
 
+def member_states(status: dict) -> dict[str, int]:
+    """How many members this node's gossip holds alive, suspect and dead (itself included)."""
+    states = [member["state"] for member in status["gossip"]["members"]]
+    return {state: states.count(state) for state in GOSSIP_STATES}
+
+
+def _gossip(lines: list[str], status: dict) -> None:
+    _family(lines, "nebulaio_gossip_members", "gauge", "Members this node's gossip holds, by state.")
+    for state, count in member_states(status).items():
+        lines.append(f"nebulaio_gossip_members{_labels(state=state)} {count}")
+
+
+def _disk(lines: list[str], disk) -> None:
+    for name, help_text, value in (
+        ("nebulaio_disk_total_bytes", "Size of the file system holding the data directory.", disk.total),
+        ("nebulaio_disk_free_bytes", "Bytes free on the file system holding the data directory.", disk.free),
+    ):
+        _family(lines, name, "gauge", help_text)
+        lines.append(f"{name} {value}")
+
+
 def _repair(lines: list[str], repair: dict) -> None:
     figures = (
         ("nebulaio_repair_running", "gauge", "1 while a repair pass runs.", int(repair["running"])),
@@ -110,12 +133,15 @@ def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
         lines.append(f"nebulaio_bucket_bytes{_labels(bucket=name)} {stats['bytes']}")
 
 
-def render(metrics_dir: str, status: dict | None, usage: dict[str, dict]) -> bytes:
-    """The exposition text: request counters summed over every worker, raft, repair, bucket usage."""
+def render(metrics_dir: str, status: dict | None, usage: dict[str, dict], disk) -> bytes:
+    """The exposition text: request counters summed over every worker, raft, gossip, repair,
+    the disk (`disk`: psutil's usage of the data directory) and bucket usage."""
     lines: list[str] = []
     _requests(lines, read_totals(metrics_dir))
     _raft(lines, status)
     if status is not None:
+        _gossip(lines, status)
         _repair(lines, status["repair"])
+    _disk(lines, disk)
     _buckets(lines, usage)
     return ("\n".join(lines) + "\n").encode()
