@@ -106,7 +106,7 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
         record = object_record()
         if record is None:
             return None
-        return acl.grants_of(record.get("acl"), record.get("owner"), bucket_record["owner"])
+        return acl.version_grants(bucket_record, record)
 
     def existing_tag(tag: str) -> list[str] | None:
         record = object_record()
