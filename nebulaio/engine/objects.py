@@ -197,13 +197,22 @@ class ObjectLayer:
         return record
 
     def create_bucket(
-        self, name: str, owner: str, region: str, acl: str | list | None = None, object_lock: bool = False
+        self,
+        name: str,
+        owner: str,
+        region: str,
+        acl: str | list | None = None,
+        object_lock: bool = False,
+        ownership: str | None = None,
     ) -> None:
         """Create a bucket `owner` owns; `acl` is its ACL (a canned ACL's name or grants; None:
-        private); with `object_lock`, versioned and lockable from the start."""
+        private); with `object_lock`, versioned and lockable from the start; `ownership` is its
+        Object Ownership (None: none set)."""
         command = {"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region}
         if acl is not None:
             command["acl"] = acl
+        if ownership is not None:
+            command["ownership"] = ownership
         if object_lock:
             command["object_lock"] = True
         self.submit(command)

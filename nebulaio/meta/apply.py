@@ -179,6 +179,8 @@ class Applier:
             record.update(versioning=ENABLED, object_lock={"enabled": True})
         if command.get("acl") is not None:
             record["acl"] = command["acl"]
+        if command.get("ownership") is not None:
+            record["ownership"] = command["ownership"]
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -517,6 +519,8 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "lifecycle": _any_value,
     "policy": _any_value,
     "acl": _any_value,
+    "public_access_block": _any_value,
+    "ownership": _any_value,
     "versioning": _versioning_change,
     "object_lock": _object_lock_change,
 }
