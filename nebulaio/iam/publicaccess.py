@@ -27,6 +27,9 @@ BUCKET_OWNER_PREFERRED = "BucketOwnerPreferred"
 OBJECT_WRITER = "ObjectWriter"
 OWNERSHIPS = (BUCKET_OWNER_ENFORCED, BUCKET_OWNER_PREFERRED, OBJECT_WRITER)
 
+AWS_BUCKET_DEFAULTS = {OWNERSHIP: BUCKET_OWNER_ENFORCED, PUBLIC_ACCESS_BLOCK: dict.fromkeys(SWITCHES, True)}
+"""The settings AWS gives every new bucket since April 2023 (the aws_bucket_defaults setting)."""
+
 
 def blocks(bucket: dict, switch: str) -> bool:
     """Whether one of the bucket's Block Public Access switches is on."""

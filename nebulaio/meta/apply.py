@@ -179,8 +179,9 @@ class Applier:
             record.update(versioning=ENABLED, object_lock={"enabled": True})
         if command.get("acl") is not None:
             record["acl"] = command["acl"]
-        if command.get("ownership") is not None:
-            record["ownership"] = command["ownership"]
+        for setting in CREATE_SETTINGS:
+            if command.get(setting) is not None:
+                record[setting] = command[setting]
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -512,6 +513,9 @@ def _object_lock_change(record: dict, value) -> str | None:
         return "InvalidBucketState"
     return None
 
+
+CREATE_SETTINGS = ("ownership", "public_access_block")
+"""Bucket settings a bucket.create command may give the new bucket."""
 
 BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,

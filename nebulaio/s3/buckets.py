@@ -5,9 +5,9 @@ from __future__ import annotations
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.iam.credentials import canonical_id
-from nebulaio.iam.publicaccess import BUCKET_OWNER_ENFORCED
+from nebulaio.iam.publicaccess import acls_disabled
 from nebulaio.s3 import xml
-from nebulaio.s3.acl import header_acl, stored_acl
+from nebulaio.s3.acl import check_acl, header_acl, stored_acl
 from nebulaio.s3.body import read_body
 from nebulaio.s3.ownership import OWNERSHIP_HEADER, check_ownership, refuse_acls_of
 
@@ -32,9 +32,11 @@ def create_bucket(api, request, resp) -> None:
     ownership = request.header(OWNERSHIP_HEADER)
     if ownership is not None:
         check_ownership(ownership)
-        if ownership == BUCKET_OWNER_ENFORCED:
-            refuse_acls_of(requested, request.user)
-    stored = stored_acl(requested, ownership == BUCKET_OWNER_ENFORCED)
+    new = dict(api.layer.new_bucket_settings(ownership), owner=request.user)
+    if acls_disabled(new):
+        refuse_acls_of(requested, request.user)
+    check_acl(new, requested)
+    stored = stored_acl(requested, acls_disabled(new))
     api.layer.create_bucket(name, request.user, api.region, stored, object_lock, ownership)
     resp.set_header("Location", "/" + name)
 

@@ -349,3 +349,47 @@ def test_who_owns_an_object_written_with_bucket_owner_full_control(s3, new_bucke
         assert grants(handed) == sorted([(canonical_id(user), "FULL_CONTROL"), (ROOT_ID, "FULL_CONTROL")])
     kept = s3.get_object_acl(Bucket=name, Key="kept")
     assert kept["Owner"]["ID"] == canonical_id(user) and grants(kept) == [(canonical_id(user), "FULL_CONTROL")]
+
+
+# -- AWS's defaults for new buckets, where configured ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aws_defaults_node(node_factory):
+    return node_factory(extra_env={"NEBULAIO_AWS_BUCKET_DEFAULTS": "true"})
+
+
+def test_aws_bucket_defaults_block_public_access_and_disable_acls(aws_defaults_node):
+    s3 = aws_defaults_node.client()
+    name = f"bpa-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    assert s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"] == ALL_ON
+    rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert refusal(lambda: s3.put_object(Bucket=name, Key="k", Body=b"x", ACL="public-read")) == (
+        "AccessControlListNotSupported",
+        400,
+    )
+    assert refusal(lambda: s3.put_bucket_policy(Bucket=name, Policy=policy(name))) == ("AccessDenied", 403)
+
+    refused = f"bpa-{uuid.uuid4().hex[:20]}"
+    assert refusal(lambda: s3.create_bucket(Bucket=refused, ACL="public-read")) == (
+        "InvalidBucketAclWithObjectOwnership",
+        400,
+    )
+    assert refusal(lambda: s3.create_bucket(Bucket=refused, ACL="public-read", ObjectOwnership="ObjectWriter")) == (
+        "AccessDenied",
+        403,
+    )
+    assert refusal(lambda: s3.head_bucket(Bucket=refused))[1] == 404
+    writer = f"bpa-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=writer, ObjectOwnership="ObjectWriter", ACL="private")
+    assert s3.get_bucket_ownership_controls(Bucket=writer)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "ObjectWriter"}
+    ]
+    s3.delete_public_access_block(Bucket=writer)
+    s3.put_object(Bucket=writer, Key="k", Body=b"x", ACL="public-read")
+    assert anonymous_get(aws_defaults_node, writer, "k") == 200
+    s3.delete_object(Bucket=writer, Key="k")
+    for bucket in (name, writer):
+        s3.delete_bucket(Bucket=bucket)
