@@ -148,6 +148,26 @@ def test_block_public_acls_refuses_every_way_of_setting_one(s3, node, bucket):
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
 
 
+def test_a_browser_form_upload_passes_the_same_checks(s3, node, bucket):
+    signer = node.client(signature_version="s3v4")
+
+    def form_upload(key: str, acl: str) -> requests.Response:
+        form = signer.generate_presigned_post(bucket, key, Fields={"acl": acl}, Conditions=[{"acl": acl}])
+        return requests.post(f"{node.s3_url}/{bucket}", data=form["fields"], files={"file": ("f", b"x")}, timeout=10)
+
+    block(s3, bucket, BlockPublicAcls=True)
+    refused = form_upload("public", "public-read")
+    assert refused.status_code == 403 and b"<Code>AccessDenied</Code>" in refused.content
+    assert form_upload("private", "private").status_code == 204
+    s3.delete_public_access_block(Bucket=bucket)
+    s3.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    refused = form_upload("public", "public-read")
+    assert refused.status_code == 400 and b"<Code>AccessControlListNotSupported</Code>" in refused.content
+    assert refusal(lambda: s3.head_object(Bucket=bucket, Key="public"))[1] == 404
+
+
 def test_ignore_public_acls_makes_public_grants_grant_nothing(s3, node, bucket, new_user):
     name, client, _ = new_user()
     s3.put_object(Bucket=bucket, Key="open", Body=b"open", ACL="public-read")
