@@ -313,6 +313,23 @@ def test_create_bucket_takes_object_ownership(s3, raw, new_bucket):
     assert refusal(lambda: s3.head_bucket(Bucket=refused))[1] == 404
 
 
+def test_create_bucket_with_object_ownership_needs_put_bucket_ownership_controls(s3, new_user):
+    name = f"bpa-{uuid.uuid4().hex[:20]}"
+    _, creator, _ = new_user(allow("s3:CreateBucket", "*"))
+    assert refusal(lambda: creator.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerPreferred")) == (
+        "AccessDenied",
+        403,
+    )
+    assert refusal(lambda: s3.head_bucket(Bucket=name))[1] == 404
+    _, owner, _ = new_user(allow(["s3:CreateBucket", "s3:PutBucketOwnershipControls"], "*"))
+    owner.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerPreferred")
+    try:
+        rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+    finally:
+        s3.delete_bucket(Bucket=name)
+
+
 def test_bucket_owner_enforced_disables_acls(s3, node, new_bucket, new_user):
     name = new_bucket()
     s3.put_object(Bucket=name, Key="open", Body=b"open", ACL="public-read")
