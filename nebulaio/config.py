@@ -117,6 +117,15 @@ SETTINGS: tuple[Setting, ...] = (
         "s3",
     ),
     Setting("request_timeout", 60, "Seconds a client may stay silent while sending a body.", int, "s3"),
+    Setting(
+        "aws_bucket_defaults",
+        False,
+        "New buckets start as AWS's have since April 2023: every Block Public Access switch on and Object"
+        " Ownership BucketOwnerEnforced (ACLs disabled) unless CreateBucket's x-amz-object-ownership says"
+        " otherwise. Off: no Block Public Access and ACLs enabled, which public canned ACLs need.",
+        _bool,
+        "s3",
+    ),
     Setting("workers", 0, "HTTP worker processes; 0 means twice the number of cores.", int, "http"),
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),

@@ -20,6 +20,7 @@ from nebulaio.engine.growing import GrowingData
 from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.credentials import Credentials
+from nebulaio.iam.publicaccess import AWS_BUCKET_DEFAULTS
 from nebulaio.iam.service import IamService
 from nebulaio.internal import app as internal_app
 from nebulaio.meta import ImageShelf, MetaReader, open_env
@@ -51,6 +52,7 @@ def build(config: dict | None = None):
         config["inline_threshold"],
         fenced=config["read_consistency"] == "strong",
         peers_marker=None if configuration.is_cluster(config) else layout.peers_marker,
+        bucket_defaults=AWS_BUCKET_DEFAULTS if config["aws_bucket_defaults"] else None,
     )
     members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])

@@ -30,7 +30,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.engine.objects import ObjectLayer
-from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, bucket_policy_setting
+from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, PublicPolicyBlocked, bucket_policy_setting
 from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import clientaddress, processes
 from nebulaio.util.ids import request_id
@@ -358,11 +358,13 @@ class BucketPolicy:
 
     def on_put(self, req, resp, name):
         authorize(self._iam, req, "PutBucketPolicy", S3_ARN + name)
-        self._layer.bucket(name)
+        bucket = self._layer.bucket(name)
         try:
-            setting = bucket_policy_setting(read_body(req), name, request_id())
+            setting = bucket_policy_setting(read_body(req), bucket, request_id())
         except PolicyError as exc:
             raise S3Error("MalformedPolicy", str(exc)) from None
+        except PublicPolicyBlocked:
+            raise S3Error("AccessDenied", "The bucket's Block Public Access refuses public policies.") from None
         self._layer.configure_bucket(name, "policy", setting)
         resp.status = 204
 

@@ -102,6 +102,7 @@ class ObjectLayer:
         "inline_threshold",
         "_fenced",
         "_peers_marker",
+        "_bucket_defaults",
     )
 
     def __init__(
@@ -113,9 +114,11 @@ class ObjectLayer:
         inline_threshold: int,
         fenced: bool = False,
         peers_marker: str | None = None,
+        bucket_defaults: dict | None = None,
     ):
         """`peers_marker`: for a node started alone, the file its supervisor makes once raft
-        has another member; until then its reads need no fence."""
+        has another member; until then its reads need no fence. `bucket_defaults`: settings
+        every new bucket starts with (Block Public Access, Object Ownership)."""
         self.reader = reader
         self.store: ObjectStore = data.store
         self.data = data
@@ -124,6 +127,7 @@ class ObjectLayer:
         self.inline_threshold = inline_threshold
         self._fenced = fenced
         self._peers_marker = peers_marker
+        self._bucket_defaults = dict(bucket_defaults or {})
 
     @property
     def fenced(self) -> bool:
@@ -197,16 +201,32 @@ class ObjectLayer:
         return record
 
     def create_bucket(
-        self, name: str, owner: str, region: str, acl: str | list | None = None, object_lock: bool = False
+        self,
+        name: str,
+        owner: str,
+        region: str,
+        acl: str | list | None = None,
+        object_lock: bool = False,
+        ownership: str | None = None,
     ) -> None:
         """Create a bucket `owner` owns; `acl` is its ACL (a canned ACL's name or grants; None:
-        private); with `object_lock`, versioned and lockable from the start."""
+        private); with `object_lock`, versioned and lockable from the start; `ownership` is its
+        Object Ownership (None: the default)."""
         command = {"op": "bucket.create", "bucket": name, "owner": owner, "created": now_ms(), "region": region}
         if acl is not None:
             command["acl"] = acl
+        command.update(self.new_bucket_settings(ownership))
         if object_lock:
             command["object_lock"] = True
         self.submit(command)
+
+    def new_bucket_settings(self, ownership: str | None = None) -> dict:
+        """The settings a new bucket starts with: the configured defaults, and the Object
+        Ownership its creator asks for (None: the default's)."""
+        settings = dict(self._bucket_defaults)
+        if ownership is not None:
+            settings["ownership"] = ownership
+        return settings
 
     def delete_bucket(self, name: str) -> None:
         self.submit({"op": "bucket.delete", "bucket": name})

@@ -6,8 +6,9 @@ its grants in its "acl" setting and an object version in its record's "acl" fiel
 owner's FULL_CONTROL grant included; with none stored, the ACL is `private`.
 
 The bucket's owner (the user who created it) has full control of the bucket and of every
-object in it, whatever the ACLs say (as with S3's object ownership "bucket owner
-enforced"); an object's owner (its writer) has full control of that object.
+object in it, whatever the ACLs say; an object's owner (its writer, or the bucket owner as
+the bucket's Object Ownership decides) has full control of that object. Block Public Access
+and Object Ownership (iam/publicaccess.py) decide which grants count at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from nebulaio.iam.actions import BUCKET, FULL_CONTROL, READ, READ_ACP, WRITE, Action
 from nebulaio.iam.credentials import canonical_id
 from nebulaio.iam.policy import Principal
+from nebulaio.iam.publicaccess import IGNORE_PUBLIC_ACLS, acls_disabled, blocks
 
 ALL_USERS = "group:AllUsers"
 AUTHENTICATED_USERS = "group:AuthenticatedUsers"
@@ -27,6 +29,8 @@ GROUPS = {
     "http://acs.amazonaws.com/groups/s3/LogDelivery": LOG_DELIVERY,
 }
 GROUP_URIS = {grantee: uri for uri, grantee in GROUPS.items()}
+PUBLIC_GRANTEES = frozenset((ALL_USERS, AUTHENTICATED_USERS))
+"""Grantees that make an ACL public, as Block Public Access counts it."""
 ID_PREFIX = "id:"
 
 # canned ACL -> grants besides the owner's FULL_CONTROL; "bucket-owner" stands for the bucket owner
@@ -40,6 +44,43 @@ CANNED: dict[str, list[tuple[str, str]]] = {
     "bucket-owner-full-control": [("bucket-owner", FULL_CONTROL)],
     "log-delivery-write": [(LOG_DELIVERY, WRITE), (LOG_DELIVERY, READ_ACP)],
 }
+
+
+PUBLIC_CANNED = frozenset(name for name, grants in CANNED.items() if any(g in PUBLIC_GRANTEES for g, _ in grants))
+PRIVATE = "private"
+OWNER_FULL_CONTROL = "bucket-owner-full-control"
+
+
+def is_public(stored: str | list | None) -> bool:
+    """Whether a stored ACL (a canned ACL's name, grants, or None) grants anything to everyone."""
+    if isinstance(stored, list):
+        return any(grantee in PUBLIC_GRANTEES for grantee, _ in stored)
+    return stored in PUBLIC_CANNED
+
+
+def owner_only(stored: str | list | None, bucket_owner: str) -> bool:
+    """Whether an ACL gives nothing to anyone but the bucket owner: the only ACL a bucket whose
+    ACLs are disabled accepts."""
+    if isinstance(stored, list):
+        return stored == [[ID_PREFIX + canonical_id(bucket_owner), FULL_CONTROL]]
+    return stored in (None, PRIVATE, OWNER_FULL_CONTROL)
+
+
+def object_owner(bucket: dict, record: dict) -> str | None:
+    """Who owns an object version: the bucket owner where ACLs are disabled, else its recorded owner."""
+    return bucket["owner"] if acls_disabled(bucket) else record.get("owner")
+
+
+def version_grants(bucket: dict, record: dict) -> list:
+    """An object version's grants as they stand: only the owner's where the bucket disabled ACLs."""
+    stored = None if acls_disabled(bucket) else record.get("acl")
+    return grants_of(stored, object_owner(bucket, record), bucket["owner"])
+
+
+def bucket_grants(bucket: dict) -> list:
+    """The bucket's grants as they stand: only the owner's where the bucket disabled ACLs."""
+    stored = None if acls_disabled(bucket) else bucket.get("acl")
+    return grants_of(stored, bucket["owner"], bucket["owner"])
 
 
 def canned_grants(name: str, owner: str | None, bucket_owner: str) -> list[list[str]]:
@@ -78,10 +119,11 @@ def allows(principal: Principal, action: Action, bucket: dict | None, object_gra
         return False
     if principal.kind == "user" and principal.name == bucket["owner"]:
         return True
-    if action.permission is None:
+    if action.permission is None or acls_disabled(bucket):
         return False
-    if action.acl_of == BUCKET:
-        grants = grants_of(bucket.get("acl"), bucket["owner"], bucket["owner"])
-    else:
-        grants = object_grants()
-    return grants is not None and grants_allow(grants, principal, action.permission)
+    grants = bucket_grants(bucket) if action.acl_of == BUCKET else object_grants()
+    if grants is None:
+        return False
+    if blocks(bucket, IGNORE_PUBLIC_ACLS):
+        grants = [grant for grant in grants if grant[0] not in PUBLIC_GRANTEES]
+    return grants_allow(grants, principal, action.permission)

@@ -89,6 +89,12 @@ ACTIONS: dict[str, Action] = {
     "GetBucketPolicyStatus": _action("s3:GetBucketPolicyStatus", BUCKET),
     "GetBucketAcl": _action("s3:GetBucketAcl", BUCKET, READ_ACP, BUCKET),
     "PutBucketAcl": _action("s3:PutBucketAcl", BUCKET, WRITE_ACP, BUCKET),
+    "GetPublicAccessBlock": _action("s3:GetBucketPublicAccessBlock", BUCKET),
+    "PutPublicAccessBlock": _action("s3:PutBucketPublicAccessBlock", BUCKET),
+    "DeletePublicAccessBlock": _action("s3:PutBucketPublicAccessBlock", BUCKET),
+    "GetBucketOwnershipControls": _action("s3:GetBucketOwnershipControls", BUCKET),
+    "PutBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
+    "DeleteBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
 }
 
 BYPASS_GOVERNANCE = "s3:BypassGovernanceRetention"

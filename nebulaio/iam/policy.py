@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from nebulaio.iam.publicaccess import BLOCK_PUBLIC_POLICY, blocks
+
 ACCOUNT_ID = "000000000000"
 USER_ARN_PREFIX = f"arn:aws:iam::{ACCOUNT_ID}:user/"
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:root"
@@ -47,6 +49,10 @@ LITERAL_VARIABLES = {"*": "*", "?": "?", "$": "$"}
 
 class PolicyError(ValueError):
     """A document that is not a valid policy; the message says what is wrong."""
+
+
+class PublicPolicyBlocked(Exception):
+    """A valid policy that is public, for a bucket whose Block Public Access refuses public policies."""
 
 
 # -- what a request looks like to a policy -------------------------------------------------
@@ -431,13 +437,56 @@ class Policy:
         return ALLOW if allowed else None
 
 
+RESTRICTING_KEYS = frozenset(
+    (
+        "aws:sourcearn",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourceowner",
+        "aws:sourceaccount",
+        "aws:userid",
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:principalorgid",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+        "s3:dataaccesspointarn",
+        "s3:dataaccesspointaccount",
+    )
+)
+"""Condition keys whose fixed values AWS trusts to make a statement to everyone non-public."""
+EQUALITY_TESTS = (_string_equals, _string_equals_ignore_case, _string_like)
+SOURCE_IP = "aws:sourceip"
+
+
 def _grants_everyone(statement: Statement) -> bool:
-    """An Allow to everyone that no source address narrows: what GetBucketPolicyStatus calls public."""
+    """An Allow to everyone that no trusted condition narrows: AWS's public policy statement.
+
+    AWS starts from public and calls a statement non-public when a condition holds the
+    request to fixed values of a key someone owns (RESTRICTING_KEYS, without wildcards or
+    variables) or to a set of CIDRs (aws:SourceIp) that is not the whole address space.
+    """
     if statement.effect != ALLOW or statement.principals is None:
         return False
     if statement.principals.everyone == statement.not_principal:
         return False
-    return not any(c.key == "aws:sourceip" and not c.negated for c in statement.conditions)
+    return not any(_narrows(condition) for condition in statement.conditions)
+
+
+def _narrows(condition: Condition) -> bool:
+    if condition.negated or condition.if_exists or condition.variables or condition.set_operator == "ForAllValues":
+        return False
+    if condition.key == SOURCE_IP:
+        if condition.test is not _in_network:
+            return False
+        networks = [n for version in (4, 6) for n in _collapsed(condition.values, version)]
+        return all(network.prefixlen > 0 for network in networks)
+    if condition.key not in RESTRICTING_KEYS or condition.test not in EQUALITY_TESTS:
+        return False
+    return not any("*" in value or "?" in value for value in condition.values)
+
+
+def _collapsed(networks: list, version: int) -> list:
+    return list(ipaddress.collapse_addresses(n for n in networks if n.version == version))
 
 
 def parse(text: str | bytes, bucket: str | None = None) -> Policy:
@@ -591,14 +640,18 @@ def _conditions(block, variables: bool) -> list[Condition]:
     return conditions
 
 
-def bucket_policy_setting(document: str | bytes, bucket: str, revision: str) -> dict:
+def bucket_policy_setting(document: str | bytes, bucket: dict, revision: str) -> dict:
     """A bucket's stored "policy" setting: the validated document and the revision by which
     workers cache its compiled form. Both APIs that set a bucket policy store it so.
 
     Raises:
         PolicyError: with AWS's wording for what is wrong.
+        PublicPolicyBlocked: for a public policy where `bucket` (its record) blocks public policies.
     """
-    return {"document": parse(document, bucket).text, "revision": revision}
+    policy = parse(document, bucket["name"])
+    if policy.public and blocks(bucket, BLOCK_PUBLIC_POLICY):
+        raise PublicPolicyBlocked(bucket["name"])
+    return {"document": policy.text, "revision": revision}
 
 
 def evaluate(policies, principal: Principal, action: str, resource: str, context: Context) -> str | None:

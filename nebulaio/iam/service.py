@@ -25,6 +25,7 @@ from nebulaio.iam import acl
 from nebulaio.iam.actions import Action
 from nebulaio.iam.credentials import Credentials, canonical_id
 from nebulaio.iam.policy import ALLOW, DENY, Context, Policy, PolicyError, Principal, evaluate, parse
+from nebulaio.iam.publicaccess import RESTRICT_PUBLIC_BUCKETS, blocks
 from nebulaio.iam.sealing import Sealer, SealError
 from nebulaio.meta.iam import GROUP, KEY, POLICY, USER
 from nebulaio.util.ids import now_ms
@@ -138,6 +139,8 @@ class IamService:
     ) -> bool:
         """AWS's evaluation: an explicit Deny in the user's policies (own and its groups') or
         the bucket policy refuses; else an Allow in either grants; else the ACLs decide.
+        Where the bucket restricts public buckets, a public bucket policy grants nothing to
+        anonymous requests (its Deny still refuses them).
 
         `object_grants()` returns the addressed object's ACL grants (None: no such object);
         it is called only when the object's ACL is what decides. `lookups` are the request's.
@@ -151,7 +154,7 @@ class IamService:
         decision = evaluate(policies, principal, action_name, resource, context)
         if decision == DENY:
             return False
-        if decision == ALLOW:
+        if decision == ALLOW and not (principal.kind == "anonymous" and _restricted(bucket, bucket_policy)):
             return True
         return acl.allows(principal, action, bucket, object_grants)
 
@@ -314,6 +317,11 @@ class IamService:
         if status == "InvalidRequest":
             raise IamError("InvalidInput", f"The change to {subject} is not valid.")
         raise IamError("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason', status)}.")
+
+
+def _restricted(bucket: dict | None, bucket_policy: Policy | None) -> bool:
+    """Whether RestrictPublicBuckets keeps the bucket's (public) policy from granting to everyone."""
+    return bucket_policy is not None and bucket_policy.public and blocks(bucket, RESTRICT_PUBLIC_BUCKETS)
 
 
 def _check_name(pattern: re.Pattern, value, what: str) -> None:

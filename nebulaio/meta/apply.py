@@ -179,6 +179,9 @@ class Applier:
             record.update(versioning=ENABLED, object_lock={"enabled": True})
         if command.get("acl") is not None:
             record["acl"] = command["acl"]
+        for setting in CREATE_SETTINGS:
+            if command.get(setting) is not None:
+                record[setting] = command[setting]
         if "\0" in name:  # the keyspace separates bucket and key with \0
             return {"status": "InvalidBucketName"}
         existing = batch.txn.get(name.encode(), db=self._buckets)
@@ -511,12 +514,17 @@ def _object_lock_change(record: dict, value) -> str | None:
     return None
 
 
+CREATE_SETTINGS = ("ownership", "public_access_block")
+"""Bucket settings a bucket.create command may give the new bucket."""
+
 BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "cors": _any_value,
     "tagging": _any_value,
     "lifecycle": _any_value,
     "policy": _any_value,
     "acl": _any_value,
+    "public_access_block": _any_value,
+    "ownership": _any_value,
     "versioning": _versioning_change,
     "object_lock": _object_lock_change,
 }

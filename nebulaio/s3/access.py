@@ -3,7 +3,8 @@
 The root user is allowed everything after one check. For anyone else the operation's action
 and resource come from iam/actions.py, the condition keys from the request, and the
 decision from IamService.allows (policies, then ACLs). A copy is also a read of its source,
-and DeleteObjects is decided key by key by its handler.
+a CreateBucket that names its Object Ownership also sets it, and DeleteObjects is decided
+key by key by its handler.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nebulaio.iam.policy import Context, Principal
 from nebulaio.iam.service import ANONYMOUS, IamLookups
 from nebulaio.s3.copy import COPY_SOURCE, parse_copy_source
 from nebulaio.s3.objectlock import bypasses_governance
+from nebulaio.s3.ownership import OWNERSHIP_HEADER
 from nebulaio.s3.sigv4 import SigningContext
 from nebulaio.s3.tagging import TAGGING_HEADER, header_tags
 from nebulaio.util.timefmt import iso8601
@@ -33,6 +35,8 @@ PER_KEY_OPERATIONS = frozenset(("DeleteObjects",))
 """Operations whose handler authorizes each key it names."""
 COPY_OPERATIONS = frozenset(("CopyObject", "UploadPartCopy"))
 READ_SOURCE = ACTIONS["GetObject"]
+SET_OWNERSHIP = ACTIONS["PutBucketOwnershipControls"]
+"""What a CreateBucket that names its Object Ownership also needs, as in AWS."""
 LIST_QUERY_KEYS = (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys"))
 PRINCIPAL_TYPES = {"user": "User", "anonymous": "Anonymous", "root": "Account"}
 
@@ -65,6 +69,9 @@ def authorize(api, request, operation: str) -> None:
     if operation in COPY_OPERATIONS:
         source_bucket, source_key, source_version = parse_copy_source(request.headers[COPY_SOURCE])
         if not allowed(api, request, READ_SOURCE, source_bucket, source_key, source_version):
+            raise S3Error("AccessDenied")
+    if operation == "CreateBucket" and OWNERSHIP_HEADER in request.headers:
+        if not allowed(api, request, SET_OWNERSHIP, request.bucket, None, None):
             raise S3Error("AccessDenied")
 
 
@@ -106,7 +113,7 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
         record = object_record()
         if record is None:
             return None
-        return acl.grants_of(record.get("acl"), record.get("owner"), bucket_record["owner"])
+        return acl.version_grants(bucket_record, record)
 
     def existing_tag(tag: str) -> list[str] | None:
         record = object_record()

@@ -1,7 +1,10 @@
-"""ACLs over HTTP: Get/PutBucketAcl, Get/PutObjectAcl (`?acl`) and the x-amz-acl header.
+"""ACLs over HTTP: Get/PutBucketAcl, Get/PutObjectAcl (`?acl`) and the x-amz-acl and
+x-amz-grant-* headers of writes.
 
 An ACL is stored as a canned ACL's name (what x-amz-acl gives) or as a list of grants (what
 an AccessControlPolicy body or x-amz-grant-* headers give); iam/acl.py says what they allow.
+Every ACL a request sets passes the bucket's Block Public Access and Object Ownership first
+(iam/publicaccess.py), and a new object's owner is the one its bucket's Object Ownership names.
 """
 
 from __future__ import annotations
@@ -10,6 +13,13 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.iam import acl
 from nebulaio.iam.actions import PERMISSIONS
 from nebulaio.iam.credentials import canonical_id
+from nebulaio.iam.publicaccess import (
+    BLOCK_PUBLIC_ACLS,
+    BUCKET_OWNER_PREFERRED,
+    OWNERSHIP,
+    acls_disabled,
+    blocks,
+)
 from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body
 from nebulaio.s3.versioning import version_header
@@ -24,6 +34,7 @@ GRANT_HEADERS = {
     "x-amz-grant-full-control": "FULL_CONTROL",
 }
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
+ONE_WAY_MESSAGE = "Specify an ACL by exactly one of x-amz-acl, x-amz-grant-* or the body."
 ANONYMOUS_OWNER = ("65a011a29cdf8ec533ec3d1ccaae921c", "anonymous")
 
 
@@ -65,29 +76,81 @@ def _render(resp, owner: str | None, grants: list, bucket_owner: str) -> None:
     )
 
 
-def _requested_grants(api, request) -> list | str:
+def header_acl(request) -> str | list | None:
+    """The ACL a request's headers ask for: a canned ACL's name, grants, or None for neither.
+
+    Raises:
+        S3Error: InvalidRequest for both x-amz-acl and x-amz-grant-*; InvalidArgument for a
+            canned ACL or a grantee S3 would refuse.
+    """
+    canned = check_canned_acl(request.header(CANNED_HEADER))
+    header_grants = [(name, permission) for name, permission in GRANT_HEADERS.items() if name in request.headers]
+    if not header_grants:
+        return canned
+    if canned is not None:
+        raise S3Error("InvalidRequest", ONE_WAY_MESSAGE)
+    grants = []
+    for name, permission in header_grants:
+        grants.extend([grantee, permission] for grantee in _header_grantees(name, request.headers[name]))
+    return grants
+
+
+def _requested_acl(api, request) -> list | str:
     """The ACL a PUT ?acl asks for: a canned ACL's name, or grants from the headers or the body.
 
     Raises:
         S3Error: InvalidRequest for more than one way at once; MalformedACLError or
             InvalidArgument for a body or header S3 would refuse.
     """
-    canned = check_canned_acl(request.header(CANNED_HEADER))
-    header_grants = [(name, permission) for name, permission in GRANT_HEADERS.items() if name in request.headers]
+    requested = header_acl(request)
     body = read_body(request, api.request_timeout)
-    ways = (canned is not None) + bool(header_grants) + bool(body)
-    if ways > 1:
-        raise S3Error("InvalidRequest", "Specify an ACL by exactly one of x-amz-acl, x-amz-grant-* or the body.")
-    if canned is not None:
-        return canned
-    if header_grants:
-        grants = []
-        for name, permission in header_grants:
-            grants.extend([grantee, permission] for grantee in _header_grantees(name, request.headers[name]))
-        return grants
+    if requested is not None and body:
+        raise S3Error("InvalidRequest", ONE_WAY_MESSAGE)
+    if requested is not None:
+        return requested
     if not body:
         raise S3Error("MalformedACLError")
     return _body_grants(body)
+
+
+def check_acl(bucket: dict, requested: str | list | None) -> None:
+    """Refuse an ACL the bucket does not let anyone set, on itself or on an object in it.
+
+    Raises:
+        S3Error: AccessControlListNotSupported where the bucket disabled ACLs and the ACL
+            gives anything to anyone but the bucket owner; AccessDenied for a public ACL where
+            the bucket blocks public ACLs.
+    """
+    if acls_disabled(bucket):
+        if not acl.owner_only(requested, bucket["owner"]):
+            raise S3Error("AccessControlListNotSupported")
+    elif blocks(bucket, BLOCK_PUBLIC_ACLS) and acl.is_public(requested):
+        raise S3Error("AccessDenied")
+
+
+def stored_acl(requested: str | list | None, disabled: bool) -> str | list | None:
+    """What an accepted ACL is kept as: None stands for private, and for any ACL where the
+    bucket's ACLs are `disabled`."""
+    return None if requested == acl.PRIVATE or disabled else requested
+
+
+def ownership(api, request, requested: str | list | None) -> dict:
+    """The owner and ACL fields of a version the request writes, with the ACL it asks for.
+
+    The writer owns it, unless the bucket's Object Ownership gives it to the bucket owner.
+
+    Raises:
+        S3Error: as `check_acl` does.
+    """
+    bucket = api.layer.bucket(request.bucket)
+    check_acl(bucket, requested)
+    to_bucket_owner = acls_disabled(bucket) or (
+        bucket.get(OWNERSHIP) == BUCKET_OWNER_PREFERRED and requested == acl.OWNER_FULL_CONTROL
+    )
+    return {
+        "owner": bucket["owner"] if to_bucket_owner else request.user,
+        "acl": stored_acl(requested, acls_disabled(bucket)),
+    }
 
 
 def _header_grantees(name: str, value: str) -> list[str]:
@@ -132,26 +195,28 @@ def _body_grants(body: bytes) -> list:
 
 def get_bucket_acl(api, request, resp) -> None:
     bucket = api.layer.bucket(request.bucket)
-    owner = bucket["owner"]
-    _render(resp, owner, acl.grants_of(bucket.get("acl"), owner, owner), owner)
+    _render(resp, bucket["owner"], acl.bucket_grants(bucket), bucket["owner"])
 
 
 def put_bucket_acl(api, request, resp) -> None:
-    api.layer.bucket(request.bucket)
-    requested = _requested_grants(api, request)
-    api.layer.configure_bucket(request.bucket, "acl", None if requested == "private" else requested)
+    bucket = api.layer.bucket(request.bucket)
+    requested = _requested_acl(api, request)
+    check_acl(bucket, requested)
+    api.layer.configure_bucket(request.bucket, "acl", stored_acl(requested, acls_disabled(bucket)))
 
 
 def get_object_acl(api, request, resp) -> None:
     bucket = api.layer.bucket(request.bucket)
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
-    owner = record.get("owner")
     version_header(resp, record)
-    _render(resp, owner, acl.grants_of(record.get("acl"), owner, bucket["owner"]), bucket["owner"])
+    _render(resp, acl.object_owner(bucket, record), acl.version_grants(bucket, record), bucket["owner"])
 
 
 def put_object_acl(api, request, resp) -> None:
+    bucket = api.layer.bucket(request.bucket)
     version = request.query.get("versionId")
     record, _ = api.layer.head(request.bucket, request.key, version)
-    api.layer.update(request.bucket, request.key, version, {"acl": _requested_grants(api, request)})
+    requested = _requested_acl(api, request)
+    check_acl(bucket, requested)
+    api.layer.update(request.bucket, request.key, version, {"acl": stored_acl(requested, acls_disabled(bucket))})
     version_header(resp, record)

@@ -27,8 +27,10 @@ from nebulaio.s3 import (
     multipart,
     objectlock,
     objects,
+    ownership,
     policy,
     post,
+    publicaccess,
     sigv4,
     tagging,
     versioning,
@@ -101,6 +103,12 @@ HANDLERS = {
     "PutBucketAcl": acl.put_bucket_acl,
     "GetObjectAcl": acl.get_object_acl,
     "PutObjectAcl": acl.put_object_acl,
+    "PutPublicAccessBlock": publicaccess.put_public_access_block,
+    "GetPublicAccessBlock": publicaccess.get_public_access_block,
+    "DeletePublicAccessBlock": publicaccess.delete_public_access_block,
+    "PutBucketOwnershipControls": ownership.put_bucket_ownership_controls,
+    "GetBucketOwnershipControls": ownership.get_bucket_ownership_controls,
+    "DeleteBucketOwnershipControls": ownership.delete_bucket_ownership_controls,
 }
 UNCLASSIFIED = "Unclassified"
 """What the request metrics call a request refused before it was found to be an operation."""

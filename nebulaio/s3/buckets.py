@@ -5,9 +5,11 @@ from __future__ import annotations
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_bucket_name
 from nebulaio.iam.credentials import canonical_id
+from nebulaio.iam.publicaccess import acls_disabled
 from nebulaio.s3 import xml
-from nebulaio.s3.acl import check_canned_acl
+from nebulaio.s3.acl import check_acl, header_acl, stored_acl
 from nebulaio.s3.body import read_body
+from nebulaio.s3.ownership import OWNERSHIP_HEADER, check_ownership, refuse_acls_of
 
 
 def list_buckets(api, request, resp) -> None:
@@ -26,8 +28,16 @@ def create_bucket(api, request, resp) -> None:
             LocationConstraint=location,
         )
     object_lock = request.header("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true"
-    acl = check_canned_acl(request.header("x-amz-acl"))
-    api.layer.create_bucket(name, request.user, api.region, None if acl == "private" else acl, object_lock)
+    requested = header_acl(request)
+    ownership = request.header(OWNERSHIP_HEADER)
+    if ownership is not None:
+        check_ownership(ownership)
+    new = dict(api.layer.new_bucket_settings(ownership), owner=request.user)
+    if acls_disabled(new):
+        refuse_acls_of(requested, request.user)
+    check_acl(new, requested)
+    stored = stored_acl(requested, acls_disabled(new))
+    api.layer.create_bucket(name, request.user, api.region, stored, object_lock, ownership)
     resp.set_header("Location", "/" + name)
 
 

@@ -13,10 +13,10 @@ from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import xml
-from nebulaio.s3.acl import CANNED_HEADER
+from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import checksum_algorithm
 from nebulaio.s3.objectlock import lock_fields
-from nebulaio.s3.objects import content_fields, ownership, write_condition
+from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.s3.request import parse_query
 from nebulaio.s3.tagging import copy_tags
 from nebulaio.s3.versioning import version_header
@@ -80,7 +80,7 @@ def copy_object(api, request, resp) -> None:
     tags = copy_tags(request)
     if tags is not None:
         fields = dict(fields or {}, tags=tags)
-    fields = dict(fields or {}, **ownership(request.user, headers.get(CANNED_HEADER)))
+    fields = dict(fields or {}, **ownership(api, request, header_acl(request)))
     lock = lock_fields(api, request)
     if lock:
         fields.update(lock)

@@ -115,7 +115,7 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
 def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm, checksum_type = _checksum_choice(request)
-    fields = dict(upload_fields(request), **lock_fields(api, request))
+    fields = dict(upload_fields(api, request), **lock_fields(api, request))
     record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm, checksum_type)
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()

@@ -8,7 +8,7 @@ from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluat
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, xml
-from nebulaio.s3.acl import CANNED_HEADER, check_canned_acl
+from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import RequestPayload, require_integrity_check
 from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, lock_fields, lock_headers
 from nebulaio.s3.ranges import parse_range
@@ -90,26 +90,20 @@ def write_condition(request) -> dict | None:
     return condition
 
 
-def upload_fields(request) -> dict:
+def upload_fields(api, request) -> dict:
     """What a new object keeps from its upload request: content fields, x-amz-tagging's tags,
     and its owner and ACL."""
     fields = content_fields(request.headers)
     tags = header_tags(request)
     if tags:
         fields["tags"] = tags
-    fields.update(ownership(request.user, request.header(CANNED_HEADER)))
+    fields.update(ownership(api, request, header_acl(request)))
     return fields
-
-
-def ownership(owner: str | None, canned_acl: str | None) -> dict:
-    """The owner and ACL fields of a version its writer creates (the ACL a canned ACL's name)."""
-    acl = check_canned_acl(canned_acl)
-    return {"owner": owner, "acl": None if acl == "private" else acl}
 
 
 def put_object(api, request, resp) -> None:
     check_object_key(request.key)
-    fields = upload_fields(request)
+    fields = upload_fields(api, request)
     lock = lock_fields(api, request)
     if lock:
         require_integrity_check(request, PUT_INTEGRITY_MESSAGE)

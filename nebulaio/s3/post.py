@@ -15,9 +15,10 @@ from urllib.parse import quote, urlencode, urlsplit
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import access, sigv4, xml
+from nebulaio.s3.acl import check_canned_acl, ownership
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.formdata import MultipartForm, boundary_of, missing_field
-from nebulaio.s3.objects import META_PREFIX, content_fields, ownership
+from nebulaio.s3.objects import META_PREFIX, content_fields
 from nebulaio.s3.postpolicy import check_policy, parse_policy
 from nebulaio.s3.versioning import version_header
 
@@ -95,7 +96,7 @@ def post_object(api, request, resp) -> None:
     check_policy(policy, fields, request.bucket, time.time())
     check_object_key(key)
     stored = content_fields(fields)
-    stored.update(ownership(request.user, fields.get("acl")))
+    stored.update(ownership(api, request, check_canned_acl(fields.get("acl"))))
     _check_headers(stored)
     record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored)
     version_header(resp, record)

@@ -50,6 +50,12 @@ _BUCKET_OPERATIONS = {
     ("GET", "policyStatus"): "GetBucketPolicyStatus",
     ("GET", "acl"): "GetBucketAcl",
     ("PUT", "acl"): "PutBucketAcl",
+    ("GET", "publicAccessBlock"): "GetPublicAccessBlock",
+    ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("DELETE", "publicAccessBlock"): "DeletePublicAccessBlock",
+    ("GET", "ownershipControls"): "GetBucketOwnershipControls",
+    ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
+    ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",

@@ -159,6 +159,39 @@ def test_bucket_policy_principals():
     assert parse(everyone, "b").public and parse(not_alice, "b").public and not parse(alice, "b").public
 
 
+@pytest.mark.parametrize(
+    ("condition", "public"),
+    [
+        ({}, True),
+        ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
+        ({"IpAddress": {"aws:SourceIp": ["2001:db8::/32", "10.0.0.0/8"]}}, False),
+        ({"IpAddress": {"aws:SourceIp": "::/0"}}, True),
+        ({"IpAddress": {"aws:SourceIp": ["0.0.0.0/1", "128.0.0.0/1"]}}, True),  # the whole space, in halves
+        ({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, True),
+        ({"StringEquals": {"aws:SourceAccount": "111122223333"}}, False),
+        ({"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:111122223333:topic"}}, False),
+        ({"ArnLike": {"aws:SourceArn": "arn:aws:sns:*"}}, True),
+        ({"StringLike": {"aws:SourceVpc": "vpc-91237329"}}, False),
+        ({"StringLike": {"aws:SourceVpc": "vpc-?"}}, True),
+        ({"StringEquals": {"aws:userid": "${aws:username}"}}, True),
+        ({"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}, True),
+        ({"StringEqualsIfExists": {"aws:SourceVpce": "vpce-1"}}, True),
+        ({"ForAllValues:StringEquals": {"aws:SourceVpce": "vpce-1"}}, True),
+        ({"Null": {"aws:SourceVpce": "false"}}, True),
+        ({"StringEquals": {"aws:Referer": "https://example.com/"}}, True),  # anyone can send a Referer
+        ({"StringEquals": {"aws:UserAgent": "x"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, False),
+    ],
+)
+def test_which_bucket_policies_are_public(condition, public):
+    statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+    assert parse(document(dict(statement, Condition=condition) if condition else statement), "b").public is public
+
+
+def test_a_deny_to_everyone_is_not_public():
+    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}
+    assert not parse(document(statement), "b").public
+
+
 def test_every_operation_maps_to_a_well_formed_action():
     from nebulaio.s3.app import HANDLERS
     from nebulaio.s3.router import PREFLIGHT
