@@ -26,7 +26,8 @@ def test_served_routes_are_the_documented_ones(tmp_path):
     iam = IamService(layer.reader, None, Credentials("root", "secret"), "c" * 43)
     throttle = LoginThrottle(str(tmp_path / "failures.sqlite"), 10, 60)
     audit = AuditLog(str(tmp_path / "audit.jsonl"))
-    app = admin_app.create(layer, iam, CONFIG, str(tmp_path), members=None, throttle=throttle, audit=audit)
+    config = {**CONFIG, "data": str(tmp_path)}
+    app = admin_app.create(layer, iam, config, str(tmp_path), members=None, throttle=throttle, audit=audit)
     served = {
         (route.path, method.method.lower())
         for route in inspect.inspect_routes(app)
