@@ -10,11 +10,11 @@ page cache, shared and reclaimable; the next access maps them again from there.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 MADV_DONTNEED = 4
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# NOTE: the process's own symbols hold libc's; ctypes.util.find_library would run ldconfig.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 
 

@@ -146,6 +146,10 @@ class TracedNode(Node):
         return ["strace", "-f", "-qq", "-o", str(self.trace), *super().server_command()]
 
 
+AS_ROOT_ONLY = {"fchown"}
+"""Calls the traced node makes only because the test runs it as root: SQLite (the login
+throttle's store) hands each new journal file to the database's owner when its euid is 0. The
+unit runs the node as its own user, where it makes none of them."""
 SYSCALL_LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]")
 SOCKET_FAMILY = re.compile(r"\bsocket\((AF_[A-Z0-9]+)")
 CHANGES_A_PATH = re.compile(
@@ -210,7 +214,7 @@ def test_node_runs_within_the_units_system_calls_and_address_families(tmp_path):
         if match := SOCKET_FAMILY.search(line):
             sockets.add(match.group(1))
     assert {"clone", "sendfile", "fsync"} & used and "socket" in used, sorted(used)
-    assert used <= allowed, sorted(used - allowed)
+    assert used - AS_ROOT_ONLY <= allowed, sorted(used - AS_ROOT_ONLY - allowed)
     assert sockets <= families, sorted(sockets - families)
     written = paths_written(text)
     data = f"{node.data}/"
