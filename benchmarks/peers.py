@@ -307,7 +307,7 @@ class NebulaIO(Target):
 
     def start(self, workdir: Path) -> None:
         s3, admin, console, raft, gossip = free_ports(5)
-        self.port = s3
+        self.port, self.admin_port = s3, admin
         env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
         self.data = workdir / "data"
         process = self.spawn("nebulaio", nebulaio_argv(self.data, s3, admin, console, raft, gossip), env)

@@ -129,6 +129,13 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 
+def signing_key(secret_key: str, day: str, region: str, service: str = "s3") -> bytes:
+    key = ("AWS4" + secret_key).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
+
+
 def sign_target(
     method: str,
     host: str,
@@ -155,9 +162,7 @@ def sign_target(
     header_lines = "".join(f"{name}:{signed[name]}\n" for name in names)
     canonical = "\n".join([method, path, _canonical_query(query), header_lines, ";".join(names), payload_hash])
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = ("AWS4" + secret_key).encode()
-    for part in (amz_date[:8], region, "s3", "aws4_request"):
-        key = _hmac(key, part)
+    key = signing_key(secret_key, amz_date[:8], region)
     signature = _hmac(key, to_sign).hex()
     signed["authorization"] = (
         f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
@@ -172,3 +177,30 @@ def chunk_signature(signature: V4Signature, previous: str, chunk: bytes) -> str:
         f"{hashlib.sha256(chunk).hexdigest()}"
     )
     return hmac.new(signature.signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def presign_target(
+    method: str,
+    host: str,
+    path: str,
+    access_key: str,
+    secret_key: str,
+    expires: int,
+    when: float | None = None,
+    region: str = "us-east-1",
+) -> str:
+    """The query string of a presigned URL (SigV4 query auth) for an already encoded `path`."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if when is None else when))
+    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+    params = {
+        "X-Amz-Algorithm": ALGORITHM,
+        "X-Amz-Credential": f"{access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    query = "&".join(f"{name}={quote(value, safe='-_.~')}" for name, value in sorted(params.items()))
+    canonical = "\n".join([method, path, query, f"host:{host}\n", "host", UNSIGNED_PAYLOAD])
+    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    signature = _hmac(signing_key(secret_key, amz_date[:8], region), to_sign).hex()
+    return f"{query}&X-Amz-Signature={signature}"
