@@ -56,6 +56,8 @@ _BUCKET_OPERATIONS = {
     ("GET", "ownershipControls"): "GetBucketOwnershipControls",
     ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
     ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("GET", "logging"): "GetBucketLogging",
+    ("PUT", "logging"): "PutBucketLogging",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
