@@ -363,3 +363,18 @@ def test_logging_stops_when_turned_off(s3, new_bucket):
     wait_for_records(s3, target, "on-again/", {marker})
     everything = {record["request_id"] for record in records(s3, target, "")}
     assert unlogged not in everything
+
+
+def test_a_worker_that_stops_delivers_what_it_holds(node_factory):
+    """A node that would deliver only hourly: its records arrive when it is stopped."""
+    node = node_factory(extra_env={"NEBULAIO_ACCESS_LOG_INTERVAL": "3600"})
+    client = node.client()
+    client.create_bucket(Bucket="source")
+    client.create_bucket(Bucket="target")
+    enable(client, "source", "target", "stop/")
+    logged = request_id(client.head_bucket(Bucket="source"))
+    assert log_objects(client, "target", "stop/") == []
+    node.stop()
+    node.start()
+    found = wait_for_records(client, "target", "stop/", {logged})
+    assert found[logged]["operation"] == "REST.HEAD.BUCKET"
