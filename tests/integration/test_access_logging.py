@@ -378,3 +378,18 @@ def test_a_worker_that_stops_delivers_what_it_holds(node_factory):
     node.start()
     found = wait_for_records(client, "target", "stop/", {logged})
     assert found[logged]["operation"] == "REST.HEAD.BUCKET"
+
+
+def test_every_node_of_a_cluster_delivers_its_records(cluster_factory):
+    nodes = cluster_factory(3, extra_env={"NEBULAIO_ACCESS_LOG_INTERVAL": "0.5"})
+    clients = [node.client() for node in nodes]
+    clients[0].create_bucket(Bucket="source")
+    clients[0].create_bucket(Bucket="target")
+    enable(clients[0], "source", "target", "cluster/")
+    logged = {
+        request_id(client.put_object(Bucket="source", Key=f"from-node{position}", Body=b"x"))
+        for position, client in enumerate(clients)
+    }
+    found = wait_for_records(clients[2], "target", "cluster/", logged)
+    hosts = {found[rid]["host_header"] for rid in logged}
+    assert hosts == {f"127.0.0.1:{node.ports['s3']}" for node in nodes}
