@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.s3 import xml
-from nebulaio.s3.body import read_body
+from nebulaio.s3.body import read_body, require_integrity_check
 
 XML_TYPE = "application/xml"
 SETTING = "logging"
@@ -87,6 +87,7 @@ def check_target(api, source: dict, target_name: str) -> None:
 
 def put_bucket_logging(api, request, resp) -> None:
     source = api.layer.bucket(request.bucket)
+    require_integrity_check(request)
     setting = parse_bucket_logging(read_body(request, api.request_timeout))
     if setting is not None:
         check_target(api, source, setting["bucket"])

@@ -3,6 +3,8 @@ and the AWS-format records delivered as objects under the target prefix."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shlex
@@ -110,6 +112,10 @@ def wait_for_records(s3, target: str, prefix: str, request_ids: set[str]) -> dic
     return wait_for(delivered, DELIVERY_TIMEOUT, f"access log records of {sorted(request_ids)}", interval=0.2)
 
 
+def with_md5(body: bytes) -> dict:
+    return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+
+
 def request_id(answer: dict) -> str:
     return answer["ResponseMetadata"]["RequestId"]
 
@@ -161,11 +167,28 @@ def test_a_malformed_logging_document_changes_nothing(log_node, s3, new_bucket, 
     connection = S3Connection(log_node)
     try:
         body = MALFORMED[case].replace(b"{target}", target.encode())
-        status, _, answer = connection.request("PUT", f"/{source}?logging", body)
+        status, _, answer = connection.request("PUT", f"/{source}?logging", body, with_md5(body))
     finally:
         connection.close()
     assert (status, b"<Code>MalformedXML</Code>" in answer) == (400, True), answer
     assert s3.get_bucket_logging(Bucket=source)["LoggingEnabled"]["TargetPrefix"] == "kept/"
+
+
+def test_a_logging_document_needs_an_integrity_check(log_node, s3, new_bucket):
+    source, target = new_bucket(), new_bucket()
+    body = (
+        f"<BucketLoggingStatus><LoggingEnabled><TargetBucket>{target}</TargetBucket>"
+        "<TargetPrefix>x/</TargetPrefix></LoggingEnabled></BucketLoggingStatus>"
+    ).encode()
+    connection = S3Connection(log_node)
+    try:
+        refused = connection.request("PUT", f"/{source}?logging", body)
+        accepted = connection.request("PUT", f"/{source}?logging", body, with_md5(body))
+    finally:
+        connection.close()
+    assert (refused[0], b"<Code>InvalidRequest</Code>" in refused[2]) == (400, True), refused[2]
+    assert accepted[0] == 200, accepted[2]
+    assert s3.get_bucket_logging(Bucket=source)["LoggingEnabled"]["TargetBucket"] == target
 
 
 def test_target_grants_are_refused_and_change_nothing(s3, new_bucket):
