@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 import requests
+import trustme
 from botocore.exceptions import ClientError
 from conftest import ROOT_USER, S3Connection, allow, empty_bucket, iam_service, make_client, wait_for
 
@@ -416,3 +417,22 @@ def test_every_node_of_a_cluster_delivers_its_records(cluster_factory):
     found = wait_for_records(clients[2], "target", "cluster/", logged)
     hosts = {found[rid]["host_header"] for rid in logged}
     assert hosts == {f"127.0.0.1:{node.ports['s3']}" for node in nodes}
+
+
+def test_https_requests_name_their_cipher_suite_and_tls_version(node_factory, tmp_path_factory):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key, ca_file = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    node = node_factory(tls=(str(cert), str(key)), extra_env={"NEBULAIO_ACCESS_LOG_INTERVAL": "0.5"})
+    client = make_client(node.s3_url, verify=str(ca_file))
+    client.create_bucket(Bucket="source")
+    client.create_bucket(Bucket="target")
+    enable(client, "source", "target", "tls/")
+    logged = request_id(client.head_bucket(Bucket="source"))
+    record = wait_for_records(client, "target", "tls/", {logged})[logged]
+    assert record["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert re.fullmatch(r"[A-Z0-9_-]+", record["cipher_suite"]), record["cipher_suite"]
