@@ -30,6 +30,9 @@ log = logging.getLogger("nebulaio.s3.accesslog")
 LOG_CONTENT_TYPE = "text/plain"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NONE = "-"
+# A worker holds at most this many objects' worth of records: when deliveries stall (no raft
+# quorum, say) further records are dropped and counted rather than filling its memory.
+MAX_QUEUED_OBJECTS = 100
 # Characters that would end a field early: a quoted field keeps its quotes and spaces apart.
 FIELD_UNSAFE = str.maketrans({'"': "%22", "\n": "%0A", "\r": "%0D"})
 
@@ -155,9 +158,9 @@ class AccessLog:
         self.interval = interval
         self.batch_records = batch_records
         self._queue: deque[tuple] = deque()
+        self._dropped = 0
         self._wake = threading.Event()
         self._delivering = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def record(
         self,
@@ -175,6 +178,9 @@ class AccessLog:
             return
         setting = bucket.get(SETTING)
         if setting is None:
+            return
+        if len(self._queue) >= MAX_QUEUED_OBJECTS * self.batch_records:
+            self._dropped += 1
             return
         environ = request.environ
         headers = request.headers
@@ -205,17 +211,12 @@ class AccessLog:
                 headers.get("host"),
             )
         )
-        if self._thread is None:
-            self._start()
         if len(self._queue) >= self.batch_records:
             self._wake.set()
 
-    def _start(self) -> None:
-        with self._delivering:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-            self._thread.start()
+    def start(self) -> None:
+        """Deliver from a thread of this worker from now on, and once more as the worker exits."""
+        threading.Thread(target=self._run, name="access-log", daemon=True).start()
         atexit.register(self.deliver)
 
     def _run(self) -> None:
@@ -231,6 +232,9 @@ class AccessLog:
         """Write every queued record into its target bucket, `batch_records` to an object."""
         with self._delivering:
             records = [self._queue.popleft() for _ in range(len(self._queue))]
+            if self._dropped:
+                log.warning("dropped %d access log records while deliveries were behind", self._dropped)
+                self._dropped = 0
             groups: dict[tuple, list[str]] = {}
             for record in records:
                 setting = record[0]
@@ -260,6 +264,8 @@ class AccessLog:
             self.layer.put(target, key, BytesPayload(data), fields)
         except S3Error as error:
             log.warning("dropped %d access log records for bucket %s: %s", len(lines), target, error.code)
+        except Exception:
+            log.exception("dropped %d access log records for bucket %s", len(lines), target)
 
 
 def format_record(record: tuple) -> str:

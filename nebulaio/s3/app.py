@@ -291,5 +291,6 @@ def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMe
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
     access_log = AccessLog(layer, config["region"], config["access_log_interval"], config["access_log_records"])
+    access_log.start()
     app.add_sink(S3Api(layer, iam, config, metrics, access_log), prefix="/")
     return app
