@@ -16,6 +16,7 @@ LOGGING_ELEMENTS = frozenset(("TargetBucket", "TargetPrefix", "TargetGrants", "T
 NO_TARGET_MESSAGE = "The target bucket for logging does not exist"
 OWNER_MESSAGE = "The owner for the bucket to be logged and the target bucket must be the same."
 GRANTS_MESSAGE = "TargetGrants are not supported: grant access to the logs with the target bucket's policy."
+REGION_MESSAGE = "The target bucket for logging must be in the same region as the bucket being logged."
 RETENTION_MESSAGE = "The target bucket for logging must not have a default retention period configured."
 
 
@@ -71,7 +72,8 @@ def _key_format(element) -> str | None:
 
 def check_target(api, source: dict, target_name: str) -> None:
     """Refuse a target bucket AWS would refuse: one that does not exist, that another owner
-    owns, or whose object lock would keep every log object for a default retention period.
+    owns, that is in another region, or whose object lock would keep every log object for a
+    default retention period.
 
     Raises:
         S3Error: InvalidTargetBucketForLogging.
@@ -81,6 +83,8 @@ def check_target(api, source: dict, target_name: str) -> None:
         raise S3Error("InvalidTargetBucketForLogging", NO_TARGET_MESSAGE, TargetBucket=target_name)
     if target["owner"] != source["owner"]:
         raise S3Error("InvalidTargetBucketForLogging", OWNER_MESSAGE, TargetBucket=target_name)
+    if target["region"] != source["region"]:
+        raise S3Error("InvalidTargetBucketForLogging", REGION_MESSAGE, TargetBucket=target_name)
     if (target.get("object_lock") or {}).get("rule"):
         raise S3Error("InvalidTargetBucketForLogging", RETENTION_MESSAGE, TargetBucket=target_name)
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import shlex
 from types import SimpleNamespace
 
+import pytest
+from conftest import OWNER
+
+from nebulaio.engine.errors import S3Error
 from nebulaio.s3.accesslog import MAX_QUEUED_OBJECTS, AccessLog, format_record, log_time
+from nebulaio.s3.bucketlogging import REGION_MESSAGE, check_target
 from nebulaio.s3.request import S3Request
 
 LOGGING = {"bucket": "target", "prefix": "logs/", "partitioned": None}
@@ -70,3 +75,14 @@ def test_a_stalled_delivery_drops_records_beyond_its_bound(replica):
     for _ in range(bound + 3):
         access_log.record(request("logged"), "GetObject", 200, None, 5, 5, 0.002)
     assert (len(access_log._queue), access_log._dropped) == (bound, 3)
+
+
+def test_a_target_in_another_region_is_refused(replica):
+    replica.create_bucket("source")
+    replica.apply({"op": "bucket.create", "bucket": "far", "owner": OWNER, "created": 1, "region": "eu-west-1"})
+    api = SimpleNamespace(layer=SimpleNamespace(reader=replica.reader))
+    with pytest.raises(S3Error) as refused:
+        check_target(api, replica.reader.get_bucket("source"), "far")
+    assert (refused.value.code, refused.value.message) == ("InvalidTargetBucketForLogging", REGION_MESSAGE)
+    replica.create_bucket("near")
+    check_target(api, replica.reader.get_bucket("source"), "near")
