@@ -7,7 +7,6 @@ import shlex
 from types import SimpleNamespace
 
 import pytest
-from conftest import OWNER
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.s3.accesslog import MAX_QUEUED_OBJECTS, AccessLog, format_record, log_time
@@ -79,7 +78,8 @@ def test_a_stalled_delivery_drops_records_beyond_its_bound(replica):
 
 def test_a_target_in_another_region_is_refused(replica):
     replica.create_bucket("source")
-    replica.apply({"op": "bucket.create", "bucket": "far", "owner": OWNER, "created": 1, "region": "eu-west-1"})
+    owner = replica.reader.get_bucket("source")["owner"]
+    replica.apply({"op": "bucket.create", "bucket": "far", "owner": owner, "created": 1, "region": "eu-west-1"})
     api = SimpleNamespace(layer=SimpleNamespace(reader=replica.reader))
     with pytest.raises(S3Error) as refused:
         check_target(api, replica.reader.get_bucket("source"), "far")
