@@ -118,6 +118,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("request_timeout", 60, "Seconds a client may stay silent while sending a body.", int, "s3"),
     Setting(
+        "access_log_interval",
+        60,
+        "Seconds between a worker's deliveries of server access log records to their target buckets.",
+        float,
+        "s3",
+    ),
+    Setting(
+        "access_log_records",
+        1000,
+        "Queued server access log records after which a worker delivers them at once; also the most"
+        " records one log object holds.",
+        int,
+        "s3",
+    ),
+    Setting(
         "aws_bucket_defaults",
         False,
         "New buckets start as AWS's have since April 2023: every Block Public Access switch on and Object"
@@ -285,9 +300,11 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
-    for name in ("repair_batch", "repair_bandwidth", "login_window"):
+    for name in ("repair_batch", "repair_bandwidth", "login_window", "access_log_records"):
         if resolved[name] < 1:
             raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
+    if resolved["access_log_interval"] <= 0:
+        raise ValueError(f"access_log_interval must be more than 0, not {resolved['access_log_interval']!r}")
     if resolved["login_max_failures"] < 0:
         raise ValueError(f"login_max_failures must be 0 (no limit) or more, not {resolved['login_max_failures']!r}")
     check_root_credentials(resolved)

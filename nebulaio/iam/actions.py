@@ -95,6 +95,8 @@ ACTIONS: dict[str, Action] = {
     "GetBucketOwnershipControls": _action("s3:GetBucketOwnershipControls", BUCKET),
     "PutBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
     "DeleteBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
+    "GetBucketLogging": _action("s3:GetBucketLogging", BUCKET),
+    "PutBucketLogging": _action("s3:PutBucketLogging", BUCKET),
 }
 
 BYPASS_GOVERNANCE = "s3:BypassGovernanceRetention"

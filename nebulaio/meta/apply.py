@@ -525,6 +525,7 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "acl": _any_value,
     "public_access_block": _any_value,
     "ownership": _any_value,
+    "logging": _any_value,
     "versioning": _versioning_change,
     "object_lock": _object_lock_change,
 }
