@@ -25,6 +25,7 @@ from nebulaio.s3 import (
     lifecycle,
     listing,
     multipart,
+    notification,
     objectlock,
     objects,
     ownership,
@@ -109,6 +110,8 @@ HANDLERS = {
     "PutBucketOwnershipControls": ownership.put_bucket_ownership_controls,
     "GetBucketOwnershipControls": ownership.get_bucket_ownership_controls,
     "DeleteBucketOwnershipControls": ownership.delete_bucket_ownership_controls,
+    "PutBucketNotificationConfiguration": notification.put_bucket_notification_configuration,
+    "GetBucketNotificationConfiguration": notification.get_bucket_notification_configuration,
 }
 UNCLASSIFIED = "Unclassified"
 """What the request metrics call a request refused before it was found to be an operation."""

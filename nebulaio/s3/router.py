@@ -56,6 +56,8 @@ _BUCKET_OPERATIONS = {
     ("GET", "ownershipControls"): "GetBucketOwnershipControls",
     ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
     ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("GET", "notification"): "GetBucketNotificationConfiguration",
+    ("PUT", "notification"): "PutBucketNotificationConfiguration",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
