@@ -28,6 +28,7 @@ from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.workers import serve_workers
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
+from nebulaio.notify.delivery import Deliverer
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
@@ -51,6 +52,7 @@ class Supervisor:
         self.repair_progress = Progress()
         self.membership: NodeMembership | None = None
         self.reads: ReadLink | None = None
+        self.deliverer: Deliverer | None = None
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -143,7 +145,9 @@ class Supervisor:
             interval=self.config["lifecycle_interval"],
             day_seconds=self.config["lifecycle_day_seconds"],
         )
+        self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
         tasks = [
+            asyncio.create_task(self.deliverer.run()),
             asyncio.create_task(committer.run()),
             asyncio.create_task(committer.watch()),
             asyncio.create_task(self._housekeeping(store, env)),
@@ -214,6 +218,7 @@ class Supervisor:
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
+        status["notify"] = self.deliverer.status()
         status["gossip"] = {"members": self.membership.gossip.view(), "refused": self.membership.network.refused}
         if detail:
             status["node"] = self._node_figures()
