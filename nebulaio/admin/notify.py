@@ -52,13 +52,12 @@ def check_target(target_id: str, document: dict, region: str) -> dict:
     kind = document["kind"]
     if kind not in TARGET_KINDS:
         raise _invalid(f"'kind' must be one of {', '.join(TARGET_KINDS)}.")
-    endpoint = urlsplit(document["endpoint"])
     try:
-        port = endpoint.port
-    except ValueError:
-        port = None
-        endpoint = endpoint._replace(netloc="")
-    if endpoint.scheme not in SCHEMES[kind] or not endpoint.hostname:
+        endpoint = urlsplit(document["endpoint"])
+        host, port = endpoint.hostname, endpoint.port
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        raise _invalid("'endpoint' is not a URL with a host and a valid port.") from None
+    if endpoint.scheme not in SCHEMES[kind] or not host:
         raise _invalid(f"A {kind} target's 'endpoint' is a URL of scheme {' or '.join(SCHEMES[kind])} with a host.")
     if kind != "webhook" and port is None:
         raise _invalid(f"A {kind} target's 'endpoint' names its port.")
