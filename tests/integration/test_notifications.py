@@ -18,6 +18,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from conftest import ROOT_PASSWORD, ROOT_USER, free_port, metric_samples, wait_for
+from test_console import browser, console_url, expected_errors, page, ui_login  # noqa: F401 (fixtures)
 
 TIMEOUT = 10
 DELIVERY_TIMEOUT = 60.0
@@ -367,3 +368,30 @@ def test_nats_gets_events_on_its_subject(node, s3, bucket, nats_port):
     record = orjson.loads(stream.readline())["Records"][0]
     assert (record["eventName"], record["s3"]["object"]["key"]) == ("ObjectRemoved:Delete", "nats-object")
     subscriber.close()
+
+
+# -- the console --------------------------------------------------------------------------------
+
+
+def test_the_console_defines_a_target_and_shows_its_backlog_and_failures(page, console_url, s3, bucket, receiver):  # noqa: F811
+    target_id = "console-" + uuid.uuid4().hex[:8]
+    ui_login(page, console_url)
+    page.get_by_role("link", name="Notifications").click()
+    page.get_by_label("Target id").fill(target_id)
+    page.get_by_label("Kind").select_option("webhook")
+    page.get_by_label("Endpoint").fill(receiver.url)
+    page.get_by_label("signing secret (optional)").fill(SECRET)
+    page.get_by_role("button", name="Save target").click()
+    row = page.get_by_role("row").filter(has_text=target_id)
+    arn = row.locator("code").inner_text()
+    assert arn.endswith(f":{target_id}:webhook")
+
+    receiver.failing = True
+    notify(s3, bucket, arn)
+    s3.put_object(Bucket=bucket, Key="shown", Body=b"x")
+    wait_for(lambda: "retrying: the webhook answered 503" in row.inner_text(), 30, "the failure on the page")
+    assert row.locator("td").nth(4).inner_text() == "1"  # the backlog
+    receiver.failing = False
+    wait_for(lambda: row.locator("td").nth(7).inner_text() == "ok", 30, "the delivery on the page")
+    assert [row.locator("td").nth(n).inner_text() for n in (4, 5)] == ["0", "1"]
+    assert keys_of(receiver.records()) == ["shown"]
