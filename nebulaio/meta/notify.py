@@ -13,8 +13,11 @@ which drops the target's events up to it everywhere. A target is defined with
 
 Queue keys are `arn \\0 raft index (u64) ordinal (u32)`: a target's events sort in log order,
 and each key is the same on every replica, so an acknowledgement means the same events
-everywhere. A bucket's "notification" setting holds its rules: {"rules": [{"id", "arn",
-"kind" (Queue, Topic or CloudFunction), "events", "prefix", "suffix"}]}.
+everywhere. Beside them, `\\0backlog\\0 arn` counts a target's queued events, so the backlog
+reads in one get however long the queue grows.
+
+A bucket's "notification" setting holds its rules: {"rules": [{"id", "arn", "kind" (Queue,
+Topic or CloudFunction), "events", "prefix", "suffix"}]}.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ EVENT_NAMES = (
 """The events a rule may name: every one a NebulaIO node raises."""
 
 _POSITION = struct.Struct(">QI")
+_COUNT = struct.Struct(">Q")
+BACKLOG_PREFIX = b"\0backlog\0"
+"""Sorts before every ARN, so the counters never mix with a target's events."""
 
 
 def target_arn(region: str, target_id: str, kind: str) -> str:
@@ -67,6 +73,20 @@ def _queue_key(arn: str, raft_index: int, ordinal: int) -> bytes:
 
 def _target_prefix(arn: str) -> bytes:
     return arn.encode() + b"\0"
+
+
+def _backlog_key(arn: str) -> bytes:
+    return BACKLOG_PREFIX + arn.encode()
+
+
+def _add_backlog(txn: lmdb.Transaction, events_db, arn: str, change: int) -> None:
+    key = _backlog_key(arn)
+    stored = txn.get(key, db=events_db)
+    count = (0 if stored is None else _COUNT.unpack(stored)[0]) + change
+    if count:
+        txn.put(key, _COUNT.pack(count), db=events_db)
+    elif stored is not None:
+        txn.delete(key, db=events_db)
 
 
 def sequencer(raft_index: int, ordinal: int) -> str:
@@ -165,6 +185,7 @@ class NotifyCommands:
             notified.add(arn)
             record = event_record(bucket, rule, change, raft_index, ordinal)
             txn.put(_queue_key(arn, raft_index, ordinal), EVENT.encode(record), db=self._events)
+            _add_backlog(txn, self._events, arn, 1)
             ordinal += 1
         return ordinal
 
@@ -185,22 +206,27 @@ class NotifyCommands:
             if any(rule["arn"] == arn for rule in rules):
                 return {"status": "TargetInUse"}
         txn.delete(arn.encode(), db=self._targets)
-        self._drop(txn, _target_prefix(arn), None)
+        self._drop(txn, arn, None)
         return {"status": "ok"}
 
     def _ack(self, batch, command: dict, blob: bytes | None) -> dict:
         """Drop a target's events up to and including `upto`: delivered. Acknowledging again is harmless."""
-        prefix = _target_prefix(command["target"])
-        self._drop(batch.txn, prefix, prefix + bytes.fromhex(command["upto"]))
+        self._drop(batch.txn, command["target"], bytes.fromhex(command["upto"]))
         return {"status": "ok"}
 
-    def _drop(self, txn: lmdb.Transaction, prefix: bytes, last: bytes | None) -> None:
+    def _drop(self, txn: lmdb.Transaction, arn: str, upto: bytes | None) -> None:
+        """Drop the target's queued events up to position `upto` (None: all of them)."""
+        prefix = _target_prefix(arn)
+        last = None if upto is None else prefix + upto
+        dropped = 0
         cursor = txn.cursor(db=self._events)
-        if not cursor.set_range(prefix):
-            return
-        while cursor.key().startswith(prefix) and (last is None or cursor.key() <= last):
-            if not cursor.delete():
-                break
+        if cursor.set_range(prefix):
+            while cursor.key().startswith(prefix) and (last is None or cursor.key() <= last):
+                dropped += 1
+                if not cursor.delete():
+                    break
+        if dropped:
+            _add_backlog(txn, self._events, arn, -dropped)
 
 
 class NotifyReader:
@@ -242,7 +268,10 @@ class NotifyReader:
         """{target arn: events queued and not yet acknowledged} for every target."""
         counts = {target["arn"]: 0 for target in self.targets()}
         with self._env.begin(db=self._events) as txn:
-            for key in txn.cursor().iternext(values=False):
-                arn = bytes(key[: key.index(b"\0")]).decode()
-                counts[arn] = counts.get(arn, 0) + 1
+            cursor = txn.cursor()
+            if cursor.set_range(BACKLOG_PREFIX):
+                for key, value in cursor:
+                    if not key.startswith(BACKLOG_PREFIX):
+                        break
+                    counts[key[len(BACKLOG_PREFIX) :].decode()] = _COUNT.unpack(value)[0]
         return counts
