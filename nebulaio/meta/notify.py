@@ -105,7 +105,7 @@ class Change:
         key: str,
         mtime: int,
         principal: str | None,
-        size: int = 0,
+        size: int | None = None,
         etag: str | None = None,
         version: str | None = None,
     ):
@@ -121,11 +121,9 @@ class Change:
 def event_record(bucket: dict, rule: dict, change: Change, raft_index: int, ordinal: int) -> dict:
     """S3's event message record (eventVersion 2.1) for one change and the rule that asked for it."""
     principal = {"principalId": change.principal or bucket["owner"]}
-    stored_object = {
-        "key": quote_plus(change.key, safe="/"),
-        "size": change.size,
-        "sequencer": sequencer(raft_index, ordinal),
-    }
+    stored_object = {"key": quote_plus(change.key, safe="/"), "sequencer": sequencer(raft_index, ordinal)}
+    if change.size is not None:  # a removal, as in S3, tells neither size nor ETag
+        stored_object["size"] = change.size
     if change.etag is not None:
         stored_object["eTag"] = change.etag
     if change.version is not None:

@@ -90,6 +90,7 @@ def test_deletes_tell_markers_versions_and_lifecycle_expiry_apart(replica):
     assert names[0][0] == "ObjectRemoved:DeleteMarkerCreated"
     assert names[1] == ("ObjectRemoved:Delete", created["version"])
     assert names[2][0] == "LifecycleExpiration:DeleteMarkerCreated"
+    assert [sorted(event["s3"]["object"]) for _, event in queued(replica)][1] == ["key", "sequencer", "versionId"]
 
 
 def test_a_target_a_bucket_names_is_not_deleted_and_its_events_go_with_it(replica):
