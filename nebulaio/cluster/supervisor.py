@@ -119,6 +119,7 @@ class Supervisor:
             FENCE_DEADLINE,
         )
         committer.reads = self.membership.network.reads = reads
+        self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
 
         async def submit(document: dict, blob: bytes | None) -> dict:
             return await committer.submit(document["command"], blob)
@@ -145,7 +146,6 @@ class Supervisor:
             interval=self.config["lifecycle_interval"],
             day_seconds=self.config["lifecycle_day_seconds"],
         )
-        self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
         tasks = [
             asyncio.create_task(self.deliverer.run()),
             asyncio.create_task(committer.run()),
