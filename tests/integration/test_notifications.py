@@ -212,9 +212,9 @@ def test_the_webhook_gets_signed_s3_events_as_the_rules_ask(node, s3, bucket, re
     for message in receiver.received:
         expected = "sha256=" + hmac.new(SECRET.encode(), message["raw"], hashlib.sha256).hexdigest()
         assert message["headers"]["X-NebulaIO-Signature"] == expected
-    samples = metric_samples(node)
     label = f'{{target="{arn}"}}'
-    assert samples[f"nebulaio_notify_delivered_total{label}"] == 5
+    # The receiver holds the fifth event a moment before the deliverer hears its answer.
+    wait_for(lambda: metric_samples(node)[f"nebulaio_notify_delivered_total{label}"] == 5, 10, "five deliveries")
     wait_for(lambda: metric_samples(node)[f"nebulaio_notify_backlog{label}"] == 0, DELIVERY_TIMEOUT, "no backlog")
 
 
