@@ -412,6 +412,10 @@ class MetadataLog(SyncObj):
             return False
         return isinstance(answer, str) and answer.startswith("SUCCESS")
 
+    def is_leader(self) -> bool:
+        """Whether this member leads now: cheaper than status(), for loops that only the leader runs."""
+        return self._isLeader()
+
     def status(self) -> dict:
         raw = self.getStatus()
         leader = raw.get("leader")

@@ -28,6 +28,7 @@ from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.workers import serve_workers
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
+from nebulaio.notify.delivery import Deliverer
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
@@ -52,6 +53,7 @@ class Supervisor:
         self.repair_progress = Progress()
         self.membership: NodeMembership | None = None
         self.reads: ReadLink | None = None
+        self.deliverer: Deliverer | None = None
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -118,6 +120,7 @@ class Supervisor:
             FENCE_DEADLINE,
         )
         committer.reads = self.membership.network.reads = reads
+        self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
 
         async def submit(document: dict, blob: bytes | None) -> dict:
             return await committer.submit(document["command"], blob)
@@ -145,6 +148,7 @@ class Supervisor:
             day_seconds=self.config["lifecycle_day_seconds"],
         )
         tasks = [
+            asyncio.create_task(self.deliverer.run()),
             asyncio.create_task(committer.run()),
             asyncio.create_task(committer.watch()),
             asyncio.create_task(self._housekeeping(store, env)),
@@ -215,6 +219,7 @@ class Supervisor:
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
+        status["notify"] = self.deliverer.status()
         status["gossip"] = {"members": self.membership.gossip.view(), "refused": self.membership.network.refused}
         if detail:
             status["node"] = self._node_figures()

@@ -276,10 +276,13 @@ class ObjectLayer:
                 continue
         raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
 
-    def put(self, bucket: str, key: str, payload: Payload, fields: dict, condition: dict | None = None) -> dict:
+    def put(
+        self, bucket: str, key: str, payload: Payload, fields: dict, condition: dict | None = None, event: str = "Put"
+    ) -> dict:
         """Store a body and commit its record; `fields` holds the content headers and metadata.
 
-        `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
+        `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time;
+        `event` names the write in notifications (ObjectCreated:Put, or Post for a form upload).
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -304,7 +307,7 @@ class ObjectLayer:
             if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
                 temp.abort()
             raise
-        return self._commit(bucket, record, blob, condition)
+        return self._commit(bucket, record, blob, condition, event)
 
     def copy(
         self,
@@ -355,7 +358,7 @@ class ObjectLayer:
         finally:
             if not source["inline"]:
                 body.close()
-        return self._commit(bucket, record, blob, condition)
+        return self._commit(bucket, record, blob, condition, "Copy")
 
     def _place(self, bucket: str, key: str, record: dict, body: Received) -> bytes | None:
         """Put a new version's received body (consumed) where its record will say; returns the
@@ -379,9 +382,10 @@ class ObjectLayer:
         if failure is not None:
             raise S3Error(failure, Key=key) if failure == "NoSuchKey" else S3Error(failure)
 
-    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None) -> dict:
-        """Submit a new current version whose bytes are already in place."""
-        command = {"op": "object.put", "bucket": bucket, "record": record}
+    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None, event: str) -> dict:
+        """Submit a new current version whose bytes are already in place; `event` is how
+        notifications name the write (ObjectCreated:<event>)."""
+        command = {"op": "object.put", "bucket": bucket, "record": record, "event": event}
         refusals = NO_REFUSALS
         if condition:
             command["condition"] = condition

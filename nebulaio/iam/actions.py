@@ -79,6 +79,8 @@ ACTIONS: dict[str, Action] = {
     "DeleteBucketTagging": _action("s3:PutBucketTagging", BUCKET),
     "GetBucketCors": _action("s3:GetBucketCORS", BUCKET),
     "PutBucketCors": _action("s3:PutBucketCORS", BUCKET),
+    "GetBucketNotificationConfiguration": _action("s3:GetBucketNotification", BUCKET),
+    "PutBucketNotificationConfiguration": _action("s3:PutBucketNotification", BUCKET),
     "DeleteBucketCors": _action("s3:PutBucketCORS", BUCKET),
     "GetBucketLifecycleConfiguration": _action("s3:GetLifecycleConfiguration", BUCKET),
     "PutBucketLifecycleConfiguration": _action("s3:PutLifecycleConfiguration", BUCKET),

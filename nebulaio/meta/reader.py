@@ -17,6 +17,7 @@ from nebulaio.meta.holders import Holders
 from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.nodes import Nodes
+from nebulaio.meta.notify import NotifyReader
 from nebulaio.meta.records import BUCKET, OBJECT, STATS
 from nebulaio.meta.requests import RequestTable
 from nebulaio.meta.uploads import UploadReader
@@ -81,6 +82,7 @@ class MetaReader:
         "holders",
         "iam",
         "nodes",
+        "notify",
         "requests",
         "uploads",
     )
@@ -95,6 +97,7 @@ class MetaReader:
         self.holders = Holders(env)
         self.iam = IamReader(env)
         self.requests = RequestTable(env)
+        self.notify = NotifyReader(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:

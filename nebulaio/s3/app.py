@@ -26,6 +26,7 @@ from nebulaio.s3 import (
     lifecycle,
     listing,
     multipart,
+    notification,
     objectlock,
     objects,
     ownership,
@@ -113,6 +114,8 @@ HANDLERS = {
     "DeleteBucketOwnershipControls": ownership.delete_bucket_ownership_controls,
     "PutBucketLogging": bucketlogging.put_bucket_logging,
     "GetBucketLogging": bucketlogging.get_bucket_logging,
+    "PutBucketNotificationConfiguration": notification.put_bucket_notification_configuration,
+    "GetBucketNotificationConfiguration": notification.get_bucket_notification_configuration,
 }
 UNCLASSIFIED = "Unclassified"
 """What the request metrics call a request refused before it was found to be an operation."""

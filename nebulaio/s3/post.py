@@ -98,7 +98,7 @@ def post_object(api, request, resp) -> None:
     stored = content_fields(fields)
     stored.update(ownership(api, request, check_canned_acl(fields.get("acl"))))
     _check_headers(stored)
-    record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored)
+    record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored, event="Post")
     version_header(resp, record)
     _answer(request, resp, fields, key, record["etag"])
 

@@ -62,6 +62,8 @@ _BUCKET_OPERATIONS = {
     ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
     ("GET", "logging"): "GetBucketLogging",
     ("PUT", "logging"): "PutBucketLogging",
+    ("GET", "notification"): "GetBucketNotificationConfiguration",
+    ("PUT", "notification"): "PutBucketNotificationConfiguration",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
