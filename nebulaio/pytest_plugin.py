@@ -37,17 +37,16 @@ def _setting(config: pytest.Config, ini: str):
 
 
 @pytest.fixture(scope="session")
-def nebulaio_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def nebulaio_server(request: pytest.FixtureRequest):
     """A running NebulaIO node (nebulaio.testing.NebulaIO): endpoint_url, access_key,
-    secret_key, region, admin_url; ca_bundle with TLS; nodes in a cluster."""
+    secret_key, region, admin_url; ca_bundle with TLS; nodes in a cluster. Without a data
+    directory it lives in a temporary one ($TMPDIR), removed when the session ends."""
     from nebulaio.testing import NebulaIO
 
-    data_dir = _setting(request.config, "nebulaio_data_dir")
+    data_dir = _setting(request.config, "nebulaio_data_dir") or None
     if data_dir:
         # Each pytest-xdist worker keeps a node of its own.
         data_dir = Path(data_dir).absolute() / os.environ.get("PYTEST_XDIST_WORKER", "main")
-    else:
-        data_dir = tmp_path_factory.mktemp("nebulaio")
     cluster = _setting(request.config, "nebulaio_cluster")
     tls = _setting(request.config, "nebulaio_tls")
     with NebulaIO(data_dir, cluster=cluster, tls=tls) as server:

@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from nebulaio.storage.layout import DataLayout
+
 LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 START_TIMEOUT = 60.0
 REGISTRATION_TIMEOUT = 60.0
@@ -206,6 +208,8 @@ class NodeProcess:
 
     def kill_group(self) -> None:
         """SIGKILL whatever is left of this node's process group (by its group id, our own child)."""
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -387,11 +391,17 @@ class NebulaIO:
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
-        """Stop every node (idempotent); a temporary directory goes with them."""
+        """Stop every node (idempotent). Nodes in a temporary directory are killed outright:
+        their data goes with them, and a graceful stop would cost most of a second."""
         atexit.unregister(self.stop)
-        self._stop_nodes()
-        if self._temporary:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not self._temporary:
+            self._stop_nodes()
+            return
+        for node in self.nodes:
+            node.kill_group()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(DataLayout(str(node.data)).ipc_socket)  # outside the data of a long path
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _prepare(self) -> None:
         """Load the nodes' ports and secrets from the data directory, or choose and keep new ones."""

@@ -25,9 +25,16 @@ GONE_TIMEOUT = 30.0
 
 SUITE = """
 import urllib.request
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+
+
+@pytest.fixture(autouse=True)
+def record_endpoint(nebulaio_server):
+    with open(Path(__file__).with_name("endpoints"), "a") as endpoints:
+        endpoints.write(nebulaio_server.endpoint_url + "\\n")
 
 
 def test_put_and_get(nebulaio_client, nebulaio_bucket):
@@ -166,17 +173,20 @@ def pytest_command(project: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--basetemp={project / 'tmp'}", *args]
 
 
-def environment(installed: Path, **extra: str) -> dict[str, str]:
-    """Only the installed package: no PYTHONPATH of the repository, no NEBULAIO_ settings."""
+def environment(installed: Path, project: Path, **extra: str) -> dict[str, str]:
+    """Only the installed package: no PYTHONPATH of the repository, no NEBULAIO_ settings;
+    temporary directories (the nodes' data) inside the project."""
     inherited = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("NEBULAIO_")}
-    return {**inherited, "PYTHONPATH": str(installed), **extra}
+    scratch = project / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return {**inherited, "PYTHONPATH": str(installed), "TMPDIR": str(scratch), **extra}
 
 
 def run_project(installed: Path, project: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
         pytest_command(project, *args),
         cwd=project,
-        env=environment(installed, **extra),
+        env=environment(installed, project, **extra),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -211,12 +221,15 @@ def passed(result: subprocess.CompletedProcess, count: int) -> None:
 
 def test_nine_tests_serially_then_with_two_workers(installed, project):
     (project / "test_suite.py").write_text(SUITE)
+    endpoints = project / "endpoints"
     passed(run_project(installed, project), 9)
+    assert len(set(endpoints.read_text().split())) == 1  # one node served the session
     assert_no_node_left(project)
 
+    endpoints.unlink()
     passed(run_project(installed, project, "-n", "2"), 9)
-    # one node for each worker, in the worker's own base temp
-    assert len(list(project.glob("tmp/popen-gw*/nebulaio[0-9]*/node0/data"))) == 2
+    assert len(set(endpoints.read_text().split())) == 2  # one node for each worker
+    assert_no_node_left(project)
     assert_no_node_left(project)
 
 
@@ -227,7 +240,7 @@ def test_an_interrupted_run_leaves_no_node(installed, project, how):
     with subprocess.Popen(
         pytest_command(project),
         cwd=project,
-        env=environment(installed),
+        env=environment(installed, project),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     ) as run:
