@@ -9,9 +9,11 @@ when the pytest process is interrupted (SIGINT) or killed (SIGKILL) while its no
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -162,11 +164,12 @@ def installed(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path) -> Path:
-    """A test project of its own, outside the repository's tests/."""
-    directory = tmp_path / "project"
-    directory.mkdir()
-    return directory
+def project():
+    """A test project of its own, outside the repository's tests/, in a directory with a short
+    path: the nodes' Unix sockets lie under it."""
+    directory = Path(tempfile.mkdtemp(prefix="nebulaio-plugin-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def pytest_command(project: Path, *args: str) -> list[str]:
