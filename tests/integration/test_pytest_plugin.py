@@ -172,8 +172,16 @@ def project():
     shutil.rmtree(directory, ignore_errors=True)
 
 
+UNRELATED_PLUGINS = ("schemathesis", "hypothesispytest", "anyio", "benchmark")
+"""Plugins of this repository's test environment, not of the project: pytest rewrites their
+modules at every start where bytecode is not written (PYTHONDONTWRITEBYTECODE), seconds a run."""
+
+
 def pytest_command(project: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--basetemp={project / 'tmp'}", *args]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--basetemp={project / 'tmp'}"]
+    for name in UNRELATED_PLUGINS:
+        command += ["-p", f"no:{name}"]
+    return command + list(args)
 
 
 def environment(installed: Path, project: Path, **extra: str) -> dict[str, str]:
