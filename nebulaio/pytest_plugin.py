@@ -43,6 +43,12 @@ def nebulaio_server(request: pytest.FixtureRequest):
     directory it lives in a temporary one ($TMPDIR), removed when the session ends."""
     from nebulaio.testing import NebulaIO
 
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # A worker outlives its killed controller while a test runs, and its node with it:
+        # the worker goes with the controller, and its node with the worker.
+        from nebulaio.node import die_with_parent
+
+        die_with_parent()
     data_dir = _setting(request.config, "nebulaio_data_dir") or None
     if data_dir:
         # Each pytest-xdist worker keeps a node of its own.

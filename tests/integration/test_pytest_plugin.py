@@ -138,12 +138,17 @@ def test_options(nebulaio_server, nebulaio_client):
 """
 
 HANGS = """
+import os
 import threading
 from pathlib import Path
 
+import pytest
 
-def test_hangs(nebulaio_server, tmp_path_factory):
-    Path(__file__).with_name("started").write_text(nebulaio_server.endpoint_url)
+
+@pytest.mark.parametrize("copy", [1, 2])
+def test_hangs(nebulaio_server, copy):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    Path(__file__).with_name(f"started-{worker}-{copy}").write_text(nebulaio_server.endpoint_url)
     threading.Event().wait()
 """
 
@@ -244,21 +249,28 @@ def test_nine_tests_serially_then_with_two_workers(installed, project):
     assert_no_node_left(project)
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_an_interrupted_run_leaves_no_node(installed, project, how):
+@pytest.mark.parametrize(
+    "how, workers",
+    [(signal.SIGINT, 0), (signal.SIGKILL, 0), (signal.SIGKILL, 2)],
+    ids=["sigint", "sigkill", "sigkill-two-workers"],
+)
+def test_an_interrupted_run_leaves_no_node(installed, project, how, workers):
+    """The run is stopped while its tests hang with their nodes up (one test a worker)."""
     (project / "test_hangs.py").write_text(HANGS)
-    started = project / "started"
+    started = lambda: list(project.glob("started-*"))  # noqa: E731
     with subprocess.Popen(
-        pytest_command(project),
+        pytest_command(project, *(["-n", str(workers)] if workers else [])),
         cwd=project,
         env=environment(installed, project),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     ) as run:
         try:
-            wait_for(lambda: started.exists() or run.poll() is not None, RUN_TIMEOUT, "the node of the run")
-            assert run.poll() is None, "the run ended before its node was up"
-            assert node_processes(project), "no node process found while the test runs"
+            wait_for(
+                lambda: len(started()) == max(workers, 1) or run.poll() is not None, RUN_TIMEOUT, "the runs' nodes"
+            )
+            assert run.poll() is None, "the run ended before its nodes were up"
+            assert node_processes(project), "no node process found while the tests run"
             run.send_signal(how)
             run.wait(RUN_TIMEOUT)
         finally:
