@@ -340,7 +340,7 @@ class NebulaIO:
     ):
         """`workers`: HTTP worker processes per node; one starts fastest and serves a test suite."""
         self._temporary = data_dir is None
-        self.data_dir = Path(tempfile.mkdtemp(prefix="nebulaio-")) if data_dir is None else Path(data_dir)
+        self.data_dir = None if data_dir is None else Path(data_dir)
         self.cluster = cluster
         self.tls = tls
         self.region = region
@@ -375,6 +375,8 @@ class NebulaIO:
         self.stop()
 
     def start(self) -> NebulaIO:
+        if self._temporary:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="nebulaio-"))
         atexit.register(self.stop)
         for attempt in range(1, START_ATTEMPTS + 1):
             fresh = not (self.data_dir / STATE_FILE).exists()
@@ -388,7 +390,6 @@ class NebulaIO:
                     self.stop()
                     raise
                 self._forget()
-        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Stop every node (idempotent). Nodes in a temporary directory are killed outright:
@@ -396,6 +397,8 @@ class NebulaIO:
         atexit.unregister(self.stop)
         if not self._temporary:
             self._stop_nodes()
+            return
+        if self.data_dir is None:
             return
         for node in self.nodes:
             node.kill_group()
@@ -419,13 +422,15 @@ class NebulaIO:
             partial = state_path.with_suffix(".partial")
             partial.write_text(json.dumps(state))
             partial.replace(state_path)
+        count = len(state["ports"])
+        if count != (3 if self.cluster else 1):
+            raise ValueError(f"{self.data_dir} holds {'a cluster of three' if count > 1 else 'a single node'}")
         self.access_key, self.secret_key = state["access_key"], state["secret_key"]
         tls = None
         if self.tls:
             cert, key, self.ca_bundle = make_certificate(self.data_dir / "tls")
             tls = (cert, key)
         args = ["--region", self.region, "--workers", str(self.workers), "--log-level", "warning"]
-        count = len(state["ports"])
         if count > 1:
             peers = ",".join(f"127.0.0.1:{ports['raft']}" for ports in state["ports"])
             args += ["--raft-peers", peers]
