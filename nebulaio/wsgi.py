@@ -11,7 +11,7 @@ from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.throttle import LoginThrottle
-from nebulaio.cluster.ipc import SupervisorClient
+from nebulaio.cluster.ipc import SupervisorClient, wait_for_supervisor
 from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
@@ -33,6 +33,8 @@ from nebulaio.util.metrics import RequestMetrics
 def build(config: dict | None = None):
     config = config or configuration.from_environment()
     layout = DataLayout(config["data"])
+    # The supervisor, started beside gunicorn, creates the replica and the node's secrets.
+    wait_for_supervisor(layout.ipc_socket)
     env = open_env(layout.kv_dir, readonly=True)
     reader = MetaReader(env)
     supervisor = SupervisorClient(layout.ipc_socket)
