@@ -1,15 +1,19 @@
 """Calls to other nodes' internal endpoint: store, read, assemble and remove object files, hand
 a voter's own removal to a peer, and fetch an image of a peer's metadata replica.
 
-Every call is signed with the cluster secret (see `signing`) and names a file as the data
-layout does (objects/<bucket>/<key hash>/<file>), or a node by its id. Bodies move in fixed-size pieces (sendfile
-out, chunked reads in), never whole in memory.
+Every call goes to a peer's inter-node listener (its advertised internal address), is signed
+with the cluster secret and a fresh nonce (see `signing`), and names a file as the data layout
+does (objects/<bucket>/<key hash>/<file>), or a node by its id. A stored file's SHA-256 travels
+signed with it, and the peer checks it before the file takes its place. Bodies move in
+fixed-size pieces (sendfile out, chunked reads in), never whole in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
+import os
 import ssl
 import time
 
@@ -70,7 +74,13 @@ class PeerClient:
         self._tls = tls
 
     def _start(
-        self, address: str, method: str, path: str, headers: dict[str, str], timeout: float = PEER_TIMEOUT
+        self,
+        address: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        timeout: float = PEER_TIMEOUT,
+        content_hash: str = "",
     ) -> http.client.HTTPConnection:
         """Connect and send a signed request's head; the caller sends any body and closes."""
         host, port = split_address(address)
@@ -80,7 +90,7 @@ class PeerClient:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
-            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time()))
+            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time(), content_hash))
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
@@ -90,15 +100,23 @@ class PeerClient:
         return conn
 
     def _call(
-        self, address: str, method: str, path: str, body: bytes = b"", send_file=None, timeout: float = PEER_TIMEOUT
+        self,
+        address: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        send_file=None,
+        timeout: float = PEER_TIMEOUT,
+        content_hash: str = "",
     ) -> bytes:
         """A request that expects 200, 201 or 204; its answer's body. Raises PeerError otherwise.
 
-        `send_file` (fd, size) streams a file's first bytes as the body with sendfile.
+        `send_file` (fd, size) streams a file's first bytes as the body with sendfile;
+        `content_hash`, the body's SHA-256, is signed with it for the peer to check.
         """
         size = len(body) if send_file is None else send_file[1]
         try:
-            conn = self._start(address, method, path, {"content-length": str(size)}, timeout)
+            conn = self._start(address, method, path, {"content-length": str(size)}, timeout, content_hash)
             try:
                 if send_file is not None:
                     if size:
@@ -116,14 +134,17 @@ class PeerClient:
             raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
         return answer
 
-    def store(self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int]) -> None:
+    def store(
+        self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int], digest: str
+    ) -> None:
         """Have a peer make `body` its durable copy of `name`: bytes, or the first `size` bytes
-        of an open file (fd, size), sent with sendfile."""
+        of an open file (fd, size), sent with sendfile. `digest` is its `content_digest`: the
+        peer keeps nothing that does not match it."""
         path = file_path(bucket, hashed, name)
         if isinstance(body, tuple):
-            self._call(address, "PUT", path, send_file=body)
+            self._call(address, "PUT", path, send_file=body, content_hash=digest)
         else:
-            self._call(address, "PUT", path, body)
+            self._call(address, "PUT", path, body, content_hash=digest)
 
     def ping(self, address: str) -> None:
         """Raises PeerError unless the peer's internal endpoint answers within PING_TIMEOUT."""
@@ -210,6 +231,23 @@ class PeerClient:
             conn.close()
 
 
+def content_digest(body: bytes | bytearray | tuple[int, int]) -> str:
+    """The hex SHA-256 a stored file is sent with: of bytes, or of an open file's first `size`
+    bytes (fd, size), read with pread so the descriptor's offset stays where sendfile wants it."""
+    if not isinstance(body, tuple):
+        return hashlib.sha256(body).hexdigest()
+    fd, size = body
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+        if not chunk:
+            raise EOFError(f"the file ended at byte {offset} of {size}")
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
 def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:
     """A peer's refusal in words: its status and what its JSON error says, if anything."""
     try:
@@ -221,13 +259,34 @@ def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:
 
 
 def peer_tls(config: dict) -> ssl.SSLContext | None:
-    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
-    trusted when it is this node's own or signed by it, whatever name it carries."""
-    if not (config["tls_cert"] and config["tls_key"]):
+    """How this node connects to its peers' inter-node listeners (one cluster, one setting).
+
+    With internal_tls_* set (mTLS): it presents its own node certificate, and trusts a peer
+    whose certificate the cluster's CA signed, whatever name it carries (peers are reached by
+    address; the CA, made for the cluster, signs nothing but its nodes). Else, when the node
+    serves TLS (tls_cert): a peer's certificate is trusted when it is this node's own or signed
+    by it. Else plain HTTP.
+    """
+    if config["internal_tls_ca"]:
+        context = ssl.create_default_context(cafile=config["internal_tls_ca"])
+        context.load_cert_chain(config["internal_tls_cert"], config["internal_tls_key"])
+    elif config["tls_cert"] and config["tls_key"]:
+        context = ssl.create_default_context(cafile=config["tls_cert"])
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    else:
         return None
-    context = ssl.create_default_context(cafile=config["tls_cert"])
     context.check_hostname = False
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def listener_tls(config: dict) -> ssl.SSLContext | None:
+    """The server side of the inter-node listener with mTLS: this node's certificate, and only
+    clients presenting a certificate the cluster's CA signed (None without internal_tls_*)."""
+    if not config["internal_tls_ca"]:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=config["internal_tls_ca"])
+    context.load_cert_chain(config["internal_tls_cert"], config["internal_tls_key"])
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 

@@ -283,7 +283,7 @@ class Repairer:
         if len(storage) < 2 or not any(node["id"] == self._me for node in storage):
             return None
         up = [node for node in storage if node["id"] == self._me or self._is_live(node)]
-        return [node["id"] for node in up if takes_copies(node)], {node["id"]: node["admin"] for node in up}
+        return [node["id"] for node in up if takes_copies(node)], {node["id"]: node["internal"] for node in up}
 
     def _pages(self, budget: int):
         """(bucket, page of placed files) from the cursor on, for about `budget` records; the

@@ -1,7 +1,10 @@
-"""The internal endpoint, /internal/v1/ on the admin listener: object files between nodes, the
-removals voters hand to a peer, and images of the metadata replica for members that catch up.
+"""The internal endpoint, /internal/v1/ on the node's own inter-node listener (internal_address,
+never the Admin API's): object files between nodes, the removals voters hand to a peer, and
+images of the metadata replica for members that catch up.
 
-    PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, fsync, rename, fsync the dir
+    PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, check its SHA-256 against
+                                                 the signed x-nebulaio-content-sha256, fsync,
+                                                 rename, fsync the dir
     GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile
     DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
@@ -15,14 +18,15 @@ removals voters hand to a peer, and images of the metadata replica for members t
     GET    metadata/images/<id>                  read it (Range: bytes=a-b), with sendfile
     DELETE metadata/images/<id>                  remove it once fetched
 
-Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
-badly signed call is refused before anything is read or written. Path segments are checked
+Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned, badly
+signed or replayed call is refused before anything is read or written. Path segments are checked
 against the shapes this node itself creates, so no request names a path outside objects/ and
 metadata/images/.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
@@ -53,16 +57,21 @@ def _refuse(status: str, reason: str):
 
 
 class Signed:
-    """Middleware: every request must carry a valid signature, checked before its body is read."""
+    """Middleware: every request must carry a valid signature with a nonce not seen before,
+    checked before its body is read."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_replays")
 
-    def __init__(self, secret: str):
+    def __init__(self, secret: str, replays: signing.ReplayCache):
         self._secret = secret.encode()
+        self._replays = replays
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not signing.verify(self._secret, req.method, req.path, req.headers_lower, time.time()):
+        now = time.time()
+        if not signing.verify(self._secret, req.method, req.path, req.headers_lower, now):
             raise _refuse(falcon.HTTP_403, "the request is not signed with the cluster secret")
+        if not self._replays.first_use(req.headers_lower, now):
+            raise _refuse(falcon.HTTP_403, "the request's nonce was already used: a replay")
 
 
 class _FileResource:
@@ -109,6 +118,10 @@ class Files(_FileResource):
         left = req.content_length
         if left is None:
             raise _refuse(falcon.HTTP_411, "a file is stored with its Content-Length")
+        expected = req.headers_lower.get(signing.CONTENT_HASH_HEADER)
+        if not expected:
+            raise _refuse(falcon.HTTP_400, f"a file is stored with its {signing.CONTENT_HASH_HEADER}")
+        received = hashlib.sha256()
         temp = self._store.new_temp()
         try:
             while left:
@@ -116,7 +129,10 @@ class Files(_FileResource):
                 if not chunk:
                     raise _refuse(falcon.HTTP_400, "the body ended early")
                 temp.write(chunk)
+                received.update(chunk)
                 left -= len(chunk)
+            if received.hexdigest() != expected:
+                raise _refuse(falcon.HTTP_400, "the body does not match its SHA-256: nothing was kept")
             temp.commit_to(directory, name)
         except BaseException:
             temp.abort()
@@ -240,11 +256,16 @@ class Image:
 
 
 def create(
-    store: ObjectStore, secret: str, members: Members | None = None, images: ImageShelf | None = None
+    store: ObjectStore,
+    secret: str,
+    replays: signing.ReplayCache,
+    members: Members | None = None,
+    images: ImageShelf | None = None,
 ) -> falcon.App:
-    """`members` carries out the removals other voters hand over; `images` serves images of the
-    metadata replica (a node without one of them answers 404 on its routes)."""
-    app = falcon.App(middleware=[Signed(secret)])
+    """`replays` holds the nonces already served; `members` carries out the removals other voters
+    hand over; `images` serves images of the metadata replica (a node without one of them
+    answers 404 on its routes)."""
+    app = falcon.App(middleware=[Signed(secret, replays)])
     app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())

@@ -31,7 +31,7 @@ ROOT_PASSWORD = "testroot-secret-key"
 START_TIMEOUT = 60.0
 REGISTRATION_TIMEOUT = 60.0
 CLUSTER_SECRET = "test-cluster-secret"
-LISTENERS = ("s3", "admin", "console", "raft", "gossip")
+LISTENERS = ("s3", "admin", "console", "raft", "gossip", "internal")
 
 
 HANDED_OUT: set[int] = set()
@@ -92,6 +92,11 @@ class Node:
     @property
     def admin_url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.ports['admin']}"
+
+    @property
+    def internal_url(self) -> str:
+        """The inter-node listener (plain, or HTTPS with the node's own certificate)."""
+        return f"{self.scheme}://{self.host}:{self.ports['internal']}"
 
     def server_command(self) -> list[str]:
         """`nebulaio server` (of the code under test) with this node's data directory."""

@@ -276,7 +276,7 @@ def test_internal_calls_need_the_cluster_secret(trio):
     vid = stored_record(trio[0], bucket, "guarded")["vid"]
     existing = file_path(bucket, key_hash("guarded"), vid)
     planted = file_path(bucket, key_hash("planted"), uuid.uuid4().hex)
-    url = trio[1].admin_url
+    url = trio[1].internal_url
     stale = time.time() - 3600
     refused = [
         requests.put(url + planted, data=b"forged", timeout=10),
@@ -296,7 +296,7 @@ def test_internal_calls_need_the_cluster_secret(trio):
     assert answer.status_code == 206 and answer.content == body[:100]
     # A signed call still names only object files (sent raw: a client would fold the dots).
     for outside in (file_path("..", key_hash("x"), vid), file_path(bucket, "..", vid), file_path(bucket, "..", "..")):
-        conn = http.client.HTTPConnection("127.0.0.1", trio[1].ports["admin"], timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", trio[1].ports["internal"], timeout=10)
         conn.request("PUT", outside, body=b"x", headers=signed_headers("PUT", outside))
         assert conn.getresponse().status in (400, 404), outside
         conn.close()
