@@ -119,9 +119,7 @@ class PeerClient:
             conn = self._start(address, method, path, {"content-length": str(size)}, timeout, content_hash)
             try:
                 if send_file is not None:
-                    if size:
-                        with open(send_file[0], "rb", buffering=0, closefd=False) as source:
-                            conn.sock.sendfile(source, 0, size)
+                    _send_file(conn.sock, *send_file)
                 elif body:
                     conn.send(body)
                 response = conn.getresponse()
@@ -229,6 +227,28 @@ class PeerClient:
         finally:
             response.close()
             conn.close()
+
+
+def _send_file(sock, fd: int, size: int) -> None:
+    """Send a file's first `size` bytes: with sendfile on a plain socket, in pread pieces
+    through TLS.
+
+    NOTE: never by the file's offset: one descriptor serves every holder's copy at once, and
+    socket.sendfile on a TLS socket falls back to seek and read on it, so concurrent copies
+    took each other's bytes (a copy came short, or mixed).
+    """
+    if not isinstance(sock, ssl.SSLSocket):
+        if size:
+            with open(fd, "rb", buffering=0, closefd=False) as source:
+                sock.sendfile(source, 0, size)
+        return
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+        if not chunk:
+            raise EOFError(f"the file ended at byte {offset} of {size}")
+        sock.sendall(chunk)
+        offset += len(chunk)
 
 
 def content_digest(body: bytes | bytearray | tuple[int, int]) -> str:
