@@ -68,7 +68,12 @@ def build(config: dict | None = None):
     audit = AuditLog(layout.audit_log)
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
     internal = internal_app.create(
-        store, secret, ReplayCache(layout.peer_nonces), members, ImageShelf(env, layout.images_dir)
+        store,
+        secret,
+        ReplayCache(layout.peer_nonces),
+        configuration.advertised(config, "internal"),
+        members,
+        ImageShelf(env, layout.images_dir),
     )
 
     by_port = {

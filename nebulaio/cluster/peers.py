@@ -90,7 +90,7 @@ class PeerClient:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
-            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time(), content_hash))
+            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time(), address, content_hash))
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()

@@ -1,10 +1,11 @@
 """Authentication of requests between nodes: HMAC-SHA256 with the cluster secret.
 
-The signature covers the method, the path, a timestamp, the sending node's id, a nonce and
-the SHA-256 of the body (empty for a call without one). So a request cannot be aimed at
-another file or method, its body cannot be swapped, an old one stops being accepted once its
-timestamp leaves the allowed clock skew, and within that window the receiver refuses a nonce
-it has already seen (`ReplayCache`): a captured request cannot be sent again.
+The signature covers the method, the path, a timestamp, the sending node's id, the address
+it is sent to (the receiver's advertised inter-node address), a nonce and the SHA-256 of the
+body (empty for a call without one). So a request cannot be aimed at another file, method or
+node, its body cannot be swapped, an old one stops being accepted once its timestamp leaves
+the allowed clock skew, and within that window the receiver refuses a nonce it has already
+seen (`ReplayCache`): a captured request cannot be sent again, to its node or another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 NODE_HEADER = "x-nebulaio-node"
 TIME_HEADER = "x-nebulaio-time"
 NONCE_HEADER = "x-nebulaio-nonce"
+TARGET_HEADER = "x-nebulaio-target"
 CONTENT_HASH_HEADER = "x-nebulaio-content-sha256"
 SIGNATURE_HEADER = "x-nebulaio-signature"
 MAX_CLOCK_SKEW = 120
@@ -28,21 +30,27 @@ NONCE_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 CONTENT_HASH_SHAPE = re.compile(r"(?:[0-9a-f]{64})?", re.ASCII)
 
 
-def signature(secret: bytes, method: str, path: str, timestamp: str, node: str, nonce: str, content_hash: str) -> str:
-    message = f"{method}\n{path}\n{timestamp}\n{node}\n{nonce}\n{content_hash}".encode("utf-8", "surrogatepass")
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+def signature(
+    secret: bytes, method: str, path: str, timestamp: str, node: str, target: str, nonce: str, content_hash: str
+) -> str:
+    message = f"{method}\n{path}\n{timestamp}\n{node}\n{target}\n{nonce}\n{content_hash}"
+    return hmac.new(secret, message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
-def sign(secret: bytes, method: str, path: str, node: str, now: float, content_hash: str = "") -> dict[str, str]:
-    """The headers that authenticate one request from `node`, with a fresh nonce; `content_hash`
-    is the hex SHA-256 of a body the receiver must check before keeping it."""
+def sign(
+    secret: bytes, method: str, path: str, node: str, now: float, target: str = "", content_hash: str = ""
+) -> dict[str, str]:
+    """The headers that authenticate one request from `node` to the node whose inter-node
+    address is `target`, with a fresh nonce; `content_hash` is the hex SHA-256 of a body the
+    receiver must check before keeping it."""
     timestamp = str(int(now))
     nonce = os.urandom(NONCE_BYTES).hex()
     headers = {
         NODE_HEADER: node,
         TIME_HEADER: timestamp,
+        TARGET_HEADER: target,
         NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: signature(secret, method, path, timestamp, node, nonce, content_hash),
+        SIGNATURE_HEADER: signature(secret, method, path, timestamp, node, target, nonce, content_hash),
     }
     if content_hash:
         headers[CONTENT_HASH_HEADER] = content_hash
@@ -52,13 +60,15 @@ def sign(secret: bytes, method: str, path: str, node: str, now: float, content_h
 def verify(secret: bytes, method: str, path: str, headers, now: float) -> bool:
     """Whether a request's headers (a mapping of lower-cased names) carry a valid signature.
 
-    An empty secret accepts nothing: a node without one serves no peer. Whether the nonce was
-    seen before is the receiver's `ReplayCache`'s to say.
+    An empty secret accepts nothing: a node without one serves no peer. Whether the request
+    was meant for the receiver (`TARGET_HEADER`) and whether its nonce was seen before are the
+    receiver's to say (see `ReplayCache`).
     """
     node = headers.get(NODE_HEADER)
     timestamp = headers.get(TIME_HEADER)
     nonce = headers.get(NONCE_HEADER)
     content_hash = headers.get(CONTENT_HASH_HEADER, "")
+    target = headers.get(TARGET_HEADER, "")
     given = headers.get(SIGNATURE_HEADER)
     if not secret or node is None or timestamp is None or nonce is None or given is None:
         return False
@@ -66,7 +76,7 @@ def verify(secret: bytes, method: str, path: str, headers, now: float) -> bool:
         return False
     if not NONCE_SHAPE.fullmatch(nonce) or not CONTENT_HASH_SHAPE.fullmatch(content_hash):
         return False
-    expected = signature(secret, method, path, timestamp, node, nonce, content_hash)
+    expected = signature(secret, method, path, timestamp, node, target, nonce, content_hash)
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 

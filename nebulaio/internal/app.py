@@ -50,6 +50,7 @@ RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
 HEX_SHAPE = re.compile(r"(?:[0-9a-f]{2})+", re.ASCII)
 INDEX_SHAPE = re.compile(r"[0-9]{1,19}", re.ASCII)
 IMAGE_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+IMAGE_PATHS = (REPLICA_PATH, IMAGES_PATH)
 
 
 def _refuse(status: str, reason: str):
@@ -57,20 +58,29 @@ def _refuse(status: str, reason: str):
 
 
 class Signed:
-    """Middleware: every request must carry a valid signature with a nonce not seen before,
-    checked before its body is read."""
+    """Middleware: every request must carry a valid signature, made for this node, with a nonce
+    not seen before; checked before its body is read.
 
-    __slots__ = ("_secret", "_replays")
+    An image of the replica may be asked of a node by any address that reaches it (a member
+    catching up is given the address a dump names): an image is written under a random id and
+    served only to a call that names it, so a call replayed to another node gains nothing.
+    """
 
-    def __init__(self, secret: str, replays: signing.ReplayCache):
+    __slots__ = ("_secret", "_replays", "_address")
+
+    def __init__(self, secret: str, replays: signing.ReplayCache, address: str):
         self._secret = secret.encode()
         self._replays = replays
+        self._address = address
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = time.time()
-        if not signing.verify(self._secret, req.method, req.path, req.headers_lower, now):
+        headers = req.headers_lower
+        if not signing.verify(self._secret, req.method, req.path, headers, now):
             raise _refuse(falcon.HTTP_403, "the request is not signed with the cluster secret")
-        if not self._replays.first_use(req.headers_lower, now):
+        if headers.get(signing.TARGET_HEADER) != self._address and not req.path.startswith(IMAGE_PATHS):
+            raise _refuse(falcon.HTTP_403, f"the request was signed for another node, not {self._address}")
+        if not self._replays.first_use(headers, now):
             raise _refuse(falcon.HTTP_403, "the request's nonce was already used: a replay")
 
 
@@ -259,13 +269,15 @@ def create(
     store: ObjectStore,
     secret: str,
     replays: signing.ReplayCache,
+    address: str,
     members: Members | None = None,
     images: ImageShelf | None = None,
 ) -> falcon.App:
-    """`replays` holds the nonces already served; `members` carries out the removals other voters
+    """`replays` holds the nonces already served; `address` is this node's advertised
+    inter-node address, which calls for it are signed for; `members` carries out the removals other voters
     hand over; `images` serves images of the metadata replica (a node without one of them
     answers 404 on its routes)."""
-    app = falcon.App(middleware=[Signed(secret, replays)])
+    app = falcon.App(middleware=[Signed(secret, replays, address)])
     app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())

@@ -86,9 +86,11 @@ def internal_call(node, context, method: str, path: str, headers: dict, body: by
         conn.close()
 
 
-def signed(method: str, path: str, body: bytes | None = None) -> dict:
+def signed(node, method: str, path: str, body: bytes | None = None) -> dict:
+    """Headers of a call signed for `node`'s inter-node listener; a body to store goes with its SHA-256."""
+    target = f"127.0.0.1:{node.ports['internal']}"
     content_hash = "" if body is None else hashlib.sha256(body).hexdigest()
-    return signing.sign(CLUSTER_SECRET.encode(), method, path, "tester", time.time(), content_hash)
+    return signing.sign(CLUSTER_SECRET.encode(), method, path, "tester", time.time(), target, content_hash)
 
 
 def new_bucket(cluster) -> str:
@@ -117,11 +119,16 @@ def test_the_admin_port_answers_404_for_the_internal_endpoint(cluster, tester):
     bucket = new_bucket(cluster)
     planted = file_path(bucket, key_hash("planted"), uuid.uuid4().hex)
     for node in cluster:
-        assert requests.get(node.admin_url + PING_PATH, headers=signed("GET", PING_PATH), timeout=10).status_code == 404
-        answer = requests.put(node.admin_url + planted, data=b"x", headers=signed("PUT", planted, b"x"), timeout=10)
+        assert (
+            requests.get(node.admin_url + PING_PATH, headers=signed(node, "GET", PING_PATH), timeout=10).status_code
+            == 404
+        )
+        answer = requests.put(
+            node.admin_url + planted, data=b"x", headers=signed(node, "PUT", planted, b"x"), timeout=10
+        )
         assert answer.status_code == 404
         # The same signed ping is served on the node's own inter-node listener.
-        assert internal_call(node, tester, "GET", PING_PATH, signed("GET", PING_PATH))[0] == 204
+        assert internal_call(node, tester, "GET", PING_PATH, signed(node, "GET", PING_PATH))[0] == 204
     assert not any(on_disk(node, bucket, "planted") for node in cluster)
 
 
@@ -135,7 +142,7 @@ def test_a_node_or_client_without_a_certificate_of_the_cluster_ca_is_refused(clu
     ]
     for context in strangers:
         with pytest.raises(REFUSED_AT_HANDSHAKE):
-            internal_call(cluster[0], context, "GET", PING_PATH, signed("GET", PING_PATH))
+            internal_call(cluster[0], context, "GET", PING_PATH, signed(cluster[0], "GET", PING_PATH))
         # A node holding the cluster secret, but not a certificate of the CA, is refused all the same.
         with pytest.raises(PeerError):
             PeerClient(CLUSTER_SECRET, "intruder", context).ping(address)
@@ -156,15 +163,18 @@ def test_a_replayed_signed_transfer_is_refused(cluster, tester):
     bucket = new_bucket(cluster)
     path = file_path(bucket, key_hash("replayed"), uuid.uuid4().hex)
     body = b"a transfer seen on the wire"
-    headers = signed("PUT", path, body)
+    headers = signed(cluster[2], "PUT", path, body)
     assert internal_call(cluster[2], tester, "PUT", path, headers, body)[0] == 200
-    assert internal_call(cluster[2], tester, "DELETE", path, signed("DELETE", path))[0] == 204
+    assert internal_call(cluster[2], tester, "DELETE", path, signed(cluster[2], "DELETE", path))[0] == 204
     assert not on_disk(cluster[2], bucket, "replayed")
     # Sent again, on new connections (any of the node's workers may take them): refused.
     for _ in range(4):
         status, answer = internal_call(cluster[2], tester, "PUT", path, headers, body)
         assert status == 403 and b"replay" in answer
-    assert not on_disk(cluster[2], bucket, "replayed")
+    # Nor does another node take it: it was signed for the first.
+    status, answer = internal_call(cluster[0], tester, "PUT", path, headers, body)
+    assert status == 403 and b"another node" in answer
+    assert not any(on_disk(node, bucket, "replayed") for node in cluster)
 
 
 def test_a_transfer_whose_body_does_not_match_its_hash_is_refused_and_leaves_no_file(cluster, tester):
@@ -173,10 +183,15 @@ def test_a_transfer_whose_body_does_not_match_its_hash_is_refused_and_leaves_no_
     temp = cluster[0].data / "temp"
     before = set(os.listdir(temp))
     status, answer = internal_call(
-        cluster[0], tester, "PUT", path, signed("PUT", path, b"the bytes that were signed"), b"other bytes, same length"
+        cluster[0],
+        tester,
+        "PUT",
+        path,
+        signed(cluster[0], "PUT", path, b"the bytes that were signed"),
+        b"other bytes, same length",
     )
     assert status == 400 and b"SHA-256" in answer
     # Nor is a file kept that comes without a hash.
-    assert internal_call(cluster[0], tester, "PUT", path, signed("PUT", path), b"unhashed")[0] == 400
+    assert internal_call(cluster[0], tester, "PUT", path, signed(cluster[0], "PUT", path), b"unhashed")[0] == 400
     assert not on_disk(cluster[0], bucket, "swapped")
     assert set(os.listdir(temp)) <= before

@@ -14,6 +14,7 @@ from nebulaio.cluster.signing import (
     NODE_HEADER,
     NONCE_HEADER,
     SIGNATURE_HEADER,
+    TARGET_HEADER,
     TIME_HEADER,
     ReplayCache,
     sign,
@@ -43,6 +44,14 @@ def test_a_signature_serves_only_its_method_and_path(method, other_method, path,
     assert verify(SECRET, other_method, other_path, headers, NOW) == (method == other_method and path == other_path)
 
 
+@given(nodes, nodes)
+def test_a_signature_names_the_node_it_is_for(target, other_target):
+    headers = sign(SECRET, "DELETE", "/x", "node0", NOW, target)
+    assert headers[TARGET_HEADER] == target
+    redirected = dict(headers, **{TARGET_HEADER: other_target})
+    assert verify(SECRET, "DELETE", "/x", redirected, NOW) == (target == other_target)
+
+
 @given(methods, paths, nodes, nodes, st.binary(min_size=1, max_size=32))
 def test_another_secret_or_node_is_refused(method, path, node, other_node, other_secret):
     headers = sign(SECRET, method, path, node, NOW)
@@ -54,7 +63,7 @@ def test_another_secret_or_node_is_refused(method, path, node, other_node, other
 
 @given(
     st.dictionaries(
-        st.sampled_from([NODE_HEADER, TIME_HEADER, NONCE_HEADER, CONTENT_HASH_HEADER, SIGNATURE_HEADER]),
+        st.sampled_from([NODE_HEADER, TIME_HEADER, TARGET_HEADER, NONCE_HEADER, CONTENT_HASH_HEADER, SIGNATURE_HEADER]),
         st.text(max_size=70),
     )
 )
@@ -68,7 +77,7 @@ def test_no_secret_accepts_nothing():
 
 @given(st.binary(max_size=64), st.binary(max_size=64), st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
 def test_the_body_hash_and_the_nonce_are_signed(body, other_body, other_nonce):
-    headers = sign(SECRET, "PUT", "/x", "node0", NOW, hashlib.sha256(body).hexdigest())
+    headers = sign(SECRET, "PUT", "/x", "node0", NOW, content_hash=hashlib.sha256(body).hexdigest())
     swapped = dict(headers, **{CONTENT_HASH_HEADER: hashlib.sha256(other_body).hexdigest()})
     assert verify(SECRET, "PUT", "/x", swapped, NOW) == (body == other_body)
     renonced = dict(headers, **{NONCE_HEADER: other_nonce})

@@ -23,6 +23,8 @@ from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 SECRET = "unit secret"
+ADDRESS = "127.0.0.1:9005"
+"""The endpoint's node's advertised inter-node address."""
 VID = "18ebb39263b32ea6df44248757614166"
 
 
@@ -31,7 +33,7 @@ def endpoint(tmp_path):
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
     store = ObjectStore(layout)
-    return store, testing.TestClient(create(store, SECRET, replays(tmp_path)))
+    return store, testing.TestClient(create(store, SECRET, replays(tmp_path), ADDRESS))
 
 
 def replays(tmp_path) -> ReplayCache:
@@ -42,7 +44,7 @@ def replays(tmp_path) -> ReplayCache:
 def signed(method: str, path: str, body: bytes | None = None, **headers) -> dict:
     """Signed headers; a body to store goes with its SHA-256."""
     content_hash = "" if body is None else hashlib.sha256(body).hexdigest()
-    return dict(sign(SECRET.encode(), method, path, "node1", time.time(), content_hash), **headers)
+    return dict(sign(SECRET.encode(), method, path, "node1", time.time(), ADDRESS, content_hash), **headers)
 
 
 def everything_under(root: str) -> set[str]:
@@ -93,6 +95,15 @@ def test_a_replayed_call_is_refused(endpoint):
     client.simulate_delete(path, headers=signed("DELETE", path))
     answer = client.simulate_put(path, body=b"first", headers=headers)
     assert answer.status_code == 403 and "replay" in answer.json["title"]
+    assert not everything_under(store.layout.objects_dir)
+
+
+def test_a_call_signed_for_another_node_is_refused(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    for_another = dict(sign(SECRET.encode(), "PUT", path, "node1", time.time(), "127.0.0.1:9105", "0" * 64))
+    answer = client.simulate_put(path, body=b"x", headers=for_another)
+    assert answer.status_code == 403 and "another node" in answer.json["title"]
     assert not everything_under(store.layout.objects_dir)
 
 
@@ -156,7 +167,7 @@ class RecordedMembers:
 def removal_endpoint(tmp_path, members: RecordedMembers) -> testing.TestClient:
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
-    return testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), members))
+    return testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, members))
 
 
 def test_a_removal_is_carried_out_for_any_node_id_and_only_when_signed(tmp_path):
@@ -191,7 +202,7 @@ def images_endpoint(tmp_path):
     env = open_env(layout.kv_dir, readonly=False)
     Applier(env, release=lambda *_: None).apply_batch(7, [])
     shelf = ImageShelf(env, layout.images_dir)
-    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), images=shelf))
+    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, images=shelf))
     env.close()
 
 
