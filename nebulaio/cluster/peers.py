@@ -159,13 +159,18 @@ class PeerClient:
         """Have a peer carry out the removal of `node_id` from the cluster."""
         self._call(address, "DELETE", node_path(node_id), timeout=REMOVAL_TIMEOUT)
 
-    def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int):
-        """(connection, answer) streaming `length` bytes of `name` from `start`; the caller closes both."""
-        return self._read_range(address, file_path(bucket, hashed, name), start, length)
+    def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int, want_hash: bool = False):
+        """(connection, answer, content hash) streaming `length` bytes of `name` from `start`;
+        the caller closes both. With `want_hash` the content hash is the SHA-256 of the whole
+        file as the peer signed it (else None)."""
+        return self._read_range(address, file_path(bucket, hashed, name), start, length, want_hash)
 
-    def _read_range(self, address: str, path: str, start: int, length: int):
+    def _read_range(self, address: str, path: str, start: int, length: int, want_hash: bool = False):
+        headers = {"range": f"bytes={start}-{start + length - 1}"}
+        if want_hash:
+            headers[signing.HASH_WANTED_HEADER] = "sha256"
         try:
-            conn = self._start(address, "GET", path, {"range": f"bytes={start}-{start + length - 1}"})
+            conn = self._start(address, "GET", path, headers)
             try:
                 response = conn.getresponse()
             except BaseException:
@@ -176,7 +181,14 @@ class PeerClient:
         if response.status != 206:
             conn.close()
             raise PeerError(f"reading {path} on {address}: {response.status} {response.reason}")
-        return conn, response
+        if not want_hash:
+            return conn, response, None
+        content_hash = response.getheader(signing.CONTENT_HASH_HEADER, "")
+        given = response.getheader(signing.SIGNATURE_HEADER, "")
+        if not signing.answer_is_signed(self._secret, headers[signing.NONCE_HEADER], content_hash, given):
+            conn.close()
+            raise PeerError(f"reading {path} on {address}: the answer's SHA-256 is not signed with the cluster secret")
+        return conn, response, content_hash
 
     def fetch_image(self, address: str, at_least: int, path: str) -> dict:
         """Fetch into `path` an image of a peer's metadata replica applied up to raft index
@@ -213,7 +225,7 @@ class PeerClient:
     def _read_into(self, address: str, path: str, target, size: int) -> None:
         """Append the bytes of `path` from `target`'s length up to `size` to `target`."""
         offset = target.tell()
-        conn, response = self._read_range(address, path, offset, size - offset)
+        conn, response, _ = self._read_range(address, path, offset, size - offset)
         try:
             while offset < size:
                 try:
@@ -322,14 +334,36 @@ class HolderStream:
     one call where 8 KiB blocks cost 128.
     """
 
-    __slots__ = ("_client", "_addresses", "_file", "_offset", "_left", "_conn", "_response")
+    __slots__ = (
+        "_client",
+        "_addresses",
+        "_file",
+        "_offset",
+        "_left",
+        "_conn",
+        "_response",
+        "_verified",
+        "content_hash",
+    )
 
-    def __init__(self, client: PeerClient, addresses: list[str], file: tuple[str, str, str], start: int, length: int):
+    def __init__(
+        self,
+        client: PeerClient,
+        addresses: list[str],
+        file: tuple[str, str, str],
+        start: int,
+        length: int,
+        verified: bool = False,
+    ):
+        """`verified`: every holder read from signs the SHA-256 of its whole file (`content_hash`),
+        and one whose hash differs from the first's is not read from."""
         self._client = client
         self._addresses = iter(addresses)
         self._file = file
         self._offset = start
         self._left = length
+        self._verified = verified
+        self.content_hash = None
         self._conn = self._response = None
         if length:
             self._connect()
@@ -338,10 +372,19 @@ class HolderStream:
         failures = []
         for address in self._addresses:
             try:
-                self._conn, self._response = self._client.read(address, *self._file, self._offset, self._left)
-                return
+                conn, response, content_hash = self._client.read(
+                    address, *self._file, self._offset, self._left, self._verified
+                )
             except PeerError as exc:
                 failures.append(str(exc))
+                continue
+            if self.content_hash is not None and content_hash != self.content_hash:
+                response.close()
+                conn.close()
+                failures.append(f"{address} holds other bytes (SHA-256 {content_hash})")
+                continue
+            self._conn, self._response, self.content_hash = conn, response, content_hash
+            return
         raise PeerError("no holder answered: " + "; ".join(failures))
 
     def read(self, size: int = -1) -> bytes:

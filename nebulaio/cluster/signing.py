@@ -23,6 +23,8 @@ NONCE_HEADER = "x-nebulaio-nonce"
 TARGET_HEADER = "x-nebulaio-target"
 CONTENT_HASH_HEADER = "x-nebulaio-content-sha256"
 SIGNATURE_HEADER = "x-nebulaio-signature"
+HASH_WANTED_HEADER = "x-nebulaio-hash-wanted"
+"""Asks a holder to answer a read with the SHA-256 of the whole file, signed (`answer_signature`)."""
 MAX_CLOCK_SKEW = 120
 """Seconds a request's timestamp may differ from the receiver's clock."""
 NONCE_BYTES = 16
@@ -77,6 +79,19 @@ def verify(secret: bytes, method: str, path: str, headers, now: float) -> bool:
     if not NONCE_SHAPE.fullmatch(nonce) or not CONTENT_HASH_SHAPE.fullmatch(content_hash):
         return False
     expected = signature(secret, method, path, timestamp, node, target, nonce, content_hash)
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+
+
+def answer_signature(secret: bytes, nonce: str, content_hash: str) -> str:
+    """Signs a holder's answer: the SHA-256 of the file it serves, bound to the nonce of the
+    request it answers, so that neither the hash nor the answer can be swapped on the way."""
+    return hmac.new(secret, f"answer\n{nonce}\n{content_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def answer_is_signed(secret: bytes, nonce: str, content_hash: str, given: str) -> bool:
+    if not CONTENT_HASH_SHAPE.fullmatch(content_hash) or not content_hash:
+        return False
+    expected = answer_signature(secret, nonce, content_hash)
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nebulaio.cluster.peers import IMAGES_PATH, PING_PATH, REPLICA_PATH, file_path, node_path
-from nebulaio.cluster.signing import ReplayCache, sign
+from nebulaio.cluster.signing import (
+    CONTENT_HASH_HEADER,
+    HASH_WANTED_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    ReplayCache,
+    answer_is_signed,
+    sign,
+)
 from nebulaio.engine.errors import S3Error
 from nebulaio.internal.app import create
 from nebulaio.meta import Applier, ImageShelf, open_env
@@ -96,6 +104,23 @@ def test_a_replayed_call_is_refused(endpoint):
     answer = client.simulate_put(path, body=b"first", headers=headers)
     assert answer.status_code == 403 and "replay" in answer.json["title"]
     assert not everything_under(store.layout.objects_dir)
+
+
+def test_a_read_asked_for_its_hash_carries_the_whole_files_hash_signed_with_the_nonce(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    assert client.simulate_put(path, body=body, headers=signed("PUT", path, body)).status_code == 200
+    headers = signed("GET", path, range="bytes=10-19", **{HASH_WANTED_HEADER: "sha256"})
+    answer = client.simulate_get(path, headers=headers)
+    assert (answer.status_code, answer.content) == (206, body[10:20])
+    content_hash = answer.headers[CONTENT_HASH_HEADER]
+    assert content_hash == hashlib.sha256(body).hexdigest()
+    given = answer.headers[SIGNATURE_HEADER]
+    assert answer_is_signed(SECRET.encode(), headers[NONCE_HEADER], content_hash, given)
+    assert not answer_is_signed(SECRET.encode(), "0" * 32, content_hash, given)
+    # Unasked, a read costs no hashing.
+    assert CONTENT_HASH_HEADER not in client.simulate_get(path, headers=signed("GET", path)).headers
 
 
 def test_a_call_signed_for_another_node_is_refused(endpoint):
