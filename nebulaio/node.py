@@ -126,11 +126,13 @@ def run(config: dict) -> int:
         preexec_fn=die_with_parent,
     )
     log.info(
-        "node up: S3 %s, admin %s, console %s, raft %s; data %s",
+        "node up: S3 %s, admin %s, console %s, raft %s, gossip %s, inter-node %s; data %s",
         config["s3_address"],
         config["admin_address"],
         config["console_address"],
         config["raft_address"],
+        config["gossip_address"],
+        config["internal_address"],
         config["data"],
     )
     status = 0

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from nebulaio.storage.layout import DataLayout
 
-LISTENERS = ("s3", "admin", "console", "raft", "gossip")
+LISTENERS = ("s3", "admin", "console", "raft", "gossip", "internal")
 START_TIMEOUT = 60.0
 REGISTRATION_TIMEOUT = 60.0
 READY_POLL_INTERVAL = 0.02
@@ -105,6 +105,11 @@ class NodeProcess:
     @property
     def admin_url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.ports['admin']}"
+
+    @property
+    def internal_url(self) -> str:
+        """The inter-node listener (plain, or HTTPS with the node's own certificate)."""
+        return f"{self.scheme}://{self.host}:{self.ports['internal']}"
 
     def server_command(self) -> list[str]:
         """`nebulaio server` (of this interpreter's nebulaio) with this node's data directory."""

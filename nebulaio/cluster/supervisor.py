@@ -88,7 +88,7 @@ class Supervisor:
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
             fetch_image=self._fetch_image,
-            image_address=configuration.advertised(config, "admin"),
+            image_address=configuration.advertised(config, "internal"),
             compaction_entries=config["snapshot_entries"],
             compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
@@ -190,7 +190,7 @@ class Supervisor:
         def is_live(node: dict) -> bool:
             """A peer is up while its internal endpoint answers (until gossip tells)."""
             try:
-                peers.ping(node["admin"])
+                peers.ping(node["internal"])
             except PeerError:
                 return False
             return True
@@ -229,10 +229,10 @@ class Supervisor:
         """Fetch an image of a peer's replica applied up to `replica_index` into `path`: from
         `source` (the writer of the dump being caught up to), else the leader, else any live
         member. Runs in raft's catch-up thread; raises PeerError when none could provide one."""
-        own = configuration.advertised(self.config, "admin")
-        admins = self.membership.internal_endpoints if self.membership is not None else {}
-        leader = admins.get(self.raft.status()["leader"] or "")
-        candidates = [address for address in (source, leader, *admins.values()) if address and address != own]
+        own = configuration.advertised(self.config, "internal")
+        endpoints = self.membership.internal_endpoints if self.membership is not None else {}
+        leader = endpoints.get(self.raft.status()["leader"] or "")
+        candidates = [address for address in (source, leader, *endpoints.values()) if address and address != own]
         failures = []
         for address in dict.fromkeys(candidates):
             started = time.monotonic()

@@ -91,7 +91,7 @@ PART = RecordType("part", 1, {})
 cluster "holders" (node ids)."""
 
 NODE = RecordType("node", 1, {})
-"""A cluster member: {"id", "role", "raft", "gossip", "admin"} (the addresses peers use)."""
+"""A cluster member: {"id", "role", "raft", "gossip", "internal"} (the addresses peers use)."""
 
 IAM = RecordType("iam", 1, {})
 """Users, access keys, groups and managed policies (see meta/iam.py)."""
