@@ -137,7 +137,7 @@ def test_nothing_is_written_outside_the_objects_directory(node, s3, stored):
         parts = path.split(os.sep)
         assert len(parts) == 5, path
         assert all(c in "0123456789abcdef" for c in parts[3]), path
-    allowed = ("data/objects/", "data/metadata/", "data/temp/", "data/run/", "node.log")
+    allowed = ("data/objects/", "data/metadata/", "data/temp/", "data/run/", "data/audit.jsonl", "node.log")
     assert [f for f in files if not f.startswith(allowed)] == []
     assert not [f for f in files if "passwd" in f or ".." in f.split(os.sep)]
 
