@@ -22,6 +22,7 @@ from nebulaio.s3 import (
     copy,
     cors,
     delete,
+    encryption,
     lifecycle,
     listing,
     multipart,
@@ -109,6 +110,9 @@ HANDLERS = {
     "PutBucketOwnershipControls": ownership.put_bucket_ownership_controls,
     "GetBucketOwnershipControls": ownership.get_bucket_ownership_controls,
     "DeleteBucketOwnershipControls": ownership.delete_bucket_ownership_controls,
+    "PutBucketEncryption": encryption.put_bucket_encryption,
+    "GetBucketEncryption": encryption.get_bucket_encryption,
+    "DeleteBucketEncryption": encryption.delete_bucket_encryption,
 }
 UNCLASSIFIED = "Unclassified"
 """What the request metrics call a request refused before it was found to be an operation."""
@@ -121,7 +125,7 @@ SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors", "metrics")
+    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors", "metrics", "sse_c_over_http")
 
     def __init__(self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics):
         self.layer = layer
@@ -130,6 +134,7 @@ class S3Api:
         self.region = config["region"]
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
+        self.sse_c_over_http = config["sse_c_over_http"]
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):

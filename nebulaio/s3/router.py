@@ -56,6 +56,9 @@ _BUCKET_OPERATIONS = {
     ("GET", "ownershipControls"): "GetBucketOwnershipControls",
     ("PUT", "ownershipControls"): "PutBucketOwnershipControls",
     ("DELETE", "ownershipControls"): "DeleteBucketOwnershipControls",
+    ("GET", "encryption"): "GetBucketEncryption",
+    ("PUT", "encryption"): "PutBucketEncryption",
+    ("DELETE", "encryption"): "DeleteBucketEncryption",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
