@@ -374,7 +374,12 @@ class ObjectLayer:
             if source_data_key is not None or encryption is not None:
                 temp = self.store.new_temp()
                 plain = read_plain(body, source, source_data_key, 0, source["size"])
-                copy_sealed(plain, temp, encryption, None if checksum is None else checksum.update)
+                copy_sealed(
+                    plain,
+                    temp,
+                    None if encryption is None else encryption[0],
+                    None if checksum is None else checksum.update,
+                )
             elif not source["inline"]:
                 temp = self.store.new_temp()
                 body.copy_to(temp, 0, source["size"], None if checksum is None else checksum.update)
@@ -537,10 +542,10 @@ def read_plain(body, record: dict, data_key: bytes | None, start: int, length: i
     return body.range(start, length)
 
 
-def copy_sealed(plain, temp: TempObject, encryption: tuple[bytes, dict] | None, observe=None) -> int:
-    """Stream a readable plaintext into `temp`, sealed when `encryption` says; `observe` sees
-    the plaintext. Closes `plain`; returns the plaintext size."""
-    sealer = None if encryption is None else PageSealer(encryption[0])
+def copy_sealed(plain, temp: TempObject, key: bytes | None, observe=None) -> int:
+    """Stream a readable plaintext into `temp`, sealed under `key` (None: as it is); `observe`
+    sees the plaintext. Closes `plain`; returns the plaintext size."""
+    sealer = None if key is None else PageSealer(key)
     size = 0
     try:
         while chunk := plain.read(BODY_CHUNK):

@@ -217,6 +217,12 @@ def object_key(api, request, record: dict, bucket: str, prefix: str = CUSTOMER) 
     return api.layer.keys.open(sse, None if customer is None else customer["customer_key"], bucket)
 
 
+def source_key(api, request, bucket: str, record: dict) -> bytes | None:
+    """The data key of a copy's source `record` (of `bucket`), by the x-amz-copy-source-
+    customer key the request sends for it; None when the source is plain."""
+    return object_key(api, request, record, bucket, COPY_SOURCE_CUSTOMER)
+
+
 def answer_headers(resp, record: dict) -> None:
     """The encryption headers of an object (or upload) answered on PUT, GET, HEAD, copies and parts."""
     sse = record.get("sse")
