@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nebulaio.engine.errors import S3Error
+from nebulaio.iam.policy import ACCOUNT_ID
 
 SSE_S3 = "AES256"
 SSE_KMS = "aws:kms"
@@ -34,7 +35,13 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 DEFAULT_KMS_KEY = "aws/s3"
 """The key an aws:kms request naming none uses: derived from the master key, always enabled."""
+KMS_ARN = f"arn:aws:kms::{ACCOUNT_ID}:"
 WRONG_KEY_MESSAGE = "The provided customer key does not match the key the object was encrypted with."
+
+
+def kms_key_arn(key_id: str) -> str:
+    """The ARN a key-store key is answered by (the default key's is its alias's)."""
+    return f"{KMS_ARN}alias/{key_id}" if key_id == DEFAULT_KMS_KEY else f"{KMS_ARN}key/{key_id}"
 
 
 class UnsealError(ValueError):

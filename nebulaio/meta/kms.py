@@ -70,7 +70,7 @@ class KmsCommands:
 
     def _create(self, batch, command: dict, blob) -> dict:
         if self._get(batch, command["id"]) is not None:
-            return {"status": "AlreadyExists"}
+            return {"status": "InvalidRequest"}
         record = {
             "id": command["id"],
             "description": command.get("description", ""),
@@ -83,14 +83,14 @@ class KmsCommands:
     def _enable(self, batch, command: dict, blob) -> dict:
         record = self._get(batch, command["id"])
         if record is None:
-            return {"status": "NotFound"}
+            return {"status": "KMS.NotFoundException"}
         record["enabled"] = bool(command["enabled"])
         return self._put(batch, record)
 
     def _rotate(self, batch, command: dict, blob) -> dict:
         record = self._get(batch, command["id"])
         if record is None:
-            return {"status": "NotFound"}
+            return {"status": "KMS.NotFoundException"}
         record["versions"].append(command["material"])
         record["rotated"] = command["rotated"]
         return self._put(batch, record)

@@ -12,7 +12,7 @@ import hashlib
 
 import orjson
 
-from nebulaio.encryption.keys import SSE_C, SSE_KMS, SSE_S3, WRONG_KEY_MESSAGE
+from nebulaio.encryption.keys import SSE_C, SSE_KMS, SSE_S3, WRONG_KEY_MESSAGE, kms_key_arn
 from nebulaio.engine.errors import S3Error
 from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body, require_integrity_check
@@ -152,10 +152,11 @@ def _bucket_key(headers: dict, bucket: dict) -> bool:
 
 
 def kms_key_id(value: str | None) -> str | None:
-    """The key store's id of a key named by id or by ARN (arn:...:key/ID)."""
+    """The key store's id of a key named by id, by ARN (arn:...:key/ID) or, for the default
+    key, by its alias."""
     if not value:
         return None
-    return value.rsplit(":key/", 1)[-1]
+    return value.rsplit(":key/", 1)[-1].rsplit("alias/", 1)[-1]
 
 
 def _context(value: str | None) -> dict | None:
@@ -235,7 +236,7 @@ def answer_headers(resp, record: dict) -> None:
         return
     headers[SSE] = sse["mode"]
     if sse["mode"] == SSE_KMS:
-        headers[KMS_KEY_ID] = sse["kms_key"]
+        headers[KMS_KEY_ID] = kms_key_arn(sse["kms_key"])
         headers[CONTEXT] = base64.b64encode(orjson.dumps(sse["context"])).decode()
         if sse.get("bucket_key"):
             headers[BUCKET_KEY] = "true"
