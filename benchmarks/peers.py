@@ -304,11 +304,15 @@ class NebulaIO(Target):
     """NebulaIO itself, started through its CLI as one single-node cluster."""
 
     name = "nebulaio"
+    settings: dict[str, str] = {}
+    """NEBULAIO_* environment settings this target starts with beyond the root pair."""
 
     def start(self, workdir: Path) -> None:
         s3, admin, console, raft, gossip = free_ports(5)
         self.port, self.admin_port = s3, admin
-        env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
+        env = dict(
+            os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key, **self.settings
+        )
         self.data = workdir / "data"
         process = self.spawn("nebulaio", nebulaio_argv(self.data, s3, admin, console, raft, gossip), env)
         wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
