@@ -85,7 +85,7 @@ def copy_object(api, request, resp) -> None:
     lock = lock_fields(api, request)
     if lock:
         fields.update(lock)
-    sealing = encryption.new_key(api, request, api.layer.bucket(request.bucket))
+    sealing = encryption.new_key(api, request)
     record = api.layer.copy(
         source_bucket,
         source_key,

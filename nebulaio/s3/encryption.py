@@ -41,7 +41,7 @@ def _invalid(message: str, name: str, value: str = "") -> S3Error:
     return S3Error("InvalidArgument", message, ArgumentName=name, ArgumentValue=value[:256])
 
 
-def customer_key(api, request, prefix: str = CUSTOMER) -> dict | None:
+def customer_key(api, request, prefix: str = CUSTOMER, headers: dict | None = None) -> dict | None:
     """The SSE-C key a request sends under `prefix` (its own, or its copy source's), checked:
     {"customer_key", "key_md5"}; None when it sends none.
 
@@ -49,7 +49,7 @@ def customer_key(api, request, prefix: str = CUSTOMER) -> dict | None:
         S3Error: InvalidRequest over plain HTTP (unless allowed); InvalidEncryptionAlgorithmError;
             InvalidArgument for a missing or malformed key or an MD5 that is not the key's.
     """
-    headers = request.headers
+    headers = request.headers if headers is None else headers
     algorithm = headers.get(prefix + "algorithm")
     key = headers.get(prefix + "key")
     md5 = headers.get(prefix + "key-md5")
@@ -96,16 +96,16 @@ def customer_key(api, request, prefix: str = CUSTOMER) -> dict | None:
     return {"mode": SSE_C, "customer_key": raw, "key_md5": digest}
 
 
-def requested(api, request, bucket: dict) -> dict | None:
-    """How a new object (or upload) is to be encrypted: what its request asks, else its
-    bucket's default; None for not at all.
+def requested(api, request, bucket: dict, key: str, headers: dict) -> dict | None:
+    """How a new object (or upload) `key` of `bucket` (its record) is to be encrypted: what
+    `headers` (the request's, or a browser form's fields) ask, else the bucket's default; None
+    for not at all.
 
     Raises:
         S3Error: InvalidArgument for an unknown algorithm, KMS headers without aws:kms, SSE-C
             together with another mode, or a malformed encryption context.
     """
-    headers = request.headers
-    customer = customer_key(api, request)
+    customer = customer_key(api, request, CUSTOMER, headers)
     algorithm = headers.get(SSE)
     if customer is not None:
         if algorithm is not None:
@@ -125,7 +125,7 @@ def requested(api, request, bucket: dict) -> dict | None:
         default = bucket.get(ENCRYPTION)
         if default is None:
             return None
-        return dict(default, context=default_context(request, default.get("bucket_key", False)))
+        return dict(default, context=default_context(bucket["name"], key, default.get("bucket_key", False)))
     if algorithm not in ALGORITHMS:
         raise _invalid("The encryption method specified is not supported", SSE, algorithm)
     if algorithm == SSE_S3:
@@ -137,7 +137,7 @@ def requested(api, request, bucket: dict) -> dict | None:
     return {
         "mode": SSE_KMS,
         "kms_key": kms_key_id(headers.get(KMS_KEY_ID)) or (bucket.get(ENCRYPTION) or {}).get("kms_key"),
-        "context": _context(headers.get(CONTEXT)) or default_context(request, bucket_key),
+        "context": _context(headers.get(CONTEXT)) or default_context(bucket["name"], key, bucket_key),
         "bucket_key": bucket_key,
     }
 
@@ -171,15 +171,17 @@ def _context(value: str | None) -> dict | None:
     return context
 
 
-def default_context(request, bucket_key: bool) -> dict:
+def default_context(bucket: str, key: str, bucket_key: bool) -> dict:
     """AWS's encryption context when the request gives none: the object's ARN (the bucket's
     with a bucket key)."""
-    return {"aws:s3:arn": f"arn:aws:s3:::{request.bucket}" + ("" if bucket_key else f"/{request.key}")}
+    return {"aws:s3:arn": f"arn:aws:s3:::{bucket}" + ("" if bucket_key else f"/{key}")}
 
 
-def new_key(api, request, bucket: dict) -> tuple[bytes, dict] | None:
-    """A new object's (data key, record "sse" field) as its request and bucket ask; None: plain."""
-    wanted = requested(api, request, bucket)
+def new_key(api, request, key: str | None = None, headers: dict | None = None) -> tuple[bytes, dict] | None:
+    """A new object's (data key, record "sse" field) as its request (or `headers`, a form's
+    fields) and bucket ask for object `key` (the request's by default); None: plain."""
+    bucket = api.layer.bucket(request.bucket)
+    wanted = requested(api, request, bucket, key or request.key, request.headers if headers is None else headers)
     return None if wanted is None else api.layer.keys.new(wanted, request.bucket)
 
 

@@ -116,7 +116,7 @@ def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm, checksum_type = _checksum_choice(request)
     fields = dict(upload_fields(api, request), **lock_fields(api, request))
-    sealing = encryption.new_key(api, request, api.layer.bucket(request.bucket))
+    sealing = encryption.new_key(api, request)
     if sealing is not None:
         fields["sse"] = sealing[1]
     record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm, checksum_type)

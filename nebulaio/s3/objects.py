@@ -110,7 +110,7 @@ def put_object(api, request, resp) -> None:
         require_integrity_check(request, PUT_INTEGRITY_MESSAGE)
         fields.update(lock)
     condition = write_condition(request)
-    sealing = encryption.new_key(api, request, api.layer.bucket(request.bucket))
+    sealing = encryption.new_key(api, request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
     record = api.layer.put(request.bucket, request.key, payload, fields, condition, sealing)
     headers = resp._headers
@@ -287,6 +287,7 @@ def get_object_attributes(api, request, resp) -> None:
     max_parts = min(arguments.integer(headers, "x-amz-max-parts", MAX_ATTRIBUTE_PARTS), MAX_ATTRIBUTE_PARTS)
     marker = arguments.integer(headers, "x-amz-part-number-marker", 0)
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
+    encryption.check_customer_key(api, request, record)
     resp._headers["last-modified"] = http_date(record["mtime"])
     version_header(resp, record)
     body = []

@@ -471,3 +471,48 @@ def test_kill_during_encrypted_multipart_loses_no_acknowledged_part(node_factory
     got = client.get_object(Bucket="sse-crash", Key="big")
     assert got["ServerSideEncryption"] == "AES256"
     assert got["Body"].read() == b"".join(bodies)
+
+
+def test_browser_form_uploads_are_encrypted_as_asked_or_by_default(sse_node, client, bucket):
+    def form_upload(key: str, fields: dict) -> int:
+        signed = client.generate_presigned_post(
+            bucket, key, Fields=fields, Conditions=[{name: value} for name, value in fields.items()]
+        )["fields"]
+        boundary = "----sse-form"
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in signed.items()
+        )
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'.encode()
+        body += b"form body\r\n" + f"--{boundary}--\r\n".encode()
+        answer = requests.post(
+            f"{sse_node.s3_url}/{bucket}",
+            data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=30,
+        )
+        return answer.status_code
+
+    assert form_upload("asked", {"x-amz-server-side-encryption": "aws:kms"}) == 204
+    assert client.head_object(Bucket=bucket, Key="asked")["ServerSideEncryption"] == "aws:kms"
+    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    client.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})
+    assert form_upload("default", {}) == 204
+    got = client.get_object(Bucket=bucket, Key="default")
+    assert (got["ServerSideEncryption"], got["Body"].read()) == ("AES256", b"form body")
+
+
+def test_object_attributes_of_an_sse_c_object_need_its_key(client, bucket):
+    key = os.urandom(32)
+    client.put_object(Bucket=bucket, Key="k", Body=b"abc", **customer(key))
+    attributes = lambda **extra: client.get_object_attributes(  # noqa: E731
+        Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"], **extra
+    )
+    # botocore encodes no SSE-C key of this operation: it is sent as the headers carry it
+    encoded = {
+        "SSECustomerAlgorithm": "AES256",
+        "SSECustomerKey": base64.b64encode(key).decode(),
+        "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode(),
+    }
+    assert attributes(**encoded)["ObjectSize"] == 3
+    assert error_of(attributes)[0] == 400
