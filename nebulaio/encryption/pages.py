@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -125,11 +125,13 @@ class PlainRange:
         _, last_offset, last_size, _, _, last_page = plan[-1]
         sealed_end = last_offset + min(sealed_size(last_size), (last_page + 1) * SEALED_PAGE)
         self._open = read_sealed(sealed_start, sealed_end - sealed_start)
+        sealed_pages = _pages(self._open)
+        next(sealed_pages)
         for plain_offset, _, size, key, first, last in plan:
             aead = AESGCM(key)
             final_page = (size - 1) // PAGE
             for page in range(first, last + 1):
-                sealed = _read_exactly(self._open, min(SEALED_PAGE, size - page * PAGE + TAG))
+                sealed = sealed_pages.send(min(SEALED_PAGE, size - page * PAGE + TAG))
                 try:
                     plain = aead.decrypt(_nonce(page), sealed, LAST if page == final_page else NOT_LAST)
                 except InvalidTag:
@@ -156,15 +158,20 @@ class PlainRange:
             self._open = None
 
 
-def _read_exactly(readable, size: int) -> bytes:
-    parts = []
-    while size:
-        chunk = readable.read(size)
-        if not chunk:
-            raise CorruptPage("the sealed object ends early")
-        parts.append(chunk)
-        size -= len(chunk)
-    return b"".join(parts)
+def _pages(readable) -> Generator[bytes, int, None]:
+    """Sealed pages of the sizes sent in, from a readable that may return more or fewer bytes
+    than asked (a holder's stream returns whole network blocks)."""
+    held = bytearray()
+    size = yield b""
+    while True:
+        while len(held) < size:
+            chunk = readable.read(size - len(held))
+            if not chunk:
+                raise CorruptPage("the sealed object ends early")
+            held += chunk
+        page = bytes(held[:size])
+        del held[:size]
+        size = yield page
 
 
 def object_segments(record: dict, data_key: bytes) -> list[tuple[int, bytes]]:

@@ -516,3 +516,37 @@ def test_object_attributes_of_an_sse_c_object_need_its_key(client, bucket):
     }
     assert attributes(**encoded)["ObjectSize"] == 3
     assert error_of(attributes)[0] == 400
+
+
+def test_cluster_copies_are_ciphertext_and_every_node_reads_them(cluster_factory):
+    """Four nodes, three copies of each object: at least one node reads from another's copy."""
+    nodes = cluster_factory(3, storage=1, extra_env={"NEBULAIO_SSE_C_OVER_HTTP": "true"})
+    writer = nodes[0].client()
+    writer.create_bucket(Bucket="sse-cluster")
+    marker = os.urandom(16).hex().encode()
+    body = (marker * (3 * PAGE // len(marker) + 1))[: 3 * PAGE + 5]
+    key = os.urandom(32)
+    writer.put_object(Bucket="sse-cluster", Key="s3", Body=body, ServerSideEncryption="AES256")
+    writer.put_object(Bucket="sse-cluster", Key="c", Body=body, **customer(key))
+    upload = writer.create_multipart_upload(Bucket="sse-cluster", Key="mp", ServerSideEncryption="AES256")["UploadId"]
+    parts = [
+        {
+            "PartNumber": n,
+            "ETag": writer.upload_part(Bucket="sse-cluster", Key="mp", UploadId=upload, PartNumber=n, Body=part)[
+                "ETag"
+            ],
+        }
+        for n, part in enumerate((body * 27, body), 1)
+    ]
+    writer.complete_multipart_upload(Bucket="sse-cluster", Key="mp", UploadId=upload, MultipartUpload={"Parts": parts})
+    span = f"bytes={PAGE - 3}-{2 * PAGE + 3}"
+    for node in nodes:
+        reader = node.client()
+        assert reader.get_object(Bucket="sse-cluster", Key="s3")["Body"].read() == body
+        assert (
+            reader.get_object(Bucket="sse-cluster", Key="c", Range=span, **customer(key))["Body"].read()
+            == (body[PAGE - 3 : 2 * PAGE + 4])
+        )
+        assert reader.get_object(Bucket="sse-cluster", Key="mp")["Body"].read() == body * 28
+    for node in nodes:
+        assert on_disk(node, marker) == [], node.data
