@@ -95,13 +95,22 @@ SealedReader = Callable[[int, int], object]
 class PlainRange:
     """A plaintext byte range of a sealed object, read page by page (never the whole object).
 
-    `segments` are (plaintext size, segment key) in order. It has no fileno(), so the server
-    sends what read() returns, never the file itself.
+    `segments` are (plaintext size, segment key) in order; `on_close` runs once it is closed
+    (the body it reads from is closed with it). It has no fileno(), so the server sends what
+    read() returns, never the file itself.
     """
 
-    __slots__ = ("_chunks", "_buffer", "_open")
+    __slots__ = ("_chunks", "_buffer", "_open", "_on_close")
 
-    def __init__(self, read_sealed: SealedReader, segments: list[tuple[int, bytes]], start: int, length: int):
+    def __init__(
+        self,
+        read_sealed: SealedReader,
+        segments: list[tuple[int, bytes]],
+        start: int,
+        length: int,
+        on_close: Callable[[], None] | None = None,
+    ):
+        self._on_close = on_close
         self._open = None
         self._buffer = b""
         self._chunks = self._decrypt(read_sealed, segments, start, length)
@@ -152,10 +161,15 @@ class PlainRange:
         return data
 
     def close(self) -> None:
-        self._chunks.close()
-        if self._open is not None:
-            self._open.close()
-            self._open = None
+        try:
+            self._chunks.close()
+            if self._open is not None:
+                self._open.close()
+                self._open = None
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+                self._on_close = None
 
 
 def _pages(readable) -> Generator[bytes, int, None]:
@@ -184,12 +198,12 @@ def object_segments(record: dict, data_key: bytes) -> list[tuple[int, bytes]]:
 
 def open_plain(body, record: dict, data_key: bytes, start: int, length: int) -> PlainRange:
     """A plaintext range of a sealed object whose bytes are `body`: held in memory (inline) or
-    a body of the data plane (range(start, length) readable)."""
+    a body of the data plane (range(start, length) readable), closed with the range."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         held = bytes(body)
 
         def read_sealed(offset: int, size: int):
             return io.BytesIO(held[offset : offset + size])
-    else:
-        read_sealed = body.range
-    return PlainRange(read_sealed, object_segments(record, data_key), start, length)
+
+        return PlainRange(read_sealed, object_segments(record, data_key), start, length)
+    return PlainRange(body.range, object_segments(record, data_key), start, length, body.close)

@@ -208,32 +208,11 @@ def _answer(request, resp, record: dict, body, data_key: bytes | None = None) ->
     if data_key is not None:
         # NOTE: decrypted in this process, so never sent with sendfile
         resp.stream = open_plain(body, record, data_key, start, length)
-        if not isinstance(body, (bytes, bytearray, memoryview)):
-            resp.stream = ClosingBoth(resp.stream, body)
         return
     if isinstance(body, (bytes, bytearray, memoryview)):
         resp.data = bytes(body[start : end + 1]) if byte_range else bytes(body)
         return
     resp.stream = body.range(start, length)
-
-
-class ClosingBoth:
-    """A plaintext range that, once sent, also closes the body it was read from."""
-
-    __slots__ = ("_plain", "_body")
-
-    def __init__(self, plain, body):
-        self._plain = plain
-        self._body = body
-
-    def read(self, size: int = -1) -> bytes:
-        return self._plain.read(size)
-
-    def close(self) -> None:
-        try:
-            self._plain.close()
-        finally:
-            self._body.close()
 
 
 def _preconditions_hold(request, resp, record: dict) -> bool:

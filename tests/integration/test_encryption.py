@@ -131,6 +131,17 @@ def test_sse_s3_answers_its_headers(client, bucket):
     assert "ServerSideEncryption" not in client.put_object(Bucket=bucket, Key="p", Body=b"x")
 
 
+@pytest.mark.parametrize("size", [0, PAGE, 5 * MiB], ids=["empty", "one-page", "large"])
+def test_sizes_at_the_edges_read_back(client, bucket, size):
+    body = os.urandom(size)
+    key = os.urandom(32)
+    client.put_object(Bucket=bucket, Key="s3", Body=body, ServerSideEncryption="AES256")
+    client.put_object(Bucket=bucket, Key="c", Body=body, **customer(key))
+    assert client.get_object(Bucket=bucket, Key="s3")["Body"].read() == body
+    got = client.get_object(Bucket=bucket, Key="c", **customer(key))
+    assert (got["ContentLength"], got["Body"].read()) == (size, body)
+
+
 def test_sse_c_needs_the_right_key(client, bucket):
     key = os.urandom(32)
     put = client.put_object(Bucket=bucket, Key="k", Body=b"secret", **customer(key))
