@@ -19,9 +19,10 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import empty_bucket, signed_request
+from conftest import empty_bucket, make_client, signed_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_tls import tls_node  # noqa: F401 (a fixture)
 
 from nebulaio.encryption.pages import PAGE
 from nebulaio.storage.objects import key_hash
@@ -206,6 +207,14 @@ def test_sse_c_is_refused_over_plain_http_by_default(s3, node):
     finally:
         empty_bucket(s3, name)
         s3.delete_bucket(Bucket=name)
+
+
+def test_sse_c_over_https_needs_no_setting(tls_node):  # noqa: F811 (the fixture)
+    client = make_client(tls_node.s3_url, verify=tls_node.ca_file)
+    client.create_bucket(Bucket="sse-https")
+    key, body = os.urandom(32), os.urandom(PAGE + 3)
+    client.put_object(Bucket="sse-https", Key="k", Body=body, **customer(key))
+    assert client.get_object(Bucket="sse-https", Key="k", **customer(key))["Body"].read() == body
 
 
 # -- ranges ---------------------------------------------------------------------------------
