@@ -20,6 +20,8 @@ from nebulaio.meta.env import IAM_DB
 from nebulaio.meta.records import IAM
 
 KMS_KEY = b"m\0"
+MAX_KEY_ID = 256
+"""Bytes of the longest key id looked up (ours are UUIDs; LMDB refuses keys past 511 bytes)."""
 
 
 class KmsReader:
@@ -32,6 +34,8 @@ class KmsReader:
         self._db = env.open_db(IAM_DB, create=False)
 
     def get(self, key_id: str) -> dict | None:
+        if len(key_id.encode()) > MAX_KEY_ID:
+            return None
         with self._env.begin(db=self._db) as txn:
             value = txn.get(KMS_KEY + key_id.encode())
         return None if value is None else IAM.decode_header(value)

@@ -347,6 +347,11 @@ def test_kms_keys_create_rotate_disable(sse_node, client, bucket):
         Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=str(uuid.uuid4())
     )
     assert error_of(unknown) == (400, "KMS.NotFoundException")
+    too_long = lambda: client.put_object(  # noqa: E731
+        Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="k" * 2000
+    )
+    assert error_of(too_long) == (400, "KMS.NotFoundException")
+    assert admin(sse_node, "GET", f"/api/v1/kms/keys/{'k' * 2000}").status_code == 404
     assert admin(sse_node, "GET", f"/api/v1/kms/keys/{uuid.uuid4()}").status_code == 404
 
 
