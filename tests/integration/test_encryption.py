@@ -355,6 +355,41 @@ def test_kms_keys_create_rotate_disable(sse_node, client, bucket):
     assert admin(sse_node, "GET", f"/api/v1/kms/keys/{uuid.uuid4()}").status_code == 404
 
 
+def test_a_policy_can_require_encrypted_uploads(new_user, s3):
+    name = f"sse-policy-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{name}/*",
+                "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}},
+            },
+            {
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{name}/*",
+                "Condition": {"StringEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "forbidden"}},
+            },
+        ],
+    }
+    _, user, _ = new_user(document)
+    try:
+        assert error_of(lambda: user.put_object(Bucket=name, Key="plain", Body=b"x")) == (403, "AccessDenied")
+        denied = lambda: user.put_object(  # noqa: E731
+            Bucket=name, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="forbidden"
+        )
+        assert error_of(denied) == (403, "AccessDenied")
+        user.put_object(Bucket=name, Key="sealed", Body=b"x", ServerSideEncryption="AES256")
+        assert [item["Key"] for item in s3.list_objects_v2(Bucket=name)["Contents"]] == ["sealed"]
+    finally:
+        empty_bucket(s3, name)
+        s3.delete_bucket(Bucket=name)
+
+
 def test_kms_without_a_key_id_uses_the_default_key(client, bucket):
     put = client.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", BucketKeyEnabled=True)
     assert put["SSEKMSKeyId"].endswith(":alias/aws/s3") and put["BucketKeyEnabled"] is True
