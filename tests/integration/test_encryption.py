@@ -401,16 +401,21 @@ def test_kms_without_a_key_id_uses_the_default_key(client, bucket):
 
 def test_sse_c_multipart_needs_the_key_for_each_part(client, bucket):
     key = os.urandom(32)
-    upload = client.create_multipart_upload(Bucket=bucket, Key="mp", **customer(key))["UploadId"]
+    created = client.create_multipart_upload(Bucket=bucket, Key="mp", **customer(key))
+    md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
+    assert (created["SSECustomerAlgorithm"], created["SSECustomerKeyMD5"]) == ("AES256", md5)
+    upload = created["UploadId"]
     assert error_of(lambda: client.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"x")) == (
         400,
         "InvalidRequest",
     )
     first, second = os.urandom(5 * MiB + 3), os.urandom(PAGE + 5)
-    etags = [
-        client.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=n, Body=body, **customer(key))["ETag"]
+    answers = [
+        client.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=n, Body=body, **customer(key))
         for n, body in ((1, first), (2, second))
     ]
+    assert {answer["SSECustomerKeyMD5"] for answer in answers} == {md5}
+    etags = [answer["ETag"] for answer in answers]
     parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
     client.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload={"Parts": parts})
     whole = first + second
