@@ -112,11 +112,6 @@ class PlainRange:
     ):
         self._on_close = on_close
         self._open = None
-        self._chunks = self._decrypt(read_sealed, segments, start, length)
-
-    def _decrypt(self, read_sealed: SealedReader, segments, start: int, length: int) -> Iterator[bytes]:
-        """The range's plaintext, page by page, from one read of the sealed bytes that hold it
-        (its pages are contiguous, across segments too)."""
         end = start + length  # exclusive
         plan = []
         plain_offset = sealed_offset = 0
@@ -127,12 +122,20 @@ class PlainRange:
                 plan.append((plain_offset, sealed_offset, size, key, first, last))
             plain_offset += size
             sealed_offset += sealed_size(size)
+        if plan:
+            # NOTE: opened here, not on the first read, so a holder that cannot be reached is
+            # refused before the answer's headers are sent
+            sealed_start = plan[0][1] + plan[0][4] * SEALED_PAGE
+            _, last_offset, last_size, _, _, last_page = plan[-1]
+            sealed_end = last_offset + min(sealed_size(last_size), (last_page + 1) * SEALED_PAGE)
+            self._open = read_sealed(sealed_start, sealed_end - sealed_start)
+        self._chunks = self._decrypt(plan, start, end)
+
+    def _decrypt(self, plan: list, start: int, end: int) -> Iterator[bytes]:
+        """The plaintext of [start, end), page by page, from one read of the sealed bytes that
+        hold it (its pages are contiguous, across segments too)."""
         if not plan:
             return
-        sealed_start = plan[0][1] + plan[0][4] * SEALED_PAGE
-        _, last_offset, last_size, _, _, last_page = plan[-1]
-        sealed_end = last_offset + min(sealed_size(last_size), (last_page + 1) * SEALED_PAGE)
-        self._open = read_sealed(sealed_start, sealed_end - sealed_start)
         sealed_pages = _pages(self._open)
         next(sealed_pages)
         for plain_offset, _, size, key, first, last in plan:
