@@ -19,12 +19,13 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import empty_bucket, make_client, signed_request
+from conftest import empty_bucket, make_client, signed_request, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cluster_repair import record_of
 from test_tls import tls_node  # noqa: F401 (a fixture)
 
-from nebulaio.encryption.pages import PAGE
+from nebulaio.encryption.pages import PAGE, sealed_size
 from nebulaio.storage.objects import key_hash
 
 MiB = 1024 * 1024
@@ -587,8 +588,11 @@ def test_object_attributes_of_an_sse_c_object_need_its_key(client, bucket):
 
 
 def test_cluster_copies_are_ciphertext_and_every_node_reads_them(cluster_factory):
-    """Four nodes, three copies of each object: at least one node reads from another's copy."""
-    nodes = cluster_factory(3, storage=1, extra_env={"NEBULAIO_SSE_C_OVER_HTTP": "true"})
+    """Four nodes, three copies of each object: at least one node reads from another's copy;
+    a holder whose copies are wiped gets the sealed files back whole from the repair loop."""
+    nodes = cluster_factory(
+        3, storage=1, args=["--repair-interval", "0.5"], extra_env={"NEBULAIO_SSE_C_OVER_HTTP": "true"}
+    )
     writer = nodes[0].client()
     writer.create_bucket(Bucket="sse-cluster")
     marker = os.urandom(16).hex().encode()
@@ -618,6 +622,16 @@ def test_cluster_copies_are_ciphertext_and_every_node_reads_them(cluster_factory
         assert reader.get_object(Bucket="sse-cluster", Key="mp")["Body"].read() == body * 28
     for node in nodes:
         assert on_disk(node, marker) == [], node.data
+
+    record = record_of(nodes[0], "sse-cluster", "mp")
+    wiped = next(node for position, node in enumerate(nodes) if f"node{position}" in record["holders"])
+    wiped.stop()
+    shutil.rmtree(wiped.data / "objects")
+    wiped.start()
+    copy = wiped.data / "objects" / "sse-cluster" / key_hash("mp") / record["vid"]
+    wait_for(lambda: copy.exists() and copy.stat().st_size == record["file_size"], 120, "the repaired copy")
+    assert record["file_size"] == sealed_size(27 * len(body)) + sealed_size(len(body))  # one segment a part
+    assert wiped.client().get_object(Bucket="sse-cluster", Key="mp")["Body"].read() == body * 28
 
 
 def strace_works() -> bool:
