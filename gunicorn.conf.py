@@ -1,7 +1,7 @@
 """Gunicorn settings and after-fork hooks for NebulaIO's HTTP workers.
 
 The launcher (`nebulaio server`) passes the resolved node settings in the environment; every
-listener (S3, Admin, Console) is bound by the same arbiter, and each worker builds its apps
+listener (S3, Admin, Console, inter-node) is bound by the same arbiter, and each worker builds its apps
 after fork (no preload), so LMDB is opened in the worker, never inherited.
 """
 
@@ -17,7 +17,7 @@ def _bind(address):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-bind = [_bind(_settings[name]) for name in ("s3_address", "admin_address", "console_address")]
+bind = [_bind(_settings[name]) for name in _configuration.HTTP_LISTENERS]
 workers = _settings["workers"] or 2 * multiprocessing.cpu_count()
 # gthread, answering unparsable requests in S3's or the Admin API's error format: a slow
 # upload occupies one thread, not the worker, and the worker's heartbeat keeps going; GET
@@ -40,6 +40,7 @@ limit_request_field_size = 16384
 accesslog = None
 errorlog = "-"
 loglevel = _settings["log_level"]
+# The inter-node listener's mTLS (internal_tls_*) is the worker's own: see nebulaio.httpworker.
 if _settings["tls_cert"] and _settings["tls_key"]:
     certfile = _settings["tls_cert"]
     keyfile = _settings["tls_key"]

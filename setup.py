@@ -60,9 +60,15 @@ setup(
             "fusepy>=3.0.1",
             # The deployment kit's tests read the Prometheus rules.
             "pyyaml>=6",
+            # The pytest plugin's own test runs a test project with -n 2.
+            "pytest-xdist>=3.6",
         ],
         "bench": ["moto[server]>=5"],
     },
-    entry_points={"console_scripts": ["nebulaio = nebulaio.cli:main"]},
+    entry_points={
+        "console_scripts": ["nebulaio = nebulaio.cli:main"],
+        # The nebulaio_server, nebulaio_client and nebulaio_bucket fixtures, in any test suite.
+        "pytest11": ["nebulaio = nebulaio.pytest_plugin"],
+    },
     cmdclass={"build_py": BuildWithGunicornConf},
 )

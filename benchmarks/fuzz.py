@@ -27,6 +27,7 @@ import hashlib
 import http.client
 import json
 import random
+import re
 import socket
 import struct
 import sys
@@ -42,11 +43,15 @@ import psutil
 from benchmarks.peers import HOST, NebulaIO
 from benchmarks.sigv4 import chunk_signature, presign_target, sign_target
 
-GUARDED, SCRATCH = "fuzz-guarded", "fuzz-scratch"
+GUARDED, SCRATCH = "fuzz-guarded", "fuzz-scratch-{}"
+"""The bucket no request may change, and each thread's bucket of its own (so what one thread
+changes never looks like a change another thread's refused request made)."""
 GUARDED_KEYS = ("kept/one", "kept/two")
 SCRATCH_OBJECT = "ranged"
 SCRATCH_SIZE = 10_000
+RANGED_CONTENT = bytes(index % 251 for index in range(SCRATCH_SIZE))
 TIMEOUT = 30.0
+SIGNATURE_VALUE = re.compile(r"Signature=([0-9a-fA-F]+)")
 FAMILIES = ("sigv4", "presigned", "chunked", "xml", "range", "key", "admin")
 
 
@@ -64,7 +69,7 @@ class Probe:
     refused: bool = False
     """Its signature is broken: any 2xx is a violation."""
     guards: str | None = None
-    """A subresource of the scratch bucket (e.g. "tagging") a refused request must leave as it was."""
+    """A subresource of a scratch bucket (e.g. "/fuzz-scratch-0?tagging") a refused request must leave as it was."""
 
     def wire(self) -> bytes:
         lines = [f"{self.method} {self.target} HTTP/1.1"]
@@ -202,18 +207,19 @@ def mutate_headers(headers: dict, rng: random.Random) -> dict:
 
 
 def break_signature(headers: dict) -> dict:
-    """Make sure no mutation left a valid signature: the last hex digit of it changes."""
+    """Make sure no mutation left a valid signature: the first hex digit of every one changes."""
     authorization = headers.get("authorization")
-    if authorization and "Signature=" in authorization:
-        head, _, signature = authorization.rpartition("Signature=")
-        headers["authorization"] = head + "Signature=" + (flip(signature, random.Random(len(signature))) or "0")
+    if authorization:
+        headers["authorization"] = SIGNATURE_VALUE.sub(
+            lambda found: "Signature=" + ("1" if found.group(1)[0] == "0" else "0") + found.group(1)[1:], authorization
+        )
     return headers
 
 
 # -- the families ------------------------------------------------------------------------------
 
 
-def sigv4(node: Node, rng: random.Random) -> Probe:
+def sigv4(node: Node, rng: random.Random, scratch: str) -> Probe:
     method, target, body = rng.choice(
         (
             ("GET", f"/{GUARDED}/{GUARDED_KEYS[0]}", b""),
@@ -230,7 +236,7 @@ def sigv4(node: Node, rng: random.Random) -> Probe:
     return probe
 
 
-def presigned(node: Node, rng: random.Random) -> Probe:
+def presigned(node: Node, rng: random.Random, scratch: str) -> Probe:
     method, path = rng.choice(
         (("GET", f"/{GUARDED}/{GUARDED_KEYS[0]}"), ("PUT", f"/{GUARDED}/{GUARDED_KEYS[1]}"), ("DELETE", f"/{GUARDED}"))
     )
@@ -256,10 +262,10 @@ def presigned(node: Node, rng: random.Random) -> Probe:
     return Probe("presigned", "s3", method, target, {"host": node.host}, body, refused=True)
 
 
-def chunked(node: Node, rng: random.Random) -> Probe:
+def chunked(node: Node, rng: random.Random, scratch: str) -> Probe:
     pieces = [rng.randbytes(rng.choice((1, 100, 8192))) for _ in range(rng.randint(1, 3))]
     body = b"".join(pieces)
-    target = f"/{SCRATCH}/chunked-{rng.randrange(50)}"
+    target = f"/{scratch}/chunked-{rng.randrange(50)}"
     frames = []
     declared = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(body))}
     signature = sign_target(
@@ -338,17 +344,17 @@ def content_md5(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
-def xml(node: Node, rng: random.Random) -> Probe:
+def xml(node: Node, rng: random.Random, scratch: str) -> Probe:
     subresource = rng.choice(list(XML_DOCUMENTS))
     body = mutate_xml(XML_DOCUMENTS[subresource], rng)
     method = "POST" if subresource == "delete" else "PUT"
     headers = {"content-md5": content_md5(body)}
-    probe = node.signed("xml", method, f"/{SCRATCH}?{subresource}", body, headers)
-    probe.guards = None if subresource == "delete" else subresource
+    probe = node.signed("xml", method, f"/{scratch}?{subresource}", body, headers)
+    probe.guards = None if subresource == "delete" else f"/{scratch}?{subresource}"
     return probe
 
 
-def ranged(node: Node, rng: random.Random) -> Probe:
+def ranged(node: Node, rng: random.Random, scratch: str) -> Probe:
     first, last = rng.randrange(-5, SCRATCH_SIZE + 5), rng.randrange(-5, SCRATCH_SIZE + 5)
     value = rng.choice(
         (
@@ -364,7 +370,7 @@ def ranged(node: Node, rng: random.Random) -> Probe:
             hostile(rng),
         )
     )
-    return node.signed("range", rng.choice(("GET", "HEAD")), f"/{SCRATCH}/{SCRATCH_OBJECT}", b"", {"range": value})
+    return node.signed("range", rng.choice(("GET", "HEAD")), f"/{scratch}/{SCRATCH_OBJECT}", b"", {"range": value})
 
 
 def hostile_key(rng: random.Random) -> str:
@@ -382,13 +388,13 @@ def hostile_key(rng: random.Random) -> str:
     return quote(rng.randbytes(16).decode("latin-1"), safe="")
 
 
-def key(node: Node, rng: random.Random) -> Probe:
+def key(node: Node, rng: random.Random, scratch: str) -> Probe:
     method = rng.choice(("PUT", "GET", "HEAD", "DELETE"))
     body = b"hostile key" if method == "PUT" else b""
-    return node.signed("key", method, f"/{SCRATCH}/{hostile_key(rng)}", body)
+    return node.signed("key", method, f"/{scratch}/{hostile_key(rng)}", body)
 
 
-def admin(node: Node, rng: random.Random) -> Probe:
+def admin(node: Node, rng: random.Random, scratch: str) -> Probe:
     path, document = rng.choice(
         (
             ("/api/v1/auth/login", {"username": node.access_key, "password": "wrong"}),
@@ -420,7 +426,7 @@ def admin(node: Node, rng: random.Random) -> Probe:
     return Probe("admin", "admin", method, path, headers, body)
 
 
-GENERATORS: dict[str, Callable[[Node, random.Random], Probe]] = {
+GENERATORS: dict[str, Callable[[Node, random.Random, str], Probe]] = {
     "sigv4": sigv4,
     "presigned": presigned,
     "chunked": chunked,
@@ -434,15 +440,15 @@ GENERATORS: dict[str, Callable[[Node, random.Random], Probe]] = {
 # -- the campaign ------------------------------------------------------------------------------
 
 
-def prepare(node: Node) -> None:
-    """The guarded bucket with its objects and tags, the scratch bucket with an object to range over."""
+def prepare(node: Node, scratches: list[str]) -> None:
+    """The guarded bucket with its objects and tags, the scratch buckets with an object to range over."""
     tags = b"<Tagging><TagSet><Tag><Key>kept</Key><Value>yes</Value></Tag></TagSet></Tagging>"
     for target, body, headers in (
         (f"/{GUARDED}", b"", None),
-        (f"/{SCRATCH}", b"", None),
+        *((f"/{scratch}", b"", None) for scratch in scratches),
         *((f"/{GUARDED}/{name}", name.encode(), None) for name in GUARDED_KEYS),
         (f"/{GUARDED}?tagging", tags, {"content-md5": content_md5(tags)}),
-        (f"/{SCRATCH}/{SCRATCH_OBJECT}", bytes(index % 251 for index in range(SCRATCH_SIZE)), None),
+        *((f"/{scratch}/{SCRATCH_OBJECT}", RANGED_CONTENT, None) for scratch in scratches),
     ):
         status, answer = node.call("PUT", target, body, headers)
         if status not in (200, 204):
@@ -478,7 +484,7 @@ def strip_request_ids(answer: tuple[int, bytes]) -> tuple[int, bytes]:
 
 
 def run_probe(node: Node, probe: Probe, report: Report) -> None:
-    before = node.call("GET", f"/{SCRATCH}?{probe.guards}") if probe.guards else None
+    before = node.call("GET", probe.guards) if probe.guards else None
     status, _ = node.exchange(probe)
     problem = None
     if status == 0:
@@ -490,14 +496,15 @@ def run_probe(node: Node, probe: Probe, report: Report) -> None:
     elif (
         probe.guards
         and status >= 400
-        and strip_request_ids(node.call("GET", f"/{SCRATCH}?{probe.guards}")) != (strip_request_ids(before))
+        and strip_request_ids(node.call("GET", probe.guards)) != strip_request_ids(before)
     ):
-        problem = f"refused with {status} but changed ?{probe.guards}"
+        problem = f"refused with {status} but changed {probe.guards}"
     report.record(probe, status, problem)
 
 
 def campaign(node: Node, requests: int, seed: int, threads: int) -> Report:
-    prepare(node)
+    scratches = [SCRATCH.format(number) for number in range(threads)]
+    prepare(node, scratches)
     guarded = guarded_state(node)
     report = Report()
     per_thread = requests // threads
@@ -507,7 +514,7 @@ def campaign(node: Node, requests: int, seed: int, threads: int) -> Report:
         for _ in range(per_thread):
             family = FAMILIES[rng.randrange(len(FAMILIES))]
             try:
-                probe = GENERATORS[family](node, rng)
+                probe = GENERATORS[family](node, rng, scratches[number])
             except (ValueError, IndexError):
                 continue  # a mutation that cannot apply to this request: draw again
             run_probe(node, probe, report)

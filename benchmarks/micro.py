@@ -9,6 +9,7 @@ import itertools
 import tempfile
 import time
 import timeit
+from types import SimpleNamespace
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -16,7 +17,8 @@ from botocore.credentials import Credentials
 
 from nebulaio.meta import Applier, MetaReader, open_env
 from nebulaio.s3 import sigv4, xml
-from nebulaio.s3.request import headers_of
+from nebulaio.s3.accesslog import AccessLog, format_record
+from nebulaio.s3.request import S3Request, headers_of
 
 ACCESS, SECRET = "bench", "bench-secret"
 LIST_KEYS = 100_000
@@ -88,7 +90,27 @@ def main() -> None:
         page = first()
         render = lambda: xml.list_objects_v2("big", "", "", PAGE, True, page, None, "t", None, None)  # noqa: E731
         print(f"ListObjectsV2 XML, 1,000 entries:   {best_per_call(render, 20) * 1e3:8.2f} ms")
+        access_log_costs(applier, next(index), reader, environ)
         env.close()
+
+
+def access_log_costs(applier, raft_index: int, reader, environ: dict) -> None:
+    """What server access logging adds to a request: reading the bucket's setting, and with
+    logging on, queueing the record; formatting happens in the delivering thread."""
+    logging = {"bucket": "big", "prefix": "logs/", "partitioned": None}
+    configure = {"op": "bucket.configure", "bucket": "logged", "setting": "logging", "value": logging}
+    create = {"op": "bucket.create", "bucket": "logged", "owner": "o", "created": 1, "region": "us-east-1"}
+    applier.apply_batch(raft_index, [(create, None), (configure, None)])
+    # Never started: the records stay queued, nothing is delivered.
+    access_log = AccessLog(SimpleNamespace(reader=reader), "us-east-1", 3600, 1 << 30)
+    environ = dict(environ, REQUEST_METHOD="GET", SERVER_PROTOCOL="HTTP/1.1", REMOTE_ADDR="127.0.0.1")
+    for bucket in ("big", "logged"):
+        request = S3Request(dict(environ, RAW_URI=f"/{bucket}/photos/2024/cat.jpg"), "0123456789ABCDEF", ())
+        call = lambda request=request: access_log.record(request, "GetObject", 200, None, 4096, 4096, 0.001)  # noqa: E731
+        label = "logging on, record queued" if bucket == "logged" else "logging off"
+        print(f"access log, {label + ':':26s} {best_per_call(call, 20000) * 1e6:7.1f} µs")
+    queued = access_log._queue[0]
+    print(f"access log, formatting one record:  {best_per_call(lambda: format_record(queued), 20000) * 1e6:7.1f} µs")
 
 
 if __name__ == "__main__":

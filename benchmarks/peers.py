@@ -288,14 +288,17 @@ class External(Target):
             raise NotStarted(f"nothing answers at {self.host}:{self.port}")
 
 
-def nebulaio_argv(data: Path, s3: int, admin: int, console: int, raft: int, gossip: int) -> list[str]:
-    """`nebulaio server` on loopback ports with its data in `data` (created here)."""
+NEBULAIO_LISTENERS = ("s3", "admin", "console", "raft", "gossip", "internal")
+
+
+def nebulaio_argv(data: Path, ports: list[int]) -> list[str]:
+    """`nebulaio server` with its data in `data` (created here) and each of NEBULAIO_LISTENERS
+    on the loopback port of the same position in `ports`."""
     binary = shutil.which("nebulaio")
     launcher = [binary] if binary else [sys.executable, "-m", "nebulaio"]
     data.mkdir()
-    listeners = {"s3": s3, "admin": admin, "console": console, "raft": raft, "gossip": gossip}
     argv = [*launcher, "server", "--data", str(data)]
-    for listener, port in listeners.items():
+    for listener, port in zip(NEBULAIO_LISTENERS, ports, strict=True):
         argv += [f"--{listener}-address", f"{HOST}:{port}"]
     return argv
 
@@ -308,14 +311,16 @@ class NebulaIO(Target):
     """NEBULAIO_* environment settings this target starts with beyond the root pair."""
 
     def start(self, workdir: Path) -> None:
-        s3, admin, console, raft, gossip = free_ports(5)
-        self.port, self.admin_port = s3, admin
+        ports = free_ports(len(NEBULAIO_LISTENERS))
+        self.port, self.admin_port = ports[0], ports[1]
         env = dict(
             os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key, **self.settings
         )
         self.data = workdir / "data"
-        process = self.spawn("nebulaio", nebulaio_argv(self.data, s3, admin, console, raft, gossip), env)
-        wait_until(lambda: http_ok(f"http://{HOST}:{admin}/health/ready"), "nebulaio /health/ready", [process])
+        process = self.spawn("nebulaio", nebulaio_argv(self.data, ports), env)
+        wait_until(
+            lambda: http_ok(f"http://{HOST}:{self.admin_port}/health/ready"), "nebulaio /health/ready", [process]
+        )
 
 
 # What the policy user may do: ten statements, conditions included, all of them weighed on
@@ -422,8 +427,9 @@ class NebulaIOCluster(Target):
 
     def start(self, workdir: Path) -> None:
         # One probe for every node: ports nothing listens on yet would be handed out twice.
-        free = free_ports(5 * self.nodes)
-        ports = [free[5 * number : 5 * number + 5] for number in range(self.nodes)]
+        per_node = len(NEBULAIO_LISTENERS)
+        free = free_ports(per_node * self.nodes)
+        ports = [free[per_node * number : per_node * (number + 1)] for number in range(self.nodes)]
         self.node_ports = ports
         self.port = ports[0][0]
         peers = ",".join(f"{HOST}:{node_ports[3]}" for node_ports in ports)
@@ -435,7 +441,7 @@ class NebulaIOCluster(Target):
         )
         for number, node_ports in enumerate(ports):
             name, data = f"nebulaio-node{number}", workdir / f"data{number}"
-            argv = nebulaio_argv(data, *node_ports)
+            argv = nebulaio_argv(data, node_ports)
             argv += ["--raft-peers", peers, "--node-id", f"node{number}", "--role", "hybrid"]
             self.members.append(Member(name, data, node_ports[1], argv, env, self.spawn(name, argv, env)))
         processes = [member.process for member in self.members]

@@ -1,4 +1,5 @@
-"""Command line: `nebulaio server [--data DIR] [--config FILE] [--<setting> VALUE ...]`, `nebulaio admin ...`."""
+"""Command line: `nebulaio server [--data DIR] [--config FILE] [--<setting> VALUE ...]`, `nebulaio admin ...`,
+`nebulaio cluster certs DIR --nodes a,b,c`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from nebulaio import __version__
 from nebulaio import config as configuration
 from nebulaio.admin import cli as admin_cli
+from nebulaio.cluster import certs
 from nebulaio.storage.layout import DataLayout
 from nebulaio.util import keyfile
 
@@ -28,8 +30,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument("--config", help="TOML configuration file (NEBULAIO_CONFIG)")
     credentials.add_argument("--data", help="data directory (NEBULAIO_DATA)")
+    cluster = commands.add_parser("cluster", help="prepare a cluster").add_subparsers(dest="action", required=True)
+    certs = cluster.add_parser(
+        "certs", help="make a CA and node certificates for mTLS between nodes (internal_tls_ca, _cert, _key)"
+    )
+    certs.add_argument("directory", help="where ca.pem, ca-key.pem, NODE.pem and NODE-key.pem are written")
+    certs.add_argument("--nodes", required=True, help="comma-separated node names (DNS names or IP addresses)")
     admin_cli.add_parser(commands)
     return parser
+
+
+def make_certificates(args: argparse.Namespace) -> int:
+    nodes = [node.strip() for node in args.nodes.split(",") if node.strip()]
+    try:
+        written = certs.make(args.directory, nodes)
+    except (OSError, ValueError) as exc:
+        print(f"nebulaio: no certificates made: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(written))
+    print(
+        f"Give each node {certs.CA_FILE}, its NODE.pem and NODE-key.pem as internal_tls_ca, internal_tls_cert and"
+        f" internal_tls_key; keep {certs.CA_KEY_FILE} off the nodes."
+    )
+    return 0
 
 
 def print_credentials(config: dict) -> int:
@@ -57,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "admin":
         return admin_cli.run(args)
+    if args.command == "cluster":
+        return make_certificates(args)
     flags = {s.name: getattr(args, s.name, None) for s in configuration.SETTINGS}
     try:
         config = configuration.resolve(args.config, flags)

@@ -67,6 +67,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("raft_address", ":9003", "Raft consensus listener (keep the port below 32768).", section="listen"),
     Setting("gossip_address", ":9004", "Gossip membership listener.", section="listen"),
     Setting(
+        "internal_address",
+        ":9005",
+        "Inter-node data listener (object bytes, removals and metadata images between nodes): open it to the"
+        " other nodes only, never to clients.",
+        section="listen",
+    ),
+    Setting(
         "root_user",
         "",
         "Root access key, set together with root_password. Both empty: a pair generated on first start and kept"
@@ -117,6 +124,21 @@ SETTINGS: tuple[Setting, ...] = (
         "s3",
     ),
     Setting("request_timeout", 60, "Seconds a client may stay silent while sending a body.", int, "s3"),
+    Setting(
+        "access_log_interval",
+        60,
+        "Seconds between a worker's deliveries of server access log records to their target buckets.",
+        float,
+        "s3",
+    ),
+    Setting(
+        "access_log_records",
+        1000,
+        "Queued server access log records after which a worker delivers them at once; also the most"
+        " records one log object holds.",
+        int,
+        "s3",
+    ),
     Setting(
         "aws_bucket_defaults",
         False,
@@ -177,11 +199,26 @@ SETTINGS: tuple[Setting, ...] = (
         section="cluster",
     ),
     Setting(
-        "advertise_admin_address",
+        "advertise_internal_address",
         "",
-        "Admin address given to peers, which also carries object bytes between nodes; empty = admin_address.",
+        "Inter-node data address given to peers; empty = internal_address (127.0.0.1 for a wildcard host).",
         section="cluster",
     ),
+    Setting(
+        "internal_tls_ca",
+        "",
+        "PEM CA certificate for mTLS between nodes on internal_address: set with internal_tls_cert and"
+        " internal_tls_key, every node presents its certificate and accepts only peers whose certificate this CA"
+        " signed (`nebulaio cluster certs` makes a CA and node certificates).",
+        section="cluster",
+    ),
+    Setting(
+        "internal_tls_cert",
+        "",
+        "PEM certificate this node presents to its peers (see internal_tls_ca).",
+        section="cluster",
+    ),
+    Setting("internal_tls_key", "", "PEM private key file for internal_tls_cert.", section="cluster"),
     Setting(
         "replicas",
         3,
@@ -249,6 +286,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
+HTTP_LISTENERS = ("s3_address", "admin_address", "console_address", "internal_address")
+"""The listeners the HTTP workers serve (raft and gossip are the supervisor's)."""
+INTERNAL_TLS_SETTINGS = ("internal_tls_ca", "internal_tls_cert", "internal_tls_key")
 ROLES = ("hybrid", "management", "storage")
 CHOICES = {"role": ROLES, "read_consistency": ("strong", "eventual")}
 
@@ -293,12 +333,17 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
-    for name in ("repair_batch", "repair_bandwidth", "login_window"):
+    for name in ("repair_batch", "repair_bandwidth", "login_window", "access_log_records"):
         if resolved[name] < 1:
             raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
+    if resolved["access_log_interval"] <= 0:
+        raise ValueError(f"access_log_interval must be more than 0, not {resolved['access_log_interval']!r}")
     if resolved["login_max_failures"] < 0:
         raise ValueError(f"login_max_failures must be 0 (no limit) or more, not {resolved['login_max_failures']!r}")
     check_root_credentials(resolved)
+    internal_tls = [resolved[name] for name in INTERNAL_TLS_SETTINGS]
+    if any(internal_tls) and not all(internal_tls):
+        raise ValueError(f"{', '.join(INTERNAL_TLS_SETTINGS)} are set together (or all left empty)")
     if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.
         raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
@@ -313,7 +358,7 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def advertised(config: dict[str, Any], listener: str) -> str:
-    """The HOST:PORT peers use to reach one of this node's listeners ("raft", "gossip", "admin")."""
+    """The HOST:PORT peers use to reach one of this node's listeners ("raft", "gossip", "internal")."""
     explicit = config[f"advertise_{listener}_address"]
     if explicit:
         return explicit

@@ -27,9 +27,7 @@ log = logging.getLogger("nebulaio.node")
 
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT = 30.0
-SUPERVISOR_START_TIMEOUT = 60.0
 WATCH_INTERVAL = 0.2
-START_POLL_INTERVAL = 0.02
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -118,28 +116,23 @@ def run(config: dict) -> int:
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "nebulaio.cluster.supervisor"], env=env, preexec_fn=die_with_parent
     )
-    deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT
-    while not os.path.exists(layout.ipc_socket):
-        if stop:
-            _stop(supervisor, "supervisor")
-            return 0
-        if supervisor.poll() is not None or time.monotonic() > deadline:
-            log.error("the supervisor did not start (exit status %s); stopping", supervisor.poll())
-            _stop(supervisor, "supervisor")
-            return 1
-        time.sleep(START_POLL_INTERVAL)
-
+    # PERF: gunicorn starts beside the supervisor, not after it: the arbiter's and the workers'
+    # imports (about half a second) overlap the supervisor's start. Each worker waits for the
+    # supervisor's socket before it builds its apps (wsgi.build); a supervisor that does not
+    # start fails the workers' boot, which stops gunicorn, which stops the node.
     http = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf_path(), "nebulaio.wsgi:build()"],
         env=env,
         preexec_fn=die_with_parent,
     )
     log.info(
-        "node up: S3 %s, admin %s, console %s, raft %s; data %s",
+        "node up: S3 %s, admin %s, console %s, raft %s, gossip %s, inter-node %s; data %s",
         config["s3_address"],
         config["admin_address"],
         config["console_address"],
         config["raft_address"],
+        config["gossip_address"],
+        config["internal_address"],
         config["data"],
     )
     status = 0

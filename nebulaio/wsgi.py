@@ -1,8 +1,9 @@
 """Composition root of an HTTP worker: built once per worker, after fork.
 
-gunicorn binds the S3, Admin and Console listeners in one arbiter; a request is routed to
-its app by the listener port it arrived on, and on the admin listener the internal data
-endpoint (/internal/v1/) is routed apart from the Admin API.
+gunicorn binds the S3, Admin, Console and inter-node listeners in one arbiter; a request is
+routed to its app by the listener port it arrived on. The internal data endpoint
+(/internal/v1/) is served on the inter-node listener alone: the Admin API's port answers 404
+for it like for any path it does not know.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.throttle import LoginThrottle
-from nebulaio.cluster.ipc import SupervisorClient
-from nebulaio.cluster.peers import INTERNAL_PREFIX, PeerClient, peer_tls
+from nebulaio.cluster.ipc import SupervisorClient, wait_for_supervisor
+from nebulaio.cluster.peers import PeerClient, peer_tls
+from nebulaio.cluster.signing import ReplayCache
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
 from nebulaio.encryption.keys import DataKeys, MasterKey
@@ -34,6 +36,8 @@ from nebulaio.util.metrics import RequestMetrics
 def build(config: dict | None = None):
     config = config or configuration.from_environment()
     layout = DataLayout(config["data"])
+    # The supervisor, started beside gunicorn, creates the replica and the node's secrets.
+    wait_for_supervisor(layout.ipc_socket)
     env = open_env(layout.kv_dir, readonly=True)
     reader = MetaReader(env)
     supervisor = SupervisorClient(layout.ipc_socket)
@@ -67,16 +71,20 @@ def build(config: dict | None = None):
     throttle = LoginThrottle(layout.login_failures, config["login_max_failures"], config["login_window"])
     audit = AuditLog(layout.audit_log)
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
-    internal = internal_app.create(store, secret, members, ImageShelf(env, layout.images_dir))
-
-    def admin_or_internal(environ, start_response):
-        app = internal if environ.get("PATH_INFO", "").startswith(INTERNAL_PREFIX) else admin
-        return app(environ, start_response)
+    internal = internal_app.create(
+        store,
+        secret,
+        ReplayCache(layout.peer_nonces),
+        configuration.advertised(config, "internal"),
+        members,
+        ImageShelf(env, layout.images_dir),
+    )
 
     by_port = {
         port("s3_address"): s3,
-        port("admin_address"): admin_or_internal,
+        port("admin_address"): admin,
         port("console_address"): console_app.create(config, reader.token_generation),
+        port("internal_address"): internal,
     }
 
     def application(environ, start_response):

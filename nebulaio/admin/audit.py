@@ -58,8 +58,8 @@ class AuditLog:
         start without one); and whether more follow. An entry's id is its byte offset in the file."""
         with open(self._path, "rb") as fh:
             if after is not None:
-                if after < 0:
-                    raise BadCursor(after)
+                if not 0 <= after <= os.fstat(fh.fileno()).st_size:
+                    raise BadCursor(after)  # NOTE: a seek past what a C long holds would raise
                 if after:
                     fh.seek(after - 1)
                     if fh.read(1) != b"\n":

@@ -1,5 +1,5 @@
-"""/metrics: the workers' request counters, raft's, gossip's and repair's figures, the data
-directory's disk and bucket usage as Prometheus text."""
+"""/metrics: the workers' request counters, raft's, gossip's, repair's and notification
+delivery's figures, the data directory's disk and bucket usage as Prometheus text."""
 
 from __future__ import annotations
 
@@ -124,6 +124,19 @@ def _repair(lines: list[str], repair: dict) -> None:
         lines.append(f"{name} {value}")
 
 
+def _notify(lines: list[str], targets: dict[str, dict]) -> None:
+    figures = (
+        ("nebulaio_notify_backlog", "gauge", "Bucket events queued for a target and not yet acknowledged.", "backlog"),
+        ("nebulaio_notify_delivered_total", "counter", "Events this node delivered to a target.", "delivered"),
+        ("nebulaio_notify_failures_total", "counter", "Failed deliveries to a target from this node.", "failures"),
+        ("nebulaio_notify_retrying", "gauge", "1 while this node backs off from a failing target.", "retrying"),
+    )
+    for name, kind, help_text, field in figures:
+        _family(lines, name, kind, help_text)
+        for arn, values in sorted(targets.items()):
+            lines.append(f"{name}{_labels(target=arn)} {int(values[field])}")
+
+
 def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
     _family(lines, "nebulaio_bucket_objects", "gauge", "Current objects in a bucket.")
     for name, stats in sorted(usage.items()):
@@ -142,6 +155,7 @@ def render(metrics_dir: str, status: dict | None, usage: dict[str, dict], disk) 
     if status is not None:
         _gossip(lines, status)
         _repair(lines, status["repair"])
+        _notify(lines, status["notify"])
     _disk(lines, disk)
     _buckets(lines, usage)
     return ("\n".join(lines) + "\n").encode()

@@ -242,6 +242,38 @@ SCHEMAS = {
             "countedAt": {"type": ["string", "null"], "format": "date-time"},
         }
     ),
+    "NotifyTargetDefinition": _object(
+        {
+            "kind": {"type": "string", "enum": ["webhook", "redis", "nats"]},
+            "endpoint": STRING,
+            "secret": STRING,
+            "key": STRING,
+            "mode": {"type": "string", "enum": ["lpush", "publish"]},
+            "subject": STRING,
+            "user": STRING,
+            "password": STRING,
+        },
+        required=["kind", "endpoint"],
+    ),
+    "NotifyTarget": _object(
+        {
+            "id": STRING,
+            "arn": STRING,
+            "kind": STRING,
+            "endpoint": STRING,
+            "key": NULLABLE_STRING,
+            "mode": NULLABLE_STRING,
+            "subject": NULLABLE_STRING,
+            "user": NULLABLE_STRING,
+            "secretSet": BOOLEAN,
+            "backlog": INTEGER,
+            "delivered": INTEGER,
+            "failures": INTEGER,
+            "retrying": BOOLEAN,
+            "lastError": NULLABLE_STRING,
+        }
+    ),
+    "NotifyTargetList": _object({"targets": {"type": "array", "items": _ref("NotifyTarget")}}),
     "NewVoter": _object({"raftAddress": {"type": "string", "pattern": "^.+:[0-9]{1,5}$"}}),
     "Voter": _object({"raftAddress": STRING, "voter": {"type": "boolean"}}),
 }
@@ -274,6 +306,7 @@ RESPONSES = {
             "remove the node that was asked to remove itself.",
         ),
         ("NoSuchNode", "No such node is registered."),
+        ("TargetInUse", "A bucket's notification configuration names this target; or the id is another kind's."),
     )
 }
 RESPONSES["TooManyAttempts"] = {
@@ -309,6 +342,11 @@ NO_CONTENT = {"204": {"description": "Done."}}
 USER_PARAMETER = {"name": "user", "in": "path", "required": True, "schema": STRING}
 KEY_PARAMETER = {"name": "access_key", "in": "path", "required": True, "schema": STRING}
 KMS_KEY_PARAMETER = {"name": "key_id", "in": "path", "required": True, "schema": STRING}
+
+
+def _with_conflict(operation: dict) -> dict:
+    operation["responses"]["409"] = _error("TargetInUse")
+    return operation
 
 
 PATHS = {
@@ -598,6 +636,29 @@ PATHS = {
                 },
             ],
         }
+    },
+    "/api/v1/notify/targets": {
+        "get": _operation(
+            "Every notification target, with its backlog (events queued, not yet acknowledged) and this "
+            "node's delivery figures (the raft leader delivers).",
+            {"200": _json(_ref("NotifyTargetList"), "The targets.")},
+        ),
+    },
+    "/api/v1/notify/targets/{target_id}": {
+        "parameters": [{"name": "target_id", "in": "path", "required": True, "schema": STRING}],
+        "get": _operation("A notification target.", {"200": _json(_ref("NotifyTarget"), "The target.")}, "404"),
+        "put": _with_conflict(
+            _operation(
+                "Define or replace a notification target; buckets name it by its ARN, "
+                "arn:nebulaio:sqs:<region>:<id>:<kind>. A secret or password is never shown again.",
+                {"200": _json(_ref("NotifyTarget"), "The target.")},
+                "503",
+                body=_body("NotifyTargetDefinition"),
+            )
+        ),
+        "delete": _with_conflict(
+            _operation("Delete a notification target and its queued events.", NO_CONTENT, "404", "503")
+        ),
     },
     "/api/v1/cluster/nodes": {
         "post": {

@@ -7,9 +7,11 @@ connection per thread; the supervisor serves them from one asyncio loop.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
+import time
 
 import orjson
 
@@ -20,6 +22,8 @@ MAX_DOCUMENT = 16 * 1024 * 1024
 MAX_BLOB = 256 * 1024 * 1024
 UNCONFIRMED_RETRIES = 2
 """Times a command raft did not confirm in time is proposed again before its 503 stands."""
+SUPERVISOR_START_TIMEOUT = 60.0
+SUPERVISOR_POLL_INTERVAL = 0.02
 
 
 def encode(document: dict, blob: bytes | None = None) -> list[bytes]:
@@ -40,6 +44,16 @@ async def read_frame(reader) -> tuple[dict, bytes | None]:
 
 class SupervisorUnavailable(Exception):
     """The supervisor could not be reached or did not answer in time."""
+
+
+def wait_for_supervisor(path: str, timeout: float = SUPERVISOR_START_TIMEOUT) -> None:
+    """Return once the supervisor serves on `path` (its launcher removed any earlier socket
+    before starting it); SupervisorUnavailable after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SupervisorUnavailable(f"the supervisor did not start within {timeout:.0f} s")
+        time.sleep(SUPERVISOR_POLL_INTERVAL)
 
 
 class SupervisorClient:

@@ -132,7 +132,7 @@ class NodeMembership:
         return {
             "id": self.node_id,
             "role": config["role"],
-            **{listener: configuration.advertised(config, listener) for listener in ("raft", "gossip", "admin")},
+            **{listener: configuration.advertised(config, listener) for listener in ("raft", "gossip", "internal")},
         }
 
     def state(self) -> dict:
@@ -192,7 +192,7 @@ class NodeMembership:
     def _learn_endpoints(self, members: list[dict]) -> None:
         """The internal and gossip addresses of the members gossip sees alive, by raft address."""
         alive = [member for member in members if member.get("state") == ALIVE and member.get("raft")]
-        self.internal_endpoints = {member["raft"]: member["admin"] for member in alive if member.get("admin")}
+        self.internal_endpoints = {member["raft"]: member["internal"] for member in alive if member.get("internal")}
         self.gossip_endpoints = {member["raft"]: member["gossip"] for member in alive if member.get("gossip")}
 
     async def change(self, action, address, committer: GroupCommitter) -> dict:

@@ -1,15 +1,19 @@
 """Calls to other nodes' internal endpoint: store, read, assemble and remove object files, hand
 a voter's own removal to a peer, and fetch an image of a peer's metadata replica.
 
-Every call is signed with the cluster secret (see `signing`) and names a file as the data
-layout does (objects/<bucket>/<key hash>/<file>), or a node by its id. Bodies move in fixed-size pieces (sendfile
-out, chunked reads in), never whole in memory.
+Every call goes to a peer's inter-node listener (its advertised internal address), is signed
+with the cluster secret and a fresh nonce (see `signing`), and names a file as the data layout
+does (objects/<bucket>/<key hash>/<file>), or a node by its id. A stored file's SHA-256 travels
+signed with it, and the peer checks it before the file takes its place. Bodies move in
+fixed-size pieces (sendfile out, chunked reads in), never whole in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
+import os
 import ssl
 import time
 
@@ -70,7 +74,13 @@ class PeerClient:
         self._tls = tls
 
     def _start(
-        self, address: str, method: str, path: str, headers: dict[str, str], timeout: float = PEER_TIMEOUT
+        self,
+        address: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        timeout: float = PEER_TIMEOUT,
+        content_hash: str = "",
     ) -> http.client.HTTPConnection:
         """Connect and send a signed request's head; the caller sends any body and closes."""
         host, port = split_address(address)
@@ -80,7 +90,7 @@ class PeerClient:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
-            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time()))
+            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time(), address, content_hash))
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
@@ -90,20 +100,26 @@ class PeerClient:
         return conn
 
     def _call(
-        self, address: str, method: str, path: str, body: bytes = b"", send_file=None, timeout: float = PEER_TIMEOUT
+        self,
+        address: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        send_file=None,
+        timeout: float = PEER_TIMEOUT,
+        content_hash: str = "",
     ) -> bytes:
         """A request that expects 200, 201 or 204; its answer's body. Raises PeerError otherwise.
 
-        `send_file` (fd, size) streams a file's first bytes as the body with sendfile.
+        `send_file` (fd, size) streams a file's first bytes as the body with sendfile;
+        `content_hash`, the body's SHA-256, is signed with it for the peer to check.
         """
         size = len(body) if send_file is None else send_file[1]
         try:
-            conn = self._start(address, method, path, {"content-length": str(size)}, timeout)
+            conn = self._start(address, method, path, {"content-length": str(size)}, timeout, content_hash)
             try:
                 if send_file is not None:
-                    if size:
-                        with open(send_file[0], "rb", buffering=0, closefd=False) as source:
-                            conn.sock.sendfile(source, 0, size)
+                    _send_file(conn.sock, *send_file)
                 elif body:
                     conn.send(body)
                 response = conn.getresponse()
@@ -116,14 +132,17 @@ class PeerClient:
             raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
         return answer
 
-    def store(self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int]) -> None:
+    def store(
+        self, address: str, bucket: str, hashed: str, name: str, body: bytes | tuple[int, int], digest: str
+    ) -> None:
         """Have a peer make `body` its durable copy of `name`: bytes, or the first `size` bytes
-        of an open file (fd, size), sent with sendfile."""
+        of an open file (fd, size), sent with sendfile. `digest` is its `content_digest`: the
+        peer keeps nothing that does not match it."""
         path = file_path(bucket, hashed, name)
         if isinstance(body, tuple):
-            self._call(address, "PUT", path, send_file=body)
+            self._call(address, "PUT", path, send_file=body, content_hash=digest)
         else:
-            self._call(address, "PUT", path, body)
+            self._call(address, "PUT", path, body, content_hash=digest)
 
     def ping(self, address: str) -> None:
         """Raises PeerError unless the peer's internal endpoint answers within PING_TIMEOUT."""
@@ -140,13 +159,18 @@ class PeerClient:
         """Have a peer carry out the removal of `node_id` from the cluster."""
         self._call(address, "DELETE", node_path(node_id), timeout=REMOVAL_TIMEOUT)
 
-    def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int):
-        """(connection, answer) streaming `length` bytes of `name` from `start`; the caller closes both."""
-        return self._read_range(address, file_path(bucket, hashed, name), start, length)
+    def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int, want_hash: bool = False):
+        """(connection, answer, content hash) streaming `length` bytes of `name` from `start`;
+        the caller closes both. With `want_hash` the content hash is the SHA-256 of the whole
+        file as the peer signed it (else None)."""
+        return self._read_range(address, file_path(bucket, hashed, name), start, length, want_hash)
 
-    def _read_range(self, address: str, path: str, start: int, length: int):
+    def _read_range(self, address: str, path: str, start: int, length: int, want_hash: bool = False):
+        headers = {"range": f"bytes={start}-{start + length - 1}"}
+        if want_hash:
+            headers[signing.HASH_WANTED_HEADER] = "sha256"
         try:
-            conn = self._start(address, "GET", path, {"range": f"bytes={start}-{start + length - 1}"})
+            conn = self._start(address, "GET", path, headers)
             try:
                 response = conn.getresponse()
             except BaseException:
@@ -157,7 +181,14 @@ class PeerClient:
         if response.status != 206:
             conn.close()
             raise PeerError(f"reading {path} on {address}: {response.status} {response.reason}")
-        return conn, response
+        if not want_hash:
+            return conn, response, None
+        content_hash = response.getheader(signing.CONTENT_HASH_HEADER, "")
+        given = response.getheader(signing.SIGNATURE_HEADER, "")
+        if not signing.answer_is_signed(self._secret, headers[signing.NONCE_HEADER], content_hash, given):
+            conn.close()
+            raise PeerError(f"reading {path} on {address}: the answer's SHA-256 is not signed with the cluster secret")
+        return conn, response, content_hash
 
     def fetch_image(self, address: str, at_least: int, path: str) -> dict:
         """Fetch into `path` an image of a peer's metadata replica applied up to raft index
@@ -194,7 +225,7 @@ class PeerClient:
     def _read_into(self, address: str, path: str, target, size: int) -> None:
         """Append the bytes of `path` from `target`'s length up to `size` to `target`."""
         offset = target.tell()
-        conn, response = self._read_range(address, path, offset, size - offset)
+        conn, response, _ = self._read_range(address, path, offset, size - offset)
         try:
             while offset < size:
                 try:
@@ -210,6 +241,45 @@ class PeerClient:
             conn.close()
 
 
+def _send_file(sock, fd: int, size: int) -> None:
+    """Send a file's first `size` bytes: with sendfile on a plain socket, in pread pieces
+    through TLS.
+
+    NOTE: never by the file's offset: one descriptor serves every holder's copy at once, and
+    socket.sendfile on a TLS socket falls back to seek and read on it, so concurrent copies
+    took each other's bytes (a copy came short, or mixed).
+    """
+    if not isinstance(sock, ssl.SSLSocket):
+        if size:
+            with open(fd, "rb", buffering=0, closefd=False) as source:
+                sock.sendfile(source, 0, size)
+        return
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+        if not chunk:
+            raise EOFError(f"the file ended at byte {offset} of {size}")
+        sock.sendall(chunk)
+        offset += len(chunk)
+
+
+def content_digest(body: bytes | bytearray | tuple[int, int]) -> str:
+    """The hex SHA-256 a stored file is sent with: of bytes, or of an open file's first `size`
+    bytes (fd, size), read with pread so the descriptor's offset stays where sendfile wants it."""
+    if not isinstance(body, tuple):
+        return hashlib.sha256(body).hexdigest()
+    fd, size = body
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+        if not chunk:
+            raise EOFError(f"the file ended at byte {offset} of {size}")
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
 def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:
     """A peer's refusal in words: its status and what its JSON error says, if anything."""
     try:
@@ -221,13 +291,34 @@ def _refusal(response: http.client.HTTPResponse, answer: bytes) -> str:
 
 
 def peer_tls(config: dict) -> ssl.SSLContext | None:
-    """Peers serve TLS when this node does (one cluster, one setting); their certificate is
-    trusted when it is this node's own or signed by it, whatever name it carries."""
-    if not (config["tls_cert"] and config["tls_key"]):
+    """How this node connects to its peers' inter-node listeners (one cluster, one setting).
+
+    With internal_tls_* set (mTLS): it presents its own node certificate, and trusts a peer
+    whose certificate the cluster's CA signed, whatever name it carries (peers are reached by
+    address; the CA, made for the cluster, signs nothing but its nodes). Else, when the node
+    serves TLS (tls_cert): a peer's certificate is trusted when it is this node's own or signed
+    by it. Else plain HTTP.
+    """
+    if config["internal_tls_ca"]:
+        context = ssl.create_default_context(cafile=config["internal_tls_ca"])
+        context.load_cert_chain(config["internal_tls_cert"], config["internal_tls_key"])
+    elif config["tls_cert"] and config["tls_key"]:
+        context = ssl.create_default_context(cafile=config["tls_cert"])
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    else:
         return None
-    context = ssl.create_default_context(cafile=config["tls_cert"])
     context.check_hostname = False
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def listener_tls(config: dict) -> ssl.SSLContext | None:
+    """The server side of the inter-node listener with mTLS: this node's certificate, and only
+    clients presenting a certificate the cluster's CA signed (None without internal_tls_*)."""
+    if not config["internal_tls_ca"]:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=config["internal_tls_ca"])
+    context.load_cert_chain(config["internal_tls_cert"], config["internal_tls_key"])
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -243,14 +334,36 @@ class HolderStream:
     one call where 8 KiB blocks cost 128.
     """
 
-    __slots__ = ("_client", "_addresses", "_file", "_offset", "_left", "_conn", "_response")
+    __slots__ = (
+        "_client",
+        "_addresses",
+        "_file",
+        "_offset",
+        "_left",
+        "_conn",
+        "_response",
+        "_verified",
+        "content_hash",
+    )
 
-    def __init__(self, client: PeerClient, addresses: list[str], file: tuple[str, str, str], start: int, length: int):
+    def __init__(
+        self,
+        client: PeerClient,
+        addresses: list[str],
+        file: tuple[str, str, str],
+        start: int,
+        length: int,
+        verified: bool = False,
+    ):
+        """`verified`: every holder read from signs the SHA-256 of its whole file (`content_hash`),
+        and one whose hash differs from the first's is not read from."""
         self._client = client
         self._addresses = iter(addresses)
         self._file = file
         self._offset = start
         self._left = length
+        self._verified = verified
+        self.content_hash = None
         self._conn = self._response = None
         if length:
             self._connect()
@@ -259,10 +372,19 @@ class HolderStream:
         failures = []
         for address in self._addresses:
             try:
-                self._conn, self._response = self._client.read(address, *self._file, self._offset, self._left)
-                return
+                conn, response, content_hash = self._client.read(
+                    address, *self._file, self._offset, self._left, self._verified
+                )
             except PeerError as exc:
                 failures.append(str(exc))
+                continue
+            if self.content_hash is not None and content_hash != self.content_hash:
+                response.close()
+                conn.close()
+                failures.append(f"{address} holds other bytes (SHA-256 {content_hash})")
+                continue
+            self._conn, self._response, self.content_hash = conn, response, content_hash
+            return
         raise PeerError("no holder answered: " + "; ".join(failures))
 
     def read(self, size: int = -1) -> bytes:

@@ -181,6 +181,11 @@ class MetadataLog(SyncObj):
         transport.setOnNodeDisconnectedCallback(self._on_node_disconnected)
         self.addOnTickCallback(self._count_entry_bytes)
         self.addOnTickCallback(self._stay_follower_while_catching_up)
+        if self_address is not None and not peers and self._SyncObj__raftCurrentTerm == 0:
+            # PERF: a voter alone that never saw a term has nobody to wait for or to split a
+            # vote with: it leads at its first tick instead of after an election timeout
+            # (0.5-0.9 s, most of a new node's start-up).
+            self._SyncObj__raftElectionDeadline = monotonic()
         self._ticker = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._ticker.start()
 
@@ -411,6 +416,10 @@ class MetadataLog(SyncObj):
         except UtilityException:
             return False
         return isinstance(answer, str) and answer.startswith("SUCCESS")
+
+    def is_leader(self) -> bool:
+        """Whether this member leads now: cheaper than status(), for loops that only the leader runs."""
+        return self._isLeader()
 
     def status(self) -> dict:
         raw = self.getStatus()

@@ -43,6 +43,7 @@ lands; `Repairer` takes it as one function, `is_live(node record)`, that gossip 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -283,7 +284,7 @@ class Repairer:
         if len(storage) < 2 or not any(node["id"] == self._me for node in storage):
             return None
         up = [node for node in storage if node["id"] == self._me or self._is_live(node)]
-        return [node["id"] for node in up if takes_copies(node)], {node["id"]: node["admin"] for node in up}
+        return [node["id"] for node in up if takes_copies(node)], {node["id"]: node["internal"] for node in up}
 
     def _pages(self, budget: int):
         """(bucket, page of placed files) from the cursor on, for about `budget` records; the
@@ -379,14 +380,20 @@ class Repairer:
             log.warning("repairing %s/%s (%s) failed: %s", bucket, placed.key, placed.file, exc)
 
     def _pull(self, bucket: str, placed: Placed, directory: str, sources: list[str], pace: Pace) -> None:
-        """Copy a file from the first holder that answers: temp/, fsync, rename, fsync the directory."""
+        """Copy a file from the first holder that answers: temp/, check it against the SHA-256 the
+        holder signed, fsync, rename, fsync the directory."""
         temp = self._store.new_temp()
         stream = None
+        received = hashlib.sha256()
         try:
-            stream = HolderStream(self._peers, sources, (bucket, key_hash(placed.key), placed.file), 0, placed.size)
+            file = (bucket, key_hash(placed.key), placed.file)
+            stream = HolderStream(self._peers, sources, file, 0, placed.size, verified=True)
             while chunk := stream.read(READ_CHUNK):
                 temp.write(chunk)
+                received.update(chunk)
                 pace.take(len(chunk))
+            if placed.size and received.hexdigest() != stream.content_hash:
+                raise PeerError(f"the copy of {placed.file} does not match the SHA-256 its holder signed")
             temp.commit_to(directory, placed.file)
         except BaseException:
             temp.abort()

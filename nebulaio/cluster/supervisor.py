@@ -28,6 +28,7 @@ from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.workers import serve_workers
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
+from nebulaio.notify.delivery import Deliverer
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
@@ -36,8 +37,9 @@ from nebulaio.util.mapped import release_file_pages
 log = logging.getLogger("nebulaio.supervisor")
 
 REPAIR_COMMIT_TIMEOUT = 30.0
-MAP_RELEASE_INTERVAL = 10
-"""Seconds between two releases of LMDB's mapped pages: the supervisor's RSS stays near its own memory."""
+MAP_RELEASE_INTERVAL = 1
+"""Seconds between two releases of LMDB's mapped pages (a millisecond or two each): the
+supervisor's RSS stays near its own memory, even while a repair pass reads every record."""
 READER_CHECK_INTERVAL = 30
 
 
@@ -51,6 +53,7 @@ class Supervisor:
         self.repair_progress = Progress()
         self.membership: NodeMembership | None = None
         self.reads: ReadLink | None = None
+        self.deliverer: Deliverer | None = None
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -85,7 +88,7 @@ class Supervisor:
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
             fetch_image=self._fetch_image,
-            image_address=configuration.advertised(config, "admin"),
+            image_address=configuration.advertised(config, "internal"),
             compaction_entries=config["snapshot_entries"],
             compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
@@ -117,6 +120,7 @@ class Supervisor:
             FENCE_DEADLINE,
         )
         committer.reads = self.membership.network.reads = reads
+        self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
 
         async def submit(document: dict, blob: bytes | None) -> dict:
             return await committer.submit(document["command"], blob)
@@ -144,6 +148,7 @@ class Supervisor:
             day_seconds=self.config["lifecycle_day_seconds"],
         )
         tasks = [
+            asyncio.create_task(self.deliverer.run()),
             asyncio.create_task(committer.run()),
             asyncio.create_task(committer.watch()),
             asyncio.create_task(self._housekeeping(store, env)),
@@ -185,7 +190,7 @@ class Supervisor:
         def is_live(node: dict) -> bool:
             """A peer is up while its internal endpoint answers (until gossip tells)."""
             try:
-                peers.ping(node["admin"])
+                peers.ping(node["internal"])
             except PeerError:
                 return False
             return True
@@ -214,6 +219,7 @@ class Supervisor:
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
+        status["notify"] = self.deliverer.status()
         status["gossip"] = {"members": self.membership.gossip.view(), "refused": self.membership.network.refused}
         if detail:
             status["node"] = self._node_figures()
@@ -223,10 +229,10 @@ class Supervisor:
         """Fetch an image of a peer's replica applied up to `replica_index` into `path`: from
         `source` (the writer of the dump being caught up to), else the leader, else any live
         member. Runs in raft's catch-up thread; raises PeerError when none could provide one."""
-        own = configuration.advertised(self.config, "admin")
-        admins = self.membership.internal_endpoints if self.membership is not None else {}
-        leader = admins.get(self.raft.status()["leader"] or "")
-        candidates = [address for address in (source, leader, *admins.values()) if address and address != own]
+        own = configuration.advertised(self.config, "internal")
+        endpoints = self.membership.internal_endpoints if self.membership is not None else {}
+        leader = endpoints.get(self.raft.status()["leader"] or "")
+        candidates = [address for address in (source, leader, *endpoints.values()) if address and address != own]
         failures = []
         for address in dict.fromkeys(candidates):
             started = time.monotonic()

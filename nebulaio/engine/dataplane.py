@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
+from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError, content_digest
 from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
@@ -171,12 +171,12 @@ class ClusterData:
 
     def _addresses(self) -> dict[str, str]:
         """Every registered node's internal endpoint (its advertised admin address), by id."""
-        return {node["id"]: node["admin"] for node in self._reader.nodes.all()}
+        return {node["id"]: node["internal"] for node in self._reader.nodes.all()}
 
     def _storage_nodes(self) -> dict[str, str]:
         """Every registered storage node's internal endpoint, by id, the dead included (they
         count towards R) and those being drained left out (they take no new copies)."""
-        return {node["id"]: node["admin"] for node in self._reader.nodes.all() if takes_copies(node)}
+        return {node["id"]: node["internal"] for node in self._reader.nodes.all() if takes_copies(node)}
 
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
         """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
@@ -234,19 +234,27 @@ class ClusterData:
         """Store a received body on its holders, in parallel; done once a write quorum has it.
 
         A temp file is sent with sendfile from a descriptor of its own (this node's copy may
-        be renamed into place meanwhile); bytes in memory are sent as they are.
+        be renamed into place meanwhile); bytes in memory are sent as they are. Either goes
+        with its SHA-256, computed once, which each peer checks before keeping its copy.
 
         Raises:
             S3Error: ServiceUnavailable when fewer than a quorum could (their copies removed).
         """
         hashed = key_hash(key)
         source = os.open(body.path, os.O_RDONLY | os.O_CLOEXEC) if isinstance(body, TempObject) else None
+        sent = body if source is None else (source, body.size)
+        digest: list[str] = []
+        digest_lock = threading.Lock()
 
         def store(node: str, address: str) -> None:
             if node == self._node_id:
                 _keep_here(self.store, body, bucket, key, name)
-            else:
-                self._peers.store(address, bucket, hashed, name, body if source is None else (source, body.size))
+                return
+            with digest_lock:
+                if not digest:
+                    # NOTE: hashed once, before the first copy leaves, and only if one does.
+                    digest.append(content_digest(sent))
+            self._peers.store(address, bucket, hashed, name, sent, digest[0])
 
         try:
             holders, wanted = self._on_holders(group, store)

@@ -68,6 +68,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "InvalidTargetBucketForLogging": (400, "The target bucket for logging is not valid."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KMS.DisabledException": (400, "The key-store key is disabled."),
     "KMS.NotFoundException": (400, "The key-store key does not exist."),

@@ -90,7 +90,7 @@ class Members:
         unreachable = []
         for voter in voters:
             try:
-                self._peers.remove_node(voter["admin"], node_id)
+                self._peers.remove_node(voter["internal"], node_id)
                 return
             except PeerError as exc:
                 if exc.status is not None:

@@ -300,11 +300,13 @@ class ObjectLayer:
         fields: dict,
         condition: dict | None = None,
         encryption: tuple[bytes, dict] | None = None,
+        event: str = "Put",
     ) -> dict:
         """Store a body and commit its record; `fields` holds the content headers and metadata.
 
         `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
-        `encryption` is (data key, the record's "sse" field) for a body stored sealed.
+        `encryption` is (data key, the record's "sse" field) for a body stored sealed; `event`
+        names the write in notifications (ObjectCreated:Put, or Post for a form upload).
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -331,7 +333,7 @@ class ObjectLayer:
             if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
                 temp.abort()
             raise
-        return self._commit(bucket, record, blob, condition)
+        return self._commit(bucket, record, blob, condition, event)
 
     def copy(
         self,
@@ -398,7 +400,7 @@ class ObjectLayer:
         finally:
             if not source["inline"]:
                 body.close()
-        return self._commit(bucket, record, blob, condition)
+        return self._commit(bucket, record, blob, condition, "Copy")
 
     def _place(self, bucket: str, key: str, record: dict, body: Received) -> bytes | None:
         """Put a new version's received body (consumed) where its record will say; returns the
@@ -422,9 +424,10 @@ class ObjectLayer:
         if failure is not None:
             raise S3Error(failure, Key=key) if failure == "NoSuchKey" else S3Error(failure)
 
-    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None) -> dict:
-        """Submit a new current version whose bytes are already in place."""
-        command = {"op": "object.put", "bucket": bucket, "record": record}
+    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None, event: str) -> dict:
+        """Submit a new current version whose bytes are already in place; `event` is how
+        notifications name the write (ObjectCreated:<event>)."""
+        command = {"op": "object.put", "bucket": bucket, "record": record, "event": event}
         refusals = NO_REFUSALS
         if condition:
             command["condition"] = condition

@@ -79,6 +79,8 @@ ACTIONS: dict[str, Action] = {
     "DeleteBucketTagging": _action("s3:PutBucketTagging", BUCKET),
     "GetBucketCors": _action("s3:GetBucketCORS", BUCKET),
     "PutBucketCors": _action("s3:PutBucketCORS", BUCKET),
+    "GetBucketNotificationConfiguration": _action("s3:GetBucketNotification", BUCKET),
+    "PutBucketNotificationConfiguration": _action("s3:PutBucketNotification", BUCKET),
     "DeleteBucketCors": _action("s3:PutBucketCORS", BUCKET),
     "GetBucketLifecycleConfiguration": _action("s3:GetLifecycleConfiguration", BUCKET),
     "PutBucketLifecycleConfiguration": _action("s3:PutLifecycleConfiguration", BUCKET),
@@ -98,6 +100,8 @@ ACTIONS: dict[str, Action] = {
     "GetBucketEncryption": _action("s3:GetEncryptionConfiguration", BUCKET),
     "PutBucketEncryption": _action("s3:PutEncryptionConfiguration", BUCKET),
     "DeleteBucketEncryption": _action("s3:PutEncryptionConfiguration", BUCKET),
+    "GetBucketLogging": _action("s3:GetBucketLogging", BUCKET),
+    "PutBucketLogging": _action("s3:PutBucketLogging", BUCKET),
 }
 
 BYPASS_GOVERNANCE = "s3:BypassGovernanceRetention"

@@ -1,8 +1,13 @@
-"""The internal endpoint, /internal/v1/ on the admin listener: object files between nodes, the
-removals voters hand to a peer, and images of the metadata replica for members that catch up.
+"""The internal endpoint, /internal/v1/ on the node's own inter-node listener (internal_address,
+never the Admin API's): object files between nodes, the removals voters hand to a peer, and
+images of the metadata replica for members that catch up.
 
-    PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, fsync, rename, fsync the dir
-    GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile
+    PUT    files/<bucket>/<key hash>/<file>      store the body: temp/, check its SHA-256 against
+                                                 the signed x-nebulaio-content-sha256, fsync,
+                                                 rename, fsync the dir
+    GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile; asked
+                                                 (x-nebulaio-hash-wanted), with the whole file's
+                                                 SHA-256, signed with the request's nonce
     DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
                                                  {"parts": [[part file, size], ...]}
@@ -15,14 +20,16 @@ removals voters hand to a peer, and images of the metadata replica for members t
     GET    metadata/images/<id>                  read it (Range: bytes=a-b), with sendfile
     DELETE metadata/images/<id>                  remove it once fetched
 
-Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned or
-badly signed call is refused before anything is read or written. Path segments are checked
+Every call is signed with the cluster secret (`nebulaio.cluster.signing`); an unsigned, badly
+signed or replayed call is refused before anything is read or written. Path segments are checked
 against the shapes this node itself creates, so no request names a path outside objects/ and
 metadata/images/.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 
@@ -30,7 +37,15 @@ import falcon
 import orjson
 
 from nebulaio.cluster import signing
-from nebulaio.cluster.peers import ASSEMBLE_PATH, FILES_PATH, IMAGES_PATH, NODES_PATH, PING_PATH, REPLICA_PATH
+from nebulaio.cluster.peers import (
+    ASSEMBLE_PATH,
+    FILES_PATH,
+    IMAGES_PATH,
+    NODES_PATH,
+    PING_PATH,
+    REPLICA_PATH,
+    content_digest,
+)
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
@@ -46,6 +61,7 @@ RANGE_SHAPE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})", re.ASCII)
 HEX_SHAPE = re.compile(r"(?:[0-9a-f]{2})+", re.ASCII)
 INDEX_SHAPE = re.compile(r"[0-9]{1,19}", re.ASCII)
 IMAGE_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+IMAGE_PATHS = (REPLICA_PATH, IMAGES_PATH)
 
 
 def _refuse(status: str, reason: str):
@@ -53,16 +69,30 @@ def _refuse(status: str, reason: str):
 
 
 class Signed:
-    """Middleware: every request must carry a valid signature, checked before its body is read."""
+    """Middleware: every request must carry a valid signature, made for this node, with a nonce
+    not seen before; checked before its body is read.
 
-    __slots__ = ("_secret",)
+    An image of the replica may be asked of a node by any address that reaches it (a member
+    catching up is given the address a dump names): an image is written under a random id and
+    served only to a call that names it, so a call replayed to another node gains nothing.
+    """
 
-    def __init__(self, secret: str):
+    __slots__ = ("_secret", "_replays", "_address")
+
+    def __init__(self, secret: str, replays: signing.ReplayCache, address: str):
         self._secret = secret.encode()
+        self._replays = replays
+        self._address = address
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not signing.verify(self._secret, req.method, req.path, req.headers_lower, time.time()):
+        now = time.time()
+        headers = req.headers_lower
+        if not signing.verify(self._secret, req.method, req.path, headers, now):
             raise _refuse(falcon.HTTP_403, "the request is not signed with the cluster secret")
+        if headers.get(signing.TARGET_HEADER) != self._address and not req.path.startswith(IMAGE_PATHS):
+            raise _refuse(falcon.HTTP_403, f"the request was signed for another node, not {self._address}")
+        if not self._replays.first_use(headers, now):
+            raise _refuse(falcon.HTTP_403, "the request's nonce was already used: a replay")
 
 
 class _FileResource:
@@ -102,13 +132,21 @@ def _send_file(req: falcon.Request, resp: falcon.Response, file) -> None:
 class Files(_FileResource):
     """One object file."""
 
-    __slots__ = ()
+    __slots__ = ("_secret",)
+
+    def __init__(self, store: ObjectStore, secret: str):
+        super().__init__(store)
+        self._secret = secret.encode()
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
         directory = self._directory(bucket, hashed, name)
         left = req.content_length
         if left is None:
             raise _refuse(falcon.HTTP_411, "a file is stored with its Content-Length")
+        expected = req.headers_lower.get(signing.CONTENT_HASH_HEADER)
+        if not expected:
+            raise _refuse(falcon.HTTP_400, f"a file is stored with its {signing.CONTENT_HASH_HEADER}")
+        received = hashlib.sha256()
         temp = self._store.new_temp()
         try:
             while left:
@@ -116,7 +154,10 @@ class Files(_FileResource):
                 if not chunk:
                     raise _refuse(falcon.HTTP_400, "the body ended early")
                 temp.write(chunk)
+                received.update(chunk)
                 left -= len(chunk)
+            if received.hexdigest() != expected:
+                raise _refuse(falcon.HTTP_400, "the body does not match its SHA-256: nothing was kept")
             temp.commit_to(directory, name)
         except BaseException:
             temp.abort()
@@ -128,6 +169,17 @@ class Files(_FileResource):
             file = open(f"{directory}/{name}", "rb", buffering=0)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "no such file here") from None
+        if req.get_header(signing.HASH_WANTED_HEADER):
+            # NOTE: a read pass before the answer, asked only by the repair loop: the copy it
+            # renames into place must be the bytes this holder has, whatever the way between.
+            try:
+                content_hash = content_digest((file.fileno(), os.fstat(file.fileno()).st_size))
+            except BaseException:
+                file.close()
+                raise
+            nonce = req.headers_lower[signing.NONCE_HEADER]
+            resp.set_header(signing.CONTENT_HASH_HEADER, content_hash)
+            resp.set_header(signing.SIGNATURE_HEADER, signing.answer_signature(self._secret, nonce, content_hash))
         _send_file(req, resp, file)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
@@ -240,12 +292,19 @@ class Image:
 
 
 def create(
-    store: ObjectStore, secret: str, members: Members | None = None, images: ImageShelf | None = None
+    store: ObjectStore,
+    secret: str,
+    replays: signing.ReplayCache,
+    address: str,
+    members: Members | None = None,
+    images: ImageShelf | None = None,
 ) -> falcon.App:
-    """`members` carries out the removals other voters hand over; `images` serves images of the
-    metadata replica (a node without one of them answers 404 on its routes)."""
-    app = falcon.App(middleware=[Signed(secret)])
-    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store))
+    """`replays` holds the nonces already served; `address` is this node's advertised
+    inter-node address, which calls for it are signed for; `members` carries out the removals other voters
+    hand over; `images` serves images of the metadata replica (a node without one of them
+    answers 404 on its routes)."""
+    app = falcon.App(middleware=[Signed(secret, replays, address)])
+    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())
     if members is not None:

@@ -21,6 +21,7 @@ from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
 from nebulaio.meta.kms import KmsCommands
 from nebulaio.meta.nodes import Nodes
+from nebulaio.meta.notify import Change, NotifyCommands
 from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
 from nebulaio.meta.records import BUCKET, OBJECT, STATS, SYSTEM
 from nebulaio.meta.requests import COMMAND_PREFIX, RequestTable
@@ -43,13 +44,14 @@ Release = Callable[[str, str, str], None]
 class _Batch:
     """State of one batch's write transaction."""
 
-    __slots__ = ("raft_index", "released", "txn", "versions_written")
+    __slots__ = ("events_queued", "raft_index", "released", "txn", "versions_written")
 
     def __init__(self, txn: lmdb.Transaction, raft_index: int) -> None:
         self.txn = txn
         self.raft_index = raft_index
         self.released: list[tuple[str, str, str]] = []
         self.versions_written = 0
+        self.events_queued = 0
 
     def next_seq(self) -> int:
         """The seq of a version written by this batch: the same on every replica, and growing."""
@@ -64,6 +66,7 @@ class Applier:
         "_buckets",
         "_env",
         "_handlers",
+        "_notify",
         "_objects",
         "_release",
         "_requests",
@@ -81,6 +84,7 @@ class Applier:
         self._requests = RequestTable(env)
         self._uploads = UploadCommands(env, self._buckets, self._object_put, self._requests)
         self._versions = Versions(env)
+        self._notify = NotifyCommands(env)
         self._handlers: dict[str, Callable[[_Batch, dict, bytes | None], dict]] = {
             "bucket.create": self._bucket_create,
             "bucket.delete": self._bucket_delete,
@@ -95,6 +99,7 @@ class Applier:
             **Holders(env).handlers(),
             **KmsCommands(env).handlers(),
             **IamCommands(env, self._system).handlers(),
+            **self._notify.handlers(),
         }
         self._count_uncounted_buckets()
 
@@ -127,6 +132,12 @@ class Applier:
         stats["objects"] += objects
         stats["bytes"] += size
         batch.txn.put(name, STATS.encode(stats), db=self._stats)
+
+    def _announce(self, batch: _Batch, bucket: str | dict, change: Change) -> None:
+        """Queue the events a change owes the bucket's notification targets, in the change's transaction."""
+        record = self._bucket(batch, bucket) if isinstance(bucket, str) else bucket
+        if record is not None and record.get("notification"):
+            batch.events_queued = self._notify.queue(batch.txn, record, change, batch.raft_index, batch.events_queued)
 
     def apply_batch(self, raft_index: int, commands: list[Command]) -> list[dict] | None:
         """Apply one raft entry; None when it was already applied (a replay after restart)."""
@@ -317,6 +328,16 @@ class Applier:
             self._count(batch, bucket, 1, record["size"])
         else:
             self._count(batch, bucket, 0, record["size"] - current["size"])
+        change = Change(
+            "ObjectCreated:" + command.get("event", "Put"),
+            record["key"],
+            record["mtime"],
+            record.get("owner"),
+            record["size"],
+            record["etag"],
+            record.get("version"),
+        )
+        self._announce(batch, bucket_record, change)
         return {"status": "ok", "version": record.get("version")}
 
     def _object_delete(self, batch: _Batch, command: dict, blob: bytes | None) -> dict:
@@ -381,6 +402,7 @@ class Applier:
             if current is not None:
                 batch.txn.delete(lmdb_key, db=self._objects)
                 self._count(batch, bucket, -1, -current["size"])
+                self._announce(batch, bucket, _removal("Delete", key, command))
             return {"status": "ok"}
         seq = batch.next_seq()
         marker = {
@@ -396,6 +418,7 @@ class Applier:
             batch.txn.delete(lmdb_key, db=self._objects)
             self._count(batch, bucket, -1, -current["size"])
         self._versions.add(batch.txn, bucket, marker, OBJECT.encode(marker), lmdb_key)
+        self._announce(batch, bucket, _removal("DeleteMarkerCreated", key, command, marker["version"]))
         return {"status": "ok", "marker": True, "version": marker["version"]}
 
     def _delete_version(
@@ -417,6 +440,7 @@ class Applier:
             batch.txn.delete(lmdb_key, db=self._objects)
             self._count(batch, bucket, -1, -current["size"])
             self._promote(batch, bucket, key, lmdb_key)
+            self._announce(batch, bucket, _removal("Delete", key, command, version))
             return {"status": "ok", "version": version}
         found = self._versions.find(batch.txn, bucket, key, version)
         if found is None:
@@ -430,6 +454,7 @@ class Applier:
         self._versions.remove(batch.txn, bucket, key, history_key, lmdb_key)
         if stored is None:
             self._promote(batch, bucket, key, lmdb_key)
+        self._announce(batch, bucket, _removal("Delete", key, command, version))
         return {"status": "ok", "version": version, "marker": bool(record.get("marker"))}
 
     def _retire_current(
@@ -492,6 +517,18 @@ class Applier:
 
 ENABLED = "Enabled"
 SUSPENDED = "Suspended"
+LIFECYCLE_CONDITIONS = ("if_vid", "if_noncurrent", "if_sole")
+"""A delete naming what it judged is the lifecycle sweeper's: S3 tells of it as LifecycleExpiration."""
+
+
+def _removal(kind: str, key: str, command: dict, version: str | None = None) -> Change:
+    """The Change a delete makes: an ObjectRemoved event, or LifecycleExpiration for an expiry."""
+    cause = (
+        "LifecycleExpiration"
+        if any(command.get(name) is not None for name in LIFECYCLE_CONDITIONS)
+        else "ObjectRemoved"
+    )
+    return Change(f"{cause}:{kind}", key, command.get("mtime") or 0, command.get("owner"), version=version)
 
 
 def _any_value(record: dict, value) -> str | None:
@@ -528,6 +565,8 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "public_access_block": _any_value,
     "ownership": _any_value,
     "encryption": _any_value,
+    "logging": _any_value,
+    "notification": _any_value,
     "versioning": _versioning_change,
     "object_lock": _object_lock_change,
 }

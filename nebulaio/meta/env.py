@@ -25,6 +25,8 @@ IAM_DB = b"iam"
 STATS_DB = b"stats"
 REQUESTS_DB = b"requests"
 REQUEST_AGES_DB = b"request_ages"
+TARGETS_DB = b"targets"
+EVENTS_DB = b"events"
 CORE_DATABASES = (BUCKETS_DB, OBJECTS_DB, SYSTEM_DB)
 DATABASES = (
     *CORE_DATABASES,
@@ -37,6 +39,8 @@ DATABASES = (
     STATS_DB,
     REQUESTS_DB,
     REQUEST_AGES_DB,
+    TARGETS_DB,
+    EVENTS_DB,
 )
 
 APPLIED_KEY = b"applied"

@@ -23,7 +23,7 @@ import lmdb
 from nebulaio.meta.env import NODES_DB
 from nebulaio.meta.records import NODE
 
-NODE_FIELDS = ("id", "role", "raft", "gossip", "admin")
+NODE_FIELDS = ("id", "role", "raft", "gossip", "internal")
 
 
 class Nodes:

@@ -18,6 +18,7 @@ from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
 from nebulaio.meta.kms import KmsReader
 from nebulaio.meta.nodes import Nodes
+from nebulaio.meta.notify import NotifyReader
 from nebulaio.meta.records import BUCKET, OBJECT, STATS
 from nebulaio.meta.requests import RequestTable
 from nebulaio.meta.uploads import UploadReader
@@ -83,6 +84,7 @@ class MetaReader:
         "iam",
         "kms",
         "nodes",
+        "notify",
         "requests",
         "uploads",
     )
@@ -98,6 +100,7 @@ class MetaReader:
         self.iam = IamReader(env)
         self.kms = KmsReader(env)
         self.requests = RequestTable(env)
+        self.notify = NotifyReader(env)
 
     def applied_index(self) -> int:
         with self._env.begin(db=self._system) as txn:

@@ -91,7 +91,7 @@ PART = RecordType("part", 1, {})
 cluster "holders" (node ids)."""
 
 NODE = RecordType("node", 1, {})
-"""A cluster member: {"id", "role", "raft", "gossip", "admin"} (the addresses peers use)."""
+"""A cluster member: {"id", "role", "raft", "gossip", "internal"} (the addresses peers use)."""
 
 IAM = RecordType("iam", 1, {})
 """Users, access keys, groups and managed policies (see meta/iam.py)."""
@@ -99,3 +99,10 @@ IAM = RecordType("iam", 1, {})
 REQUEST = RecordType("request", 1, {})
 """What a command with a request id answered, {"result", "at"}, or what a completed multipart
 upload answered, {"result", "at", "key", "parts", "record"} (see meta/requests.py)."""
+
+TARGET = RecordType("target", 1, {})
+"""A notification target the Admin API defined: {"arn", "id", "kind" ("webhook", "redis" or
+"nats"), ...} and the kind's own fields (see meta/notify.py)."""
+
+EVENT = RecordType("event", 1, {})
+"""One queued notification: S3's event record as delivered inside {"Records": [...]}."""

@@ -331,7 +331,13 @@ class UploadCommands:
         refused = check_part_list([tuple(part) for part in command["parts"]], stored)
         if refused is not None:
             return {"status": refused}
-        put = {"op": "object.put", "bucket": bucket, "record": record, "condition": command.get("condition")}
+        put = {
+            "op": "object.put",
+            "bucket": bucket,
+            "record": record,
+            "condition": command.get("condition"),
+            "event": "CompleteMultipartUpload",
+        }
         result = self._put_object(batch, put, None)
         if result["status"] == "ok":
             self._forget(batch, bucket, key, upload_id, lmdb_key, stored)

@@ -18,6 +18,7 @@ from nebulaio.iam.service import IamService
 from nebulaio.s3 import (
     access,
     acl,
+    bucketlogging,
     buckets,
     copy,
     cors,
@@ -26,6 +27,7 @@ from nebulaio.s3 import (
     lifecycle,
     listing,
     multipart,
+    notification,
     objectlock,
     objects,
     ownership,
@@ -37,6 +39,7 @@ from nebulaio.s3 import (
     versioning,
     xml,
 )
+from nebulaio.s3.accesslog import AccessLog
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.ids import request_id
@@ -113,10 +116,16 @@ HANDLERS = {
     "PutBucketEncryption": encryption.put_bucket_encryption,
     "GetBucketEncryption": encryption.get_bucket_encryption,
     "DeleteBucketEncryption": encryption.delete_bucket_encryption,
+    "PutBucketLogging": bucketlogging.put_bucket_logging,
+    "GetBucketLogging": bucketlogging.get_bucket_logging,
+    "PutBucketNotificationConfiguration": notification.put_bucket_notification_configuration,
+    "GetBucketNotificationConfiguration": notification.get_bucket_notification_configuration,
 }
 UNCLASSIFIED = "Unclassified"
 """What the request metrics call a request refused before it was found to be an operation."""
 OPERATIONS = (*HANDLERS, UNCLASSIFIED)
+# Operations whose answer's length is the size of the object, for the access log.
+OBJECT_READS = frozenset(("GetObject", "HeadObject"))
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.
 SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
@@ -125,10 +134,23 @@ SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors", "metrics", "sse_c_over_http")
+    __slots__ = (
+        "layer",
+        "iam",
+        "region",
+        "domains",
+        "request_timeout",
+        "cors",
+        "metrics",
+        "sse_c_over_http",
+        "access_log",
+    )
 
-    def __init__(self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics):
+    def __init__(
+        self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, access_log: AccessLog
+    ):
         self.layer = layer
+        self.access_log = access_log
         self.metrics = metrics
         self.iam = iam
         self.region = config["region"]
@@ -145,6 +167,7 @@ class S3Api:
         headers["x-amz-id-2"] = rid
         request = None
         operation = None
+        error_code = None
         try:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
@@ -155,15 +178,27 @@ class S3Api:
                 access.authorize(self, request, operation)
             HANDLERS[operation](self, request, resp)
         except S3Error as error:
+            error_code = error.code
             self.render_error(request, resp, error, rid)
         except Exception:
             log.exception("unhandled error in %s %s", req.method, req.env.get("RAW_URI"))
+            error_code = "InternalError"
             self.render_error(request, resp, S3Error("InternalError"), rid)
         if request is not None and request.bucket is not None and "origin" in request.headers:
             self._add_cors_headers(request, resp, operation)
-        self.metrics.observe(
-            operation or UNCLASSIFIED, resp.status_code, time.perf_counter() - started, *_sizes(req.env, resp)
-        )
+        elapsed = time.perf_counter() - started
+        received, sent = _sizes(req.env, resp)
+        self.metrics.observe(operation or UNCLASSIFIED, resp.status_code, elapsed, received, sent)
+        if request is not None and request.bucket is not None:
+            self._record(request, resp, operation, error_code, received, sent, elapsed)
+
+    def _record(self, request, resp, operation, error_code, received, sent, elapsed) -> None:
+        """Queue the request's access log record; a failure to record never changes the answer."""
+        object_size = int(resp.content_length or 0) if operation in OBJECT_READS else received
+        try:
+            self.access_log.record(request, operation, resp.status_code, error_code, sent, object_size, elapsed)
+        except Exception:
+            log.exception("access log record of %s %s", request.method, request.raw_path)
 
     def _add_cors_headers(self, request: S3Request, resp: falcon.Response, operation: str | None) -> None:
         """A cross-origin request's answer, success or error, carries the matching rule's headers."""
@@ -273,5 +308,7 @@ def _close_after_response(environ: dict) -> None:
 def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics) -> falcon.App:
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
-    app.add_sink(S3Api(layer, iam, config, metrics), prefix="/")
+    access_log = AccessLog(layer, config["region"], config["access_log_interval"], config["access_log_records"])
+    access_log.start()
+    app.add_sink(S3Api(layer, iam, config, metrics, access_log), prefix="/")
     return app

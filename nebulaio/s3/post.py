@@ -99,7 +99,9 @@ def post_object(api, request, resp) -> None:
     stored.update(ownership(api, request, check_canned_acl(fields.get("acl"))))
     _check_headers(stored)
     sealing = encryption.new_key(api, request, key, fields)
-    record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored, None, sealing)
+    record = api.layer.put(
+        request.bucket, key, FormFile(form, policy.length_range), stored, None, sealing, event="Post"
+    )
     version_header(resp, record)
     encryption.answer_headers(resp, record)
     _answer(request, resp, fields, key, record["etag"])

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
 
-# Query parameters that select a subresource, as S3 defines them.
+# Query parameters that select a subresource, as S3 defines them: every one AWS's API names,
+# so that an operation we do not implement never reaches a plain object or bucket operation
+# (a PUT ?renameObject must not overwrite the object, a DELETE ?annotation not delete it).
 SUBRESOURCES = frozenset(
     (
-        "accelerate acl analytics attributes cors delete encryption intelligent-tiering inventory "
-        "legal-hold lifecycle location logging metrics notification object-lock ownershipControls "
-        "partNumber policy policyStatus publicAccessBlock replication requestPayment restore "
-        "retention select tagging torrent uploadId uploads versionId versioning versions website"
+        "abac accelerate acl analytics annotation attributes cors default-storage-class delete encryption "
+        "intelligent-tiering inventory legal-hold lifecycle location logging metadataAnnotationTable "
+        "metadataConfiguration metadataInventoryTable metadataJournalTable metadataTable metrics notification "
+        "object-lock ownershipControls part partNumber policy policyStatus publicAccessBlock renameObject "
+        "replication requestPayment restore retention select session tagging torrent uploadId uploads "
+        "versionId versioning versions website"
     ).split()
 )
 
@@ -59,6 +63,10 @@ _BUCKET_OPERATIONS = {
     ("GET", "encryption"): "GetBucketEncryption",
     ("PUT", "encryption"): "PutBucketEncryption",
     ("DELETE", "encryption"): "DeleteBucketEncryption",
+    ("GET", "logging"): "GetBucketLogging",
+    ("PUT", "logging"): "PutBucketLogging",
+    ("GET", "notification"): "GetBucketNotificationConfiguration",
+    ("PUT", "notification"): "PutBucketNotificationConfiguration",
 }
 _OBJECT_OPERATIONS = {
     ("GET", None): "GetObject",
@@ -83,6 +91,21 @@ _OBJECT_OPERATIONS = {
     ("GET", "acl"): "GetObjectAcl",
     ("PUT", "acl"): "PutObjectAcl",
 }
+LIST_BUCKETS = "ListBuckets"
+LIST_OBJECTS_V2 = "ListObjectsV2"
+# A PutObject or UploadPart that names x-amz-copy-source copies.
+COPY_VARIANTS = {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}
+ROUTED_OPERATIONS = frozenset(
+    (
+        PREFLIGHT,
+        LIST_BUCKETS,
+        LIST_OBJECTS_V2,
+        *COPY_VARIANTS.values(),
+        *_BUCKET_OPERATIONS.values(),
+        *_OBJECT_OPERATIONS.values(),
+    )
+)
+"""Every operation `classify` may name (docs/s3-compatibility.md is checked against it)."""
 # Subresources that name one operation together, as sorted, space-separated names.
 COMBINED_SUBRESOURCES = frozenset(("partNumber uploadId",))
 # versionId picks the version an object operation acts on; it names no operation itself.
@@ -109,7 +132,7 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict, head
         )
     if bucket is None:
         if method == "GET" and not subresources:
-            return "ListBuckets"
+            return LIST_BUCKETS
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="SERVICE")
     table = _BUCKET_OPERATIONS if key is None else _OBJECT_OPERATIONS
     operation = table.get((method, subresource))
@@ -120,10 +143,7 @@ def classify(method: str, bucket: str | None, key: str | None, query: dict, head
     if VERSION_ID in query and operation not in VERSIONED_OPERATIONS:
         raise S3Error("InvalidArgument", f"{operation} does not take a versionId.", ArgumentName=VERSION_ID)
     if operation == "ListObjects" and query.get("list-type") == "2":
-        return "ListObjectsV2"
+        return LIST_OBJECTS_V2
     if "x-amz-copy-source" in headers:
-        if operation == "PutObject":
-            return "CopyObject"
-        if operation == "UploadPart":
-            return "UploadPartCopy"
+        return COPY_VARIANTS.get(operation, operation)
     return operation

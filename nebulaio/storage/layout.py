@@ -35,6 +35,7 @@ class DataLayout:
         "root_credentials_file",
         "metrics_dir",
         "login_failures",
+        "peer_nonces",
         "audit_log",
     )
 
@@ -52,6 +53,8 @@ class DataLayout:
         self.metrics_dir = os.path.join(self.run_dir, "metrics")
         self.login_failures = os.path.join(self.run_dir, "login-failures.sqlite")
         """Failed logins, counted by every worker of the node (see nebulaio.admin.throttle)."""
+        self.peer_nonces = os.path.join(self.run_dir, "peer-nonces.sqlite")
+        """Nonces of the signed peer requests accepted here (see nebulaio.cluster.signing.ReplayCache)."""
         self.audit_log = os.path.join(self.root, "audit.jsonl")
         """Every change asked of the Admin API on this node (see nebulaio.admin.audit)."""
         if len(self.ipc_socket.encode()) > MAX_SOCKET_PATH:

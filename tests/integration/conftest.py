@@ -1,67 +1,36 @@
 """Real nodes for integration tests: `nebulaio server` on free loopback ports in a temp dir.
 
 Every node is started in its own process group and stopped by PID (SIGTERM, then SIGKILL of
-its group) when its fixture ends; readiness is polled on /health/ready, never slept for.
+its group) when its fixture ends; readiness is polled on /health/ready, never slept for
+(nebulaio.testing, which the package's pytest plugin uses too).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 from benchmarks.sigv4 import V4Signature, sign_target
-from nebulaio.meta import MetaReader, open_env
-from nebulaio.node import die_with_parent
+from nebulaio.testing import LISTENERS as LISTENERS
+from nebulaio.testing import REGISTRATION_TIMEOUT, NodeProcess, registered_nodes, s3_client
+from nebulaio.testing import START_TIMEOUT as START_TIMEOUT
+from nebulaio.testing import empty_bucket as empty_bucket
+from nebulaio.testing import free_port as free_port
+from nebulaio.testing import wait_for as wait_for
 
 ROOT_USER = "testroot"
 ROOT_PASSWORD = "testroot-secret-key"
-START_TIMEOUT = 60.0
-REGISTRATION_TIMEOUT = 60.0
 CLUSTER_SECRET = "test-cluster-secret"
-LISTENERS = ("s3", "admin", "console", "raft", "gossip")
 
 
-HANDED_OUT: set[int] = set()
-"""Ports given out in this run: a node's listeners are bound only once it starts, so a free
-port could otherwise be drawn twice (two listeners of one node, or two nodes)."""
-
-
-def free_port(first: int = 20000, last: int = 32000) -> int:
-    """A free loopback port below 32768 (raft's advice; also clear of the ephemeral range),
-    never one given out before in this run."""
-    for _ in range(200):
-        port = random.randint(first, last)
-        if port in HANDED_OUT:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("no free port")
-
-
-class Node:
-    """One `nebulaio server` process tree.
-
-    By default it listens on free loopback ports as the test root user; a subclass may run it
-    elsewhere (another `host`, given `ports`, its own `command` and `environment`).
-    """
+class Node(NodeProcess):
+    """One `nebulaio server` process tree of the test root user, with two HTTP workers."""
 
     def __init__(
         self,
@@ -73,120 +42,17 @@ class Node:
         host: str = "127.0.0.1",
         ports: dict[str, int] | None = None,
     ):
-        self.data = data
-        self.log_path = log_path
-        self.host = host
-        self.ports = ports or {name: free_port() for name in LISTENERS}
-        self.root_user = ROOT_USER
-        self.root_password = ROOT_PASSWORD
-        self.extra_env = dict(extra_env or {})
-        self.args = list(args or [])
-        self.tls = tls
-        self.scheme = "https" if tls else "http"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def s3_url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.ports['s3']}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.ports['admin']}"
-
-    def server_command(self) -> list[str]:
-        """`nebulaio server` (of the code under test) with this node's data directory."""
-        return [sys.executable, "-m", "nebulaio", "server", "--data", str(self.data)]
-
-    def command(self) -> list[str]:
-        command = self.server_command()
-        for name in LISTENERS:
-            command += [f"--{name}-address", f"{self.host}:{self.ports[name]}"]
-        if self.tls:
-            command += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
-        return command + self.args
+        super().__init__(data, log_path, ROOT_USER, ROOT_PASSWORD, extra_env, args, tls, host, ports)
 
     def environment(self) -> dict[str, str]:
-        return dict(
-            os.environ,
-            NEBULAIO_ROOT_USER=self.root_user,
-            NEBULAIO_ROOT_PASSWORD=self.root_password,
-            NEBULAIO_WORKERS="2",
-            NEBULAIO_LOG_LEVEL="info",
+        return {
+            **super().environment(),
+            "NEBULAIO_WORKERS": "2",
+            "NEBULAIO_LOG_LEVEL": "info",
             # Tests fail logins on purpose, all from loopback; test_login_throttle sets a limit (by flag).
-            NEBULAIO_LOGIN_MAX_FAILURES="0",
+            "NEBULAIO_LOGIN_MAX_FAILURES": "0",
             **self.extra_env,
-        )
-
-    def start(self, wait: bool = True) -> Node:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # a test run that is killed takes its nodes along
-        )
-        log.close()
-        if wait:
-            self.wait_ready()
-        return self
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"node exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(self.admin_url + "/health/ready", timeout=1, verify=False).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"node not ready after {timeout} s:\n{self.log_tail()}")
-
-    def group_pids(self) -> list[int]:
-        """Every live process of this node's process group."""
-        import psutil
-
-        pgid = self.process.pid
-        found = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if os.getpgid(proc.info["pid"]) == pgid:
-                    found.append(proc.info["pid"])
-            except (ProcessLookupError, PermissionError):
-                continue
-        return found
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill_group()
-        return self.process.returncode
-
-    def kill_group(self) -> None:
-        """SIGKILL whatever is left of this node's process group (by its group id, our own child)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
+        }
 
     def client(self, **config):
         return make_client(
@@ -199,17 +65,8 @@ class Node:
 
 
 def make_client(endpoint: str, verify=None, access_key: str = ROOT_USER, secret_key: str = ROOT_PASSWORD, **config):
-    options = {"retries": {"max_attempts": 1, "mode": "standard"}, "s3": {"addressing_style": "path"}}
-    options.update(config)
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name="us-east-1",
-        verify=verify,
-        config=Config(**options),
-    )
+    options = {"retries": {"max_attempts": 1, "mode": "standard"}, **config}
+    return s3_client(endpoint, access_key, secret_key, verify, **options)
 
 
 @pytest.fixture(scope="session")
@@ -229,12 +86,8 @@ def node_factory(tmp_path_factory):
 
 
 def registered(node) -> list[dict]:
-    """The members a node's replica knows (read from its LMDB replica, as a worker does)."""
-    env = open_env(str(node.data / "metadata" / "kv"), readonly=True)
-    try:
-        return MetaReader(env).nodes.all()
-    finally:
-        env.close()
+    """The members a node's replica knows."""
+    return registered_nodes(node.data)
 
 
 @pytest.fixture(scope="module")
@@ -317,13 +170,6 @@ def bucket(s3):
     yield name
     empty_bucket(s3, name)
     s3.delete_bucket(Bucket=name)
-
-
-def empty_bucket(s3, name: str) -> None:
-    """Delete every version and delete marker of a bucket (its only objects when unversioned)."""
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            s3.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
 
 
 def signed_request(
@@ -425,18 +271,6 @@ def metric_samples(node) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class S3Connection:

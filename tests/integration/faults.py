@@ -1,6 +1,6 @@
 """Network faults on loopback: a TCP proxy in front of a node's listener that the test can cut.
 
-A node advertises its proxy's address (--advertise-raft-address, --advertise-admin-address),
+A node advertises its proxy's address (--advertise-raft-address, --advertise-internal-address),
 so every peer reaches it through the proxy. Cutting it drops every byte both ways while
 connections stay open, as a partition does: peers notice only by silence. Healing closes
 the connections that were cut, so peers reconnect afresh.

@@ -135,7 +135,8 @@ def test_pages_walk_the_whole_log_in_order(audited, token):
 
 def test_paging_refuses_a_bad_cursor_or_limit(audited, token):
     first = call(audited, token, "GET", "/api/v1/audit", params={"limit": 2}).json()["entries"]
-    for params in ({"after": first[1]["id"] - 1}, {"after": 10**12}, {"limit": 0}, {"limit": 1001}, {"after": -1}):
+    cursors = ({"after": first[1]["id"] - 1}, {"after": 10**12}, {"after": 2**64}, {"after": -1})
+    for params in (*cursors, {"limit": 0}, {"limit": 1001}):
         refused = call(audited, token, "GET", "/api/v1/audit", params=params)
         assert refused.status_code == 400, (params, refused.text)
         assert "error" in refused.json()

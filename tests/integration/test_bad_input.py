@@ -188,7 +188,7 @@ TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></T
     [
         ("PUT", "/{bucket}?website", b"<WebsiteConfiguration/>"),
         ("PUT", "/{bucket}?replication", b"<ReplicationConfiguration/>"),
-        ("PUT", "/{bucket}?notification", b"<NotificationConfiguration/>"),
+        ("PUT", "/{bucket}?metrics&id=m", b"<MetricsConfiguration/>"),
         ("GET", "/{bucket}/key?torrent", b""),
         ("POST", "/{bucket}/key?restore", b"<RestoreRequest/>"),
         ("DELETE", "/{bucket}?inventory", b""),

@@ -265,8 +265,10 @@ def test_deleting_frees_the_bytes_on_every_holder(cluster):
             node.client().head_object(Bucket=bucket, Key="doomed")
 
 
-def signed_headers(method: str, path: str, secret: str = CLUSTER_SECRET, when: float | None = None) -> dict:
-    return signing.sign(secret.encode(), method, path, "node9", time.time() if when is None else when)
+def signed_headers(node, method: str, path: str, secret: str = CLUSTER_SECRET, when: float | None = None) -> dict:
+    """Headers of a call signed for `node`'s inter-node listener."""
+    target = f"127.0.0.1:{node.ports['internal']}"
+    return signing.sign(secret.encode(), method, path, "node9", time.time() if when is None else when, target)
 
 
 def test_internal_calls_need_the_cluster_secret(trio):
@@ -276,14 +278,18 @@ def test_internal_calls_need_the_cluster_secret(trio):
     vid = stored_record(trio[0], bucket, "guarded")["vid"]
     existing = file_path(bucket, key_hash("guarded"), vid)
     planted = file_path(bucket, key_hash("planted"), uuid.uuid4().hex)
-    url = trio[1].admin_url
+    url = trio[1].internal_url
     stale = time.time() - 3600
     refused = [
         requests.put(url + planted, data=b"forged", timeout=10),
-        requests.put(url + planted, data=b"forged", headers=signed_headers("PUT", planted, "wrong secret"), timeout=10),
-        requests.put(url + planted, data=b"forged", headers=signed_headers("PUT", planted, when=stale), timeout=10),
-        requests.put(url + planted, data=b"forged", headers=signed_headers("PUT", existing), timeout=10),
-        requests.put(url + existing, data=b"forged", headers=signed_headers("GET", existing), timeout=10),
+        requests.put(
+            url + planted, data=b"forged", headers=signed_headers(trio[1], "PUT", planted, "wrong secret"), timeout=10
+        ),
+        requests.put(
+            url + planted, data=b"forged", headers=signed_headers(trio[1], "PUT", planted, when=stale), timeout=10
+        ),
+        requests.put(url + planted, data=b"forged", headers=signed_headers(trio[1], "PUT", existing), timeout=10),
+        requests.put(url + existing, data=b"forged", headers=signed_headers(trio[1], "GET", existing), timeout=10),
         requests.delete(url + existing, timeout=10),
         requests.get(url + existing, timeout=10),
     ]
@@ -292,12 +298,14 @@ def test_internal_calls_need_the_cluster_secret(trio):
     for node in trio:
         assert node.client().get_object(Bucket=bucket, Key="guarded")["Body"].read() == body
     # The same call signed with the secret is served: the signature is what was refused.
-    answer = requests.get(url + existing, headers=dict(signed_headers("GET", existing), range="bytes=0-99"), timeout=10)
+    answer = requests.get(
+        url + existing, headers=dict(signed_headers(trio[1], "GET", existing), range="bytes=0-99"), timeout=10
+    )
     assert answer.status_code == 206 and answer.content == body[:100]
     # A signed call still names only object files (sent raw: a client would fold the dots).
     for outside in (file_path("..", key_hash("x"), vid), file_path(bucket, "..", vid), file_path(bucket, "..", "..")):
-        conn = http.client.HTTPConnection("127.0.0.1", trio[1].ports["admin"], timeout=10)
-        conn.request("PUT", outside, body=b"x", headers=signed_headers("PUT", outside))
+        conn = http.client.HTTPConnection("127.0.0.1", trio[1].ports["internal"], timeout=10)
+        conn.request("PUT", outside, body=b"x", headers=signed_headers(trio[1], "PUT", outside))
         assert conn.getresponse().status in (400, 404), outside
         conn.close()
 

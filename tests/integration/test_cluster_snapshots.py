@@ -242,7 +242,7 @@ def test_a_node_whose_disk_was_replaced_rejoins_with_every_acknowledged_object(t
 
 
 def test_an_image_transfer_cut_midway_resumes_where_it_stopped(trio, tmp_path):
-    proxy = CuttingProxy(("127.0.0.1", trio[0].ports["admin"]), CUT_AFTER)
+    proxy = CuttingProxy(("127.0.0.1", trio[0].ports["internal"]), CUT_AFTER)
     try:
         image_path = str(tmp_path / "image.mdb")
         image = PeerClient(CLUSTER_SECRET, "test-fetcher").fetch_image(proxy.address, 1, image_path)

@@ -172,8 +172,8 @@ def nginx_bucket(nginx):
 def test_admin_port_serves_health_and_keeps_the_internal_endpoint_inside(nginx, cluster):
     admin = f"http://127.0.0.1:{nginx.admin_port}"
     assert requests.get(admin + "/health/ready", timeout=30).json()["status"] == "ready"
-    # What the nodes serve each other on the same port (object bytes, replica images).
-    assert requests.get(cluster[0].admin_url + PING_PATH, timeout=30).status_code != 404
+    # What the nodes serve each other on a listener of their own (object bytes, replica images).
+    assert requests.get(cluster[0].internal_url + PING_PATH, timeout=30).status_code != 404
     assert requests.get(admin + PING_PATH, timeout=30).status_code == 404
 
 

@@ -28,7 +28,7 @@ def cut_cluster(cluster_factory):
     def advertise(position, node):
         if position:
             return {}
-        fronts = {listener: LinkProxy(node.ports[listener]) for listener in ("raft", "admin")}
+        fronts = {listener: LinkProxy(node.ports[listener]) for listener in ("raft", "internal")}
         proxies.extend(fronts.values())
         return {listener: proxy.address for listener, proxy in fronts.items()}
 

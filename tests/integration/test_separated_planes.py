@@ -32,7 +32,7 @@ def start_planes(cluster_factory, storage: list[str] = STORAGE) -> list:
         storage=len(storage),
         configs=[CONF / f"{name}.toml" for name in MANAGEMENT + storage],
         # The files advertise their machines' addresses; here every node is on loopback.
-        advertise=lambda position, node: {"admin": f"127.0.0.1:{node.ports['admin']}"},
+        advertise=lambda position, node: {"internal": f"127.0.0.1:{node.ports['internal']}"},
     )
     wait_all_alive(nodes, MANAGEMENT + storage)
     return nodes

@@ -360,6 +360,13 @@ async function settingsPage(bucket) {
     }),
     tagEditor("Tags", bucket, ""),
     xmlDocumentEditor(bucket, "CORS", { cors: "" }, "S3's CORSConfiguration XML."),
+    documentEditor("Notifications", {
+      hint: "S3's NotificationConfiguration XML; a rule names a target by the ARN the Notifications page shows.",
+      load: async () => (await s3("GET", bucket, "", { notification: "" })).text(),
+      save: (text) => s3("PUT", bucket, "", { notification: "" }, text, { "Content-Type": "application/xml" }),
+      remove: () => s3("PUT", bucket, "", { notification: "" }, "<NotificationConfiguration/>",
+        { "Content-Type": "application/xml" }),
+    }),
     xmlDocumentEditor(bucket, "Lifecycle", { lifecycle: "" }, "S3's LifecycleConfiguration XML."));
 }
 
@@ -824,6 +831,59 @@ async function keysPage() {
           change(k.enabled ? "Disable" : "Enable", () => api("PATCH", `/api/v1/kms/keys/${enc(k.id)}`, { enabled: !k.enabled }),
             k.enabled ? "danger" : ""),
           change("Rotate", () => api("POST", `/api/v1/kms/keys/${enc(k.id)}/rotate`)))))))));
+// --- notification targets -----------------------------------------------------------------
+
+// The fields each kind of target takes beside its endpoint: [name, placeholder].
+const TARGET_FIELDS = {
+  webhook: [["secret", "signing secret (optional)"]],
+  redis: [["key", "list or channel"], ["mode", "lpush or publish"], ["password", "password (optional)"]],
+  nats: [["subject", "subject"], ["user", "user (optional)"], ["password", "password (optional)"]],
+};
+
+async function notifyPage() {
+  const error = errorBox();
+  const enc = encodeURIComponent;
+  const body = h("div");
+  const draw = async () => {
+    const { targets } = await api("GET", "/api/v1/notify/targets");
+    const rows = targets.map((t) => h("tr", {},
+      h("td", { class: "key" }, t.id), h("td", {}, t.kind),
+      h("td", { class: "wide key" }, t.endpoint + (t.key ? ` ${t.mode} ${t.key}` : "") + (t.subject ? ` ${t.subject}` : "")),
+      h("td", { class: "key" }, h("code", {}, t.arn)),
+      h("td", {}, String(t.backlog)), h("td", {}, String(t.delivered)), h("td", {}, String(t.failures)),
+      h("td", {}, t.retrying ? `retrying: ${t.lastError}` : "ok"),
+      h("td", {}, h("button", { type: "button", class: "danger", onclick: async () => {
+        if (!confirm(`Delete target ${t.id} and the events queued for it?`)) return;
+        try { await api("DELETE", `/api/v1/notify/targets/${enc(t.id)}`); await draw(); }
+        catch (e) { error.textContent = `${e.code}: ${e.message}`; }
+      } }, "Delete"))));
+    body.replaceChildren(table([["Id"], ["Kind"], ["Endpoint", "wide"], ["ARN"], ["Backlog"], ["Delivered"],
+      ["Failures"], ["State"], [""]], rows, "No targets yet."));
+  };
+  const kind = h("select", { "aria-label": "Kind" }, Object.keys(TARGET_FIELDS).map((k) => h("option", { value: k }, k)));
+  const fields = h("div", { class: "row" });
+  const drawFields = () => fields.replaceChildren(...TARGET_FIELDS[kind.value].map(([name, placeholder]) =>
+    h("input", { name, placeholder, "aria-label": placeholder })));
+  kind.addEventListener("change", drawFields);
+  drawFields();
+  const id = h("input", { placeholder: "id", "aria-label": "Target id", required: true });
+  const endpoint = h("input", { placeholder: "http://host/path, redis://host:port or nats://host:port",
+    "aria-label": "Endpoint", required: true });
+  const form = h("form", { class: "card", "aria-label": "Define a target" }, h("h2", {}, "Define a target"),
+    h("div", { class: "row" }, id, kind, endpoint), fields, h("button", { class: "primary", type: "submit" }, "Save target"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const definition = { kind: kind.value, endpoint: endpoint.value.trim() };
+    for (const input of fields.querySelectorAll("input")) if (input.value.trim()) definition[input.name] = input.value.trim();
+    try { await api("PUT", `/api/v1/notify/targets/${enc(id.value.trim())}`, definition); error.textContent = ""; await draw(); }
+    catch (e) { error.textContent = `${e.code}: ${e.message}`; }
+  });
+  show(h("h1", {}, "Notifications"),
+    h("p", { class: "muted" }, "Where buckets' events go. A bucket's notification settings name a target by its ARN; " +
+      "the raft leader delivers, so its figures are the ones that move."),
+    error, h("section", { class: "card", "aria-label": "Targets" }, h("h2", {}, "Targets"), body), form);
+  await draw();
+  state.timers.push(setInterval(() => draw().catch(() => {}), CHART_INTERVAL_MS));
 }
 
 // --- routing ------------------------------------------------------------------------------
@@ -841,6 +901,7 @@ const ROUTES = [
   [/^#\/iam$/, () => iamPage(), true],
   [/^#\/cluster$/, () => clusterPage(), true],
   [/^#\/keys$/, () => keysPage(), true],
+  [/^#\/notify$/, () => notifyPage(), true],
 ];
 
 async function route() {

@@ -103,3 +103,11 @@ def test_a_lone_node_may_leave_the_root_pair_to_be_generated():
     assert config.resolve(environ={})["root_user"] == config.resolve(environ={})["root_password"] == ""
     clustered = {"NEBULAIO_RAFT_PEERS": "127.0.0.1:1,127.0.0.1:2", "NEBULAIO_ROOT_USER": "me"}
     assert config.resolve(environ=clustered | {"NEBULAIO_ROOT_PASSWORD": "mine-0123"})["root_user"] == "me"
+
+
+def test_mtls_between_nodes_is_set_whole_or_not_at_all():
+    with pytest.raises(ValueError, match="internal_tls_ca, internal_tls_cert, internal_tls_key are set together"):
+        config.resolve(environ={"NEBULAIO_INTERNAL_TLS_CA": "ca.pem", "NEBULAIO_INTERNAL_TLS_CERT": "node1.pem"})
+    resolved = config.resolve(environ={})
+    assert resolved["internal_address"] == ":9005"
+    assert config.advertised(resolved, "internal") == "127.0.0.1:9005"

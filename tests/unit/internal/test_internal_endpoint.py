@@ -4,6 +4,7 @@ out for it; images of the metadata replica are written, read in ranges and remov
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from urllib.parse import quote
@@ -14,7 +15,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nebulaio.cluster.peers import IMAGES_PATH, PING_PATH, REPLICA_PATH, file_path, node_path
-from nebulaio.cluster.signing import sign
+from nebulaio.cluster.signing import (
+    CONTENT_HASH_HEADER,
+    HASH_WANTED_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    ReplayCache,
+    answer_is_signed,
+    sign,
+)
 from nebulaio.engine.errors import S3Error
 from nebulaio.internal.app import create
 from nebulaio.meta import Applier, ImageShelf, open_env
@@ -22,6 +31,8 @@ from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 SECRET = "unit secret"
+ADDRESS = "127.0.0.1:9005"
+"""The endpoint's node's advertised inter-node address."""
 VID = "18ebb39263b32ea6df44248757614166"
 
 
@@ -30,11 +41,18 @@ def endpoint(tmp_path):
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
     store = ObjectStore(layout)
-    return store, testing.TestClient(create(store, SECRET))
+    return store, testing.TestClient(create(store, SECRET, replays(tmp_path), ADDRESS))
 
 
-def signed(method: str, path: str, **headers) -> dict:
-    return dict(sign(SECRET.encode(), method, path, "node1", time.time()), **headers)
+def replays(tmp_path) -> ReplayCache:
+    """The nonces seen, kept beside the data directory (whose files the tests compare)."""
+    return ReplayCache(str(tmp_path / "peer-nonces.sqlite"))
+
+
+def signed(method: str, path: str, body: bytes | None = None, **headers) -> dict:
+    """Signed headers; a body to store goes with its SHA-256."""
+    content_hash = "" if body is None else hashlib.sha256(body).hexdigest()
+    return dict(sign(SECRET.encode(), method, path, "node1", time.time(), ADDRESS, content_hash), **headers)
 
 
 def everything_under(root: str) -> set[str]:
@@ -48,7 +66,7 @@ def test_store_read_assemble_and_remove(endpoint):
     for number, body in enumerate((b"first ", b"second"), start=1):
         part = f"{VID}.{number}.{'0' * 15}{number}"
         path = file_path("bucket", hashed, part)
-        assert client.simulate_put(path, body=body, headers=signed("PUT", path)).status_code == 200
+        assert client.simulate_put(path, body=body, headers=signed("PUT", path, body)).status_code == 200
         parts.append([part, len(body)])
     path = "/internal/v1/assemble/bucket/" + hashed + "/" + VID
     answer = client.simulate_post(path, json={"parts": parts}, headers=signed("POST", path))
@@ -73,7 +91,54 @@ def test_an_unsigned_store_writes_nothing(endpoint):
     store, client = endpoint
     path = file_path("bucket", key_hash("key"), VID)
     assert client.simulate_put(path, body=b"x").status_code == 403
-    assert client.simulate_put(path, body=b"x", headers=signed("PUT", path + "x")).status_code == 403
+    assert client.simulate_put(path, body=b"x", headers=signed("PUT", path + "x", b"x")).status_code == 403
+    assert not everything_under(store.layout.objects_dir) and not os.listdir(store.layout.temp_dir)
+
+
+def test_a_replayed_call_is_refused(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    headers = signed("PUT", path, b"first")
+    assert client.simulate_put(path, body=b"first", headers=headers).status_code == 200
+    client.simulate_delete(path, headers=signed("DELETE", path))
+    answer = client.simulate_put(path, body=b"first", headers=headers)
+    assert answer.status_code == 403 and "replay" in answer.json["title"]
+    assert not everything_under(store.layout.objects_dir)
+
+
+def test_a_read_asked_for_its_hash_carries_the_whole_files_hash_signed_with_the_nonce(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    assert client.simulate_put(path, body=body, headers=signed("PUT", path, body)).status_code == 200
+    headers = signed("GET", path, range="bytes=10-19", **{HASH_WANTED_HEADER: "sha256"})
+    answer = client.simulate_get(path, headers=headers)
+    assert (answer.status_code, answer.content) == (206, body[10:20])
+    content_hash = answer.headers[CONTENT_HASH_HEADER]
+    assert content_hash == hashlib.sha256(body).hexdigest()
+    given = answer.headers[SIGNATURE_HEADER]
+    assert answer_is_signed(SECRET.encode(), headers[NONCE_HEADER], content_hash, given)
+    assert not answer_is_signed(SECRET.encode(), "0" * 32, content_hash, given)
+    # Unasked, a read costs no hashing.
+    assert CONTENT_HASH_HEADER not in client.simulate_get(path, headers=signed("GET", path)).headers
+
+
+def test_a_call_signed_for_another_node_is_refused(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    for_another = dict(sign(SECRET.encode(), "PUT", path, "node1", time.time(), "127.0.0.1:9105", "0" * 64))
+    answer = client.simulate_put(path, body=b"x", headers=for_another)
+    assert answer.status_code == 403 and "another node" in answer.json["title"]
+    assert not everything_under(store.layout.objects_dir)
+
+
+def test_a_body_that_does_not_match_its_hash_leaves_nothing(endpoint):
+    store, client = endpoint
+    path = file_path("bucket", key_hash("key"), VID)
+    answer = client.simulate_put(path, body=b"tampered", headers=signed("PUT", path, b"original"))
+    assert answer.status_code == 400
+    # Without a hash nothing is stored either.
+    assert client.simulate_put(path, body=b"x", headers=signed("PUT", path)).status_code == 400
     assert not everything_under(store.layout.objects_dir) and not os.listdir(store.layout.temp_dir)
 
 
@@ -97,7 +162,7 @@ def test_no_signed_address_or_range_reaches_outside_objects(endpoint, bucket, ha
     path = "/internal/v1/files/" + "/".join((bucket, hashed, name))  # as the endpoint sees it, decoded
     root = store.layout.root
     before = everything_under(root)
-    answer = client.simulate_put(sent, body=b"x", headers=signed("PUT", path))
+    answer = client.simulate_put(sent, body=b"x", headers=signed("PUT", path, b"x"))
     written = everything_under(root) - before
     assert answer.status_code in (200, 400, 404)
     assert all(found.startswith(store.layout.objects_dir + os.sep) for found in written), written
@@ -127,7 +192,7 @@ class RecordedMembers:
 def removal_endpoint(tmp_path, members: RecordedMembers) -> testing.TestClient:
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
-    return testing.TestClient(create(ObjectStore(layout), SECRET, members))
+    return testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, members))
 
 
 def test_a_removal_is_carried_out_for_any_node_id_and_only_when_signed(tmp_path):
@@ -161,7 +226,8 @@ def images_endpoint(tmp_path):
     layout.create()
     env = open_env(layout.kv_dir, readonly=False)
     Applier(env, release=lambda *_: None).apply_batch(7, [])
-    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, images=ImageShelf(env, layout.images_dir)))
+    shelf = ImageShelf(env, layout.images_dir)
+    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, images=shelf))
     env.close()
 
 

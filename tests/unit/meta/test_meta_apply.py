@@ -182,7 +182,7 @@ def test_revoking_tokens_raises_the_users_generation(replica):
 
 def test_a_drain_marks_a_registered_node_once_while_the_nodes_it_needs_remain(replica):
     def register(node_id: str) -> None:
-        node = {"id": node_id, "role": "storage", "raft": "", "gossip": "", "admin": f"{node_id}:9001"}
+        node = {"id": node_id, "role": "storage", "raft": "", "gossip": "", "internal": f"{node_id}:9005"}
         assert replica.apply({"op": "node.register", "node": node}) == [{"status": "ok"}]
 
     for node_id in ("a", "b", "c", "d"):
