@@ -831,6 +831,8 @@ async function keysPage() {
           change(k.enabled ? "Disable" : "Enable", () => api("PATCH", `/api/v1/kms/keys/${enc(k.id)}`, { enabled: !k.enabled }),
             k.enabled ? "danger" : ""),
           change("Rotate", () => api("POST", `/api/v1/kms/keys/${enc(k.id)}/rotate`)))))))));
+}
+
 // --- notification targets -----------------------------------------------------------------
 
 // The fields each kind of target takes beside its endpoint: [name, placeholder].
