@@ -307,11 +307,15 @@ class NebulaIO(Target):
     """NebulaIO itself, started through its CLI as one single-node cluster."""
 
     name = "nebulaio"
+    settings: dict[str, str] = {}
+    """NEBULAIO_* environment settings this target starts with beyond the root pair."""
 
     def start(self, workdir: Path) -> None:
         ports = free_ports(len(NEBULAIO_LISTENERS))
         self.port, self.admin_port = ports[0], ports[1]
-        env = dict(os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key)
+        env = dict(
+            os.environ, NEBULAIO_ROOT_USER=self.access_key, NEBULAIO_ROOT_PASSWORD=self.secret_key, **self.settings
+        )
         self.data = workdir / "data"
         process = self.spawn("nebulaio", nebulaio_argv(self.data, ports), env)
         wait_until(

@@ -148,6 +148,14 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "s3",
     ),
+    Setting(
+        "sse_c_over_http",
+        False,
+        "Accept SSE-C (customer-provided encryption keys) over plain HTTP, as AWS never does: the key"
+        " would cross the network in the clear. Only for tests and trusted networks.",
+        _bool,
+        "s3",
+    ),
     Setting("workers", 0, "HTTP worker processes; 0 means twice the number of cores.", int, "http"),
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),

@@ -17,6 +17,7 @@ from nebulaio.cluster.peers import PeerClient, peer_tls
 from nebulaio.cluster.signing import ReplayCache
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
+from nebulaio.encryption.keys import DataKeys, MasterKey
 from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.growing import GrowingData
 from nebulaio.engine.members import Members
@@ -57,6 +58,7 @@ def build(config: dict | None = None):
         fenced=config["read_consistency"] == "strong",
         peers_marker=None if configuration.is_cluster(config) else layout.peers_marker,
         bucket_defaults=AWS_BUCKET_DEFAULTS if config["aws_bucket_defaults"] else None,
+        keys=DataKeys(MasterKey(secret), reader.kms.get),
     )
     members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])

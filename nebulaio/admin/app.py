@@ -21,7 +21,7 @@ import falcon.media
 import orjson
 import psutil
 
-from nebulaio.admin import cluster, metrics, notify, openapi
+from nebulaio.admin import cluster, kms, metrics, notify, openapi
 from nebulaio.admin.audit import CHANGES, AuditLog, BadCursor
 from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.admin.tokens import ACCESS, REFRESH, TokenRefused, Tokens
@@ -811,5 +811,6 @@ def create(
     app.add_route("/api/v1/cluster/repair", ClusterRepair(layer, iam))
     app.add_route("/api/v1/audit", Audit(audit, iam))
     cluster.add_routes(app, layer, members, iam, config)
+    kms.add_routes(app, layer, iam)
     notify.add_routes(app, layer, iam, config)
     return app

@@ -109,6 +109,12 @@ def add_parser(commands) -> None:
         holder.add_argument("--user")
         holder.add_argument("--group")
 
+    kms = _actions(tasks, "kms", "the key store's keys (SSE-KMS)")
+    kms.add_parser("list", help="every key (never its material)")
+    kms.add_parser("create", help="a new key; prints its id").add_argument("--description", default="")
+    for action in ("show", "enable", "disable", "rotate"):
+        kms.add_parser(action, help=f"{action} a key").add_argument("key_id")
+
     audit = tasks.add_parser("audit", help="this node's audit log, a page at a time (oldest first)")
     audit.add_argument("--limit", type=int, default=100, help="entries in the page (1 to 1000; default 100)")
     audit.add_argument("--after", type=int, help="the id of the last entry already read")
@@ -272,6 +278,12 @@ REQUESTS = {
     ("policy", "delete"): lambda args: ("DELETE", f"/api/v1/policies/{_quoted(args.name)}", None),
     ("policy", "attach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/attach", _holder(args)),
     ("policy", "detach"): lambda args: ("POST", f"/api/v1/policies/{_quoted(args.name)}/detach", _holder(args)),
+    ("kms", "list"): lambda args: ("GET", "/api/v1/kms/keys", None),
+    ("kms", "create"): lambda args: ("POST", "/api/v1/kms/keys", {"description": args.description}),
+    ("kms", "show"): lambda args: ("GET", f"/api/v1/kms/keys/{_quoted(args.key_id)}", None),
+    ("kms", "enable"): lambda args: ("PATCH", f"/api/v1/kms/keys/{_quoted(args.key_id)}", {"enabled": True}),
+    ("kms", "disable"): lambda args: ("PATCH", f"/api/v1/kms/keys/{_quoted(args.key_id)}", {"enabled": False}),
+    ("kms", "rotate"): lambda args: ("POST", f"/api/v1/kms/keys/{_quoted(args.key_id)}/rotate", None),
     ("cluster", "status"): lambda args: ("GET", "/api/v1/cluster/status", None),
     ("cluster", "add"): lambda args: ("POST", "/api/v1/cluster/nodes", {"raftAddress": args.raft_address}),
     ("cluster", "remove"): lambda args: ("DELETE", f"/api/v1/cluster/nodes/{_quoted(args.node_id)}", None),
@@ -289,6 +301,7 @@ DONE = {
     "detach": "detached",
     "set-policy": "policy set",
     "delete-policy": "policy deleted",
+    "rotate": "rotated",
 }
 
 
@@ -333,6 +346,11 @@ LISTINGS = {
         ["NAME", "USERS", "GROUPS", "UPDATED"],
         lambda p: [p["name"], _names(p["users"]), _names(p["groups"]), p["updated"]],
     ),
+    "kms": (
+        "keys",
+        ["KEY", "ENABLED", "VERSIONS", "CREATED", "DESCRIPTION"],
+        lambda k: [k["id"], _yes_no(k["enabled"]), str(k["versions"]), k["created"], k["description"] or "-"],
+    ),
 }
 
 
@@ -367,6 +385,8 @@ def _render(args, document: dict | None) -> str:
             for m in document["members"]
         ]
         return "\n".join(lines) + _table(members, ["NODE", "RAFT ADDRESS", "ROLE", "CONNECTED", "GOSSIP"])
+    if args.task == "kms":
+        return f"kms key {document['id']}: {DONE[args.action]}"
     subject = args.access_key if args.task == "key" else args.name
     return f"{args.task} {subject}: {DONE[args.action]}"
 

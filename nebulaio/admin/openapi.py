@@ -133,6 +133,20 @@ SCHEMAS = {
         }
     ),
     "PolicyHolder": _object({"user": STRING, "group": STRING}, required=[]),
+    "KmsKey": _object(
+        {
+            "id": STRING,
+            "arn": STRING,
+            "description": STRING,
+            "created": TIMESTAMP,
+            "enabled": BOOLEAN,
+            "versions": {"type": "integer", "minimum": 1},
+            "rotated": {"type": ["string", "null"], "format": "date-time"},
+        }
+    ),
+    "KmsKeyList": _object({"keys": {"type": "array", "items": _ref("KmsKey")}}),
+    "NewKmsKey": _object({"description": {"type": "string", "maxLength": 256}}, required=[]),
+    "KmsKeyState": _object({"enabled": BOOLEAN}),
     "ClusterStatus": _object(
         {
             "node": _object({"id": STRING, "role": STRING, "state": STRING}),
@@ -327,6 +341,7 @@ ERROR_NAMES = {"400": "BadRequest", "404": "NotFound", "409": "Conflict", "503":
 NO_CONTENT = {"204": {"description": "Done."}}
 USER_PARAMETER = {"name": "user", "in": "path", "required": True, "schema": STRING}
 KEY_PARAMETER = {"name": "access_key", "in": "path", "required": True, "schema": STRING}
+KMS_KEY_PARAMETER = {"name": "key_id", "in": "path", "required": True, "schema": STRING}
 
 
 def _with_conflict(operation: dict) -> dict:
@@ -549,6 +564,37 @@ PATHS = {
         "parameters": [NAME_PARAMETER],
         "post": _operation(
             "Detach the policy from a user or a group.", NO_CONTENT, "404", "503", body=_body("PolicyHolder")
+        ),
+    },
+    "/api/v1/kms/keys": {
+        "get": _operation(
+            "The key store's keys (SSE-KMS), never their material.", {"200": _json(_ref("KmsKeyList"), "The keys.")}
+        ),
+        "post": _operation(
+            "Create a key-store key; aws:kms requests name it by its id or ARN.",
+            {"201": _json(_ref("KmsKey"), "The new key.")},
+            "503",
+            body=_body("NewKmsKey", required=False),
+        ),
+    },
+    "/api/v1/kms/keys/{key_id}": {
+        "parameters": [KMS_KEY_PARAMETER],
+        "get": _operation("A key-store key.", {"200": _json(_ref("KmsKey"), "The key.")}, "404"),
+        "patch": _operation(
+            "Disable a key (new objects under it and reads of the objects it sealed are refused) or enable it.",
+            {"200": _json(_ref("KmsKey"), "The key.")},
+            "404",
+            "503",
+            body=_body("KmsKeyState"),
+        ),
+    },
+    "/api/v1/kms/keys/{key_id}/rotate": {
+        "parameters": [KMS_KEY_PARAMETER],
+        "post": _operation(
+            "Give the key new material for new objects; objects sealed before keep opening.",
+            {"200": _json(_ref("KmsKey"), "The key.")},
+            "404",
+            "503",
         ),
     },
     "/api/v1/cluster/status": {

@@ -24,7 +24,7 @@ from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerErr
 from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
-from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, key_hash
+from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, file_size, key_hash
 
 log = logging.getLogger("nebulaio.dataplane")
 
@@ -324,4 +324,4 @@ def _release(body: Received) -> None:
 
 
 def _part_files(parts: list[dict]) -> list[tuple[str, int]]:
-    return [(part["file"], part["size"]) for part in parts]
+    return [(part["file"], file_size(part)) for part in parts]

@@ -40,6 +40,7 @@ CATALOG: dict[str, tuple[int, str]] = {
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidEncryptionAlgorithmError": (400, "The encryption request you specified is not valid."),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidBucketAclWithObjectOwnership": (
         400,
@@ -69,6 +70,8 @@ CATALOG: dict[str, tuple[int, str]] = {
     "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidTargetBucketForLogging": (400, "The target bucket for logging is not valid."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KMS.DisabledException": (400, "The key-store key is disabled."),
+    "KMS.NotFoundException": (400, "The key-store key does not exist."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedACLError": (
         400,
@@ -110,6 +113,7 @@ CATALOG: dict[str, tuple[int, str]] = {
         400,
         "Your socket connection to the server was not read from or written to within the timeout period.",
     ),
+    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was not found"),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
         403,

@@ -16,11 +16,12 @@ import re
 import secrets
 from collections.abc import Callable
 
+from nebulaio.encryption.pages import PageSealer, sealed_size, segment_key
 from nebulaio.engine.errors import S3Error
-from nebulaio.engine.objects import ObjectLayer, Payload, receive, with_version
+from nebulaio.engine.objects import ObjectLayer, Payload, copy_sealed, read_plain, receive, with_version
 from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.uploads import check_part_list, same_completion
-from nebulaio.storage.objects import TempObject
+from nebulaio.storage.objects import TempObject, file_size
 from nebulaio.util.checksums import COMPOSITE, composite_checksum, full_object_checksum, new_checksum
 from nebulaio.util.ids import now_ms, version_id
 
@@ -28,6 +29,7 @@ MAX_PART_SIZE = 5 * 1024**3
 UPLOAD_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 # What an upload keeps for the object it becomes ("tags" and the lock only when it was given them).
 CONTENT_FIELDS = ("ctype", "headers", "meta", "tags", "owner", "acl", *LOCK_FIELDS)
+SALT_BYTES = 16
 
 
 def create(
@@ -68,10 +70,20 @@ def open_upload(layer: ObjectLayer, bucket: str, key: str, upload_id: str) -> di
     return record
 
 
-def put_part(layer: ObjectLayer, bucket: str, key: str, upload_id: str, number: int, payload: Payload) -> dict:
+def put_part(
+    layer: ObjectLayer,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    payload: Payload,
+    data_key: bytes | None = None,
+) -> dict:
     """Store one part's body and commit its record; returns the part record.
 
-    A part of an upload created with a checksum algorithm always gets that checksum.
+    A part of an upload created with a checksum algorithm always gets that checksum. A part
+    of an encrypted upload is sealed under a key of its own derived from the upload's
+    `data_key` (see encryption.pages).
     """
     upload = open_upload(layer, bucket, key, upload_id)
     if upload["checksum_algorithm"]:
@@ -79,7 +91,9 @@ def put_part(layer: ObjectLayer, bucket: str, key: str, upload_id: str, number: 
     limit = min(MAX_PART_SIZE, layer.max_object_size)
     if payload.size is not None and payload.size > limit:
         raise S3Error("EntityTooLarge", ProposedSize=str(payload.size), MaxSizeAllowed=str(limit))
-    temp, _, size, md5 = receive(layer.store, payload, limit, inline_threshold=-1)
+    salt = None if data_key is None else secrets.token_hex(SALT_BYTES)
+    sealer = None if data_key is None else PageSealer(segment_key(data_key, salt))
+    temp, _, size, md5 = receive(layer.store, payload, limit, -1, sealer)
     if temp is None:  # an empty part still has a file, like every other part
         temp = layer.store.new_temp()
     try:
@@ -87,7 +101,7 @@ def put_part(layer: ObjectLayer, bucket: str, key: str, upload_id: str, number: 
     except BaseException:
         temp.abort()
         raise
-    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), size, checksums)
+    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), size, checksums, salt)
 
 
 def copy_part(
@@ -101,6 +115,8 @@ def copy_part(
     source_version: str | None,
     check_source: Callable[[dict], None],
     source_range: Callable[[int], tuple[int, int] | None],
+    open_source: Callable[[dict], bytes | None] | None = None,
+    data_key: bytes | None = None,
 ) -> dict:
     """UploadPartCopy: a byte range of a version of another object (by default its current
     one) becomes a part.
@@ -108,13 +124,17 @@ def copy_part(
     `check_source(record)` raises when the source's preconditions fail; `source_range(size)`
     gives the inclusive (first, last) bytes to copy, or None for all of them. Local bytes are
     copied inside the kernel and hashed from a read-only map of the open source, so no
-    buffer ever holds them; remote ones are hashed as they arrive. Returns the part record.
+    buffer ever holds them; remote ones are hashed as they arrive. `open_source(record)` gives
+    a sealed source's data key, and `data_key` is the upload's: with either, the range is
+    decrypted and sealed again as it streams. Returns the part record.
     """
     upload = open_upload(layer, bucket, key, upload_id)
     source, body = layer.open(source_bucket, source_key, source_version)
     temp = None
+    salt = None
     try:
         check_source(source)
+        source_data_key = None if open_source is None else open_source(source)
         first, last = source_range(source["size"]) or (0, source["size"] - 1)
         length = last - first + 1
         limit = min(MAX_PART_SIZE, layer.max_object_size)
@@ -123,7 +143,11 @@ def copy_part(
         md5 = hashlib.md5()
         checksum = new_checksum(upload["checksum_algorithm"]) if upload["checksum_algorithm"] else None
         temp = layer.store.new_temp()
-        if source["inline"]:
+        if source_data_key is not None or data_key is not None:
+            salt = None if data_key is None else secrets.token_hex(SALT_BYTES)
+            plain = read_plain(body, source, source_data_key, first, length)
+            copy_sealed(plain, temp, salt and segment_key(data_key, salt), lambda data: _hash(data, md5, checksum))
+        elif source["inline"]:
             data = body[first : last + 1]
             temp.write(data)
             _hash(data, md5, checksum)
@@ -137,7 +161,7 @@ def copy_part(
         if not source["inline"]:
             body.close()
     checksums = {} if checksum is None else {upload["checksum_algorithm"]: checksum.b64digest()}
-    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), length, checksums)
+    return _commit_part(layer, bucket, key, upload_id, number, temp, md5.hexdigest(), length, checksums, salt)
 
 
 def _hash(data, md5, checksum) -> None:
@@ -156,8 +180,10 @@ def _commit_part(
     etag: str,
     size: int,
     checksums: dict,
+    salt: str | None = None,
 ) -> dict:
-    """Move a received part into place and commit its record; returns the record."""
+    """Move a received part into place and commit its record; returns the record. A sealed
+    part keeps its key's `salt` and the size of its file."""
     part = {
         "number": number,
         "etag": etag,
@@ -166,6 +192,8 @@ def _commit_part(
         "checksums": checksums,
         "file": f"{upload_id}.{number}.{secrets.token_hex(8)}",
     }
+    if salt is not None:
+        part.update(sse_salt=salt, file_size=sealed_size(size))
     try:
         part.update(layer.data.place(temp, bucket, key, part["file"], upload_id))
     except BaseException:
@@ -229,6 +257,9 @@ def complete(
         **location,
     )
     record.update(checksum_fields)
+    if "sse" in upload:
+        record["sse"] = dict(upload["sse"], salts=[part["sse_salt"] for part in parts])
+        record["file_size"] = sum(file_size(part) for part in parts)
     command = {
         "op": "upload.complete",
         "bucket": bucket,

@@ -11,12 +11,15 @@ cluster.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
+from nebulaio.encryption.keys import DataKeys
+from nebulaio.encryption.pages import PageSealer, open_plain, sealed_size
 from nebulaio.engine.dataplane import ClusterData, LocalData, Received
 from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
@@ -57,12 +60,13 @@ LOCK_REFUSALS: Mapping[str, Refusal] = {"AccessDenied": lambda: S3Error("AccessD
 
 
 def receive(
-    store: ObjectStore, payload: Payload, max_size: int, inline_threshold: int
+    store: ObjectStore, payload: Payload, max_size: int, inline_threshold: int, sealer: PageSealer | None = None
 ) -> tuple[TempObject | None, bytearray, int, hashlib._Hash]:
     """Read a body whole, hashing it: in memory up to `inline_threshold` bytes, else to a temp file.
 
-    Returns (temp file or None, the bytes kept in memory, size, MD5). The caller commits or
-    aborts the temp file; it is aborted here if reading fails.
+    With a `sealer`, what is kept is the sealed pages of the body (the size and MD5 stay the
+    plaintext's). Returns (temp file or None, the bytes kept in memory, size, MD5). The
+    caller commits or aborts the temp file; it is aborted here if reading fails.
     """
     md5 = hashlib.md5()
     memory = bytearray()
@@ -77,6 +81,8 @@ def receive(
             if total > max_size:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(max_size))
             md5.update(chunk)
+            if sealer is not None:
+                chunk = sealer.seal(chunk)
             if temp is None and total <= inline_threshold:
                 memory += chunk
                 continue
@@ -85,6 +91,12 @@ def receive(
                 temp.write(memory)
                 memory = bytearray()
             temp.write(chunk)
+        if sealer is not None:
+            last = sealer.finish()
+            if temp is None:
+                memory += last
+            else:
+                temp.write(last)
     except BaseException:
         if temp is not None:
             temp.abort()
@@ -103,6 +115,7 @@ class ObjectLayer:
         "_fenced",
         "_peers_marker",
         "_bucket_defaults",
+        "keys",
     )
 
     def __init__(
@@ -115,10 +128,12 @@ class ObjectLayer:
         fenced: bool = False,
         peers_marker: str | None = None,
         bucket_defaults: dict | None = None,
+        keys: DataKeys | None = None,
     ):
         """`peers_marker`: for a node started alone, the file its supervisor makes once raft
         has another member; until then its reads need no fence. `bucket_defaults`: settings
-        every new bucket starts with (Block Public Access, Object Ownership)."""
+        every new bucket starts with (Block Public Access, Object Ownership). `keys` makes and
+        opens encrypted objects' data keys."""
         self.reader = reader
         self.store: ObjectStore = data.store
         self.data = data
@@ -128,6 +143,7 @@ class ObjectLayer:
         self._fenced = fenced
         self._peers_marker = peers_marker
         self._bucket_defaults = dict(bucket_defaults or {})
+        self.keys = keys
 
     @property
     def fenced(self) -> bool:
@@ -277,12 +293,20 @@ class ObjectLayer:
         raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
 
     def put(
-        self, bucket: str, key: str, payload: Payload, fields: dict, condition: dict | None = None, event: str = "Put"
+        self,
+        bucket: str,
+        key: str,
+        payload: Payload,
+        fields: dict,
+        condition: dict | None = None,
+        encryption: tuple[bytes, dict] | None = None,
+        event: str = "Put",
     ) -> dict:
         """Store a body and commit its record; `fields` holds the content headers and metadata.
 
-        `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time;
-        `event` names the write in notifications (ObjectCreated:Put, or Post for a form upload).
+        `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
+        `encryption` is (data key, the record's "sse" field) for a body stored sealed; `event`
+        names the write in notifications (ObjectCreated:Put, or Post for a form upload).
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -291,7 +315,8 @@ class ObjectLayer:
             raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(self.max_object_size))
         temp = None
         try:
-            temp, memory, total, md5 = receive(self.store, payload, self.max_object_size, self.inline_threshold)
+            sealer = None if encryption is None else PageSealer(encryption[0])
+            temp, memory, total, md5 = receive(self.store, payload, self.max_object_size, self.inline_threshold, sealer)
             checksums = payload.finish(md5.digest())
             record = dict(
                 fields,
@@ -302,6 +327,7 @@ class ObjectLayer:
                 mtime=now_ms(),
                 checksums=checksums,
             )
+            seal_fields(record, encryption)
             blob = self._place(bucket, key, record, memory if temp is None else temp)
         except BaseException:
             if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
@@ -320,6 +346,8 @@ class ObjectLayer:
         fields: dict | None,
         condition: dict | None = None,
         checksum_algorithm: str | None = None,
+        open_source: Callable[[dict], bytes | None] | None = None,
+        encryption: tuple[bytes, dict] | None = None,
     ) -> dict:
         """Copy a version of the source (the current one when `source_version` is None) and commit it.
 
@@ -327,6 +355,9 @@ class ObjectLayer:
         the source's content type, headers and metadata (None keeps them). The bytes are the
         same, so the ETag, checksums and part layout are too; with `checksum_algorithm` the
         checksum is that algorithm's, of the whole copy, computed as its bytes are copied.
+        `open_source(record)` gives the source's data key (None: it is plain), and
+        `encryption` is the copy's (data key, "sse" field), None for a plain copy: a copy that
+        is sealed, or of a sealed source, is decrypted and sealed again as it streams.
         """
         self.bucket(bucket)
         self._check_condition(bucket, key, condition)
@@ -334,6 +365,7 @@ class ObjectLayer:
         temp = None
         try:
             check_source(source)
+            source_data_key = None if open_source is None else open_source(source)
             record = dict(source, key=key, vid=version_id(), mtime=now_ms())
             # the copy is locked as it asks, not as its source, and placed anew
             for field in ("version", "holders", "placed_by", *LOCK_FIELDS):
@@ -341,11 +373,21 @@ class ObjectLayer:
             if fields is not None:
                 record.update(fields)
             checksum = None if checksum_algorithm is None else new_checksum(checksum_algorithm)
-            if not source["inline"]:
+            if source_data_key is not None or encryption is not None:
+                temp = self.store.new_temp()
+                plain = read_plain(body, source, source_data_key, 0, source["size"])
+                copy_sealed(
+                    plain,
+                    temp,
+                    None if encryption is None else encryption[0],
+                    None if checksum is None else checksum.update,
+                )
+            elif not source["inline"]:
                 temp = self.store.new_temp()
                 body.copy_to(temp, 0, source["size"], None if checksum is None else checksum.update)
             elif checksum is not None:
                 checksum.update(body)
+            seal_fields(record, encryption)
             if checksum is not None:
                 record.pop("checksum_type", None)
                 record.pop("part_checksums", None)
@@ -481,6 +523,44 @@ class ObjectLayer:
         if version is not None:
             check_version(version, "version-id-marker")
         return record, self.reader.list_versions(bucket, prefix, delimiter, key, version, max_keys)
+
+
+def seal_fields(record: dict, encryption: tuple[bytes, dict] | None) -> None:
+    """Give a new version's record its encryption fields (or take a copied source's away):
+    "sse", and "file_size", the sealed bytes its file holds."""
+    if encryption is None:
+        record.pop("sse", None)
+        record.pop("file_size", None)
+        return
+    record["sse"] = encryption[1]
+    record["file_size"] = sealed_size(record["size"])
+
+
+def read_plain(body, record: dict, data_key: bytes | None, start: int, length: int):
+    """A readable plaintext range of a version's bytes (inline, or a data plane body), sealed or not."""
+    if data_key is not None:
+        return open_plain(body, record, data_key, start, length)
+    if record["inline"]:
+        return io.BytesIO(bytes(body[start : start + length]))
+    return body.range(start, length)
+
+
+def copy_sealed(plain, temp: TempObject, key: bytes | None, observe=None) -> int:
+    """Stream a readable plaintext into `temp`, sealed under `key` (None: as it is); `observe`
+    sees the plaintext. Closes `plain`; returns the plaintext size."""
+    sealer = None if key is None else PageSealer(key)
+    size = 0
+    try:
+        while chunk := plain.read(BODY_CHUNK):
+            size += len(chunk)
+            if observe is not None:
+                observe(chunk)
+            temp.write(chunk if sealer is None else sealer.seal(chunk))
+        if sealer is not None:
+            temp.write(sealer.finish())
+    finally:
+        plain.close()
+    return size
 
 
 def check_version(version: str, argument: str = "versionId") -> None:

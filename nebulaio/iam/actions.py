@@ -97,6 +97,9 @@ ACTIONS: dict[str, Action] = {
     "GetBucketOwnershipControls": _action("s3:GetBucketOwnershipControls", BUCKET),
     "PutBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
     "DeleteBucketOwnershipControls": _action("s3:PutBucketOwnershipControls", BUCKET),
+    "GetBucketEncryption": _action("s3:GetEncryptionConfiguration", BUCKET),
+    "PutBucketEncryption": _action("s3:PutEncryptionConfiguration", BUCKET),
+    "DeleteBucketEncryption": _action("s3:PutEncryptionConfiguration", BUCKET),
     "GetBucketLogging": _action("s3:GetBucketLogging", BUCKET),
     "PutBucketLogging": _action("s3:PutBucketLogging", BUCKET),
 }

@@ -19,6 +19,7 @@ from nebulaio.meta.env import APPLIED_KEY, STATS_DB, open_databases, raise_token
 from nebulaio.meta.holders import Holders
 from nebulaio.meta.iam import IamCommands
 from nebulaio.meta.keys import bucket_prefix, object_key
+from nebulaio.meta.kms import KmsCommands
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.notify import Change, NotifyCommands
 from nebulaio.meta.objectlock import default_retention, delete_refusal, retention_change_refusal, valid_rule
@@ -96,6 +97,7 @@ class Applier:
             **self._uploads.handlers(),
             **Nodes(env).handlers(),
             **Holders(env).handlers(),
+            **KmsCommands(env).handlers(),
             **IamCommands(env, self._system).handlers(),
             **self._notify.handlers(),
         }
@@ -562,6 +564,7 @@ BUCKET_SETTINGS: dict[str, Callable[[dict, object], str | None]] = {
     "acl": _any_value,
     "public_access_block": _any_value,
     "ownership": _any_value,
+    "encryption": _any_value,
     "logging": _any_value,
     "notification": _any_value,
     "versioning": _versioning_change,

@@ -29,6 +29,7 @@ from nebulaio.meta.keys import bucket_entries, object_key
 from nebulaio.meta.records import OBJECT, PART, UPLOAD
 from nebulaio.meta.uploads import open_upload_databases, part_key, parts_prefix, upload_key
 from nebulaio.meta.versions import Versions, version_of
+from nebulaio.storage.objects import file_size
 
 CURRENT, HISTORY, UPLOADS = "current", "history", "uploads"
 SOURCES = (CURRENT, HISTORY, UPLOADS)
@@ -60,7 +61,7 @@ def _placed_version(record: dict) -> Placed | None:
     if record.get("marker") or record["inline"]:
         return None
     group = record.get("placed_by", record["vid"])
-    return Placed(record["key"], record["vid"], record["size"], _holders(record), group, version_of(record))
+    return Placed(record["key"], record["vid"], file_size(record), _holders(record), group, version_of(record))
 
 
 def _holders(record: dict) -> tuple[str, ...] | None:
@@ -129,7 +130,9 @@ class Holders:
                     break
                 part = PART.decode_header(value)
                 found.append(
-                    Placed(key, part["file"], part["size"], _holders(part), upload_id, None, upload_id, part["number"])
+                    Placed(
+                        key, part["file"], file_size(part), _holders(part), upload_id, None, upload_id, part["number"]
+                    )
                 )
         return found
 

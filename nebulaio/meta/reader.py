@@ -16,6 +16,7 @@ from nebulaio.meta.env import STATS_DB, open_databases, read_applied, read_token
 from nebulaio.meta.holders import Holders
 from nebulaio.meta.iam import IamReader
 from nebulaio.meta.keys import bucket_prefix, is_long_suffix, long_key_group, object_key, seek_suffix, successor
+from nebulaio.meta.kms import KmsReader
 from nebulaio.meta.nodes import Nodes
 from nebulaio.meta.notify import NotifyReader
 from nebulaio.meta.records import BUCKET, OBJECT, STATS
@@ -81,6 +82,7 @@ class MetaReader:
         "_versions",
         "holders",
         "iam",
+        "kms",
         "nodes",
         "notify",
         "requests",
@@ -96,6 +98,7 @@ class MetaReader:
         self.nodes = Nodes(env)
         self.holders = Holders(env)
         self.iam = IamReader(env)
+        self.kms = KmsReader(env)
         self.requests = RequestTable(env)
         self.notify = NotifyReader(env)
 

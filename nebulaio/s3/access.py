@@ -187,6 +187,11 @@ REQUEST_KEYS: dict[str, Callable] = {
     "aws:referer": _header_key("referer"),
     "aws:useragent": _header_key("user-agent"),
     "s3:x-amz-acl": _header_key("x-amz-acl"),
+    "s3:x-amz-server-side-encryption": _header_key("x-amz-server-side-encryption"),
+    "s3:x-amz-server-side-encryption-aws-kms-key-id": _header_key("x-amz-server-side-encryption-aws-kms-key-id"),
+    "s3:x-amz-server-side-encryption-customer-algorithm": _header_key(
+        "x-amz-server-side-encryption-customer-algorithm"
+    ),
     **{name: _query_key(parameter) for parameter, name in LIST_QUERY_KEYS},
     "s3:requestobjecttagkeys": lambda request, version: (
         list(header_tags(request)) if TAGGING_HEADER in request.headers else None

@@ -23,6 +23,7 @@ from nebulaio.s3 import (
     copy,
     cors,
     delete,
+    encryption,
     lifecycle,
     listing,
     multipart,
@@ -112,6 +113,9 @@ HANDLERS = {
     "PutBucketOwnershipControls": ownership.put_bucket_ownership_controls,
     "GetBucketOwnershipControls": ownership.get_bucket_ownership_controls,
     "DeleteBucketOwnershipControls": ownership.delete_bucket_ownership_controls,
+    "PutBucketEncryption": encryption.put_bucket_encryption,
+    "GetBucketEncryption": encryption.get_bucket_encryption,
+    "DeleteBucketEncryption": encryption.delete_bucket_encryption,
     "PutBucketLogging": bucketlogging.put_bucket_logging,
     "GetBucketLogging": bucketlogging.get_bucket_logging,
     "PutBucketNotificationConfiguration": notification.put_bucket_notification_configuration,
@@ -130,7 +134,17 @@ SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
 class S3Api:
     """The composition of what S3 handlers need; handlers receive it as their first argument."""
 
-    __slots__ = ("layer", "iam", "region", "domains", "request_timeout", "cors", "metrics", "access_log")
+    __slots__ = (
+        "layer",
+        "iam",
+        "region",
+        "domains",
+        "request_timeout",
+        "cors",
+        "metrics",
+        "sse_c_over_http",
+        "access_log",
+    )
 
     def __init__(
         self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, access_log: AccessLog
@@ -142,6 +156,7 @@ class S3Api:
         self.region = config["region"]
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
+        self.sse_c_over_http = config["sse_c_over_http"]
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):

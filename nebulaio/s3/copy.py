@@ -12,7 +12,7 @@ from urllib.parse import unquote, unquote_to_bytes
 from nebulaio.engine.conditions import COPY_SOURCE_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key, decode_key
-from nebulaio.s3 import xml
+from nebulaio.s3 import encryption, xml
 from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import checksum_algorithm
 from nebulaio.s3.objectlock import lock_fields
@@ -75,7 +75,8 @@ def copy_object(api, request, resp) -> None:
     fields = content_fields(request.headers) if directive == "REPLACE" else None
     algorithm = checksum_algorithm(request)
     onto_itself = (source_bucket, source_key, source_version) == (request.bucket, request.key, None)
-    if fields is None and algorithm is None and onto_itself:
+    changes_encryption = any(name.startswith(encryption.SSE) for name in headers)
+    if fields is None and algorithm is None and onto_itself and not changes_encryption:
         raise S3Error("InvalidRequest", SELF_COPY_MESSAGE)
     tags = copy_tags(request)
     if tags is not None:
@@ -84,6 +85,7 @@ def copy_object(api, request, resp) -> None:
     lock = lock_fields(api, request)
     if lock:
         fields.update(lock)
+    sealing = encryption.new_key(api, request)
     record = api.layer.copy(
         source_bucket,
         source_key,
@@ -94,9 +96,12 @@ def copy_object(api, request, resp) -> None:
         fields,
         write_condition(request),
         algorithm,
+        partial(encryption.source_key, api, request, source_bucket),
+        sealing,
     )
     if source_version is not None:
         resp._headers["x-amz-copy-source-version-id"] = source_version
     version_header(resp, record)
+    encryption.answer_headers(resp, record)
     resp.content_type = XML_TYPE
     resp.data = xml.copy_result(record["etag"], record["mtime"], extra=xml.checksum_elements(record))

@@ -10,7 +10,7 @@ from functools import partial
 from nebulaio.engine import multipart
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.s3 import arguments, xml
+from nebulaio.s3 import arguments, encryption, xml
 from nebulaio.s3.acl import owner_of
 from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, checksum_algorithm, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
@@ -116,7 +116,11 @@ def create_multipart_upload(api, request, resp) -> None:
     check_object_key(request.key)
     algorithm, checksum_type = _checksum_choice(request)
     fields = dict(upload_fields(api, request), **lock_fields(api, request))
+    sealing = encryption.new_key(api, request)
+    if sealing is not None:
+        fields["sse"] = sealing[1]
     record = multipart.create(api.layer, request.bucket, request.key, request.user, fields, algorithm, checksum_type)
+    encryption.answer_headers(resp, record)
     if algorithm is not None:
         resp._headers["x-amz-checksum-algorithm"] = algorithm.upper()
         resp._headers["x-amz-checksum-type"] = checksum_type
@@ -129,8 +133,13 @@ def create_multipart_upload(api, request, resp) -> None:
 
 def upload_part(api, request, resp) -> None:
     number = arguments.part_number(request.query)
+    upload = multipart.open_upload(api.layer, request.bucket, request.key, request.query["uploadId"])
+    data_key = encryption.object_key(api, request, upload, request.bucket)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
-    part = multipart.put_part(api.layer, request.bucket, request.key, request.query["uploadId"], number, payload)
+    part = multipart.put_part(
+        api.layer, request.bucket, request.key, request.query["uploadId"], number, payload, data_key
+    )
+    encryption.answer_headers(resp, upload)
     headers = resp._headers
     headers["etag"] = f'"{part["etag"]}"'
     for name, value in part["checksums"].items():
@@ -141,6 +150,8 @@ def upload_part_copy(api, request, resp) -> None:
     number = arguments.part_number(request.query)
     headers = request.headers
     source_bucket, source_key, source_version = parse_copy_source(headers[COPY_SOURCE])
+    upload = multipart.open_upload(api.layer, request.bucket, request.key, request.query["uploadId"])
+    data_key = encryption.object_key(api, request, upload, request.bucket)
     part = multipart.copy_part(
         api.layer,
         request.bucket,
@@ -152,7 +163,10 @@ def upload_part_copy(api, request, resp) -> None:
         source_version,
         partial(check_copy_source, headers),
         partial(_copy_range, headers.get(COPY_SOURCE_RANGE)),
+        partial(encryption.source_key, api, request, source_bucket),
+        data_key,
     )
+    encryption.answer_headers(resp, upload)
     for name, value in part["checksums"].items():
         resp._headers[f"x-amz-checksum-{name}"] = value
     if source_version is not None:
@@ -195,6 +209,7 @@ def complete_multipart_upload(api, request, resp) -> None:
             api.layer, request.bucket, request.key, upload_id, requested, checksums, condition, promised
         )
     version_header(resp, record)
+    encryption.answer_headers(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path
     resp.data = xml.document(

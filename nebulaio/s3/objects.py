@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from nebulaio.encryption.pages import open_plain
 from nebulaio.engine.conditions import NOT_MODIFIED, REQUEST_CONDITIONS, evaluate
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.s3 import arguments, xml
+from nebulaio.s3 import arguments, encryption, xml
 from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import RequestPayload, require_integrity_check
 from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, lock_fields, lock_headers
@@ -109,11 +110,13 @@ def put_object(api, request, resp) -> None:
         require_integrity_check(request, PUT_INTEGRITY_MESSAGE)
         fields.update(lock)
     condition = write_condition(request)
+    sealing = encryption.new_key(api, request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
-    record = api.layer.put(request.bucket, request.key, payload, fields, condition)
+    record = api.layer.put(request.bucket, request.key, payload, fields, condition, sealing)
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
     version_header(resp, record)
+    encryption.answer_headers(resp, record)
     _checksum_headers(resp, record["checksums"], FULL_OBJECT)
 
 
@@ -132,6 +135,7 @@ def _object_headers(request, resp, record: dict) -> None:
     if tags:
         headers["x-amz-tagging-count"] = str(len(tags))
     lock_headers(headers, record)
+    encryption.answer_headers(resp, record)
     if len(request.query) and request.auth is not None:
         for parameter, header in OVERRIDES.items():
             value = request.query.get(parameter)
@@ -179,8 +183,9 @@ def _part_range(request, resp, record: dict, checksum_mode: bool) -> tuple[int, 
     return start, start + sizes[number - 1] - 1
 
 
-def _answer(request, resp, record: dict, body) -> None:
-    """Headers, status and (for GET) the body of a whole, ranged or one-part object response."""
+def _answer(request, resp, record: dict, body, data_key: bytes | None = None) -> None:
+    """Headers, status and (for GET) the body of a whole, ranged or one-part object response;
+    a sealed object's pages that hold the range are opened with `data_key`."""
     _object_headers(request, resp, record)
     size = record["size"]
     checksum_mode = request.header("x-amz-checksum-mode", "").upper() == "ENABLED"
@@ -199,6 +204,10 @@ def _answer(request, resp, record: dict, body) -> None:
     length = end - start + 1
     resp.content_length = length
     if body is None:
+        return
+    if data_key is not None:
+        # NOTE: decrypted in this process, so never sent with sendfile
+        resp.stream = open_plain(body, record, data_key, start, length)
         return
     if isinstance(body, (bytes, bytearray, memoryview)):
         resp.data = bytes(body[start : end + 1]) if byte_range else bytes(body)
@@ -228,8 +237,9 @@ def get_object(api, request, resp) -> None:
     record, body = api.layer.open(request.bucket, request.key, request.query.get("versionId"))
     answered = False
     try:
+        data_key = encryption.object_key(api, request, record, request.bucket)
         if _preconditions_hold(request, resp, record):
-            _answer(request, resp, record, body)
+            _answer(request, resp, record, body, data_key)
             answered = True
     finally:
         if not answered and hasattr(body, "close"):
@@ -238,6 +248,7 @@ def get_object(api, request, resp) -> None:
 
 def head_object(api, request, resp) -> None:
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
+    encryption.check_customer_key(api, request, record)
     if _preconditions_hold(request, resp, record):
         _answer(request, resp, record, None)
 
@@ -255,6 +266,7 @@ def get_object_attributes(api, request, resp) -> None:
     max_parts = min(arguments.integer(headers, "x-amz-max-parts", MAX_ATTRIBUTE_PARTS), MAX_ATTRIBUTE_PARTS)
     marker = arguments.integer(headers, "x-amz-part-number-marker", 0)
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
+    encryption.check_customer_key(api, request, record)
     resp._headers["last-modified"] = http_date(record["mtime"])
     version_header(resp, record)
     body = []

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
-from nebulaio.s3 import access, sigv4, xml
+from nebulaio.s3 import access, encryption, sigv4, xml
 from nebulaio.s3.acl import check_canned_acl, ownership
 from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.formdata import MultipartForm, boundary_of, missing_field
@@ -98,8 +98,12 @@ def post_object(api, request, resp) -> None:
     stored = content_fields(fields)
     stored.update(ownership(api, request, check_canned_acl(fields.get("acl"))))
     _check_headers(stored)
-    record = api.layer.put(request.bucket, key, FormFile(form, policy.length_range), stored, event="Post")
+    sealing = encryption.new_key(api, request, key, fields)
+    record = api.layer.put(
+        request.bucket, key, FormFile(form, policy.length_range), stored, None, sealing, event="Post"
+    )
     version_header(resp, record)
+    encryption.answer_headers(resp, record)
     _answer(request, resp, fields, key, record["etag"])
 
 

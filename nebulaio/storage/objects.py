@@ -22,6 +22,11 @@ log = logging.getLogger("nebulaio.storage")
 READ_CHUNK = 1024 * 1024
 
 
+def file_size(record: dict) -> int:
+    """The bytes of a version's or part's file: its size, unless it is stored sealed (larger)."""
+    return record.get("file_size", record["size"])
+
+
 def key_hash(key: str) -> str:
     return xxhash.xxh3_128_hexdigest(key.encode("utf-8", "surrogatepass"))
 

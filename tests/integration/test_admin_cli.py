@@ -138,3 +138,19 @@ def test_identities_and_bucket_policy(admin, tmp_path):
     admin("key", "delete", access_key)
     assert admin("user", "delete", user).stdout.strip() == f"user {user}: deleted"
     assert "NoSuchEntity" in admin("user", "show", user, check=False).stderr
+
+
+def test_kms_keys(admin):
+    admin("login", "--username", ROOT_USER, "--password", ROOT_PASSWORD)
+    created = admin("kms", "create", "--description", "backups").stdout.strip()
+    assert created.startswith("kms key ") and created.endswith(": created")
+    key_id = created.split()[2].rstrip(":")
+    table = admin("kms", "list").stdout.splitlines()
+    assert table[0].split() == ["KEY", "ENABLED", "VERSIONS", "CREATED", "DESCRIPTION"]
+    assert any(line.split()[:3] == [key_id, "yes", "1"] for line in table[1:])
+    assert admin("kms", "rotate", key_id).stdout.strip() == f"kms key {key_id}: rotated"
+    assert admin("kms", "disable", key_id).stdout.strip() == f"kms key {key_id}: disabled"
+    shown = admin("kms", "show", key_id).stdout
+    assert "enabled: False" in shown and "versions: 2" in shown
+    assert admin("kms", "enable", key_id).stdout.strip() == f"kms key {key_id}: enabled"
+    assert "NotFound" in admin("kms", "show", "no-such-key", check=False).stderr

@@ -376,6 +376,21 @@ def test_browser_identities_create_a_user_and_a_key(page, console_url, node, sho
     assert page.locator(".secret").count() == 0
 
 
+def test_browser_keys_page_creates_disables_and_rotates_a_key(page, console_url, shoot):
+    description = f"console-key-{uuid.uuid4().hex[:8]}"
+    ui_login(page, console_url)
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("description").fill(description)
+    page.get_by_role("button", name="Create key").click()
+    row = page.get_by_role("row").filter(has_text=description)
+    row.get_by_text("enabled", exact=True).wait_for()
+    row.get_by_role("button", name="Rotate").click()
+    row.get_by_text("2 (rotated").wait_for()
+    row.get_by_role("button", name="Disable").click()
+    row.get_by_text("disabled", exact=True).wait_for()
+    shoot("keys", mask=[row])
+
+
 def test_browser_identities_disable_users_and_manage_groups_and_their_policies(page, console_url):
     user, group, policy = (f"console-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("user", "group", "policy"))
     http, _ = login(console_url)

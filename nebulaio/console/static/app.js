@@ -810,6 +810,29 @@ async function clusterPage() {
   state.timers.push(setInterval(() => Promise.all([sample(), showRepair(), showDrains()]).catch(() => {}), CHART_INTERVAL_MS));
 }
 
+// --- the key store (SSE-KMS) ----------------------------------------------------------------
+
+async function keysPage() {
+  const error = errorBox();
+  const keys = listOf(await api("GET", "/api/v1/kms/keys"), "keys");
+  const enc = encodeURIComponent;
+  const change = (label, call, cls = "") => h("button", { class: cls, type: "button",
+    onclick: () => call().then(route, (e) => { error.textContent = e.message; }) }, label);
+  show(h("h1", {}, "Encryption keys"), error,
+    h("section", { class: "card", "aria-label": "Key store" },
+      h("p", { class: "muted" }, "Keys that aws:kms requests name by id or ARN. Their material is never shown;"
+        + " a disabled key refuses new objects and reads of the objects it sealed."),
+      inlineForm("Create key", [["description", "description"]], (v) => api("POST", "/api/v1/kms/keys", v).then(route), error),
+      table([["Key"], ["Description"], ["Created"], ["Versions"], ["State"], [""]], keys.map((k) => h("tr", {},
+        h("td", {}, h("code", {}, k.id)), h("td", {}, k.description), h("td", {}, k.created),
+        h("td", {}, String(k.versions), k.rotated ? ` (rotated ${k.rotated})` : ""),
+        h("td", {}, k.enabled ? "enabled" : "disabled"),
+        h("td", {}, h("div", { class: "row" },
+          change(k.enabled ? "Disable" : "Enable", () => api("PATCH", `/api/v1/kms/keys/${enc(k.id)}`, { enabled: !k.enabled }),
+            k.enabled ? "danger" : ""),
+          change("Rotate", () => api("POST", `/api/v1/kms/keys/${enc(k.id)}/rotate`)))))))));
+}
+
 // --- notification targets -----------------------------------------------------------------
 
 // The fields each kind of target takes beside its endpoint: [name, placeholder].
@@ -879,6 +902,7 @@ const ROUTES = [
   [/^#\/object\/([^/]+)\/(.+)$/, (m) => objectPage(decodeURIComponent(m[1]), m[2].split("/").map(decodeURIComponent).join("/"))],
   [/^#\/iam$/, () => iamPage(), true],
   [/^#\/cluster$/, () => clusterPage(), true],
+  [/^#\/keys$/, () => keysPage(), true],
   [/^#\/notify$/, () => notifyPage(), true],
 ];
 
