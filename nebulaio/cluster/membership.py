@@ -176,7 +176,8 @@ class NodeMembership:
                     if latest != state or now - measured >= FIGURES_REFRESH:
                         measured, state, figures = now, latest, self.figures()
                     membership.update_self({**self.identity(), **figures, **state})
-                    membership.seeds = {node["gossip"] for node in self.reader.nodes.all() if node["gossip"]}
+                    registered = self.reader.nodes.all()
+                    membership.seeds = {node["gossip"] for node in registered if node["gossip"]}
                     if self.config["join"]:
                         membership.seeds.add(self.config["join"])
                     membership.voters = sorted(
@@ -184,16 +185,26 @@ class NodeMembership:
                         for member in self.raft.status()["members"]
                         if not (member["self"] and self.config["role"] == "storage")
                     )
-                    self._learn_endpoints(membership.view()[1:])
+                    self._learn_endpoints(registered, membership.view()[1:])
             except Exception:
                 log.exception("a gossip turn failed")
             await asyncio.sleep(GOSSIP_TICK)
 
-    def _learn_endpoints(self, members: list[dict]) -> None:
-        """The internal and gossip addresses of the members gossip sees alive, by raft address."""
-        alive = [member for member in members if member.get("state") == ALIVE and member.get("raft")]
-        self.internal_endpoints = {member["raft"]: member["internal"] for member in alive if member.get("internal")}
-        self.gossip_endpoints = {member["raft"]: member["gossip"] for member in alive if member.get("gossip")}
+    def _learn_endpoints(self, registered: list[dict], members: list[dict]) -> None:
+        """The internal addresses of the members gossip sees alive, and the gossip address of
+        every node registered or seen, by raft address.
+
+        NOTE: a read index request needs no liveness: the raft leader is the one asked, and a
+        request it does not answer goes to raft's own path. Registration names the addresses
+        from a node's first seconds, before gossip has spread them.
+        """
+        known = [member for member in [*registered, *members] if member.get("raft")]
+        self.internal_endpoints = {
+            member["raft"]: member["internal"]
+            for member in members
+            if member.get("state") == ALIVE and member.get("raft") and member.get("internal")
+        }
+        self.gossip_endpoints = {member["raft"]: member["gossip"] for member in known if member.get("gossip")}
 
     async def change(self, action, address, committer: GroupCommitter) -> dict:
         """Add or remove a raft voter; answers once the change is applied here.

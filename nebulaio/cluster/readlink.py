@@ -19,12 +19,15 @@ raft.ReadIndex.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 
 from pysyncobj.node import TCPNode
 
 from nebulaio.cluster.raft import MetadataLog
+
+log = logging.getLogger("nebulaio.readlink")
 
 READ_ASK, READ_ANSWER = "read_ask", "read_answer"
 READ_TYPES = frozenset((READ_ASK, READ_ANSWER))
@@ -114,6 +117,7 @@ class ReadLink:
         _, waiters, _ = self._asked
         self._asked = None
         self._resting_until = self._loop.time() + FAST_PATH_REST
+        log.info("the leader did not answer a read index request over gossip: raft's path for %.0f s", FAST_PATH_REST)
         self._to_raft(waiters + self._next)
         self._next = []
 
