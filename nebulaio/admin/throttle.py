@@ -11,11 +11,11 @@ durability (synchronous=OFF): after a power cut an attacker has at most one more
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 import time
 
-BUSY_TIMEOUT = 5.0
+from nebulaio.util.shareddb import open_shared
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, first REAL NOT NULL, count INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS failures_by_first ON failures (first)",
@@ -45,11 +45,7 @@ class LoginThrottle:
         self._max_failures = max_failures
         self._window = window
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        for statement in SCHEMA:
-            self._db.execute(statement)
+        self._db = open_shared(path, SCHEMA)
 
     def retry_after(self, address: str, user: str) -> int:
         """Whole seconds until `user` may try again from `address`; 0 if it may now."""

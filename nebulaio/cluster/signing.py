@@ -14,8 +14,9 @@ import hashlib
 import hmac
 import os
 import re
-import sqlite3
 import threading
+
+from nebulaio.util.shareddb import open_shared
 
 NODE_HEADER = "x-nebulaio-node"
 TIME_HEADER = "x-nebulaio-time"
@@ -95,6 +96,9 @@ def answer_is_signed(secret: bytes, nonce: str, content_hash: str, given: str) -
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 
+NONCES_SCHEMA = "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)"
+
+
 class ReplayCache:
     """The nonces of the signed requests this node accepted, kept while their signatures are
     valid, in one small SQLite file every HTTP worker of the node shares: a request replayed
@@ -107,15 +111,13 @@ class ReplayCache:
     """
 
     PRUNE_EVERY = 1000
-    BUSY_TIMEOUT = 5.0
 
     def __init__(self, path: str):
         self._lock = threading.Lock()
         self._inserted = 0
-        self._db = sqlite3.connect(path, timeout=self.BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)")
+        self._db = open_shared(
+            path, ("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)",)
+        )
 
     def first_use(self, headers, now: float) -> bool:
         """Record a verified request's nonce; False when it was already recorded (a replay)."""
