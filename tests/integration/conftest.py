@@ -304,13 +304,18 @@ class S3Connection:
 # --- identities, before the Admin API drives them ------------------------------------------
 
 
+_iam_services: dict[str, object] = {}
+
+
 def iam_service(node: Node):
     """The engine's IamService of a running node, driven from the test process.
 
     Its changes are real iam.* commands submitted to the node's supervisor over its IPC
     socket (what a worker does); its reads come from the node's LMDB replica, opened here
-    read-only as a worker opens it.
+    read-only as a worker opens it. One per node: LMDB lets a process open an environment once.
     """
+    if str(node.data) in _iam_services:
+        return _iam_services[str(node.data)]
     from nebulaio.cluster.ipc import SupervisorClient
     from nebulaio.iam.credentials import Credentials
     from nebulaio.iam.service import IamService
@@ -319,9 +324,11 @@ def iam_service(node: Node):
 
     layout = DataLayout(str(node.data))
     reader = MetaReader(open_env(layout.kv_dir, readonly=True))
-    return IamService(
+    service = IamService(
         reader, SupervisorClient(layout.ipc_socket), Credentials(ROOT_USER, ROOT_PASSWORD), layout.cluster_secret("")
     )
+    _iam_services[str(node.data)] = service
+    return service
 
 
 @pytest.fixture(scope="session")
