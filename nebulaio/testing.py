@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from nebulaio.storage.layout import DataLayout
+from nebulaio.util.keyfile import new_key_pair
 
 LISTENERS = ("s3", "admin", "console", "raft", "gossip", "internal")
 START_TIMEOUT = 60.0
@@ -417,9 +418,10 @@ class NebulaIO:
         if state_path.exists():
             state = json.loads(state_path.read_text())
         else:
+            access_key, secret_key = new_key_pair()
             state = {
-                "access_key": "nio" + secrets.token_hex(8),
-                "secret_key": secrets.token_urlsafe(30),
+                "access_key": access_key,
+                "secret_key": secret_key,
                 "cluster_secret": secrets.token_urlsafe(30),
                 "ports": [{name: free_port() for name in LISTENERS} for _ in range(3 if self.cluster else 1)],
             }

@@ -12,7 +12,9 @@ from nebulaio.util.durable import fsync_directory
 SECRET_BYTES = 32
 ACCESS_KEY_ALPHABET = string.ascii_uppercase + string.digits
 ACCESS_KEY_LENGTH = 20
-SECRET_KEY_BYTES = 30
+# AWS's own secret-key characters: no '-', so a secret never reads as an option on a command line.
+SECRET_KEY_ALPHABET = string.ascii_letters + string.digits + "+/"
+SECRET_KEY_LENGTH = 40
 ROOT_USER_NAME = "NEBULAIO_ROOT_USER"
 ROOT_PASSWORD_NAME = "NEBULAIO_ROOT_PASSWORD"
 
@@ -24,7 +26,8 @@ def new_secret() -> str:
 def new_key_pair() -> tuple[str, str]:
     """A random access key and secret key shaped like AWS's (20 and 40 characters): every S3 tool takes them."""
     access_key = "".join(secrets.choice(ACCESS_KEY_ALPHABET) for _ in range(ACCESS_KEY_LENGTH))
-    return access_key, secrets.token_urlsafe(SECRET_KEY_BYTES)[:40]
+    secret_key = "".join(secrets.choice(SECRET_KEY_ALPHABET) for _ in range(SECRET_KEY_LENGTH))
+    return access_key, secret_key
 
 
 def _create(path: str, value: str) -> bool:
