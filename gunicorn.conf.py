@@ -19,12 +19,12 @@ def _bind(address):
 
 bind = [_bind(_settings[name]) for name in _configuration.HTTP_LISTENERS]
 workers = _settings["workers"] or 2 * multiprocessing.cpu_count()
-# gthread, answering unparsable requests in S3's or the Admin API's error format: a slow
-# upload occupies one thread, not the worker, and the worker's heartbeat keeps going; GET
-# bodies still leave through sendfile.
-worker_class = "nebulaio.httpworker.NodeWorker"
+# An event loop of our own (see nebulaio.httpworker): reads that never wait are answered on
+# the loop, the rest on `threads` threads; GET bodies still leave through sendfile.
+worker_class = "nebulaio.httpworker.LoopWorker"
 threads = _settings["threads"]
-worker_connections = 1000
+# 10,000 clients connecting at once wait in the accept queue, not in SYN retries.
+backlog = 4096
 keepalive = 30
 timeout = 60
 graceful_timeout = 30

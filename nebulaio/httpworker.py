@@ -1,118 +1,763 @@
-"""The gunicorn worker class of a node: gthread, with errors answered in the API's own format,
-and mTLS of its own on the inter-node listener.
+"""The gunicorn worker class of a node: an asyncio event loop that speaks HTTP/1.1 itself and
+runs the WSGI apps, reads that never wait inline and everything else on a thread pool.
 
-gunicorn answers a request it cannot parse (bad request line, header without a colon,
-negative Content-Length) with an HTML page of its own. S3 clients expect S3's XML error
-document with a request id, and Admin API and peer clients expect JSON, so this worker writes
-those.
+Why not gthread: a 4 KiB GET cost 380-490 µs of server CPU under gthread, of which the S3
+app's own work is about 51 µs; the rest was gunicorn's Python parser, thread-pool hand-offs
+and keep-alive re-registration. Why not `falcon.asgi`: every responder, body reader and engine
+call would turn async, while most of the work (fsync, MD5 of large bodies, supervisor IPC,
+peer transfers) blocks and would go to a thread anyway. So the loop owns the sockets, parses,
+answers small reads inline, and hands a request that may block (a write, a fenced or remote
+read, the Admin API) to a thread with its body streamed to it.
 
-gunicorn has one TLS setting for every listener it binds. The inter-node listener needs
-another one (its own certificate, client certificates required and checked against the
-cluster's CA), so this worker hands that listener's connections a view of the settings whose
-TLS is the listener's own.
+The loop also answers `Expect: 100-continue` only when the application first reads the body,
+so an upload refused by its signature or its permissions is refused before it is sent.
+Requests it cannot parse get S3's XML error document (JSON on the Admin API and the inter-node
+listener), not gunicorn's HTML page. The inter-node listener serves TLS with a context of its
+own (its certificate, client certificates required and checked against the cluster's CA).
 """
 
 from __future__ import annotations
 
-import errno
+import asyncio
+import collections
+import io
+import os
+import re
 import signal
 import ssl
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+from urllib.parse import unquote_to_bytes
 
-import gunicorn.http.wsgi
 import orjson
-from gunicorn import util
-from gunicorn.http.errors import InvalidResponseHeader, InvalidResponseHeaderName, ParseException
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn import sock as gunicorn_sock
+from gunicorn.workers.base import Worker
 
 from nebulaio import config as configuration
 from nebulaio.cluster.peers import listener_tls
 from nebulaio.s3 import xml
+from nebulaio.util.httphead import MAX_HEAD, BadRequest, ChunkedDecoder, RequestHead, parse_head
 from nebulaio.util.ids import request_id
 
 SERVER = "NebulaIO"
-# gunicorn names itself in the Server header of every response.
-gunicorn.http.wsgi.SERVER = SERVER
+BODY_HIGH_WATER = 4 * 1024 * 1024
+BODY_LOW_WATER = 1024 * 1024
+SMALL_FILE = 128 * 1024
+"""A file response up to this size leaves with its head in one write, above it by sendfile."""
+FILE_BLOCK = 256 * 1024
+MAX_DISCARD = 8 * 1024 * 1024
+"""What is left of an unread body, up to this size, is read and dropped to keep the connection."""
+HEAD_TIMEOUT = 60.0
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_REASONS = {400: "Bad Request", 413: "Content Too Large", 500: "Internal Server Error"}
 
 
-class ListenerSettings:
-    """gunicorn's settings as seen by one listener that serves TLS with a context of its own."""
+class _DateCache:
+    """The Date header, formatted once a second."""
 
-    is_ssl = True
+    second = 0
+    line = b""
 
-    def __init__(self, settings, context: ssl.SSLContext):
-        self._settings = settings
-        self._context = context
-
-    def __getattr__(self, name):
-        return getattr(self._settings, name)
-
-    def ssl_context(self, settings, default_factory) -> ssl.SSLContext:
-        return self._context
+    @classmethod
+    def get(cls) -> bytes:
+        now = int(time.time())
+        if now != cls.second:
+            cls.second = now
+            cls.line = f"Date: {formatdate(now, usegmt=True)}\r\nServer: {SERVER}\r\n".encode()
+        return cls.line
 
 
-class NodeWorker(ThreadWorker):
-    def init_signals(self):
-        """Leave Ctrl-C to the arbiter: it stops the workers with SIGQUIT.
+class FileWrapper:
+    """wsgi.file_wrapper: a file response the loop sends by sendfile(2) when it can."""
 
-        Ctrl-C reaches every process of the foreground group; a worker that also took the
-        SIGINT ran gthread's quit handler twice, and the nested call could deadlock on the
-        thread pool's lock (seen with py-spy), so the arbiter waited out graceful_timeout.
-        """
-        super().init_signals()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    __slots__ = ("filelike", "block")
 
-    def init_process(self):
-        settings = configuration.from_environment()
-        self.admin_port = configuration.split_address(settings["admin_address"])[1]
-        self.internal_port = configuration.split_address(settings["internal_address"])[1]
-        context = listener_tls(settings)
-        self.internal_settings = self.cfg if context is None else ListenerSettings(self.cfg, context)
-        super().init_process()
+    def __init__(self, filelike, block: int = FILE_BLOCK):
+        self.filelike = filelike
+        self.block = block
 
-    def accept(self, listener):
-        """gthread's accept, with the inter-node listener's connections given its own settings."""
+    def __iter__(self):
+        read = self.filelike.read
+        while chunk := read(self.block):
+            yield chunk
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class _SendfileSource:
+    """What asyncio's sendfile wants of a file: its descriptor, and a seek it makes at the end."""
+
+    __slots__ = ("_fd",)
+    mode = "rb"
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+
+class ConnectionControl:
+    """What an application may ask of its connection (environ['nebulaio.connection'])."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: HttpConnection):
+        self._connection = connection
+
+    def settimeout(self, seconds: float | None) -> None:
+        """How long a read of the request body may wait for the client."""
+        self._connection.body_timeout = seconds
+
+    def close_after_response(self) -> None:
+        """End the connection once the response is out, whatever is left of the body."""
+        self._connection.close_requested = True
+
+    def cipher(self):
+        ssl_object = self._connection.transport.get_extra_info("ssl_object")
+        return None if ssl_object is None else ssl_object.cipher()
+
+
+class StreamedBody:
+    """wsgi.input of a request whose body arrives while its application runs on a thread.
+
+    The loop feeds what the client sends; reading blocks the thread until enough has arrived.
+    Reading pauses the client when more than BODY_HIGH_WATER waits unread.
+    """
+
+    def __init__(self, connection: HttpConnection, left: int | None, expect_continue: bool):
+        self._connection = connection
+        self._loop = connection.loop
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._ended = left == 0
+        self._lost = False
+        self._paused = False
+        self._condition = threading.Condition()
+        self._continue = expect_continue
+        self.left = left
+        """Bytes of a Content-Length body the loop has yet to receive (None: chunked)."""
+        self.read_from = False
+
+    # -- loop side -----------------------------------------------------------------------------
+
+    def feed(self, data: bytes, ended: bool) -> None:
+        with self._condition:
+            if data:
+                self._chunks.append(data)
+                self._buffered += len(data)
+            self._ended = self._ended or ended
+            self._condition.notify()
+            if self._buffered > BODY_HIGH_WATER and not self._paused:
+                self._paused = True
+                self._connection.transport.pause_reading()
+
+    def lose(self) -> None:
+        with self._condition:
+            self._lost = True
+            self._condition.notify()
+
+    # -- thread side ---------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        if not self._lost:
+            self._connection.transport.resume_reading()
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        if self._continue:
+            self._continue = False
+            self._loop.call_soon_threadsafe(self._connection.write_interim, _CONTINUE)
+        self.read_from = True
+        parts: list[bytes] = []
+        wanted = sys.maxsize if size is None or size < 0 else size
+        deadline = None
+        with self._condition:
+            while wanted:
+                if self._chunks:
+                    chunk = self._chunks.popleft()
+                    if len(chunk) > wanted:
+                        self._chunks.appendleft(chunk[wanted:])
+                        chunk = chunk[:wanted]
+                    parts.append(chunk)
+                    wanted -= len(chunk)
+                    self._buffered -= len(chunk)
+                    continue
+                if self._ended:
+                    break
+                if self._lost:
+                    raise ConnectionResetError("the client closed the connection before the body's end")
+                timeout = self._connection.body_timeout
+                if timeout is not None:
+                    deadline = deadline or time.monotonic() + timeout
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._condition.wait(remaining):
+                        if not self._chunks and not self._ended and not self._lost:
+                            raise TimeoutError("the client sent no body for too long")
+                else:
+                    self._condition.wait()
+            if self._paused and self._buffered < BODY_LOW_WATER:
+                self._paused = False
+                self._loop.call_soon_threadsafe(self._resume)
+        return b"".join(parts)
+
+    def readline(self, size: int = -1) -> bytes:
+        line = bytearray()
+        while size < 0 or len(line) < size:
+            byte = self.read(1)
+            line += byte
+            if not byte or byte == b"\n":
+                break
+        return bytes(line)
+
+    @property
+    def complete(self) -> bool:
+        with self._condition:
+            return self._ended
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: requests one after another, each answered before the next is read."""
+
+    def __init__(self, worker: LoopWorker, listener: Listener):
+        self.worker = worker
+        self.listener = listener
+        self.loop = worker.loop
+        self.transport = None
+        self.buffer = bytearray()
+        self.body: StreamedBody | None = None
+        self.chunked: ChunkedDecoder | None = None
+        self.body_timeout: float | None = None
+        self.close_requested = False
+        self.closed = False
+        self.eof = False
+        self.idle = True
+        self._waiter: asyncio.Future | None = None
+        self._drain: asyncio.Future | None = None
+        self._writing_paused = False
+        self._environ_base: dict = {}
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.worker.connections.add(self)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        scheme = "https" if transport.get_extra_info("ssl_object") is not None else "http"
+        self._environ_base = {
+            "REMOTE_ADDR": peer[0],
+            "REMOTE_PORT": str(peer[1]),
+            "SERVER_NAME": local[0],
+            "SERVER_PORT": str(local[1]),
+            "SCRIPT_NAME": "",
+            "wsgi.url_scheme": scheme,
+            "wsgi.version": (1, 0),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "nebulaio.connection": ConnectionControl(self),
+        }
+        self.loop.create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        if self.body is not None and not self.body.complete:
+            data = self._feed_body(data)
+            if not data:
+                return
+        self.buffer += data
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self):
+        """The client sent all it will send; it may still wait for the answer (half-close)."""
+        self.eof = True
+        if self.body is not None:
+            self.body.lose()
+        self._wake()
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.worker.connections.discard(self)
+        if self.body is not None:
+            self.body.lose()
+        self._wake()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _more(self, timeout: float) -> bool:
+        """Wait for bytes from the client; False when it closed or stayed silent too long."""
+        if self.closed or self.eof:
+            return False
+        before = len(self.buffer)
+        waiter = self._waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, waiter.cancel)
         try:
-            client_sock, client_addr = listener.accept()
-            self.nr_conns += 1
-            client_sock.setblocking(True)
-            server = listener.getsockname()
-            settings = self.internal_settings if server[1] == self.internal_port else self.cfg
-            self.enqueue_req(TConn(settings, client_sock, client_addr, server))
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled() or self.closed:
                 raise
+            return False
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return len(self.buffer) > before or not (self.closed or self.eof)
 
-    def handle_error(self, req, client, addr, exc):
-        app_fault = isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName))
-        if isinstance(exc, (ParseException, ssl.SSLError)) and not app_fault:
-            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
-            status, code, message = 400, "InvalidRequest", f"The request could not be parsed: {exc}"
-        else:
-            self.log.exception("error handling a request")
-            status, code, message = 500, "InternalError", "We encountered an internal error. Please try again."
-        rid = request_id()
+    def _feed_body(self, data: bytes) -> bytes:
+        """Hand the streamed body its bytes; what follows its end belongs to the next request."""
+        body = self.body
+        if self.chunked is not None:
+            try:
+                pieces, rest = self.chunked.feed(data)
+            except BadRequest:
+                body.lose()
+                self.close_requested = True
+                return b""
+            body.feed(b"".join(pieces), self.chunked.done)
+            return rest
+        take = min(body.left, len(data))
+        body.left -= take
+        body.feed(data[:take] if take < len(data) else data, body.left == 0)
+        return data[take:]
+
+    async def _read_head(self) -> bytes | None:
+        keepalive = self.worker.cfg.keepalive
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                head = bytes(self.buffer[:end])
+                del self.buffer[: end + 4]
+                return head
+            if len(self.buffer) > MAX_HEAD:
+                raise BadRequest("the request head is longer than 1 MiB")
+            # Blank lines before a request line are allowed (RFC 9112, 2.2).
+            while self.buffer[:2] == b"\r\n":
+                del self.buffer[:2]
+            if not await self._more(keepalive if not self.buffer else HEAD_TIMEOUT):
+                return None
+
+    async def _read_exactly(self, size: int) -> bytes | None:
+        while len(self.buffer) < size:
+            if not await self._more(self.body_timeout or HEAD_TIMEOUT):
+                return None
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write_interim(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    async def _drained(self) -> None:
+        if self._writing_paused and not self.closed:
+            self._drain = self.loop.create_future()
+            await self._drain
+            self._drain = None
+
+    # -- serving ------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
         try:
-            port = client.getsockname()[1]
-        except OSError:
-            port = None
-        if port == self.internal_port and isinstance(exc, ssl.SSLError):
-            # A peer refused at the handshake (no certificate, or one the CA did not sign): the
-            # connection carries no HTTP to answer.
-            self.log.warning("refused a connection from %s to the inter-node listener: %s", (addr or ("",))[0], exc)
-            util.close(client)
-            return
-        if port in (self.admin_port, self.internal_port):
+            while not self.closed:
+                self.idle = True
+                try:
+                    raw = await self._read_head()
+                except BadRequest as exc:
+                    self._refuse(exc)
+                    return
+                if raw is None or not self.worker.alive:
+                    break
+                self.idle = False
+                try:
+                    head = parse_head(raw)
+                except BadRequest as exc:
+                    self._refuse(exc)
+                    return
+                if not await self._answer(head):
+                    break
+        except Exception:
+            self.worker.log.exception("error serving a connection")
+        finally:
+            if not self.closed:
+                self.transport.close()
+
+    def _refuse(self, exc: Exception) -> None:
+        self.worker.log.warning("invalid request from %s: %s", self._environ_base["REMOTE_ADDR"], exc)
+        message = f"The request could not be parsed: {exc}"
+        self.transport.write(self.listener.error_response(400, "InvalidRequest", message))
+        self.transport.close()
+
+    def _internal_error(self) -> None:
+        message = "We encountered an internal error. Please try again."
+        self.transport.write(self.listener.error_response(500, "InternalError", message))
+
+    def _environ(self, head: RequestHead) -> dict:
+        environ = head.environ
+        environ.update(self._environ_base)
+        path, _, query = head.target.partition("?")
+        if not path.startswith("/"):
+            # absolute-form (a proxy's request line): keep the path alone.
+            scheme_end = path.find("://")
+            path = "/" + path[scheme_end + 3 :].partition("/")[2] if scheme_end > 0 else "/" + path
+        environ["REQUEST_METHOD"] = head.method
+        environ["RAW_URI"] = head.target
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = f"HTTP/1.{head.minor}"
+        if environ["wsgi.url_scheme"] == "http" and self.listener.forwarded_https(environ):
+            environ["wsgi.url_scheme"] = "https"
+        return environ
+
+    async def _answer(self, head: RequestHead) -> bool:
+        """Run one request and send its response; whether the connection can take another."""
+        environ = self._environ(head)
+        self.body_timeout = None
+        self.close_requested = False
+        has_body = head.chunked or bool(head.length)
+        streamed = None
+        if not has_body:
+            environ["wsgi.input"] = _EMPTY
+        elif not head.chunked and len(self.buffer) >= head.length:
+            environ["wsgi.input"] = io.BytesIO(bytes(self.buffer[: head.length]))
+            del self.buffer[: head.length]
+        else:
+            streamed = self.body = StreamedBody(self, None if head.chunked else head.length, head.expect_continue)
+            self.chunked = ChunkedDecoder() if head.chunked else None
+            if self.buffer:
+                pending = bytes(self.buffer)
+                self.buffer.clear()
+                self.buffer += self._feed_body(pending)
+            environ["wsgi.input"] = streamed
+        response = _Response()
+        app = self.worker.wsgi
+        try:
+            if streamed is None and self.listener.runs_inline(environ):
+                result = app(environ, response.start)
+            else:
+                result = await self.loop.run_in_executor(self.worker.pool, app, environ, response.start)
+        except Exception:
+            self.worker.log.exception("error handling a request")
+            self._internal_error()
+            return False
+        try:
+            keep = await self._send(head, response, result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if streamed is not None:
+            self.body = None
+            self.chunked = None
+            keep = keep and await self._settle(streamed, head)
+        return keep and head.keep_alive and not self.close_requested and self.worker.alive
+
+    async def _settle(self, body: StreamedBody, head: RequestHead) -> bool:
+        """After the response: drop what is left of a small body, or give up the connection."""
+        if body.complete:
+            return True
+        if self.close_requested or head.chunked or (head.expect_continue and not body.read_from):
+            return False
+        left = body.left
+        if left > MAX_DISCARD:
+            return False
+        return await self._read_exactly(left) is not None
+
+    async def _send(self, head: RequestHead, response: _Response, result) -> bool:
+        status, headers = response.status, response.headers
+        if status is None:
+            raise RuntimeError("the application returned without starting a response")
+        lines = [f"HTTP/1.1 {status}\r\n"]
+        length = None
+        for name, value in headers:
+            if _BAD_HEADER_VALUE.search(value) or _BAD_HEADER_VALUE.search(name):
+                self.worker.log.error("refused a response header with CR, LF or NUL: %r", name)
+                self._internal_error()
+                return False
+            lower = name.lower()
+            if lower == "content-length":
+                length = int(value)
+                continue
+            elif lower == "connection":
+                if "close" in value.lower():
+                    self.close_requested = True
+                continue
+            lines.append(f"{name}: {value}\r\n")
+        bodiless = head.method == "HEAD" or status[:3] in ("204", "304") or status[0] == "1"
+        chunked = length is None and not bodiless
+        if chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        if not head.keep_alive or self.close_requested:
+            lines.append("Connection: close\r\n")
+        if length is not None:
+            lines.append(f"Content-Length: {length}\r\n")
+        start = "".join(lines).encode("latin-1") + _DateCache.get() + b"\r\n"
+        transport = self.transport
+        if self.closed:
+            return False
+        if bodiless:
+            transport.write(start)
+            return True
+        if isinstance(result, list):
+            if chunked:
+                data = b"".join(result)
+                transport.write(start + (b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n"))
+            else:
+                transport.write(start + b"".join(result))
+            return True
+        if isinstance(result, FileWrapper) and not chunked:
+            source = _regular_file(result.filelike)
+            if source is not None:
+                return await self._send_file(start, *source, length)
+        transport.write(start)
+        iterator = iter(result)
+        pool = self.worker.pool
+        sent = 0
+        while True:
+            chunk = await self.loop.run_in_executor(pool, next, iterator, None)
+            if chunk is None:
+                break
+            if not chunk:
+                continue
+            if self.closed:
+                return False
+            sent += len(chunk)
+            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await self._drained()
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+        elif length is not None and sent != length:
+            self.worker.log.warning("a response sent %d bytes of the %d it announced", sent, length)
+            return False
+        return True
+
+    async def _send_file(self, start: bytes, fd: int, offset: int, length: int) -> bool:
+        transport = self.transport
+        if length <= SMALL_FILE or transport.get_extra_info("ssl_object") is not None:
+            transport.write(start)
+            while length > 0:
+                data = os.pread(fd, min(FILE_BLOCK, length), offset)
+                if not data:
+                    return False
+                transport.write(data)
+                offset += len(data)
+                length -= len(data)
+                await self._drained()
+            return not self.closed
+        transport.write(start)
+        try:
+            await self.loop.sendfile(transport, _SendfileSource(fd), offset, length, fallback=True)
+        except (ConnectionError, OSError, RuntimeError):
+            return False
+        return not self.closed
+
+
+def _regular_file(filelike) -> tuple[int, int] | None:
+    """The descriptor and current offset of a response body that is a file on disk (not a
+    socket or a pipe, as a proxied response's is)."""
+    fileno = getattr(filelike, "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        fd = fileno()
+        return fd, os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+class _Response:
+    __slots__ = ("status", "headers")
+
+    def __init__(self):
+        self.status = None
+        self.headers = ()
+
+    def start(self, status: str, headers: list, exc_info=None):
+        if exc_info is not None and self.status is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status = status
+        self.headers = headers
+        return self._write
+
+    @staticmethod
+    def _write(data):
+        raise NotImplementedError("write() of start_response is not supported: return an iterable")
+
+
+class _EmptyBody:
+    @staticmethod
+    def read(size: int = -1) -> bytes:
+        return b""
+
+    readline = read
+
+
+_EMPTY = _EmptyBody()
+
+
+class Listener:
+    """What differs between the node's listeners: TLS, the error format, inline requests."""
+
+    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline, forwarded_allow: set[str]):
+        self.kind = kind
+        self.tls = tls
+        self.runs_inline = inline
+        self._forwarded_allow = forwarded_allow
+
+    def error_response(self, status: int, code: str, message: str) -> bytes:
+        rid = request_id()
+        if self.kind == "s3" or self.kind == "console":
+            content_type, body = "application/xml", xml.error(code, message, rid)
+        else:
             content_type = "application/json"
             body = orjson.dumps({"error": {"code": code, "message": message, "requestId": rid}})
-        else:
-            content_type = "application/xml"
-            body = xml.error(code, message, rid)
         head = (
-            f"HTTP/1.1 {status} {'Bad Request' if status == 400 else 'Internal Server Error'}\r\n"
-            f"Server: {SERVER}\r\nConnection: close\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nx-amz-request-id: {rid}\r\n\r\n"
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: {SERVER}\r\nConnection: close\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nx-amz-request-id: {rid}\r\n\r\n"
         )
+        return head.encode("latin-1") + body
+
+    def forwarded_https(self, environ: dict) -> bool:
+        """A TLS-terminating proxy on an allowed address says the client used https."""
+        proto = environ.get("HTTP_X_FORWARDED_PROTO")
+        if proto is None:
+            return False
+        return ("*" in self._forwarded_allow or environ["REMOTE_ADDR"] in self._forwarded_allow) and proto == "https"
+
+
+def _never_inline(environ: dict) -> bool:
+    return False
+
+
+class LoopWorker(Worker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: set[HttpConnection] = set()
+        self.pool: ThreadPoolExecutor | None = None
+        self.wsgi = None
+
+    def init_process(self):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.pool = ThreadPoolExecutor(max_workers=self.cfg.threads, thread_name_prefix="request")
+        super().init_process()
+
+    def init_signals(self):
+        """SIGTERM ends gracefully, SIGQUIT at once; Ctrl-C is the arbiter's (it sends SIGQUIT).
+
+        Ctrl-C reaches every process of the foreground group: the workers leave it to the arbiter.
+        """
+        for number in self.SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        self.loop.add_signal_handler(signal.SIGTERM, self._stop, False)
+        self.loop.add_signal_handler(signal.SIGQUIT, self._stop, True)
+        self.loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+
+    def load_wsgi(self):
+        self.wsgi = self.app.wsgi()
+
+    def _stop(self, quick: bool) -> None:
+        self.alive = False
+        self._quick = quick
+
+    def _listeners(self) -> dict[int, Listener]:
+        settings = configuration.from_environment()
+        forwarded_allow = {address.strip() for address in self.cfg.forwarded_allow_ips}
+        default_tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
+        inline = getattr(self.wsgi, "runs_inline", _never_inline)
+        by_port = {}
+        for kind in ("s3", "admin", "console", "internal"):
+            port = configuration.split_address(settings[f"{kind}_address"])[1]
+            tls = listener_tls(settings) if kind == "internal" else default_tls
+            if kind == "internal" and tls is None:
+                tls = default_tls
+            by_port[port] = Listener(kind, tls, inline if kind == "s3" else _never_inline, forwarded_allow)
+        return by_port
+
+    def run(self):
+        self._quick = False
         try:
-            util.write_nonblock(client, head.encode("latin-1") + body)
-        except Exception:
-            self.log.debug("failed to send an error answer")
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        self.loop.set_exception_handler(self._loop_error)
+        listeners = self._listeners()
+        servers = []
+        for listener_socket in self.sockets:
+            port = listener_socket.sock.getsockname()[1]
+            listener = listeners.get(port) or Listener("s3", None, _never_inline, set())
+            servers.append(
+                await self.loop.create_server(
+                    lambda listener=listener: HttpConnection(self, listener),
+                    sock=listener_socket.sock,
+                    ssl=listener.tls,
+                    backlog=self.cfg.backlog,
+                )
+            )
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                self.log.info("parent changed, shutting down: %s", self)
+                break
+            await asyncio.sleep(1.0)
+        for server in servers:
+            server.close()
+        deadline = self.loop.time() + self.cfg.graceful_timeout
+        while not self._quick and self.loop.time() < deadline:
+            for connection in list(self.connections):
+                if connection.idle:
+                    connection.transport.close()
+            if not self.connections:
+                break
+            self.notify()
+            await asyncio.sleep(0.05)
+
+    def _loop_error(self, loop, context) -> None:
+        exception = context.get("exception")
+        if isinstance(exception, (ssl.SSLError, ConnectionError)):
+            # A peer refused at the handshake (no certificate, or one the CA did not sign), or a
+            # client gone mid-handshake: the connection carries no HTTP to answer.
+            transport = context.get("transport")
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            self.log.warning("refused a TLS connection from %s: %s", (peer or ("",))[0], exception)
+            return
+        loop.default_exception_handler(context)

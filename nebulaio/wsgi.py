@@ -90,4 +90,12 @@ def build(config: dict | None = None):
     def application(environ, start_response):
         return by_port.get(environ.get("SERVER_PORT"), s3)(environ, start_response)
 
+    single = not configuration.is_cluster(config)
+
+    def runs_inline(environ) -> bool:
+        """Whether an S3 request never waits, so the worker's event loop may run it itself:
+        a read on a lone node (no read fence, every byte on local disk)."""
+        return environ["REQUEST_METHOD"] in ("GET", "HEAD") and single and not layer.fenced
+
+    application.runs_inline = runs_inline
     return application

@@ -184,8 +184,8 @@ class AccessLog:
             return
         environ = request.environ
         headers = request.headers
-        sock = environ.get("gunicorn.socket")
-        cipher = sock.cipher() if environ.get("wsgi.url_scheme") == "https" and sock is not None else None
+        connection = environ.get("nebulaio.connection")
+        cipher = connection.cipher() if connection is not None else None
         self._queue.append(
             (
                 setting,

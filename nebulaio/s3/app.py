@@ -7,7 +7,6 @@ traceback ever reaches a client.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 import falcon
@@ -48,9 +47,6 @@ from nebulaio.util.metrics import RequestMetrics
 log = logging.getLogger("nebulaio.s3")
 
 XML_TYPE = "application/xml"
-# A body left unread after an early error: up to this size gunicorn discards the rest before
-# the connection's next request; a larger one is not worth receiving and the connection closes.
-MAX_DISCARD = 8 * 1024 * 1024
 # The client stopped sending or broke off: what is left of its body will not come in time.
 BROKEN_BODY_ERRORS = frozenset(("RequestTimeout", "IncompleteBody"))
 
@@ -255,25 +251,10 @@ class S3Api:
         for name, value in error.headers.items():
             resp.set_header(name, value)
         resp.data = xml.error(error.code, error.message, rid, resource, error.fields)
-        if request is not None and request.method in ("PUT", "POST"):
-            self._settle_body(request, error)
-
-    @staticmethod
-    def _settle_body(request: S3Request, error: S3Error) -> None:
-        """Answer at once; keep the connection only when the rest of the body is small and sound.
-
-        The answer never waits for the body: gunicorn discards what is left of a small one
-        after the response, before it reads the connection's next request.
-        """
-        environ = request.environ
-        length = environ.get("CONTENT_LENGTH") or ""
-        if (
-            error.code in BROKEN_BODY_ERRORS
-            or not length.isdigit()
-            or int(length) > MAX_DISCARD
-            or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
-        ):
-            _close_after_response(environ)
+        if error.code in BROKEN_BODY_ERRORS:
+            # The rest of the body will not come in time: the worker drops the connection instead
+            # of waiting for it (it drops what is left of a small body after any other error).
+            resp.set_header("Connection", "close")
 
 
 def _sizes(environ: dict, resp: falcon.Response) -> tuple[int, int]:
@@ -289,20 +270,6 @@ def _sizes(environ: dict, resp: falcon.Response) -> tuple[int, int]:
     if resp.stream is not None:
         return received, int(resp.content_length or 0)
     return received, 0
-
-
-def _close_after_response(environ: dict) -> None:
-    """End the connection once the response is out.
-
-    NOTE: gunicorn drops an application's `Connection: close` header and would read the rest
-    of the body before the next request; a shut read side makes it find the end instead.
-    """
-    sock = environ.get("gunicorn.socket")
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
 
 
 def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics) -> falcon.App:

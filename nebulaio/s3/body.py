@@ -11,8 +11,6 @@ import base64
 import binascii
 import hashlib
 
-from gunicorn.http.errors import NoMoreData, ParseException
-
 from nebulaio.engine.errors import S3Error
 from nebulaio.s3 import sigv4
 from nebulaio.s3.chunked import AwsChunkedDecoder
@@ -53,10 +51,10 @@ class RequestPayload:
     )
 
     def __init__(self, environ: dict, headers: dict, auth, timeout: float):
-        sock = environ.get("gunicorn.socket")
-        if sock is not None:
+        connection = environ.get("nebulaio.connection")
+        if connection is not None:
             # A silent client must not hold a thread for ever (slowloris).
-            sock.settimeout(timeout)
+            connection.settimeout(timeout)
         raw = environ["wsgi.input"]
         content_length = _content_length(headers, "content-length")
         chunked_transfer = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -126,7 +124,7 @@ class RequestPayload:
             chunk = self._read(size)
         except TimeoutError:
             raise S3Error("RequestTimeout") from None
-        except (NoMoreData, ParseException, ConnectionError):
+        except ConnectionError:
             raise S3Error("IncompleteBody") from None
         if chunk:
             self._received += len(chunk)

@@ -81,7 +81,7 @@ class RequestMetrics:
         latency = base + len(STATUSES) + bisect.bisect_left(LATENCY_BOUNDS, seconds)
         tail = base + self._stride - TAIL
         counters = self._counters
-        # NOTE: gthread serves requests on several threads; `+=` on the map is not atomic.
+        # NOTE: a worker serves requests on several threads; `+=` on the map is not atomic.
         with self._lock:
             counters[base + status_slot] += 1
             counters[latency] += 1

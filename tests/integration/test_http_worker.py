@@ -1,0 +1,130 @@
+"""The node's HTTP worker over raw sockets: what no client library shows (interim answers,
+pipelining, chunked bodies, half-closed connections)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+from tests.integration.conftest import sign_v4
+
+ANSWER_TIMEOUT = 20.0
+
+
+def head_for(node, method: str, target: str, headers: dict, payload_hash: str = "UNSIGNED-PAYLOAD", **sign) -> bytes:
+    signature = sign_v4(method, f"127.0.0.1:{node.ports['s3']}", target, {}, payload_hash, **sign)
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in {**signature.headers, **headers}.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def read_response(conn: socket.socket, buffered: bytearray) -> tuple[int, dict, bytes]:
+    """One response from `conn` (Content-Length framed), leaving what follows in `buffered`."""
+    while b"\r\n\r\n" not in buffered:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise AssertionError(f"the connection closed before a response head: {bytes(buffered)!r}")
+        buffered += chunk
+    head, _, rest = bytes(buffered).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise AssertionError("the connection closed inside a response body")
+        rest += chunk
+    buffered[:] = rest[length:]
+    return int(status_line.split()[1]), headers, rest[:length]
+
+
+def connect(node) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", node.ports["s3"]), timeout=ANSWER_TIMEOUT)
+
+
+def test_a_refused_upload_is_refused_before_its_body_is_sent(node, s3, bucket):
+    head = head_for(
+        node,
+        "PUT",
+        f"/{bucket}/refused",
+        {"Content-Length": "1048576", "Expect": "100-continue"},
+        secret_key="not-the-secret",
+    )
+    with connect(node) as conn:
+        conn.sendall(head)
+        status, headers, body = read_response(conn, bytearray())
+    assert status == 403, body  # a final answer, no 100 Continue before it
+    assert b"SignatureDoesNotMatch" in body
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_an_accepted_upload_is_invited_then_stored(node, s3, bucket):
+    data = b"x" * 300_000
+    head = head_for(
+        node,
+        "PUT",
+        f"/{bucket}/invited",
+        {"Content-Length": str(len(data)), "Expect": "100-continue"},
+        hashlib.sha256(data).hexdigest(),
+    )
+    with connect(node) as conn:
+        conn.sendall(head)
+        buffered = bytearray()
+        while b"\r\n\r\n" not in buffered:
+            buffered += conn.recv(65536)
+        assert bytes(buffered).startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), bytes(buffered)
+        del buffered[: len(b"HTTP/1.1 100 Continue\r\n\r\n")]
+        conn.sendall(data)
+        status, _, body = read_response(conn, buffered)
+    assert status == 200, body
+    assert s3.get_object(Bucket=bucket, Key="invited")["Body"].read() == data
+
+
+def test_pipelined_requests_are_answered_in_order(node, s3, bucket):
+    for index in range(3):
+        s3.put_object(Bucket=bucket, Key=f"k{index}", Body=f"value {index}".encode())
+    heads = b"".join(head_for(node, "GET", f"/{bucket}/k{index}", {}) for index in range(3))
+    with connect(node) as conn:
+        conn.sendall(heads)
+        buffered = bytearray()
+        answers = [read_response(conn, buffered) for _ in range(3)]
+    assert [(status, body) for status, _, body in answers] == [(200, f"value {index}".encode()) for index in range(3)]
+
+
+def test_a_chunked_upload_is_stored_and_the_connection_kept(node, s3, bucket):
+    parts = [b"a" * 70_000, b"b" * 5, b"c" * 131_072]
+    framed = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\nX-Trailer: t\r\n\r\n"
+    head = head_for(node, "PUT", f"/{bucket}/chunked", {"Transfer-Encoding": "chunked"})
+    with connect(node) as conn:
+        conn.sendall(head)
+        for offset in range(0, len(framed), 7_001):  # frames split at arbitrary points
+            conn.sendall(framed[offset : offset + 7_001])
+        buffered = bytearray()
+        status, _, body = read_response(conn, buffered)
+        assert status == 200, body
+        conn.sendall(head_for(node, "GET", f"/{bucket}/chunked", {}))
+        status, _, body = read_response(conn, buffered)
+    assert status == 200
+    assert body == b"".join(parts)
+
+
+def test_a_client_that_half_closes_still_gets_its_answer(node, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="half", Body=b"half-closed")
+    with connect(node) as conn:
+        conn.sendall(head_for(node, "GET", f"/{bucket}/half", {}))
+        conn.shutdown(socket.SHUT_WR)
+        status, _, body = read_response(conn, bytearray())
+    assert (status, body) == (200, b"half-closed")
+
+
+def test_a_large_object_leaves_whole_through_sendfile_and_a_range_through_its_offset(node, s3, bucket):
+    data = bytes(range(256)) * 8192  # 2 MiB: above the size sent with its head in one write
+    s3.put_object(Bucket=bucket, Key="large", Body=data)
+    with connect(node) as conn:
+        buffered = bytearray()
+        conn.sendall(head_for(node, "GET", f"/{bucket}/large", {}))
+        status, _, body = read_response(conn, buffered)
+        assert (status, body == data) == (200, True)
+        conn.sendall(head_for(node, "GET", f"/{bucket}/large", {"Range": "bytes=1000000-1999999"}))
+        status, _, body = read_response(conn, buffered)
+    assert (status, body == data[1_000_000:2_000_000]) == (206, True)
