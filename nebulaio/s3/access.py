@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.iam import acl
 from nebulaio.iam.actions import (
     ACTIONS,
     BYPASS_GOVERNANCE,
@@ -109,12 +108,6 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
                 found.append(None if versioned is None else versioned[0])
         return found[0]
 
-    def object_grants() -> list | None:
-        record = object_record()
-        if record is None:
-            return None
-        return acl.version_grants(bucket_record, record)
-
     def existing_tag(tag: str) -> list[str] | None:
         record = object_record()
         value = None if record is None else (record.get("tags") or {}).get(tag)
@@ -123,7 +116,7 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
     name = action.name if version is None else action.versioned
     context = RequestContext(request, version, existing_tag)
     return api.iam.allows(
-        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_grants, request.iam
+        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_record, request.iam
     )
 
 
