@@ -134,7 +134,7 @@ class IamService:
         resource: str,
         bucket: dict | None,
         context: Context,
-        object_grants: Callable[[], list | None],
+        object_record: Callable[[], dict | None],
         lookups: IamLookups,
     ) -> bool:
         """AWS's evaluation: an explicit Deny in the user's policies (own and its groups') or
@@ -142,8 +142,9 @@ class IamService:
         Where the bucket restricts public buckets, a public bucket policy grants nothing to
         anonymous requests (its Deny still refuses them).
 
-        `object_grants()` returns the addressed object's ACL grants (None: no such object);
-        it is called only when the object's ACL is what decides. `lookups` are the request's.
+        `object_record()` returns the addressed object version's record (None: no such
+        object); it is called only when the object's ACL is what decides. `lookups` are the
+        request's.
         """
         if principal.kind == "root":
             return True
@@ -156,7 +157,7 @@ class IamService:
             return False
         if decision == ALLOW and not (principal.kind == "anonymous" and _restricted(bucket, bucket_policy)):
             return True
-        return acl.allows(principal, action, bucket, object_grants)
+        return acl.allows(principal, action, bucket, object_record)
 
     def identity_allows(self, principal: Principal, action_name: str, resource: str) -> bool:
         """Whether the principal's own policies (its groups' included) allow an action that no
@@ -406,6 +407,18 @@ class IamLookups:
                     entry = (secret, Principal("user", user["name"], canonical_id(user["name"])))
             cache[("key", access_key)] = entry
         return entry  # type: ignore[return-value]
+
+    def owner_names(self) -> dict[str, str]:
+        """Every account's name by its canonical id (the root user's included): what an ACL's
+        canonical-user grantee and email grantee resolve against."""
+        cache = self._current()
+        names = cache.get("owner names")
+        if names is None:
+            root = self._service._root
+            names = {canonical_id(record["name"]): record["name"] for record in self._service._reader.iam.all(USER)}
+            names[root.root_owner_id] = root.root_user
+            cache["owner names"] = names
+        return names
 
     def identity_policies(self, user: str) -> list[Policy]:
         cache = self._current()

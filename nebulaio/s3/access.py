@@ -5,6 +5,11 @@ and resource come from iam/actions.py, the condition keys from the request, and 
 decision from IamService.allows (policies, then ACLs). A copy is also a read of its source,
 a CreateBucket that names its Object Ownership also sets it, and DeleteObjects is decided
 key by key by its handler.
+
+Whoever asks, root included, may name the account it expects to own the bucket
+(x-amz-expected-bucket-owner, and x-amz-source-expected-bucket-owner for a copy's source) by
+its canonical id: another owner is refused, so a request meant for one's own bucket never
+reaches someone else's bucket of the same name.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import time
 from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.iam import acl
 from nebulaio.iam.actions import (
     ACTIONS,
     BYPASS_GOVERNANCE,
@@ -22,6 +26,7 @@ from nebulaio.iam.actions import (
     Action,
     resource_arn,
 )
+from nebulaio.iam.credentials import canonical_id
 from nebulaio.iam.policy import Context, Principal
 from nebulaio.iam.service import ANONYMOUS, IamLookups
 from nebulaio.s3.copy import COPY_SOURCE, parse_copy_source
@@ -39,6 +44,8 @@ SET_OWNERSHIP = ACTIONS["PutBucketOwnershipControls"]
 """What a CreateBucket that names its Object Ownership also needs, as in AWS."""
 LIST_QUERY_KEYS = (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys"))
 PRINCIPAL_TYPES = {"user": "User", "anonymous": "Anonymous", "root": "Account"}
+EXPECTED_OWNER = "x-amz-expected-bucket-owner"
+EXPECTED_SOURCE_OWNER = "x-amz-source-expected-bucket-owner"
 
 
 def identify(request, lookups: IamLookups, auth: SigningContext | None) -> None:
@@ -58,6 +65,7 @@ def authorize(api, request, operation: str) -> None:
     Raises:
         S3Error: AccessDenied.
     """
+    check_expected_owners(api, request, operation)
     if request.principal.kind == "root" or operation in PER_KEY_OPERATIONS:
         return
     action = ACTIONS.get(operation)
@@ -73,6 +81,27 @@ def authorize(api, request, operation: str) -> None:
     if operation == "CreateBucket" and OWNERSHIP_HEADER in request.headers:
         if not allowed(api, request, SET_OWNERSHIP, request.bucket, None, None):
             raise S3Error("AccessDenied")
+
+
+def check_expected_owners(api, request, operation: str) -> None:
+    """Refuse (AccessDenied) a request whose bucket, or copy source's bucket, is not owned by
+    the canonical id it expects; a bucket that does not exist is left to the handler.
+
+    Raises:
+        S3Error: AccessDenied.
+    """
+    expected = request.headers.get(EXPECTED_OWNER)
+    if expected is not None and request.bucket is not None:
+        _check_owner(api, request.bucket, expected)
+    expected_source = request.headers.get(EXPECTED_SOURCE_OWNER)
+    if expected_source is not None and operation in COPY_OPERATIONS:
+        _check_owner(api, parse_copy_source(request.headers[COPY_SOURCE])[0], expected_source)
+
+
+def _check_owner(api, bucket: str, expected: str) -> None:
+    record = api.layer.reader.get_bucket(bucket)
+    if record is not None and canonical_id(record["owner"]) != expected.strip():
+        raise S3Error("AccessDenied")
 
 
 def authorize_key(api, request, operation: str, key: str | None, version: str | None = None) -> None:
@@ -109,12 +138,6 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
                 found.append(None if versioned is None else versioned[0])
         return found[0]
 
-    def object_grants() -> list | None:
-        record = object_record()
-        if record is None:
-            return None
-        return acl.version_grants(bucket_record, record)
-
     def existing_tag(tag: str) -> list[str] | None:
         record = object_record()
         value = None if record is None else (record.get("tags") or {}).get(tag)
@@ -123,7 +146,7 @@ def allowed(api, request, action: Action, bucket: str | None, key: str | None, v
     name = action.name if version is None else action.versioned
     context = RequestContext(request, version, existing_tag)
     return api.iam.allows(
-        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_grants, request.iam
+        request.principal, action, name, resource_arn(bucket, key), bucket_record, context, object_record, request.iam
     )
 
 

@@ -5,6 +5,11 @@ An ACL is stored as a canned ACL's name (what x-amz-acl gives) or as a list of g
 an AccessControlPolicy body or x-amz-grant-* headers give); iam/acl.py says what they allow.
 Every ACL a request sets passes the bucket's Block Public Access and Object Ownership first
 (iam/publicaccess.py), and a new object's owner is the one its bucket's Object Ownership names.
+
+Every user is an account of its own, known by its canonical id (iam/credentials.py). A grant
+names an account by that id or by its email address, which is the user's name when that name
+is an email address; as in S3, a grant by email is kept (and shown) as a grant to the canonical
+user it resolves to, and a grant to an id or address no account has is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ GRANT_HEADERS = {
 }
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 ONE_WAY_MESSAGE = "Specify an ACL by exactly one of x-amz-acl, x-amz-grant-* or the body."
-ANONYMOUS_OWNER = ("65a011a29cdf8ec533ec3d1ccaae921c", "anonymous")
 
 
 def check_canned_acl(name: str | None) -> str | None:
@@ -49,12 +53,9 @@ def check_canned_acl(name: str | None) -> str | None:
     return name
 
 
-def owner_of(name: str | None) -> tuple[str, str]:
-    """(canonical id, display name) of an owner; None is the anonymous principal."""
-    return ANONYMOUS_OWNER if name is None else (canonical_id(name), name)
-
-
 def _grant_xml(grantee: str, permission: str, names: dict[str, str]) -> str:
+    """One Grant, its Grantee typed as S3 types it: a CanonicalUser (with the account's name
+    while it exists) or a Group."""
     if grantee.startswith(acl.ID_PREFIX):
         cid = grantee[len(acl.ID_PREFIX) :]
         name = names.get(cid)
@@ -65,9 +66,10 @@ def _grant_xml(grantee: str, permission: str, names: dict[str, str]) -> str:
     return f"<Grant>{who}<Permission>{permission}</Permission></Grant>"
 
 
-def _render(resp, owner: str | None, grants: list, bucket_owner: str) -> None:
-    owner_id, owner_name = owner_of(owner)
+def _render(request, resp, owner: str | None, grants: list, bucket_owner: str) -> None:
+    owner_id, owner_name = acl.owner_of(owner)
     names = {canonical_id(n): n for n in (owner, bucket_owner) if n is not None}
+    names.update(request.iam.owner_names())
     body = "".join(_grant_xml(grantee, permission, names) for grantee, permission in grants)
     resp.content_type = XML_TYPE
     resp.data = xml.document(
@@ -89,9 +91,10 @@ def header_acl(request) -> str | list | None:
         return canned
     if canned is not None:
         raise S3Error("InvalidRequest", ONE_WAY_MESSAGE)
+    owners = request.iam.owner_names()
     grants = []
     for name, permission in header_grants:
-        grants.extend([grantee, permission] for grantee in _header_grantees(name, request.headers[name]))
+        grants.extend([grantee, permission] for grantee in _header_grantees(name, request.headers[name], owners))
     return grants
 
 
@@ -110,7 +113,7 @@ def _requested_acl(api, request) -> list | str:
         return requested
     if not body:
         raise S3Error("MalformedACLError")
-    return _body_grants(body)
+    return _body_grants(body, request.iam.owner_names())
 
 
 def check_acl(bucket: dict, requested: str | list | None) -> None:
@@ -153,25 +156,50 @@ def ownership(api, request, requested: str | list | None) -> dict:
     }
 
 
-def _header_grantees(name: str, value: str) -> list[str]:
-    """Grantees of an x-amz-grant-* header: `id="..."`, `uri="..."`, comma-separated."""
+def _account_grantee(owners: dict[str, str], cid: str) -> str:
+    """The grantee of an account's canonical id.
+
+    Raises:
+        S3Error: InvalidArgument for an id no account has.
+    """
+    if cid not in owners:
+        raise S3Error("InvalidArgument", "Invalid id", ArgumentName="CanonicalUser/ID", ArgumentValue=cid[:1024])
+    return acl.ID_PREFIX + cid
+
+
+def _email_grantee(owners: dict[str, str], address: str) -> str:
+    """The grantee an email address resolves to: the account whose name it is.
+
+    Raises:
+        S3Error: UnresolvableGrantByEmailAddress for an address no account has.
+    """
+    wanted = address.lower()
+    for cid, name in owners.items():
+        if name.lower() == wanted:
+            return acl.ID_PREFIX + cid
+    raise S3Error("UnresolvableGrantByEmailAddress")
+
+
+def _header_grantees(name: str, value: str, owners: dict[str, str]) -> list[str]:
+    """Grantees of an x-amz-grant-* header: `id="..."`, `uri="..."`, `emailAddress="..."`,
+    comma-separated."""
     grantees = []
     for item in value.split(","):
         kind, _, text = item.strip().partition("=")
         text = text.strip().strip('"')
         kind = kind.strip().lower()
         if kind == "id" and text:
-            grantees.append(acl.ID_PREFIX + text)
+            grantees.append(_account_grantee(owners, text))
         elif kind == "uri" and text in acl.GROUPS:
             grantees.append(acl.GROUPS[text])
-        elif kind == "emailaddress":
-            raise S3Error("UnresolvableGrantByEmailAddress")
+        elif kind == "emailaddress" and text:
+            grantees.append(_email_grantee(owners, text))
         else:
             raise S3Error("InvalidArgument", None, ArgumentName=name, ArgumentValue=value[:1024])
     return grantees
 
 
-def _body_grants(body: bytes) -> list:
+def _body_grants(body: bytes, owners: dict[str, str]) -> list:
     tree = xml.parse(body, "AccessControlPolicy")
     access_list = tree.find("AccessControlList")
     if access_list is None:
@@ -183,11 +211,11 @@ def _body_grants(body: bytes) -> list:
             raise S3Error("MalformedACLError")
         kind = grantee.get(f"{{{XSI}}}type") or grantee.get("type")
         if kind == "CanonicalUser" and (grantee.findtext("ID") or "").strip():
-            grants.append([acl.ID_PREFIX + grantee.findtext("ID").strip(), permission])
+            grants.append([_account_grantee(owners, grantee.findtext("ID").strip()), permission])
         elif kind == "Group" and (grantee.findtext("URI") or "").strip() in acl.GROUPS:
             grants.append([acl.GROUPS[grantee.findtext("URI").strip()], permission])
-        elif kind == "AmazonCustomerByEmail":
-            raise S3Error("UnresolvableGrantByEmailAddress")
+        elif kind == "AmazonCustomerByEmail" and (grantee.findtext("EmailAddress") or "").strip():
+            grants.append([_email_grantee(owners, grantee.findtext("EmailAddress").strip()), permission])
         else:
             raise S3Error("MalformedACLError")
     return grants
@@ -195,7 +223,7 @@ def _body_grants(body: bytes) -> list:
 
 def get_bucket_acl(api, request, resp) -> None:
     bucket = api.layer.bucket(request.bucket)
-    _render(resp, bucket["owner"], acl.bucket_grants(bucket), bucket["owner"])
+    _render(request, resp, bucket["owner"], acl.bucket_grants(bucket), bucket["owner"])
 
 
 def put_bucket_acl(api, request, resp) -> None:
@@ -209,7 +237,7 @@ def get_object_acl(api, request, resp) -> None:
     bucket = api.layer.bucket(request.bucket)
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
     version_header(resp, record)
-    _render(resp, acl.object_owner(bucket, record), acl.version_grants(bucket, record), bucket["owner"])
+    _render(request, resp, acl.object_owner(bucket, record), acl.version_grants(bucket, record), bucket["owner"])
 
 
 def put_object_acl(api, request, resp) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.iam.credentials import canonical_id
+from nebulaio.iam import acl
 from nebulaio.s3 import arguments, xml
 
 MAX_KEYS = 1000
@@ -33,8 +34,19 @@ def read_token(token: str) -> str:
     return decoded[len(TOKEN_VERSION) :]
 
 
-def _owner_of(bucket: dict) -> tuple[str, str]:
-    return canonical_id(bucket["owner"]), bucket["owner"]
+def owner_elements(bucket: dict) -> Callable[[dict], str]:
+    """The Owner element of each listed version of the bucket: its own owner's (iam/acl.py
+    says who that is), rendered once per owner."""
+    rendered: dict[str | None, str] = {}
+
+    def element(record: dict) -> str:
+        owner = acl.object_owner(bucket, record)
+        text = rendered.get(owner)
+        if text is None:
+            text = rendered[owner] = xml.owner_element(*acl.owner_of(owner))
+        return text
+
+    return element
 
 
 def list_objects_v1(api, request, resp) -> None:
@@ -44,7 +56,7 @@ def list_objects_v1(api, request, resp) -> None:
     prefix, delimiter, marker = query.get("prefix", ""), query.get("delimiter", ""), query.get("marker", "")
     bucket, page = api.layer.list(request.bucket, prefix, delimiter, marker or None, max_keys)
     resp.data = xml.list_objects_v1(
-        request.bucket, prefix, delimiter, marker, max_keys, url_encode, page, _owner_of(bucket)
+        request.bucket, prefix, delimiter, marker, max_keys, url_encode, page, owner_elements(bucket)
     )
 
 
@@ -61,7 +73,7 @@ def list_objects_v2(api, request, resp) -> None:
         after = start_after or None
     bucket, page = api.layer.list(request.bucket, prefix, delimiter, after, max_keys)
     next_token = make_token(page.last) if page.truncated and page.last is not None else None
-    owner = _owner_of(bucket) if query.get("fetch-owner", "").lower() == "true" else None
+    owner = owner_elements(bucket) if query.get("fetch-owner", "").lower() == "true" else None
     resp.data = xml.list_objects_v2(
         request.bucket, prefix, delimiter, max_keys, url_encode, page, token, next_token, start_after, owner
     )

@@ -10,8 +10,8 @@ from functools import partial
 from nebulaio.engine import multipart
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.names import check_object_key
+from nebulaio.iam.acl import owner_of
 from nebulaio.s3 import arguments, encryption, xml
-from nebulaio.s3.acl import owner_of
 from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, checksum_algorithm, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
 from nebulaio.s3.objectlock import lock_fields

@@ -4,6 +4,9 @@ The steps, in S3's order: read the fields before the file; expand `${filename}` 
 verify the signature of the policy; check the policy against the fields; stream the file into
 the object layer, held to the policy's content-length-range; answer as the form asks
 (a redirect, or status 200, 201 with a PostResponse document, or 204).
+
+A form without credentials is the anonymous principal's: it needs no policy, and lands only
+where the bucket's ACL or policy lets everyone write (a public-write bucket), as in S3.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ DEFAULT_STATUS = 204
 REDIRECT_STATUS = 303
 REDIRECT_SCHEMES = ("http", "https")
 XML_TYPE = "application/xml"
-ANONYMOUS_MESSAGE = "A POST upload must be signed: anonymous uploads are not supported yet."
+CREDENTIAL_FIELD = "AWSAccessKeyId"
+"""What S3 names missing when a form carries a policy but no credentials to sign it."""
 # Form fields become response headers of every GET of the object: values without line breaks
 # or controls, metadata names that are HTTP tokens.
 HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
@@ -88,20 +92,21 @@ def post_object(api, request, resp) -> None:
     key = fields["key"] = fields["key"].replace(FILENAME_VARIABLE, form.filename)
     lookups = api.iam.lookups()
     signing = sigv4.authenticate_form(fields, lookups.secret_for)
-    if signing is None:
-        raise S3Error("AccessDenied", ANONYMOUS_MESSAGE)
+    if signing is None and "policy" in fields:
+        raise missing_field(CREDENTIAL_FIELD)
     access.identify(request, lookups, signing)
     access.authorize_key(api, request, "PostObject", key)
-    policy = parse_policy(fields["policy"])
-    check_policy(policy, fields, request.bucket, time.time())
+    length_range = None
+    if signing is not None:
+        policy = parse_policy(fields["policy"])
+        check_policy(policy, fields, request.bucket, time.time())
+        length_range = policy.length_range
     check_object_key(key)
     stored = content_fields(fields)
     stored.update(ownership(api, request, check_canned_acl(fields.get("acl"))))
     _check_headers(stored)
     sealing = encryption.new_key(api, request, key, fields)
-    record = api.layer.put(
-        request.bucket, key, FormFile(form, policy.length_range), stored, None, sealing, event="Post"
-    )
+    record = api.layer.put(request.bucket, key, FormFile(form, length_range), stored, None, sealing, event="Post")
     version_header(resp, record)
     encryption.answer_headers(resp, record)
     _answer(request, resp, fields, key, record["etag"])

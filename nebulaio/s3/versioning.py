@@ -7,10 +7,10 @@ module holds what concerns the bucket as a whole.
 from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.iam.credentials import canonical_id
 from nebulaio.meta.versions import version_of
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import read_body
+from nebulaio.s3.listing import owner_elements
 
 MAX_KEYS = 1000
 STATES = ("Enabled", "Suspended")
@@ -68,7 +68,7 @@ def list_object_versions(api, request, resp) -> None:
     bucket, page = api.layer.list_versions(
         request.bucket, prefix, delimiter, key_marker or None, version_marker or None, max_keys
     )
-    owner = xml.owner_element(canonical_id(bucket["owner"]), bucket["owner"])
+    owner = owner_elements(bucket)
     parts = [
         f"<Name>{xml.escape(request.bucket)}</Name><Prefix>{encode(prefix)}</Prefix>",
         f"<KeyMarker>{encode(key_marker)}</KeyMarker><VersionIdMarker>{xml.escape(version_marker)}</VersionIdMarker>",
@@ -85,12 +85,12 @@ def list_object_versions(api, request, resp) -> None:
             f"<IsLatest>{xml.TRUE_FALSE[latest]}</IsLatest><LastModified>{xml.last_modified(record['mtime'])}</LastModified>"
         )
         if record.get("marker"):
-            parts.append(f"<DeleteMarker>{common}{owner}</DeleteMarker>")
+            parts.append(f"<DeleteMarker>{common}{owner(record)}</DeleteMarker>")
         else:
             parts.append(
                 f"<Version>{common}<ETag>&quot;{record['etag']}&quot;</ETag>{xml.listed_checksum(record)}"
                 f"<Size>{record['size']:d}</Size>"
-                f"<StorageClass>STANDARD</StorageClass>{owner}</Version>"
+                f"<StorageClass>STANDARD</StorageClass>{owner(record)}</Version>"
             )
     parts.extend(f"<CommonPrefixes><Prefix>{encode(prefix)}</Prefix></CommonPrefixes>" for prefix in page.prefixes)
     if encode is xml.url_quote:

@@ -204,17 +204,18 @@ class ListPage(Protocol):
 TRUE_FALSE = {True: "true", False: "false"}
 
 
-def _listing_body(parts: list[str], page: ListPage, encode: Callable[[str], str], owner: tuple[str, str] | None) -> str:
+def _listing_body(
+    parts: list[str], page: ListPage, encode: Callable[[str], str], owner: Callable[[dict], str] | None
+) -> str:
     """PERF: one f-string per object (3x faster than %-formatting) and a single join.
 
     A 1000-object page renders in about 1 ms (test_list_v2_renders_a_full_page_quickly).
     """
-    owner_xml = owner_element(*owner) if owner else ""
     parts.extend(
         [
             f"<Contents><Key>{encode(key)}</Key><LastModified>{last_modified(record['mtime'])}</LastModified>"
             f"<ETag>&quot;{record['etag']}&quot;</ETag>{listed_checksum(record)}<Size>{record['size']:d}</Size>"
-            f"<StorageClass>STANDARD</StorageClass>{owner_xml}</Contents>"
+            f"<StorageClass>STANDARD</StorageClass>{owner(record) if owner else ''}</Contents>"
             for key, record in page.entries
         ]
     )
@@ -235,9 +236,9 @@ def list_objects_v1(
     max_keys: int,
     url_encode: bool,
     page: ListPage,
-    owner: tuple[str, str] | None,
+    owner: Callable[[dict], str] | None,
 ) -> bytes:
-    """ListObjects (version 1). `owner` is (ID, DisplayName), shown on every object.
+    """ListObjects (version 1). `owner` gives each object's Owner element.
 
     NextMarker is written only when the page is truncated and a delimiter was given,
     as on S3; without a delimiter clients continue from the last key.
@@ -266,9 +267,9 @@ def list_objects_v2(
     continuation_token: str | None,
     next_continuation_token: str | None,
     start_after: str | None,
-    owner: tuple[str, str] | None,
+    owner: Callable[[dict], str] | None,
 ) -> bytes:
-    """ListObjectsV2. `owner` is (ID, DisplayName) when fetch-owner=true, else None.
+    """ListObjectsV2. `owner` gives each object's Owner element when fetch-owner=true, else None.
 
     Continuation tokens are opaque here: the caller makes them and they are written as given.
     """
