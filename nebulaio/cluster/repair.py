@@ -130,6 +130,43 @@ class Pace:
             time.sleep(ahead)
 
 
+def pull_copy(
+    peers: PeerClient,
+    store: ObjectStore,
+    bucket: str,
+    hashed: str,
+    placed: Placed,
+    directory: str,
+    sources: list[str],
+    pace: Pace,
+) -> None:
+    """Copy a file from the first holder that answers with a copy matching its recorded digest:
+    temp/, check it against the SHA-256 the holder signed and against the recorded digest
+    (`placed.digest`, when there is one), fsync, rename (over a damaged copy, if any), fsync
+    the directory."""
+    temp = store.new_temp()
+    stream = None
+    received = hashlib.sha256()
+    try:
+        file = (bucket, hashed, placed.file)
+        stream = HolderStream(peers, sources, file, 0, placed.size, verified=True, expected=placed.digest)
+        while chunk := stream.read(READ_CHUNK):
+            temp.write(chunk)
+            received.update(chunk)
+            pace.take(len(chunk))
+        if placed.size and received.hexdigest() != stream.content_hash:
+            raise PeerError(f"the copy of {placed.file} does not match the SHA-256 its holder signed")
+        if placed.digest is not None and temp.digest() != placed.digest:
+            raise PeerError(f"the copy of {placed.file} does not match its recorded digest")
+        temp.commit_to(directory, placed.file)
+    except BaseException:
+        temp.abort()
+        raise
+    finally:
+        if stream is not None:
+            stream.close()
+
+
 class Cursor(NamedTuple):
     """Where the walk goes on: a bucket, one of its SOURCES, and the LMDB key after which to read."""
 
@@ -380,27 +417,7 @@ class Repairer:
             log.warning("repairing %s/%s (%s) failed: %s", bucket, placed.key, placed.file, exc)
 
     def _pull(self, bucket: str, placed: Placed, directory: str, sources: list[str], pace: Pace) -> None:
-        """Copy a file from the first holder that answers: temp/, check it against the SHA-256 the
-        holder signed, fsync, rename, fsync the directory."""
-        temp = self._store.new_temp()
-        stream = None
-        received = hashlib.sha256()
-        try:
-            file = (bucket, key_hash(placed.key), placed.file)
-            stream = HolderStream(self._peers, sources, file, 0, placed.size, verified=True)
-            while chunk := stream.read(READ_CHUNK):
-                temp.write(chunk)
-                received.update(chunk)
-                pace.take(len(chunk))
-            if placed.size and received.hexdigest() != stream.content_hash:
-                raise PeerError(f"the copy of {placed.file} does not match the SHA-256 its holder signed")
-            temp.commit_to(directory, placed.file)
-        except BaseException:
-            temp.abort()
-            raise
-        finally:
-            if stream is not None:
-                stream.close()
+        pull_copy(self._peers, self._store, bucket, key_hash(placed.key), placed, directory, sources, pace)
         self.progress.add(copied=1, bytes_moved=placed.size)
 
     def _record(self, bucket: str, placed: Placed, directory: str, change: dict) -> bool:

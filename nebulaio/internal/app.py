@@ -7,10 +7,13 @@ images of the metadata replica for members that catch up.
                                                  rename, fsync the dir
     GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile; asked
                                                  (x-nebulaio-hash-wanted), with the whole file's
-                                                 SHA-256, signed with the request's nonce
+                                                 SHA-256, signed with the request's nonce; with
+                                                 x-nebulaio-expect-xxh3 (its recorded digest),
+                                                 409 if this copy does not match it
     DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
-                                                 {"parts": [[part file, size], ...]}
+                                                 {"parts": [[part file, size], ...]};
+                                                 answers {"file_xxh3": its integrity digest}
     GET    ping                                  204: this node's data endpoint is up
     DELETE nodes/<node id in hex>                remove that node from the cluster, for a
                                                  voter that cannot carry out its own removal
@@ -39,6 +42,7 @@ import orjson
 from nebulaio.cluster import signing
 from nebulaio.cluster.peers import (
     ASSEMBLE_PATH,
+    EXPECTED_DIGEST_HEADER,
     FILES_PATH,
     IMAGES_PATH,
     NODES_PATH,
@@ -50,6 +54,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
 from nebulaio.meta.snapshot import ImageBehind, ImageShelf
+from nebulaio.storage.integrity import HASH_FIELD, FileChecks
 from nebulaio.storage.objects import FileRange, ObjectStore
 
 RECEIVE_CHUNK = 1024 * 1024
@@ -132,11 +137,12 @@ def _send_file(req: falcon.Request, resp: falcon.Response, file) -> None:
 class Files(_FileResource):
     """One object file."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_checks")
 
-    def __init__(self, store: ObjectStore, secret: str):
+    def __init__(self, store: ObjectStore, secret: str, checks: FileChecks):
         super().__init__(store)
         self._secret = secret.encode()
+        self._checks = checks
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
         directory = self._directory(bucket, hashed, name)
@@ -169,6 +175,17 @@ class Files(_FileResource):
             file = open(f"{directory}/{name}", "rb", buffering=0)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "no such file here") from None
+        expected = req.get_header(EXPECTED_DIGEST_HEADER)
+        if expected is not None:
+            damaged = {"bucket": bucket, "hashed": hashed, "file": name, "holders": None, HASH_FIELD: expected}
+            try:
+                intact = self._checks.intact(file.fileno(), expected, damaged)
+            except BaseException:
+                file.close()
+                raise
+            if not intact:
+                file.close()
+                raise _refuse(falcon.HTTP_409, "this copy does not match the file's recorded digest")
         if req.get_header(signing.HASH_WANTED_HEADER):
             # NOTE: a read pass before the answer, asked only by the repair loop: the copy it
             # renames into place must be the bytes this holder has, whatever the way between.
@@ -204,11 +221,12 @@ class Assembly(_FileResource):
         if not all(FILE_SHAPE.fullmatch(part) and size >= 0 for part, size in parts):
             raise _refuse(falcon.HTTP_400, "not a part list")
         try:
-            self._store.concatenate(directory, name, parts)
+            digest = self._store.concatenate(directory, name, parts)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "a part file is not here") from None
         except EOFError:
             raise _refuse(falcon.HTTP_409, "a part file is shorter than its size") from None
+        resp.media = {HASH_FIELD: digest}
 
 
 class Ping:
@@ -298,13 +316,15 @@ def create(
     address: str,
     members: Members | None = None,
     images: ImageShelf | None = None,
+    checks: FileChecks | None = None,
 ) -> falcon.App:
     """`replays` holds the nonces already served; `address` is this node's advertised
     inter-node address, which calls for it are signed for; `members` carries out the removals other voters
     hand over; `images` serves images of the metadata replica (a node without one of them
-    answers 404 on its routes)."""
+    answers 404 on its routes); `checks` verifies the copies read against their recorded digests
+    (by default each time, reporting to no one)."""
     app = falcon.App(middleware=[Signed(secret, replays, address)])
-    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret))
+    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret, checks or FileChecks(0)))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
     app.add_route(PING_PATH, Ping())
     if members is not None:
