@@ -174,14 +174,10 @@ class Scrubber:
                         break
 
     def scrub_pass(self) -> None:
+        """Count what this node holds (the pass's length, for its progress), then verify it."""
         progress = self.progress
-        progress.files_total = progress.bytes_total = 0
-        for _, placed in self._held():
-            progress.files_total += 1
-            progress.bytes_total += placed.size
-        progress.files_done = progress.bytes_done = progress.unverifiable = 0
-        progress.last_pass_started = int(time.time() * 1000)
         progress.running = True
+        progress.last_pass_started = int(time.time() * 1000)
         began = time.monotonic()
         pace = Pace(self._rate)
 
@@ -192,6 +188,11 @@ class Scrubber:
             pace.take(size)
 
         try:
+            progress.files_done = progress.bytes_done = progress.unverifiable = 0
+            progress.files_total = progress.bytes_total = 0
+            for _, placed in self._held():
+                progress.files_total += 1
+                progress.bytes_total += placed.size
             for bucket, placed in self._held():
                 self._heal_reported()
                 self._verify(bucket, placed, paced, pace)
@@ -215,7 +216,7 @@ class Scrubber:
 
     def _verify(self, bucket: str, placed: Placed, paced: Callable[[int], None], pace: Pace) -> None:
         if placed.digest is None:
-            self.progress.add(unverifiable=1)
+            self.progress.add(unverifiable=1, bytes_done=placed.size)
             return
         hashed = key_hash(placed.key)
         path = os.path.join(self._store.file_dir(bucket, hashed), placed.file)
@@ -223,7 +224,9 @@ class Scrubber:
             with open(path, "rb", buffering=0) as file:
                 intact = file_digest(file.fileno(), paced) == placed.digest
         except FileNotFoundError:
-            return  # replaced or removed meanwhile, or never copied here: the repair loop's work
+            # Replaced or removed meanwhile, or never copied here: the repair loop's work.
+            self.progress.add(bytes_done=placed.size)
+            return
         if not intact:
             self._heal(bucket, hashed, placed, pace)
 
