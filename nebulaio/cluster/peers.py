@@ -154,9 +154,11 @@ class PeerClient:
     def remove(self, address: str, bucket: str, hashed: str, name: str) -> None:
         self._call(address, "DELETE", file_path(bucket, hashed, name))
 
-    def assemble(self, address: str, bucket: str, hashed: str, name: str, parts: list[tuple[str, int]]) -> str:
-        """Have a peer build `name` from part files it holds: (part file, size), in order;
-        returns the integrity digest of what it built."""
+    def assemble(
+        self, address: str, bucket: str, hashed: str, name: str, parts: list[tuple[str, int, str | None]]
+    ) -> str:
+        """Have a peer build `name` from part files it holds: (part file, size, its recorded
+        digest), in order; returns the integrity digest of what it built."""
         answer = self._call(address, "POST", f"{ASSEMBLE_PATH}{bucket}/{hashed}/{name}", orjson.dumps({"parts": parts}))
         try:
             return orjson.loads(answer)[HASH_FIELD]

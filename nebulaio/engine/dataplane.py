@@ -24,7 +24,7 @@ from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerErr
 from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
-from nebulaio.storage.integrity import HASH_FIELD, FileChecks, bytes_digest
+from nebulaio.storage.integrity import HASH_FIELD, DamagedPart, FileChecks, bytes_digest
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, file_size, key_hash
 
 log = logging.getLogger("nebulaio.dataplane")
@@ -34,6 +34,7 @@ Observer = Callable[[memoryview | bytes], None]
 Received = TempObject | bytes | bytearray
 """A received body: a temp file, or the bytes of a small one held in memory."""
 DAMAGED_MESSAGE = "The object's stored bytes do not match their recorded checksum; no intact copy could be read."
+DAMAGED_PART_MESSAGE = "A part's stored bytes do not match their recorded checksum; the upload cannot be completed."
 
 
 class LocalBody:
@@ -186,7 +187,11 @@ class LocalData:
         Raises:
             FileNotFoundError: a part's file is gone (uploaded again meanwhile).
         """
-        return {HASH_FIELD: self.store.concatenate(self.store.version_dir(bucket, key), name, _part_files(parts))}
+        try:
+            return {HASH_FIELD: self.store.concatenate(self.store.version_dir(bucket, key), name, _part_files(parts))}
+        except DamagedPart as exc:
+            self._checks.report(_damaged_part(bucket, key, parts, exc))
+            raise S3Error("ServiceUnavailable", DAMAGED_PART_MESSAGE) from None
 
     def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
         """Remove the copies of a file no record will point to."""
@@ -352,7 +357,11 @@ class ClusterData:
             if not all(node in part.get("holders", ()) for part in parts):
                 raise PeerError(f"node {node} does not hold every part")
             if node == self._node_id:
-                digest = self.store.concatenate(self.store.file_dir(bucket, hashed), name, files)
+                try:
+                    digest = self.store.concatenate(self.store.file_dir(bucket, hashed), name, files)
+                except DamagedPart as exc:
+                    self._checks.report(_damaged_part(bucket, key, parts, exc))
+                    raise PeerError(str(exc)) from None
             else:
                 digest = self._peers.assemble(address, bucket, hashed, name, files)
             with digests_lock:
@@ -387,5 +396,11 @@ def _release(body: Received) -> None:
         body.abort()
 
 
-def _part_files(parts: list[dict]) -> list[tuple[str, int]]:
-    return [(part["file"], file_size(part)) for part in parts]
+def _part_files(parts: list[dict]) -> list[tuple[str, int, str | None]]:
+    return [(part["file"], file_size(part), part.get(HASH_FIELD)) for part in parts]
+
+
+def _damaged_part(bucket: str, key: str, parts: list[dict], damaged: DamagedPart) -> dict:
+    """The report of a part file found damaged while an object was built from it."""
+    part = next(part for part in parts if part["file"] == damaged.part)
+    return _damaged(bucket, key, part["file"], part)

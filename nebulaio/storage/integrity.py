@@ -38,6 +38,34 @@ def bytes_digest(data) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
+class DamagedPart(Exception):
+    """A part file does not match its recorded digest: no object is built from it."""
+
+    def __init__(self, part: str):
+        super().__init__(f"part file {part} does not match its recorded digest")
+        self.part = part
+
+
+def segment_digests(fd: int, sizes: list[int]) -> tuple[str, list[str]]:
+    """The digest of an open file's bytes to its end, and of each of its consecutive segments
+    of `sizes` bytes, from one read."""
+    whole = new_hasher()
+    segments = []
+    offset = 0
+    for size in sizes:
+        segment = new_hasher()
+        end = offset + size
+        while offset < end and (chunk := os.pread(fd, min(READ_CHUNK, end - offset), offset)):
+            segment.update(chunk)
+            whole.update(chunk)
+            offset += len(chunk)
+        segments.append(segment.hexdigest())
+    while chunk := os.pread(fd, READ_CHUNK, offset):
+        whole.update(chunk)
+        offset += len(chunk)
+    return whole.hexdigest(), segments
+
+
 def file_digest(fd: int, paced: Callable[[int], None] | None = None) -> str:
     """The digest of an open file's bytes to its end, read with pread (its offset stays put);
     `paced(n)` is called after each piece read, to slow a background reader down."""
@@ -87,10 +115,15 @@ class FileChecks:
                     while len(self._verified) > REMEMBERED_FILES:
                         del self._verified[next(iter(self._verified))]
             return True
+        if damaged is not None:
+            self.report(damaged)
+        return False
+
+    def report(self, damaged: dict) -> None:
+        """Log a damaged file and hand it to whoever heals it."""
         log.error("a stored file does not match its recorded digest: %s", damaged)
-        if self._report is not None and damaged is not None:
+        if self._report is not None:
             try:
                 self._report(damaged)
             except Exception:
                 log.exception("reporting a damaged file failed")
-        return False

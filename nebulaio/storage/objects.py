@@ -14,7 +14,7 @@ import secrets
 
 import xxhash
 
-from nebulaio.storage.integrity import file_digest, new_hasher
+from nebulaio.storage.integrity import DamagedPart, file_digest, new_hasher, segment_digests
 from nebulaio.storage.layout import DataLayout
 from nebulaio.util.durable import fsync_directory
 
@@ -152,19 +152,27 @@ class ObjectStore:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 raise
 
-    def concatenate(self, directory: str, name: str, parts: list[tuple[str, int]]) -> str:
-        """Build file `name` from the first `size` bytes of each (part file, size), in order;
-        returns its integrity digest.
+    def concatenate(self, directory: str, name: str, parts: list[tuple[str, int, str | None]]) -> str:
+        """Build file `name` from the first `size` bytes of each (part file, size, its recorded
+        digest or None), in order; returns its integrity digest.
 
-        The bytes are copied inside the kernel. Raises FileNotFoundError (leaving nothing
-        behind) when a part file is missing.
+        The bytes are copied inside the kernel, then read once: for the whole file's digest,
+        and to check each part's against its record.
+
+        Raises (leaving nothing behind):
+            FileNotFoundError: a part file is missing.
+            DamagedPart: a part's bytes do not match its recorded digest.
         """
         temp = self.new_temp()
         try:
-            for part, size in parts:
+            for part, size, _ in parts:
                 with open(os.path.join(directory, part), "rb", buffering=0) as source:
                     temp.copy_from(source.fileno(), 0, size)
-            digest = temp.digest()
+            with open(temp.path, "rb", buffering=0) as built:
+                digest, found = segment_digests(built.fileno(), [size for _, size, _ in parts])
+            for (part, _, expected), got in zip(parts, found, strict=True):
+                if expected is not None and got != expected:
+                    raise DamagedPart(part)
             temp.commit_to(directory, name)
         except BaseException:
             temp.abort()

@@ -98,6 +98,29 @@ def test_a_lone_node_refuses_damaged_bytes_and_counts_the_damage(lone, tmp_path)
         client.get_object(Bucket="rot", Key="k")["Body"].read()
 
 
+def test_no_object_is_completed_from_a_damaged_part(lone):
+    client = lone.client()
+    client.create_bucket(Bucket="parts")
+    upload = client.create_multipart_upload(Bucket="parts", Key="big")["UploadId"]
+    bodies = [os.urandom(5 * 1024 * 1024), os.urandom(SIZE)]
+    listed = []
+    for number, body in enumerate(bodies, 1):
+        etag = client.upload_part(Bucket="parts", Key="big", UploadId=upload, PartNumber=number, Body=body)["ETag"]
+        listed.append({"PartNumber": number, "ETag": etag})
+    directory = lone.data / "objects" / "parts" / key_hash("big")
+    (second,) = [path for path in directory.iterdir() if path.name.startswith(f"{upload}.2.")]
+    flip_byte(second, 100)
+    reported = scrub(lone)["reported"]
+
+    with pytest.raises(ClientError) as refused:
+        client.complete_multipart_upload(Bucket="parts", Key="big", UploadId=upload, MultipartUpload={"Parts": listed})
+    assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+    with pytest.raises(ClientError):
+        client.head_object(Bucket="parts", Key="big")
+    assert sorted(path.name.split(".")[1] for path in directory.iterdir()) == ["1", "2"]
+    wait_for(lambda: scrub(lone)["reported"] > reported, HEAL_TIMEOUT, "the damaged part reported")
+
+
 def test_an_object_written_without_a_recorded_checksum_is_still_served(lone):
     client = lone.client()
     client.create_bucket(Bucket="old")

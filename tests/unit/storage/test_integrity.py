@@ -3,9 +3,10 @@ kernel), and checked before serving, with a worker trusting only an unchanged fi
 
 import os
 
+import pytest
 import xxhash
 
-from nebulaio.storage.integrity import FileChecks, file_digest
+from nebulaio.storage.integrity import DamagedPart, FileChecks, file_digest
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 
@@ -29,10 +30,24 @@ def test_a_digest_is_of_the_bytes_written_or_copied(tmp_path):
     first, second = os.urandom(300_000), os.urandom(5)
     assert stored(store, "first", first) == xxhash.xxh3_64_hexdigest(first)
     stored(store, "second", second)
-    digest = store.concatenate(store.file_dir("b", "h" * 32), "whole", [("first", len(first)), ("second", 2)])
+    parts = [("first", len(first), xxhash.xxh3_64_hexdigest(first)), ("second", 2, None)]
+    digest = store.concatenate(store.file_dir("b", "h" * 32), "whole", parts)
     assert digest == xxhash.xxh3_64_hexdigest(first + second[:2])
     with open(os.path.join(store.file_dir("b", "h" * 32), "whole"), "rb") as whole:
         assert file_digest(whole.fileno()) == digest
+
+
+def test_no_object_is_built_from_a_damaged_part(tmp_path):
+    store = make_store(tmp_path)
+    first, second = os.urandom(70_000), os.urandom(9)
+    recorded = [stored(store, "first", first), stored(store, "second", second)]
+    with open(os.path.join(store.file_dir("b", "h" * 32), "second"), "r+b") as part:
+        part.write(b"!")
+    parts = [("first", len(first), recorded[0]), ("second", len(second), recorded[1])]
+    with pytest.raises(DamagedPart, match="second"):
+        store.concatenate(store.file_dir("b", "h" * 32), "whole", parts)
+    assert sorted(os.listdir(store.file_dir("b", "h" * 32))) == ["first", "second"]
+    assert os.listdir(store.layout.temp_dir) == []
 
 
 def test_a_changed_file_is_checked_again_and_reported(tmp_path):
