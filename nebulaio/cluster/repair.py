@@ -19,7 +19,7 @@ picks among the storage nodes that are up and take new copies (a draining node d
 - this node is wanted and lacks the file: it streams it from a live holder over the signed
   internal endpoint (1 MiB pieces, fsync, rename), then records itself (object.holders add);
 - it is wanted and has a copy the record does not name (a holder that answered too late): it
-  records itself;
+  records itself, once that copy matches the file's recorded checksum (else it pulls one);
 - the record names no holders at all (written while this node ran alone, before the cluster
   grew around it) and the file is here: it records itself, the one holder; the wanted nodes
   then copy it like any other file;
@@ -55,6 +55,7 @@ from typing import NamedTuple
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
 from nebulaio.cluster.placement import STORAGE_ROLES, placement, takes_copies
 from nebulaio.meta.holders import SOURCES, Placed
+from nebulaio.storage.integrity import file_digest
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 log = logging.getLogger("nebulaio.repair")
@@ -165,6 +166,17 @@ def pull_copy(
     finally:
         if stream is not None:
             stream.close()
+
+
+def _intact_copy(directory: str, placed: Placed) -> bool:
+    """Whether this node's copy of a file matches its recorded digest (an older record has none)."""
+    if placed.digest is None:
+        return True
+    try:
+        with open(os.path.join(directory, placed.file), "rb", buffering=0) as copy:
+            return file_digest(copy.fileno()) == placed.digest
+    except FileNotFoundError:
+        return False
 
 
 class Cursor(NamedTuple):
@@ -396,6 +408,9 @@ class Repairer:
     def _repair(self, bucket: str, placed: Placed, directory: str, judged: Plan, up: dict[str, str], pace: Pace):
         """Carry out a file's plan (in a repair thread)."""
         try:
+            if judged.action == ADD and not _intact_copy(directory, placed):
+                # A copy that came too late is recorded only once it is known sound.
+                judged = judged._replace(action=PULL)
             if judged.action == PULL:
                 sources = [up[node] for node in placed.holders if node != self._me and node in up]
                 if not sources:

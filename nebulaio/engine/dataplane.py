@@ -367,7 +367,7 @@ class ClusterData:
             with digests_lock:
                 digests.append(digest)
                 if digest != digests[0]:
-                    # NOTE: its copy is not recorded; the repair loop removes it.
+                    # NOTE: its copy is not recorded; the repair loop replaces or removes it.
                     raise PeerError(f"node {node} built other bytes than the first holder did")
 
         holders, wanted = self._on_holders(group, assemble)
