@@ -269,6 +269,31 @@ SETTINGS: tuple[Setting, ...] = (
         "cluster",
     ),
     Setting(
+        "scrub_interval",
+        7 * 86400,
+        "Seconds between the starts of two scrub passes (each storage node re-reads every file it holds, checks"
+        " it against the checksum recorded when it was written, and heals a damaged copy from another holder);"
+        " the first starts that long after the node. `nebulaio admin scrub start` starts one now.",
+        float,
+        "cluster",
+    ),
+    Setting(
+        "scrub_rate",
+        32 * 1024**2,
+        "Bytes per second a scrub pass may read from this node's disk (K/M/G suffixes).",
+        _size,
+        "cluster",
+    ),
+    Setting(
+        "read_verify_cache",
+        600,
+        "Seconds a worker serves an object file it has checked against its recorded checksum, and that is"
+        " unchanged since (same inode, size, mtime and ctime), without reading it again first (reads stay on"
+        " sendfile); 0 checks the file before every read.",
+        float,
+        "cluster",
+    ),
+    Setting(
         "lifecycle_interval",
         3600,
         "Seconds between the raft leader's passes over the buckets' lifecycle rules.",
@@ -333,9 +358,13 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     for name, allowed in CHOICES.items():
         if resolved[name] not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {resolved[name]!r}")
-    for name in ("repair_batch", "repair_bandwidth", "login_window", "access_log_records"):
+    for name in ("repair_batch", "repair_bandwidth", "scrub_rate", "login_window", "access_log_records"):
         if resolved[name] < 1:
             raise ValueError(f"{name} must be at least 1, not {resolved[name]!r}")
+    if resolved["scrub_interval"] <= 0:
+        raise ValueError(f"scrub_interval must be more than 0, not {resolved['scrub_interval']!r}")
+    if resolved["read_verify_cache"] < 0:
+        raise ValueError(f"read_verify_cache must be 0 or more, not {resolved['read_verify_cache']!r}")
     if resolved["access_log_interval"] <= 0:
         raise ValueError(f"access_log_interval must be more than 0, not {resolved['access_log_interval']!r}")
     if resolved["login_max_failures"] < 0:

@@ -28,6 +28,7 @@ from nebulaio.iam.service import IamService
 from nebulaio.internal import app as internal_app
 from nebulaio.meta import ImageShelf, MetaReader, open_env
 from nebulaio.s3 import app as s3_app
+from nebulaio.storage.integrity import FileChecks
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util.metrics import RequestMetrics
@@ -46,9 +47,15 @@ def build(config: dict | None = None):
     node_id = layout.node_id(config["node_id"])
     peers = PeerClient(secret, node_id, peer_tls(config))
     view = MemberView(supervisor)
-    data = ClusterData(store, reader, view, node_id, config["replicas"], peers)
+
+    def report_damaged(damaged: dict) -> None:
+        """Hand a damaged copy a read found to the node's scrub, which heals it."""
+        supervisor.call({"type": "scrub", "action": "report", "damaged": damaged}, timeout=5.0)
+
+    checks = FileChecks(config["read_verify_cache"], report_damaged)
+    data = ClusterData(store, reader, view, node_id, config["replicas"], peers, checks)
     if not configuration.is_cluster(config):
-        data = GrowingData(reader, LocalData(store), data)
+        data = GrowingData(reader, LocalData(store, checks), data)
     layer = ObjectLayer(
         reader,
         data,
@@ -78,6 +85,7 @@ def build(config: dict | None = None):
         configuration.advertised(config, "internal"),
         members,
         ImageShelf(env, layout.images_dir),
+        checks,
     )
 
     by_port = {

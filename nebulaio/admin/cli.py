@@ -24,8 +24,9 @@ from nebulaio.admin.progress import human_size as _size
 DEFAULT_URL = "http://127.0.0.1:9001"
 TIMEOUT = 30.0
 DRAIN_POLL = 1.0
-"""Seconds between two looks at a drain's or a repair's progress."""
+"""Seconds between two looks at a drain's, a repair's or a scrub's progress."""
 REPAIR_PATH = "/api/v1/cluster/repair"
+SCRUB_PATH = "/api/v1/cluster/scrub"
 
 
 def default_token_file() -> str:
@@ -132,6 +133,11 @@ def add_parser(commands) -> None:
         action="store_true",
         help="draw the progress until a walk begun after the command finds nothing to repair on this node",
     )
+
+    scrub = _actions(tasks, "scrub", "this node's scrub: every file it holds checked against its recorded checksum")
+    scrub.add_parser("status", help="the pass under way or the last one, and the damage found and healed")
+    start = scrub.add_parser("start", help="start a pass now")
+    start.add_argument("--wait", action="store_true", help="draw the pass's progress until it has ended")
 
 
 def _actions(tasks, task: str, help_text: str):
@@ -482,6 +488,39 @@ def _repair(session: Session, args) -> str:
     return f"node {figures['node']}: " + _repair_line(figures)
 
 
+def _scrub_line(figures: dict) -> str:
+    """A progress bar of the scrub pass under way (or the last one), and the damage counted."""
+    files, done = figures["files"], figures["filesDone"]
+    fraction = figures["bytesDone"] / figures["bytes"] if figures["bytes"] else (done / files if files else 1.0)
+    state = (
+        "scrubbing" if figures["running"] else f"pass {figures['passes']} done" if figures["passes"] else "no pass yet"
+    )
+    return (
+        f"{bar(fraction)}  {state}: {done} of {files} files ({_size(figures['bytesDone'])} of"
+        f" {_size(figures['bytes'])}); {figures['corrupt']} damaged found, {figures['healed']} healed,"
+        f" {figures['unhealed']} not healed"
+    )
+
+
+def _scrub(session: Session, args) -> str:
+    """This node's scrub figures; `start` begins a pass, and with --wait draws it until it ends."""
+    if args.action == "status":
+        figures = session.request("GET", SCRUB_PATH)
+    else:
+        figures = session.request("POST", SCRUB_PATH)
+        if args.wait:
+            needed = figures["passes"] + (2 if figures["running"] else 1)
+            while figures["passes"] < needed:
+                end = "\r" if sys.stderr.isatty() else "\n"
+                sys.stderr.write(_scrub_line(figures) + end)
+                sys.stderr.flush()
+                time.sleep(DRAIN_POLL)
+                figures = session.request("GET", SCRUB_PATH)
+    if args.json:
+        return orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode()
+    return f"node {figures['node']}: " + _scrub_line(figures)
+
+
 def run(args: argparse.Namespace) -> int:
     session = Session(args.url, args.token_file or os.environ.get("NEBULAIO_ADMIN_TOKEN_FILE") or default_token_file())
     try:
@@ -503,6 +542,8 @@ def run(args: argparse.Namespace) -> int:
             output = _drain(session, args)
         elif (args.task, args.action) == ("cluster", "repair"):
             output = _repair(session, args)
+        elif args.task == "scrub":
+            output = _scrub(session, args)
         elif (args.task, args.action) == ("bucket", "import"):
             output = transfer.run(args, lambda s3: transfer.import_tree(s3, args.directory, args.name, args.prefix))
         elif (args.task, args.action) == ("bucket", "export"):

@@ -5,6 +5,8 @@ forgotten, a node's object files moved to the others before it goes.
     DELETE /api/v1/cluster/nodes/{id}           remove a node (a voter leaves raft first)
     POST   /api/v1/cluster/nodes/{id}/drain     mark a node draining (202, with its progress)
     GET    /api/v1/cluster/nodes/{id}/drain     how far its drain has come
+    GET    /api/v1/cluster/scrub                this node's scrub: the pass under way or the last
+    POST   /api/v1/cluster/scrub                start a scrub pass on this node now (202)
 
 A new voter is started first with `--join` (it learns the voters through gossip and waits),
 and is added only once gossip knows it alive; once added, the leader sends it the log and it
@@ -16,6 +18,9 @@ only: the cluster's shape is not a policy matter.
 A draining node is given no new copies, and the repair loops move its files to their other
 wanted holders; it holds none once its drain is done, and can then be removed. A drain is
 refused while it would leave fewer storage nodes than the copies each object needs.
+
+The scrub (see `nebulaio.cluster.scrub`) runs on each storage node over the files it holds, so
+each node reports and starts its own.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import falcon
 
 # NOTE: the module, not its names: app.py imports this module while it is being built.
 import nebulaio.admin.app as admin_app
+from nebulaio.cluster.ipc import SupervisorUnavailable
 from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies
 from nebulaio.engine.members import Members
 from nebulaio.engine.objects import ObjectLayer
@@ -162,7 +168,58 @@ def drain_progress(node: dict, counted_by: str, repair: dict) -> dict:
     }
 
 
+class ClusterScrub:
+    """This node's scrub: its progress (GET), and a pass started now (POST, root only)."""
+
+    def __init__(self, layer: ObjectLayer, iam):
+        self._layer = layer
+        self._iam = iam
+
+    def on_get(self, req, resp):
+        admin_app.authorize(self._iam, req, "GetClusterStatus", "*")
+        status = admin_app.supervisor_status(self._layer)
+        resp.media = scrub_figures(status["node_id"], status["scrub"])
+
+    def on_post(self, req, resp):
+        _require_root(req)
+        try:
+            answer = self._layer.supervisor.call({"type": "scrub", "action": "start"}, timeout=5.0)
+        except SupervisorUnavailable as exc:
+            raise admin_app.ApiError(503, "ServiceUnavailable", str(exc)) from None
+        if answer.get("status") == "NotStorage":
+            raise admin_app.ApiError(409, "NotStorage", "This node holds no objects: it has nothing to scrub.")
+        resp.status = falcon.HTTP_202
+        # NOTE: the figures as of the request, before the pass could begin (a small one may be
+        # over before a second look), so a client can tell when the pass it asked for has ended.
+        resp.media = scrub_figures(answer["node_id"], answer["scrub"])
+
+
+def scrub_figures(node_id: str, scrub: dict) -> dict:
+    """A scrub's figures as the Admin API, the CLI and the console show them."""
+    started, finished = scrub["last_pass_started"], scrub["last_pass_finished"]
+    return {
+        "node": node_id,
+        "running": scrub["running"],
+        "passes": scrub["passes"],
+        "files": scrub["files_total"],
+        "filesDone": scrub["files_done"],
+        "bytes": scrub["bytes_total"],
+        "bytesDone": scrub["bytes_done"],
+        "unverifiable": scrub["unverifiable"],
+        "corrupt": scrub["corrupt"],
+        "healed": scrub["healed"],
+        "unhealed": scrub["unhealed"],
+        "reported": scrub["reported"],
+        "lastPassStarted": None if started is None else iso8601(started),
+        "lastPassFinished": None if finished is None else iso8601(finished),
+        "lastPassSeconds": scrub["last_pass_seconds"],
+        "rate": scrub["rate"],
+        "intervalSeconds": scrub["interval"],
+    }
+
+
 def add_routes(app: falcon.App, layer: ObjectLayer, members: Members, iam, config: dict) -> None:
     app.add_route("/api/v1/cluster/nodes", ClusterNodes(members))
     app.add_route("/api/v1/cluster/nodes/{node_id}", ClusterNode(layer, members))
     app.add_route("/api/v1/cluster/nodes/{node_id}/drain", NodeDrain(layer, iam, config["replicas"]))
+    app.add_route("/api/v1/cluster/scrub", ClusterScrub(layer, iam))

@@ -124,6 +124,61 @@ def _repair(lines: list[str], repair: dict) -> None:
         lines.append(f"{name} {value}")
 
 
+def _scrub(lines: list[str], scrub: dict) -> None:
+    figures = (
+        ("nebulaio_scrub_running", "gauge", "1 while a scrub pass runs.", int(scrub["running"])),
+        ("nebulaio_scrub_passes_total", "counter", "Scrub passes finished.", scrub["passes"]),
+        (
+            "nebulaio_scrub_files",
+            "gauge",
+            "Files the scrub pass under way (or the last) verifies.",
+            scrub["files_total"],
+        ),
+        (
+            "nebulaio_scrub_files_done",
+            "gauge",
+            "Files the scrub pass under way (or the last) has verified.",
+            scrub["files_done"],
+        ),
+        ("nebulaio_scrub_bytes", "gauge", "Bytes the scrub pass under way (or the last) reads.", scrub["bytes_total"]),
+        (
+            "nebulaio_scrub_bytes_done",
+            "gauge",
+            "Bytes the scrub pass under way (or the last) has read.",
+            scrub["bytes_done"],
+        ),
+        (
+            "nebulaio_scrub_unverifiable",
+            "gauge",
+            "Files of the pass whose records carry no checksum (written before checksums were recorded).",
+            scrub["unverifiable"],
+        ),
+        (
+            "nebulaio_scrub_corrupt_total",
+            "counter",
+            "Damaged copies found: by a scrub pass, or confirmed after a read reported them.",
+            scrub["corrupt"],
+        ),
+        ("nebulaio_scrub_healed_total", "counter", "Damaged copies replaced by an intact one.", scrub["healed"]),
+        ("nebulaio_scrub_unhealed_total", "counter", "Damaged copies no intact copy could replace.", scrub["unhealed"]),
+        (
+            "nebulaio_scrub_reported_total",
+            "counter",
+            "Damaged copies that reads found and reported.",
+            scrub["reported"],
+        ),
+        (
+            "nebulaio_scrub_last_pass_timestamp_seconds",
+            "gauge",
+            "When the last scrub pass finished (0: none yet).",
+            (scrub["last_pass_finished"] or 0) / 1000,
+        ),
+    )
+    for name, kind, help_text, value in figures:
+        _family(lines, name, kind, help_text)
+        lines.append(f"{name} {value}")
+
+
 def _notify(lines: list[str], targets: dict[str, dict]) -> None:
     figures = (
         ("nebulaio_notify_backlog", "gauge", "Bucket events queued for a target and not yet acknowledged.", "backlog"),
@@ -147,7 +202,7 @@ def _buckets(lines: list[str], usage: dict[str, dict]) -> None:
 
 
 def render(metrics_dir: str, status: dict | None, usage: dict[str, dict], disk) -> bytes:
-    """The exposition text: request counters summed over every worker, raft, gossip, repair,
+    """The exposition text: request counters summed over every worker, raft, gossip, repair, scrub,
     the disk (`disk`: psutil's usage of the data directory) and bucket usage."""
     lines: list[str] = []
     _requests(lines, read_totals(metrics_dir))
@@ -155,6 +210,7 @@ def render(metrics_dir: str, status: dict | None, usage: dict[str, dict], disk) 
     if status is not None:
         _gossip(lines, status)
         _repair(lines, status["repair"])
+        _scrub(lines, status["scrub"])
         _notify(lines, status["notify"])
     _disk(lines, disk)
     _buckets(lines, usage)

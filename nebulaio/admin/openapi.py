@@ -220,6 +220,27 @@ SCHEMAS = {
             "lastPassSeconds": {"type": ["number", "null"]},
         }
     ),
+    "ClusterScrub": _object(
+        {
+            "node": STRING,
+            "running": BOOLEAN,
+            "passes": INTEGER,
+            "files": INTEGER,
+            "filesDone": INTEGER,
+            "bytes": INTEGER,
+            "bytesDone": INTEGER,
+            "unverifiable": INTEGER,
+            "corrupt": INTEGER,
+            "healed": INTEGER,
+            "unhealed": INTEGER,
+            "reported": INTEGER,
+            "lastPassStarted": {"type": ["string", "null"], "format": "date-time"},
+            "lastPassFinished": {"type": ["string", "null"], "format": "date-time"},
+            "lastPassSeconds": {"type": ["number", "null"]},
+            "rate": INTEGER,
+            "intervalSeconds": NUMBER,
+        }
+    ),
     "Health": _object(
         {
             "status": STRING,
@@ -612,6 +633,21 @@ PATHS = {
             {"200": _json(_ref("ClusterRepair"), "The figures.")},
             "503",
         )
+    },
+    "/api/v1/cluster/scrub": {
+        "get": _operation(
+            "This node's scrub (every file it holds checked against the checksum recorded when it was written): "
+            "files and bytes verified of the pass under way or the last one, damaged copies found, healed from "
+            "another holder and not healed, damage reads reported, the last pass.",
+            {"200": _json(_ref("ClusterScrub"), "The figures.")},
+            "503",
+        ),
+        "post": _operation(
+            "Start a scrub pass on this node now (root only); 409 on a node that holds no objects.",
+            {"202": _json(_ref("ClusterScrub"), "The figures as the pass is asked for.")},
+            "409",
+            "503",
+        ),
     },
     "/api/v1/audit": {
         "get": {

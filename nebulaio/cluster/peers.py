@@ -22,6 +22,7 @@ import orjson
 from nebulaio.cluster import signing
 from nebulaio.config import split_address
 from nebulaio.meta.snapshot import image_digest
+from nebulaio.storage.integrity import HASH_FIELD
 
 INTERNAL_PREFIX = "/internal/v1/"
 FILES_PATH = INTERNAL_PREFIX + "files/"
@@ -43,6 +44,8 @@ IMAGE_ATTEMPTS = 5
 IMAGE_RETRY_PAUSE = 0.5
 READ_CHUNK = 1024 * 1024
 PEER_ERRORS = (OSError, http.client.HTTPException)
+EXPECTED_DIGEST_HEADER = "x-nebulaio-expect-xxh3"
+"""A read's expected integrity digest of the whole file: a holder whose copy differs refuses."""
 
 
 class PeerError(Exception):
@@ -151,22 +154,43 @@ class PeerClient:
     def remove(self, address: str, bucket: str, hashed: str, name: str) -> None:
         self._call(address, "DELETE", file_path(bucket, hashed, name))
 
-    def assemble(self, address: str, bucket: str, hashed: str, name: str, parts: list[tuple[str, int]]) -> None:
-        """Have a peer build `name` from part files it holds: (part file, size), in order."""
-        self._call(address, "POST", f"{ASSEMBLE_PATH}{bucket}/{hashed}/{name}", orjson.dumps({"parts": parts}))
+    def assemble(
+        self, address: str, bucket: str, hashed: str, name: str, parts: list[tuple[str, int, str | None]]
+    ) -> str:
+        """Have a peer build `name` from part files it holds: (part file, size, its recorded
+        digest), in order; returns the integrity digest of what it built."""
+        answer = self._call(address, "POST", f"{ASSEMBLE_PATH}{bucket}/{hashed}/{name}", orjson.dumps({"parts": parts}))
+        try:
+            return orjson.loads(answer)[HASH_FIELD]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise PeerError(f"assembling {name} on {address}: no digest in the answer") from exc
 
     def remove_node(self, address: str, node_id: str) -> None:
         """Have a peer carry out the removal of `node_id` from the cluster."""
         self._call(address, "DELETE", node_path(node_id), timeout=REMOVAL_TIMEOUT)
 
-    def read(self, address: str, bucket: str, hashed: str, name: str, start: int, length: int, want_hash: bool = False):
+    def read(
+        self,
+        address: str,
+        bucket: str,
+        hashed: str,
+        name: str,
+        start: int,
+        length: int,
+        want_hash: bool = False,
+        expected: str | None = None,
+    ):
         """(connection, answer, content hash) streaming `length` bytes of `name` from `start`;
         the caller closes both. With `want_hash` the content hash is the SHA-256 of the whole
-        file as the peer signed it (else None)."""
-        return self._read_range(address, file_path(bucket, hashed, name), start, length, want_hash)
+        file as the peer signed it (else None). With `expected` (the file's recorded integrity
+        digest) a peer whose copy does not match refuses (409) before sending a byte."""
+        headers = {} if expected is None else {EXPECTED_DIGEST_HEADER: expected}
+        return self._read_range(address, file_path(bucket, hashed, name), start, length, want_hash, headers)
 
-    def _read_range(self, address: str, path: str, start: int, length: int, want_hash: bool = False):
-        headers = {"range": f"bytes={start}-{start + length - 1}"}
+    def _read_range(
+        self, address: str, path: str, start: int, length: int, want_hash: bool = False, headers: dict | None = None
+    ):
+        headers = dict(headers or (), range=f"bytes={start}-{start + length - 1}")
         if want_hash:
             headers[signing.HASH_WANTED_HEADER] = "sha256"
         try:
@@ -343,6 +367,7 @@ class HolderStream:
         "_conn",
         "_response",
         "_verified",
+        "_expected",
         "content_hash",
     )
 
@@ -354,10 +379,13 @@ class HolderStream:
         start: int,
         length: int,
         verified: bool = False,
+        expected: str | None = None,
     ):
         """`verified`: every holder read from signs the SHA-256 of its whole file (`content_hash`),
-        and one whose hash differs from the first's is not read from."""
+        and one whose hash differs from the first's is not read from. `expected`: the file's
+        recorded integrity digest, which a holder checks its copy against before answering."""
         self._client = client
+        self._expected = expected
         self._addresses = iter(addresses)
         self._file = file
         self._offset = start
@@ -373,7 +401,7 @@ class HolderStream:
         for address in self._addresses:
             try:
                 conn, response, content_hash = self._client.read(
-                    address, *self._file, self._offset, self._left, self._verified
+                    address, *self._file, self._offset, self._left, self._verified, self._expected
                 )
             except PeerError as exc:
                 failures.append(str(exc))

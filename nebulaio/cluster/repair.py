@@ -19,7 +19,7 @@ picks among the storage nodes that are up and take new copies (a draining node d
 - this node is wanted and lacks the file: it streams it from a live holder over the signed
   internal endpoint (1 MiB pieces, fsync, rename), then records itself (object.holders add);
 - it is wanted and has a copy the record does not name (a holder that answered too late): it
-  records itself;
+  records itself, once that copy matches the file's recorded checksum (else it pulls one);
 - the record names no holders at all (written while this node ran alone, before the cluster
   grew around it) and the file is here: it records itself, the one holder; the wanted nodes
   then copy it like any other file;
@@ -55,6 +55,7 @@ from typing import NamedTuple
 from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerError
 from nebulaio.cluster.placement import STORAGE_ROLES, placement, takes_copies
 from nebulaio.meta.holders import SOURCES, Placed
+from nebulaio.storage.integrity import file_digest
 from nebulaio.storage.objects import ObjectStore, key_hash
 
 log = logging.getLogger("nebulaio.repair")
@@ -128,6 +129,54 @@ class Pace:
             ahead = self._sent / self._rate - (time.monotonic() - self._started)
         if ahead > 0:
             time.sleep(ahead)
+
+
+def pull_copy(
+    peers: PeerClient,
+    store: ObjectStore,
+    bucket: str,
+    hashed: str,
+    placed: Placed,
+    directory: str,
+    sources: list[str],
+    pace: Pace,
+) -> None:
+    """Copy a file from the first holder that answers with a copy matching its recorded digest:
+    temp/, check it against the SHA-256 the holder signed and against the recorded digest
+    (`placed.digest`, when there is one), fsync, rename (over a damaged copy, if any), fsync
+    the directory."""
+    temp = store.new_temp()
+    stream = None
+    received = hashlib.sha256()
+    try:
+        file = (bucket, hashed, placed.file)
+        stream = HolderStream(peers, sources, file, 0, placed.size, verified=True, expected=placed.digest)
+        while chunk := stream.read(READ_CHUNK):
+            temp.write(chunk)
+            received.update(chunk)
+            pace.take(len(chunk))
+        if placed.size and received.hexdigest() != stream.content_hash:
+            raise PeerError(f"the copy of {placed.file} does not match the SHA-256 its holder signed")
+        if placed.digest is not None and temp.digest() != placed.digest:
+            raise PeerError(f"the copy of {placed.file} does not match its recorded digest")
+        temp.commit_to(directory, placed.file)
+    except BaseException:
+        temp.abort()
+        raise
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _intact_copy(directory: str, placed: Placed) -> bool:
+    """Whether this node's copy of a file matches its recorded digest (an older record has none)."""
+    if placed.digest is None:
+        return True
+    try:
+        with open(os.path.join(directory, placed.file), "rb", buffering=0) as copy:
+            return file_digest(copy.fileno()) == placed.digest
+    except FileNotFoundError:
+        return False
 
 
 class Cursor(NamedTuple):
@@ -359,6 +408,9 @@ class Repairer:
     def _repair(self, bucket: str, placed: Placed, directory: str, judged: Plan, up: dict[str, str], pace: Pace):
         """Carry out a file's plan (in a repair thread)."""
         try:
+            if judged.action == ADD and not _intact_copy(directory, placed):
+                # A copy that came too late is recorded only once it is known sound.
+                judged = judged._replace(action=PULL)
             if judged.action == PULL:
                 sources = [up[node] for node in placed.holders if node != self._me and node in up]
                 if not sources:
@@ -380,27 +432,7 @@ class Repairer:
             log.warning("repairing %s/%s (%s) failed: %s", bucket, placed.key, placed.file, exc)
 
     def _pull(self, bucket: str, placed: Placed, directory: str, sources: list[str], pace: Pace) -> None:
-        """Copy a file from the first holder that answers: temp/, check it against the SHA-256 the
-        holder signed, fsync, rename, fsync the directory."""
-        temp = self._store.new_temp()
-        stream = None
-        received = hashlib.sha256()
-        try:
-            file = (bucket, key_hash(placed.key), placed.file)
-            stream = HolderStream(self._peers, sources, file, 0, placed.size, verified=True)
-            while chunk := stream.read(READ_CHUNK):
-                temp.write(chunk)
-                received.update(chunk)
-                pace.take(len(chunk))
-            if placed.size and received.hexdigest() != stream.content_hash:
-                raise PeerError(f"the copy of {placed.file} does not match the SHA-256 its holder signed")
-            temp.commit_to(directory, placed.file)
-        except BaseException:
-            temp.abort()
-            raise
-        finally:
-            if stream is not None:
-                stream.close()
+        pull_copy(self._peers, self._store, bucket, key_hash(placed.key), placed, directory, sources, pace)
         self.progress.add(copied=1, bytes_moved=placed.size)
 
     def _record(self, bucket: str, placed: Placed, directory: str, change: dict) -> bool:

@@ -25,6 +25,7 @@ from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog
 from nebulaio.cluster.readlink import ReadLink
 from nebulaio.cluster.repair import Progress, Repairer
+from nebulaio.cluster.scrub import Scrubber, ScrubProgress
 from nebulaio.cluster.workers import serve_workers
 from nebulaio.lifecycle.sweeper import LifecycleSweeper
 from nebulaio.meta import Applier, MetaReader, ReplicaImages, open_env
@@ -51,6 +52,7 @@ class Supervisor:
         self._process = psutil.Process()
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.repair_progress = Progress()
+        self.scrubber: Scrubber | None = None
         self.membership: NodeMembership | None = None
         self.reads: ReadLink | None = None
         self.deliverer: Deliverer | None = None
@@ -136,9 +138,19 @@ class Supervisor:
         async def change_voters(document: dict, blob: bytes | None) -> dict:
             return await self.membership.change(document.get("action"), document.get("raft"), committer)
 
+        async def scrub(document: dict, blob: bytes | None) -> dict:
+            """Start a pass now ("start"), or take a read's report of a damaged copy ("report")."""
+            if self.scrubber is None:
+                return {"status": "NotStorage"}
+            if document.get("action") == "start":
+                self.scrubber.request_pass()
+            elif document.get("action") == "report":
+                self.scrubber.report(document["damaged"])
+            return {"status": "ok", "node_id": self.node_id, "scrub": self.scrubber.progress.as_dict()}
+
         server = await serve_workers(
             self.layout.ipc_socket,
-            {"submit": submit, "fence": fence, "status": status, "membership": change_voters},
+            {"submit": submit, "fence": fence, "status": status, "membership": change_voters, "scrub": scrub},
         )
         sweeper = LifecycleSweeper(
             self.reader,
@@ -159,6 +171,16 @@ class Supervisor:
         repair = self._start_repair(store, committer)
         if repair is not None:
             tasks.append(repair)
+        if self.config["role"] in STORAGE_ROLES:
+            self.scrubber = Scrubber(
+                self.node_id,
+                self.reader,
+                store,
+                self._peers,
+                self.config["scrub_rate"],
+                self.config["scrub_interval"],
+            )
+            tasks.append(asyncio.create_task(self.scrubber.run(lambda: self.raft.status()["ready"])))
         log.info("supervisor serving workers on %s", self.layout.ipc_socket)
         await stop.wait()
         log.info("supervisor stopping")
@@ -219,6 +241,7 @@ class Supervisor:
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()
+        status["scrub"] = (ScrubProgress() if self.scrubber is None else self.scrubber.progress).as_dict()
         status["notify"] = self.deliverer.status()
         status["gossip"] = {"members": self.membership.gossip.view(), "refused": self.membership.network.refused}
         if detail:

@@ -24,6 +24,7 @@ from nebulaio.cluster.peers import READ_CHUNK, HolderStream, PeerClient, PeerErr
 from nebulaio.cluster.placement import STORAGE_ROLES, takes_copies, write_quorum, write_targets
 from nebulaio.cluster.view import MemberView
 from nebulaio.engine.errors import S3Error
+from nebulaio.storage.integrity import HASH_FIELD, DamagedPart, FileChecks, bytes_digest
 from nebulaio.storage.objects import FileRange, ObjectStore, TempObject, file_size, key_hash
 
 log = logging.getLogger("nebulaio.dataplane")
@@ -32,7 +33,8 @@ TRANSFER_THREADS = 16
 Observer = Callable[[memoryview | bytes], None]
 Received = TempObject | bytes | bytearray
 """A received body: a temp file, or the bytes of a small one held in memory."""
-NO_FIELDS: dict = {}
+DAMAGED_MESSAGE = "The object's stored bytes do not match their recorded checksum; no intact copy could be read."
+DAMAGED_PART_MESSAGE = "A part's stored bytes do not match their recorded checksum; the upload cannot be completed."
 
 
 class LocalBody:
@@ -59,18 +61,20 @@ class LocalBody:
 
 
 class RemoteBody:
-    """A version's bytes on other nodes: each range is read from the first holder that answers."""
+    """A version's bytes on other nodes: each range is read from the first holder that answers
+    and whose copy matches `expected`, the file's recorded digest."""
 
-    __slots__ = ("_peers", "_addresses", "_file")
+    __slots__ = ("_peers", "_addresses", "_file", "_expected")
 
-    def __init__(self, peers: PeerClient, addresses: list[str], file: tuple[str, str, str]):
+    def __init__(self, peers: PeerClient, addresses: list[str], file: tuple[str, str, str], expected: str | None):
         self._peers = peers
         self._addresses = addresses
         self._file = file
+        self._expected = expected
 
     def range(self, start: int, length: int) -> HolderStream:
         try:
-            return HolderStream(self._peers, self._addresses, self._file, start, length)
+            return HolderStream(self._peers, self._addresses, self._file, start, length, expected=self._expected)
         except PeerError as exc:
             log.warning("reading %s: %s", "/".join(self._file), exc)
             raise S3Error("ServiceUnavailable", "No holder of the object's bytes answered; retry.") from None
@@ -90,6 +94,37 @@ class RemoteBody:
 
     def close(self) -> None:
         """Nothing is open until a range is read."""
+
+
+def _digest(body: Received) -> str:
+    return body.digest() if isinstance(body, TempObject) else bytes_digest(body)
+
+
+def _damaged(bucket: str, key: str, name: str, location: dict) -> dict:
+    """What a damaged file's report says: enough for the scrub to check and heal it."""
+    return {
+        "bucket": bucket,
+        "hashed": key_hash(key),
+        "file": name,
+        "size": file_size(location),
+        "holders": location.get("holders"),
+        HASH_FIELD: location[HASH_FIELD],
+    }
+
+
+def _open_intact(store: ObjectStore, checks: FileChecks, bucket: str, key: str, name: str, location: dict):
+    """This node's copy of file `name`, open, or None when it does not match its recorded digest
+    (reported). FileNotFoundError when there is none."""
+    file = store.open(bucket, key, name)
+    expected = location.get(HASH_FIELD)
+    try:
+        if checks.intact(file.fileno(), expected, None if expected is None else _damaged(bucket, key, name, location)):
+            return file
+    except BaseException:
+        file.close()
+        raise
+    file.close()
+    return None
 
 
 def _keep_here(store: ObjectStore, body: Received, bucket: str, key: str, name: str) -> None:
@@ -117,24 +152,34 @@ class LocalData:
     replica every member receives.
     """
 
-    __slots__ = ("store",)
+    __slots__ = ("store", "_checks")
     keeps_inline = True
 
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, checks: FileChecks):
         self.store = store
+        self._checks = checks
 
     def place(self, body: Received, bucket: str, key: str, name: str, group: str) -> dict:
         """Make a received body durable as `name` (placed by `group`); returns the record's fields."""
         try:
+            digest = _digest(body)
             _keep_here(self.store, body, bucket, key, name)
         finally:
             _release(body)
-        return NO_FIELDS
+        return {HASH_FIELD: digest}
 
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody:
         """The bytes of file `name`, which `location` (its record) placed (FileNotFoundError if it
-        was just replaced)."""
-        return LocalBody(self.store.open(bucket, key, name))
+        was just replaced).
+
+        Raises:
+            S3Error: ServiceUnavailable when they do not match the recorded digest: a lone
+                node has no other copy (the damage is reported and counted).
+        """
+        file = _open_intact(self.store, self._checks, bucket, key, name, location)
+        if file is None:
+            raise S3Error("ServiceUnavailable", DAMAGED_MESSAGE)
+        return LocalBody(file)
 
     def assemble(self, bucket: str, key: str, name: str, parts: list[dict], group: str) -> dict:
         """Build file `name` from part records, in order; returns the record's fields.
@@ -142,8 +187,11 @@ class LocalData:
         Raises:
             FileNotFoundError: a part's file is gone (uploaded again meanwhile).
         """
-        self.store.concatenate(self.store.version_dir(bucket, key), name, _part_files(parts))
-        return NO_FIELDS
+        try:
+            return {HASH_FIELD: self.store.concatenate(self.store.version_dir(bucket, key), name, _part_files(parts))}
+        except DamagedPart as exc:
+            self._checks.report(_damaged_part(bucket, key, parts, exc))
+            raise S3Error("ServiceUnavailable", DAMAGED_PART_MESSAGE) from None
 
     def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
         """Remove the copies of a file no record will point to."""
@@ -157,11 +205,21 @@ class ClusterData:
     does, so it is stored R times, not once in every replica, and never rides the log.
     """
 
-    __slots__ = ("store", "_reader", "_view", "_node_id", "_replicas", "_peers", "_pool")
+    __slots__ = ("store", "_reader", "_view", "_node_id", "_replicas", "_peers", "_pool", "_checks")
     keeps_inline = False
 
-    def __init__(self, store: ObjectStore, reader, view: MemberView, node_id: str, replicas: int, peers: PeerClient):
+    def __init__(
+        self,
+        store: ObjectStore,
+        reader,
+        view: MemberView,
+        node_id: str,
+        replicas: int,
+        peers: PeerClient,
+        checks: FileChecks,
+    ):
         self.store = store
+        self._checks = checks
         self._reader = reader
         self._view = view
         self._node_id = node_id
@@ -220,9 +278,9 @@ class ClusterData:
         done = [node for node in (future.result() for future in attempts) if node is not None]
         return done, wanted
 
-    def _check_quorum(self, bucket: str, key: str, name: str, holders: list[str], wanted: int) -> dict:
+    def _check_quorum(self, bucket: str, key: str, name: str, holders: list[str], wanted: int, digest: str) -> dict:
         """The record's fields once a write quorum holds the file; else its copies are removed."""
-        location = {"holders": holders}
+        location = {"holders": holders, HASH_FIELD: digest}
         if len(holders) < write_quorum(wanted):
             self.discard(bucket, key, name, location)
             raise S3Error(
@@ -257,12 +315,13 @@ class ClusterData:
             self._peers.store(address, bucket, hashed, name, sent, digest[0])
 
         try:
+            file_digest = _digest(body)
             holders, wanted = self._on_holders(group, store)
         finally:
             if source is not None:
                 os.close(source)
             _release(body)
-        return self._check_quorum(bucket, key, name, holders, wanted)
+        return self._check_quorum(bucket, key, name, holders, wanted, file_digest)
 
     def open(self, bucket: str, key: str, name: str, location: dict) -> LocalBody | RemoteBody:
         """Local bytes when this node holds them, else a reader of the other holders' copies.
@@ -275,7 +334,9 @@ class ClusterData:
             holders = [node["id"] for node in self._reader.nodes.all() if node["role"] in STORAGE_ROLES]
         if self._node_id in holders:
             try:
-                return LocalBody(self.store.open(bucket, key, name))
+                file = _open_intact(self.store, self._checks, bucket, key, name, location)
+                if file is not None:
+                    return LocalBody(file)
             except FileNotFoundError:
                 pass
         addresses = self._addresses()
@@ -283,24 +344,36 @@ class ClusterData:
         # Live holders first; a dead one is still tried last, gossip may be behind.
         ordered = sorted(holders, key=lambda node: node in dead)
         remote = [addresses[node] for node in ordered if node != self._node_id and node in addresses]
-        return RemoteBody(self._peers, remote, (bucket, key_hash(key), name))
+        return RemoteBody(self._peers, remote, (bucket, key_hash(key), name), location.get(HASH_FIELD))
 
     def assemble(self, bucket: str, key: str, name: str, parts: list[dict], group: str) -> dict:
         """Have every holder of the upload build the object from the parts it holds, in parallel."""
         hashed = key_hash(key)
         files = _part_files(parts)
+        digests: list[str] = []
+        digests_lock = threading.Lock()
 
         def assemble(node: str, address: str) -> None:
             if not all(node in part.get("holders", ()) for part in parts):
                 raise PeerError(f"node {node} does not hold every part")
             if node == self._node_id:
-                self.store.concatenate(self.store.file_dir(bucket, hashed), name, files)
+                try:
+                    digest = self.store.concatenate(self.store.file_dir(bucket, hashed), name, files)
+                except DamagedPart as exc:
+                    self._checks.report(_damaged_part(bucket, key, parts, exc))
+                    raise PeerError(str(exc)) from None
             else:
-                self._peers.assemble(address, bucket, hashed, name, files)
+                digest = self._peers.assemble(address, bucket, hashed, name, files)
+            with digests_lock:
+                digests.append(digest)
+                if digest != digests[0]:
+                    # NOTE: its copy is not recorded; the repair loop replaces or removes it.
+                    raise PeerError(f"node {node} built other bytes than the first holder did")
 
         holders, wanted = self._on_holders(group, assemble)
+        location = self._check_quorum(bucket, key, name, holders, wanted, digests[0] if digests else "")
         # NOTE: placed by the upload, not by its own name: the repair loop ranks nodes by this.
-        return dict(self._check_quorum(bucket, key, name, holders, wanted), placed_by=group)
+        return dict(location, placed_by=group)
 
     def discard(self, bucket: str, key: str, name: str, location: dict) -> None:
         """Remove the copies of a file no record will point to; a holder that cannot be reached
@@ -323,5 +396,11 @@ def _release(body: Received) -> None:
         body.abort()
 
 
-def _part_files(parts: list[dict]) -> list[tuple[str, int]]:
-    return [(part["file"], file_size(part)) for part in parts]
+def _part_files(parts: list[dict]) -> list[tuple[str, int, str | None]]:
+    return [(part["file"], file_size(part), part.get(HASH_FIELD)) for part in parts]
+
+
+def _damaged_part(bucket: str, key: str, parts: list[dict], damaged: DamagedPart) -> dict:
+    """The report of a part file found damaged while an object was built from it."""
+    part = next(part for part in parts if part["file"] == damaged.part)
+    return _damaged(bucket, key, part["file"], part)

@@ -25,6 +25,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.meta.apply import write_condition_failure
 from nebulaio.meta.objectlock import LOCK_FIELDS
 from nebulaio.meta.versions import is_valid_version, version_of
+from nebulaio.storage.integrity import HASH_FIELD
 from nebulaio.storage.objects import ObjectStore, TempObject
 from nebulaio.util.checksums import new_checksum
 from nebulaio.util.ids import now_ms, version_id
@@ -407,6 +408,7 @@ class ObjectLayer:
         bytes to commit inline with it, if the data plane keeps this body inline."""
         if not isinstance(body, TempObject) and self.data.keeps_inline:
             record["inline"] = True
+            record.pop(HASH_FIELD, None)  # a copy's source may have had a file
             return bytes(body)
         record["inline"] = False
         record.update(self.data.place(body, bucket, key, record["vid"], record["vid"]))

@@ -7,10 +7,14 @@ images of the metadata replica for members that catch up.
                                                  rename, fsync the dir
     GET    files/<bucket>/<key hash>/<file>      read it (Range: bytes=a-b), with sendfile; asked
                                                  (x-nebulaio-hash-wanted), with the whole file's
-                                                 SHA-256, signed with the request's nonce
+                                                 SHA-256, signed with the request's nonce; with
+                                                 x-nebulaio-expect-xxh3 (its recorded digest),
+                                                 409 if this copy does not match it
     DELETE files/<bucket>/<key hash>/<file>      remove a copy a write gave up on
     POST   assemble/<bucket>/<key hash>/<file>   build it from part files held here:
-                                                 {"parts": [[part file, size], ...]}
+                                                 {"parts": [[part file, size, its recorded
+                                                 digest or null], ...]} (409 if a part is damaged);
+                                                 answers {"file_xxh3": its integrity digest}
     GET    ping                                  204: this node's data endpoint is up
     DELETE nodes/<node id in hex>                remove that node from the cluster, for a
                                                  voter that cannot carry out its own removal
@@ -39,6 +43,7 @@ import orjson
 from nebulaio.cluster import signing
 from nebulaio.cluster.peers import (
     ASSEMBLE_PATH,
+    EXPECTED_DIGEST_HEADER,
     FILES_PATH,
     IMAGES_PATH,
     NODES_PATH,
@@ -50,6 +55,7 @@ from nebulaio.engine.errors import S3Error
 from nebulaio.engine.members import Members
 from nebulaio.engine.names import BUCKET_NAME_SHAPE
 from nebulaio.meta.snapshot import ImageBehind, ImageShelf
+from nebulaio.storage.integrity import HASH_FIELD, DamagedPart, FileChecks
 from nebulaio.storage.objects import FileRange, ObjectStore
 
 RECEIVE_CHUNK = 1024 * 1024
@@ -62,6 +68,7 @@ HEX_SHAPE = re.compile(r"(?:[0-9a-f]{2})+", re.ASCII)
 INDEX_SHAPE = re.compile(r"[0-9]{1,19}", re.ASCII)
 IMAGE_ID_SHAPE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 IMAGE_PATHS = (REPLICA_PATH, IMAGES_PATH)
+DIGEST_SHAPE = re.compile(r"[0-9a-f]{16}", re.ASCII)
 
 
 def _refuse(status: str, reason: str):
@@ -132,11 +139,12 @@ def _send_file(req: falcon.Request, resp: falcon.Response, file) -> None:
 class Files(_FileResource):
     """One object file."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_checks")
 
-    def __init__(self, store: ObjectStore, secret: str):
+    def __init__(self, store: ObjectStore, secret: str, checks: FileChecks):
         super().__init__(store)
         self._secret = secret.encode()
+        self._checks = checks
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
         directory = self._directory(bucket, hashed, name)
@@ -169,6 +177,17 @@ class Files(_FileResource):
             file = open(f"{directory}/{name}", "rb", buffering=0)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "no such file here") from None
+        expected = req.get_header(EXPECTED_DIGEST_HEADER)
+        if expected is not None:
+            damaged = {"bucket": bucket, "hashed": hashed, "file": name, "holders": None, HASH_FIELD: expected}
+            try:
+                intact = self._checks.intact(file.fileno(), expected, damaged)
+            except BaseException:
+                file.close()
+                raise
+            if not intact:
+                file.close()
+                raise _refuse(falcon.HTTP_409, "this copy does not match the file's recorded digest")
         if req.get_header(signing.HASH_WANTED_HEADER):
             # NOTE: a read pass before the answer, asked only by the repair loop: the copy it
             # renames into place must be the bytes this holder has, whatever the way between.
@@ -188,9 +207,14 @@ class Files(_FileResource):
 
 
 class Assembly(_FileResource):
-    """A multipart object built here from the part files this node holds."""
+    """A multipart object built here from the part files this node holds; a part damaged here
+    is reported to this node's scrub."""
 
-    __slots__ = ()
+    __slots__ = ("_checks",)
+
+    def __init__(self, store: ObjectStore, checks: FileChecks):
+        super().__init__(store)
+        self._checks = checks
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
         directory = self._directory(bucket, hashed, name)
@@ -198,17 +222,34 @@ class Assembly(_FileResource):
         if length is None or length > MAX_ASSEMBLY_DOCUMENT:
             raise _refuse(falcon.HTTP_400, "the part list is missing or too large")
         try:
-            parts = [(str(part), int(size)) for part, size in orjson.loads(req.bounded_stream.read(length))["parts"]]
-        except (ValueError, TypeError, KeyError) as exc:
+            listed = orjson.loads(req.bounded_stream.read(length))["parts"]
+            parts = [(str(part[0]), int(part[1]), None if len(part) < 3 else _digest(part[2])) for part in listed]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise _refuse(falcon.HTTP_400, f"not a part list: {exc}") from None
-        if not all(FILE_SHAPE.fullmatch(part) and size >= 0 for part, size in parts):
+        if not all(FILE_SHAPE.fullmatch(part) and size >= 0 for part, size, _ in parts):
             raise _refuse(falcon.HTTP_400, "not a part list")
         try:
-            self._store.concatenate(directory, name, parts)
+            digest = self._store.concatenate(directory, name, parts)
         except FileNotFoundError:
             raise _refuse(falcon.HTTP_404, "a part file is not here") from None
         except EOFError:
             raise _refuse(falcon.HTTP_409, "a part file is shorter than its size") from None
+        except DamagedPart as exc:
+            expected = next(recorded for part, _, recorded in parts if part == exc.part)
+            self._checks.report(
+                {"bucket": bucket, "hashed": hashed, "file": exc.part, "holders": None, HASH_FIELD: expected}
+            )
+            raise _refuse(falcon.HTTP_409, str(exc)) from None
+        resp.media = {HASH_FIELD: digest}
+
+
+def _digest(value) -> str | None:
+    """A part's recorded digest as a part list gives it (None: its record has none)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not DIGEST_SHAPE.fullmatch(value):
+        raise ValueError(f"not a digest: {value!r}")
+    return value
 
 
 class Ping:
@@ -298,14 +339,17 @@ def create(
     address: str,
     members: Members | None = None,
     images: ImageShelf | None = None,
+    checks: FileChecks | None = None,
 ) -> falcon.App:
     """`replays` holds the nonces already served; `address` is this node's advertised
     inter-node address, which calls for it are signed for; `members` carries out the removals other voters
     hand over; `images` serves images of the metadata replica (a node without one of them
-    answers 404 on its routes)."""
+    answers 404 on its routes); `checks` verifies the copies read against their recorded digests
+    (by default each time, reporting to no one)."""
     app = falcon.App(middleware=[Signed(secret, replays, address)])
-    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret))
-    app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store))
+    checks = checks or FileChecks(0)
+    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret, checks))
+    app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store, checks))
     app.add_route(PING_PATH, Ping())
     if members is not None:
         app.add_route(NODES_PATH + "{hex_id}", Node(members))

@@ -29,6 +29,7 @@ from nebulaio.meta.keys import bucket_entries, object_key
 from nebulaio.meta.records import OBJECT, PART, UPLOAD
 from nebulaio.meta.uploads import open_upload_databases, part_key, parts_prefix, upload_key
 from nebulaio.meta.versions import Versions, version_of
+from nebulaio.storage.integrity import HASH_FIELD
 from nebulaio.storage.objects import file_size
 
 CURRENT, HISTORY, UPLOADS = "current", "history", "uploads"
@@ -49,6 +50,8 @@ class Placed(NamedTuple):
     version: str | None = None
     upload_id: str | None = None
     part: int | None = None
+    digest: str | None = None
+    """The file's integrity digest, recorded when it was written (None in older records)."""
 
     def target(self) -> dict:
         """The fields of an object.holders command that name this file's record."""
@@ -61,7 +64,15 @@ def _placed_version(record: dict) -> Placed | None:
     if record.get("marker") or record["inline"]:
         return None
     group = record.get("placed_by", record["vid"])
-    return Placed(record["key"], record["vid"], file_size(record), _holders(record), group, version_of(record))
+    return Placed(
+        record["key"],
+        record["vid"],
+        file_size(record),
+        _holders(record),
+        group,
+        version_of(record),
+        digest=record.get(HASH_FIELD),
+    )
 
 
 def _holders(record: dict) -> tuple[str, ...] | None:
@@ -131,7 +142,15 @@ class Holders:
                 part = PART.decode_header(value)
                 found.append(
                     Placed(
-                        key, part["file"], file_size(part), _holders(part), upload_id, None, upload_id, part["number"]
+                        key,
+                        part["file"],
+                        file_size(part),
+                        _holders(part),
+                        upload_id,
+                        None,
+                        upload_id,
+                        part["number"],
+                        part.get(HASH_FIELD),
                     )
                 )
         return found

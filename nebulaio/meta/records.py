@@ -72,7 +72,8 @@ bytes follow inline. An object built from parts also keeps "part_sizes" and, whe
 named a checksum algorithm, "part_checksums" and "checksum_type" ("COMPOSITE" or "FULL_OBJECT";
 a record without one is FULL_OBJECT). In a cluster a file-backed version keeps "holders": the ids
 of the nodes that hold its file, and one built from parts "placed_by": the upload id its holders
-were ranked by."""
+were ranked by. A file-backed version (and a part) keeps "file_xxh3": the xxh3-64 of its file's
+bytes as written, checked before they are served (absent in records written before it was)."""
 
 STATS = RecordType("stats", 1, {})
 """A bucket's counters, kept by apply so that listing buckets with their usage reads one record

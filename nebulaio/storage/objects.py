@@ -14,6 +14,7 @@ import secrets
 
 import xxhash
 
+from nebulaio.storage.integrity import DamagedPart, file_digest, new_hasher, segment_digests
 from nebulaio.storage.layout import DataLayout
 from nebulaio.util.durable import fsync_directory
 
@@ -34,15 +35,18 @@ def key_hash(key: str) -> str:
 class TempObject:
     """A body being received: written to temp/, made durable and moved into place by `commit`."""
 
-    __slots__ = ("_store", "_fd", "path", "size")
+    __slots__ = ("_store", "_fd", "_hasher", "path", "size")
 
     def __init__(self, store: ObjectStore):
         self._store = store
         self.path = os.path.join(store.layout.temp_dir, secrets.token_hex(16))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._hasher = new_hasher()
         self.size = 0
 
     def write(self, data) -> None:
+        if self._hasher is not None:
+            self._hasher.update(data)
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -56,6 +60,7 @@ class TempObject:
         (a reflink) on filesystems that can. An open source stays whole even if its path is
         replaced or removed meanwhile.
         """
+        self._hasher = None  # the bytes never pass here: `digest` reads the file instead
         end = offset + length
         while offset < end:
             copied = os.copy_file_range(source_fd, self._fd, end - offset, offset)
@@ -63,6 +68,14 @@ class TempObject:
                 raise EOFError(f"the source file ended {end - offset} bytes early")
             offset += copied
             self.size += copied
+
+    def digest(self) -> str:
+        """The integrity digest of what was written (before `commit`): hashed on the way, or
+        read back once when bytes were copied in the kernel."""
+        if self._hasher is not None:
+            return self._hasher.hexdigest()
+        with open(self.path, "rb", buffering=0) as written:
+            return file_digest(written.fileno())
 
     def commit(self, bucket: str, key: str, vid: str) -> str:
         """fsync, rename into objects/ and fsync the directory; returns the final path."""
@@ -139,21 +152,32 @@ class ObjectStore:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 raise
 
-    def concatenate(self, directory: str, name: str, parts: list[tuple[str, int]]) -> None:
-        """Build file `name` from the first `size` bytes of each (part file, size), in order.
+    def concatenate(self, directory: str, name: str, parts: list[tuple[str, int, str | None]]) -> str:
+        """Build file `name` from the first `size` bytes of each (part file, size, its recorded
+        digest or None), in order; returns its integrity digest.
 
-        The bytes are copied inside the kernel. Raises FileNotFoundError (leaving nothing
-        behind) when a part file is missing.
+        The bytes are copied inside the kernel, then read once: for the whole file's digest,
+        and to check each part's against its record.
+
+        Raises (leaving nothing behind):
+            FileNotFoundError: a part file is missing.
+            DamagedPart: a part's bytes do not match its recorded digest.
         """
         temp = self.new_temp()
         try:
-            for part, size in parts:
+            for part, size, _ in parts:
                 with open(os.path.join(directory, part), "rb", buffering=0) as source:
                     temp.copy_from(source.fileno(), 0, size)
+            with open(temp.path, "rb", buffering=0) as built:
+                digest, found = segment_digests(built.fileno(), [size for _, size, _ in parts])
+            for (part, _, expected), got in zip(parts, found, strict=True):
+                if expected is not None and got != expected:
+                    raise DamagedPart(part)
             temp.commit_to(directory, name)
         except BaseException:
             temp.abort()
             raise
+        return digest
 
     def clean_temp(self) -> None:
         """Bodies that were being received when the node stopped are garbage."""

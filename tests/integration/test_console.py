@@ -349,6 +349,21 @@ def test_browser_cluster_page_shows_nodes_repair_and_live_charts(page, console_u
     shoot("cluster", mask=[page.locator(".data-path")])
 
 
+def test_browser_cluster_page_shows_the_scrub_and_starts_a_pass(page, console_url, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="scrubbed", Body=os.urandom(64 * 1024))
+    ui_login(page, console_url)
+    page.get_by_role("link", name="Cluster").click()
+    scrub = page.locator("section[aria-label='Scrub']")
+    wait_for(lambda: "Passes" in scrub.inner_text(), 30, "the scrub figures")
+    assert "Damaged found" in scrub.inner_text() and scrub.locator("progress").count() == 1
+    passes = int(scrub.locator("dt:text-is('Passes') + dd").inner_text())
+    scrub.get_by_role("button", name="Scrub now").click()
+    wait_for(
+        lambda: int(scrub.locator("dt:text-is('Passes') + dd").inner_text()) > passes, 60, "the pass to show as done"
+    )
+    assert "none yet" not in scrub.locator("dt:text-is('Last pass') + dd").inner_text()
+
+
 def test_browser_identities_create_a_user_and_a_key(page, console_url, node, shoot):
     user = f"console-{uuid.uuid4().hex[:8]}"
     ui_login(page, console_url, shoot)

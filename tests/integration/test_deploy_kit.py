@@ -290,6 +290,15 @@ ALERT_CASES = [
         [fired("NebulaIORepairBacklog", "n1", "warning", job="nebulaio")],
     ),
     (
+        "NebulaIODamageNotHealed",
+        [
+            {"series": 'nebulaio_scrub_unhealed_total{job="nebulaio",instance="n1"}', "values": "0 0 1 1 1 1"},
+            {"series": 'nebulaio_scrub_unhealed_total{job="nebulaio",instance="n2"}', "values": "0x5"},
+        ],
+        3,
+        [fired("NebulaIODamageNotHealed", "n1", "critical", job="nebulaio")],
+    ),
+    (
         "NebulaIODiskNearlyFull",
         [
             {"series": 'nebulaio_disk_free_bytes{job="nebulaio",instance="n1"}', "values": "8x10"},

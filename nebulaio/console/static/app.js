@@ -756,6 +756,12 @@ async function clusterPage() {
     drainCell(m)));
   const repair = h("dl", { class: "meta" });
   const cycle = h("progress", { max: 100, value: 0, "aria-label": "Repair cycle" });
+  const scrub = h("dl", { class: "meta" });
+  const scrubPass = h("progress", { max: 100, value: 0, "aria-label": "Scrub pass" });
+  const scrubStart = h("button", { type: "button", onclick: async () => {
+    try { await api("POST", "/api/v1/cluster/scrub"); await showScrub(); }
+    catch (e) { error.textContent = e.message; }
+  } }, "Scrub now");
   show(h("h1", {}, "Cluster"), error,
     h("div", { class: "grid" },
       h("section", { class: "card", "aria-label": "Raft" }, h("h2", {}, "Raft"),
@@ -775,6 +781,8 @@ async function clusterPage() {
       table([["Node"], ["Raft address", "wide"], ["Role"], ["State"], ["Raft"], ["Term", "wide"], ["Commit index", "wide"],
         ["Disk used"], ["Memory used", "wide"], ["Drain"]], members)),
     h("section", { class: "card", "aria-label": "Repair" }, h("h2", {}, "Repair"), cycle, repair),
+    h("section", { class: "card", "aria-label": "Scrub" },
+      h("div", { class: "row" }, h("h2", { class: "grow" }, "Scrub"), scrubStart), scrubPass, scrub),
     h("div", { class: "grid" }, rate.node, latency.node, throughput.node));
   const showRepair = async () => {
     const r = await api("GET", "/api/v1/cluster/repair");
@@ -786,6 +794,17 @@ async function clusterPage() {
       ["Written alone, not yet replicated", r.unclaimed], ["Copied", r.copied], ["Claimed", r.claimed], ["Removed", r.removed],
       ["Bytes moved", bytes(r.bytesMoved)], ["Last pass", r.lastPassFinished ? `${r.lastPassFinished} (${r.lastPassSeconds.toFixed(2)} s)` : "none yet"]];
     repair.replaceChildren(...facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, String(value))]));
+  };
+  // The scrub re-reads every file this node holds against the checksum recorded when it was written.
+  const showScrub = async () => {
+    const s = await api("GET", "/api/v1/cluster/scrub");
+    scrubPass.value = s.bytes ? Math.round((100 * s.bytesDone) / s.bytes) : s.files ? Math.round((100 * s.filesDone) / s.files) : 0;
+    const facts = [["Node", s.node], ["Running", s.running ? "yes" : "no"], ["Passes", s.passes],
+      ["This pass", `${s.filesDone} of ${s.files} files, ${bytes(s.bytesDone)} of ${bytes(s.bytes)}`],
+      ["Without a recorded checksum", s.unverifiable], ["Damaged found", s.corrupt], ["Healed", s.healed],
+      ["Not healed", s.unhealed], ["Reported by reads", s.reported], ["Rate", `${bytes(s.rate)}/s`],
+      ["Last pass", s.lastPassFinished ? `${s.lastPassFinished} (${s.lastPassSeconds.toFixed(2)} s)` : "none yet"]];
+    scrub.replaceChildren(...facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, String(value))]));
   };
   let last = null;
   const sample = async () => {
@@ -806,8 +825,9 @@ async function clusterPage() {
     last = now;
   };
   await Promise.all([sample(), showRepair().catch((e) => repair.replaceChildren(h("p", { class: "muted" }, e.message))),
+    showScrub().catch((e) => scrub.replaceChildren(h("p", { class: "muted" }, e.message))),
     showDrains().catch((e) => { error.textContent = e.message; })]);
-  state.timers.push(setInterval(() => Promise.all([sample(), showRepair(), showDrains()]).catch(() => {}), CHART_INTERVAL_MS));
+  state.timers.push(setInterval(() => Promise.all([sample(), showRepair(), showScrub(), showDrains()]).catch(() => {}), CHART_INTERVAL_MS));
 }
 
 // --- the key store (SSE-KMS) ----------------------------------------------------------------
