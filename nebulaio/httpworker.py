@@ -37,6 +37,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base import Worker
 
 from nebulaio import config as configuration
+from nebulaio.cluster.ipc import READ_FENCED, AsyncReadFence
 from nebulaio.cluster.peers import listener_tls
 from nebulaio.s3 import xml
 from nebulaio.util.httphead import MAX_HEAD, BadRequest, ChunkedDecoder, RequestHead, parse_head
@@ -51,6 +52,7 @@ FILE_BLOCK = 256 * 1024
 MAX_DISCARD = 8 * 1024 * 1024
 """What is left of an unread body, up to this size, is read and dropped to keep the connection."""
 HEAD_TIMEOUT = 60.0
+FENCE_TIMEOUT = 10.0
 _BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS = {400: "Bad Request", 413: "Content Too Large", 500: "Internal Server Error"}
@@ -464,8 +466,13 @@ class HttpConnection(asyncio.Protocol):
             environ["wsgi.input"] = streamed
         response = _Response()
         app = self.worker.wsgi
+        inline = streamed is None and self.listener.runs_inline(environ)
+        if inline and self.worker.reads_fenced():
+            # A fenced read runs on the loop once a fence shared with the reads beside it has
+            # passed; else on a thread, where the application fences it its own way.
+            inline = environ[READ_FENCED] = await self.worker.read_fence.passed()
         try:
-            if streamed is None and self.listener.runs_inline(environ):
+            if inline:
                 result = app(environ, response.start)
             else:
                 result = await self.loop.run_in_executor(self.worker.pool, app, environ, response.start)
@@ -662,6 +669,10 @@ def _never_inline(environ: dict) -> bool:
     return False
 
 
+def _never_fenced() -> bool:
+    return False
+
+
 class LoopWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -669,6 +680,8 @@ class LoopWorker(Worker):
         self.connections: set[HttpConnection] = set()
         self.pool: ThreadPoolExecutor | None = None
         self.wsgi = None
+        self.read_fence: AsyncReadFence | None = None
+        self.reads_fenced = _never_fenced
 
     def init_process(self):
         self.loop = asyncio.new_event_loop()
@@ -691,6 +704,10 @@ class LoopWorker(Worker):
 
     def load_wsgi(self):
         self.wsgi = self.app.wsgi()
+        socket_path = getattr(self.wsgi, "supervisor_socket", None)
+        if socket_path is not None:
+            self.read_fence = AsyncReadFence(socket_path, FENCE_TIMEOUT)
+            self.reads_fenced = self.wsgi.reads_fenced
 
     def _stop(self, quick: bool) -> None:
         self.alive = False

@@ -53,7 +53,7 @@ def build(config: dict | None = None):
         supervisor.call({"type": "scrub", "action": "report", "damaged": damaged}, timeout=5.0)
 
     checks = FileChecks(config["read_verify_cache"], report_damaged)
-    data = ClusterData(store, reader, view, node_id, config["replicas"], peers, checks)
+    data = cluster_data = ClusterData(store, reader, view, node_id, config["replicas"], peers, checks)
     if not configuration.is_cluster(config):
         data = GrowingData(reader, LocalData(store, checks), data)
     layer = ObjectLayer(
@@ -101,9 +101,14 @@ def build(config: dict | None = None):
     single = not configuration.is_cluster(config)
 
     def runs_inline(environ) -> bool:
-        """Whether an S3 request never waits, so the worker's event loop may run it itself:
-        a read on a lone node (no read fence, every byte on local disk)."""
-        return environ["REQUEST_METHOD"] in ("GET", "HEAD") and single and not layer.fenced
+        """Whether an S3 request may run on the worker's event loop: a read whose bytes are on
+        this node's disk (a lone node's, or a cluster's where this node holds every object).
+        A cluster's reads are fenced by the worker first (see `reads_fenced`)."""
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return False
+        return (single and not layer.fenced) or cluster_data.holds_every_object()
 
     application.runs_inline = runs_inline
+    application.reads_fenced = lambda: layer.fenced
+    application.supervisor_socket = layout.ipc_socket
     return application

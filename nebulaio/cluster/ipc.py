@@ -7,6 +7,7 @@ connection per thread; the supervisor serves them from one asyncio loop.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
@@ -135,3 +136,60 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+READ_FENCED = "nebulaio.read_fenced"
+"""The environ key an event-loop worker sets on a read it has fenced before the application runs."""
+
+
+class AsyncReadFence:
+    """An event-loop worker's read fences: the reads that arrive while one is out share the next.
+
+    A read may be answered from the replica once a fence that began after the read arrived has
+    passed; so a read arriving during a fence waits for the one after it, and every read that
+    arrived meanwhile shares that one. One connection to the supervisor serves them all.
+    """
+
+    def __init__(self, path: str, timeout: float):
+        self.path = path
+        self.timeout = timeout
+        self._connection = None
+        self._running: asyncio.Future | None = None
+        self._next: asyncio.Future | None = None
+
+    async def passed(self) -> bool:
+        """Whether a fence begun after this call passed (False: the caller fences its own way)."""
+        if self._running is None:
+            self._running = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().create_task(self._round(self._running))
+            return await asyncio.shield(self._running)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._next)
+
+    async def _round(self, result: asyncio.Future) -> None:
+        while True:
+            try:
+                passed = await asyncio.wait_for(self._ask(), self.timeout)
+            except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError, TimeoutError):
+                self._close()
+                passed = False
+            result.set_result(passed)
+            if self._next is None:
+                self._running = None
+                return
+            result = self._running = self._next
+            self._next = None
+
+    async def _ask(self) -> bool:
+        if self._connection is None:
+            self._connection = await asyncio.open_unix_connection(self.path)
+        reader, writer = self._connection
+        writer.writelines(encode({"type": "fence"}))
+        document, _ = await read_frame(reader)
+        return document.get("status") == "ok"
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection[1].close()
+            self._connection = None

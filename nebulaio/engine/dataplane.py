@@ -236,6 +236,12 @@ class ClusterData:
         count towards R) and those being drained left out (they take no new copies)."""
         return {node["id"]: node["internal"] for node in self._reader.nodes.all() if takes_copies(node)}
 
+    def holds_every_object(self) -> bool:
+        """Whether this node is a storage node and R covers them all, so every object's bytes
+        are on its disk (a copy missing until repair is read from a peer all the same)."""
+        nodes = self._storage_nodes()
+        return self._node_id in nodes and self._replicas >= len(nodes)
+
     def _on_holders(self, group: str, attempt: Callable[[str, str], None]) -> tuple[list[str], int]:
         """Run `attempt(node, address)` on the R holders of `group` in parallel, a failed holder
         replaced by the next node in rendezvous order; returns (nodes that succeeded, R).

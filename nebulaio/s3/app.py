@@ -11,6 +11,7 @@ import time
 
 import falcon
 
+from nebulaio.cluster.ipc import READ_FENCED
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.service import IamService
@@ -168,7 +169,7 @@ class S3Api:
             request = S3Request(req.env, rid, self.domains)
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             if operation in SELF_AUTHENTICATED:
-                self.layer.fence()
+                self._fence(request)
             else:
                 self.authenticate(request)
                 access.authorize(self, request, operation)
@@ -213,7 +214,7 @@ class S3Api:
         fence; and when the fence brought IAM changes (a key deleted or disabled elsewhere),
         the request is authenticated again against them.
         """
-        if not self.layer.fenced:
+        if not self.layer.fenced or request.environ.get(READ_FENCED):
             self._verify(request)
             return
         revision = self.iam.revision()
@@ -228,6 +229,10 @@ class S3Api:
         self.layer.fence()
         if self.iam.revision() != revision:
             self._verify(request)
+
+    def _fence(self, request: S3Request) -> None:
+        if not request.environ.get(READ_FENCED):
+            self.layer.fence()
 
     def _verify(self, request: S3Request) -> None:
         """Verify the signature; an unsigned request is the anonymous principal's."""
