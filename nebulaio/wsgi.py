@@ -30,6 +30,7 @@ from nebulaio.meta import ImageShelf, MetaReader, open_env
 from nebulaio.s3 import app as s3_app
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.metrics import RequestMetrics
 
 
@@ -67,10 +68,11 @@ def build(config: dict | None = None):
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
 
-    s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
+    proxies = TrustedProxies.parse(config["trusted_proxies"])
+    s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS), proxies)
     throttle = LoginThrottle(layout.login_failures, config["login_max_failures"], config["login_window"])
     audit = AuditLog(layout.audit_log)
-    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit, proxies)
     internal = internal_app.create(
         store,
         secret,

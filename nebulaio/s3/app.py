@@ -42,6 +42,7 @@ from nebulaio.s3 import (
 from nebulaio.s3.accesslog import AccessLog
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.ids import request_id
 from nebulaio.util.metrics import RequestMetrics
 
@@ -144,12 +145,20 @@ class S3Api:
         "metrics",
         "sse_c_over_http",
         "access_log",
+        "proxies",
     )
 
     def __init__(
-        self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, access_log: AccessLog
+        self,
+        layer: ObjectLayer,
+        iam: IamService,
+        config: dict,
+        metrics: RequestMetrics,
+        access_log: AccessLog,
+        proxies: TrustedProxies,
     ):
         self.layer = layer
+        self.proxies = proxies
         self.access_log = access_log
         self.metrics = metrics
         self.iam = iam
@@ -169,7 +178,7 @@ class S3Api:
         operation = None
         error_code = None
         try:
-            request = S3Request(req.env, rid, self.domains)
+            request = S3Request(req.env, rid, self.domains, self.proxies.client_address(req.env))
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             if operation in SELF_AUTHENTICATED:
                 self.layer.fence()
@@ -305,10 +314,12 @@ def _close_after_response(environ: dict) -> None:
             pass
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics) -> falcon.App:
+def create(
+    layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, proxies: TrustedProxies
+) -> falcon.App:
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
     access_log = AccessLog(layer, config["region"], config["access_log_interval"], config["access_log_records"])
     access_log.start()
-    app.add_sink(S3Api(layer, iam, config, metrics, access_log), prefix="/")
+    app.add_sink(S3Api(layer, iam, config, metrics, access_log, proxies), prefix="/")
     return app
