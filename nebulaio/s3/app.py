@@ -146,6 +146,7 @@ class S3Api:
         "sse_c_over_http",
         "access_log",
         "proxies",
+        "lifecycle_day_seconds",
     )
 
     def __init__(
@@ -166,6 +167,7 @@ class S3Api:
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
         self.sse_c_over_http = config["sse_c_over_http"]
+        self.lifecycle_day_seconds = config["lifecycle_day_seconds"]
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
