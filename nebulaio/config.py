@@ -166,8 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
         "trusted_proxies",
         "",
         "Comma-separated addresses and CIDR networks (IPv4 or IPv6) of reverse proxies whose X-Forwarded-For"
-        " (else X-Real-IP) names the client, on the S3 API and the Admin API: for aws:SourceIp, the logs and"
-        " the login throttle. Empty = every request's client is its peer and those headers are ignored.",
+        " (else X-Real-IP) names the client, on the S3 API, the Admin API and the console: for aws:SourceIp, the"
+        " logs and the login throttle. Empty = every request's client is its peer and those headers are ignored.",
         section="http",
     ),
     Setting(

@@ -85,7 +85,7 @@ def build(config: dict | None = None):
     by_port = {
         port("s3_address"): s3,
         port("admin_address"): admin,
-        port("console_address"): console_app.create(config, reader.token_generation),
+        port("console_address"): console_app.create(config, reader.token_generation, proxies),
         port("internal_address"): internal,
     }
 

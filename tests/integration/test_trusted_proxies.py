@@ -168,6 +168,21 @@ def test_login_throttle_counts_an_untrusted_peer_whatever_it_forwards(proxied):
     assert audited_addresses(proxied, "forged-0") == [FORGER]
 
 
+def console_login(node: Node, user: str, source: str, headers=None) -> int:
+    body = orjson.dumps({"accessKey": user, "secretKey": "wrong"})
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return request(node, "console", "POST", "/session", source, headers, body)[0]
+
+
+def test_the_console_names_the_browser_a_trusted_proxy_forwards_for(proxied):
+    assert console_login(proxied, "console-proxied", PROXY, {"X-Forwarded-For": "203.0.113.60"}) == 401
+    assert audited_addresses(proxied, "console-proxied") == ["203.0.113.60"]
+    # A source of its own: FORGER's failures may have reached the limit in another test.
+    forger = "127.0.0.4"
+    assert console_login(proxied, "console-forged", forger, {"X-Forwarded-For": "203.0.113.61"}) == 401
+    assert audited_addresses(proxied, "console-forged") == [forger]
+
+
 @pytest.mark.parametrize("setting", ["10.0.0.1/8", "proxy.example.com", "10.0.0.0/33"])
 def test_a_bad_setting_refuses_to_start(tmp_path, setting):
     started = subprocess.run(
