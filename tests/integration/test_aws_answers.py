@@ -33,7 +33,6 @@ OTHER_REGION = "eu-west-1"
 SWEEP_TIMEOUT = 30.0
 ABSENT = None
 """A header AWS leaves out of its answer."""
-PRESENT = re.compile(r".+")
 
 
 @dataclass(frozen=True)
