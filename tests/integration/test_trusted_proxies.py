@@ -1,23 +1,28 @@
 """trusted_proxies: X-Forwarded-For and X-Real-IP name the client only when a trusted proxy sends them.
 
-One node trusts 127.0.0.2 alone. Requests come from loopback source addresses of their own
-(127.0.0.0/8 is all loopback): 127.0.0.2 plays the proxy, 127.0.0.3 a client that forges the
-headers. The headers name documentation addresses (203.0.113.0/24 allowed, 198.51.100.0/24 not).
+One node trusts 127.0.0.2 (and 127.0.0.1, where the shipped nginx configuration in front of it
+connects from). Requests come from loopback source addresses of their own (127.0.0.0/8 is all
+loopback): 127.0.0.2 plays the proxy, 127.0.0.3 a client that forges the headers. The headers
+name documentation addresses (203.0.113.0/24 allowed, 198.51.100.0/24 not).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import uuid
 
 import orjson
 import pytest
+import requests
 from conftest import Node, empty_bucket, wait_for
+from test_nginx import NGINX, Nginx
 
 PROXY = "127.0.0.2"
+NGINX_PEER = "127.0.0.1"
 FORGER = "127.0.0.3"
 MAX_FAILURES = 3
 ALLOWED_NETWORK = "203.0.113.0/24"
@@ -31,7 +36,7 @@ def proxied(tmp_path_factory):
         base / "node.log",
         args=[
             "--trusted-proxies",
-            f"{PROXY}/32, 2001:db8::/32",
+            f"{NGINX_PEER}/32, {PROXY}/32, 2001:db8::/32",
             "--login-max-failures",
             str(MAX_FAILURES),
             "--access-log-interval",
@@ -113,6 +118,40 @@ def test_headers_from_an_untrusted_peer_are_ignored(proxied, s3, bucket):
     # The forger's own address is what the policy sees.
     allow_reads_from(s3, bucket, f"{FORGER}/32")
     assert anonymous_get(proxied, bucket, "report", FORGER, {"X-Forwarded-For": "198.51.100.5"}) == 200
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx missing")
+def test_the_shipped_nginx_configuration_pairs_with_trusted_proxies(proxied, s3, bucket, tmp_path):
+    """nginx appends the client's address to whatever X-Forwarded-For it was sent: the node,
+    trusting nginx alone, takes that rightmost address and never one a client wrote."""
+    s3.put_object(Bucket=bucket, Key="report", Body=b"numbers")
+    client, other = "127.0.0.5", "127.0.0.6"
+    allow_reads_from(s3, bucket, f"{client}/32")
+    nginx = Nginx(tmp_path, [proxied] * 3).start()
+    try:
+
+        def get(source: str, headers=None) -> int:
+            with requests.Session() as session:
+                session.mount("http://", SourceAdapter(source))
+                return session.get(f"{nginx.s3_url}/{bucket}/report", headers=headers, timeout=30).status_code
+
+        assert get(client) == 200
+        assert get(other) == 403
+        assert get(other, {"X-Forwarded-For": client, "X-Real-IP": client}) == 403
+    finally:
+        nginx.stop()
+
+
+class SourceAdapter(requests.adapters.HTTPAdapter):
+    """Connections from one loopback source address."""
+
+    def __init__(self, source: str):
+        self._source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self._source, 0)
+        super().init_poolmanager(*args, **kwargs)
 
 
 def test_the_access_log_names_the_forwarded_client(proxied, s3, bucket):
