@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from nebulaio.util.clientaddress import TrustedProxies
+
 RESOLVED_ENV = "NEBULAIO_RESOLVED_CONFIG"
 """The launcher hands the fully resolved settings to its children in this variable."""
 
@@ -160,6 +162,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),
     Setting("tls_key", "", "PEM private key file for tls_cert.", section="http"),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated addresses and CIDR networks (IPv4 or IPv6) of reverse proxies whose X-Forwarded-For"
+        " (else X-Real-IP) names the client, on the S3 API, the Admin API and the console: for aws:SourceIp, the"
+        " logs and the login throttle. Empty = every request's client is its peer and those headers are ignored.",
+        section="http",
+    ),
     Setting(
         "cluster_secret",
         "",
@@ -369,6 +379,9 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
         raise ValueError(f"access_log_interval must be more than 0, not {resolved['access_log_interval']!r}")
     if resolved["login_max_failures"] < 0:
         raise ValueError(f"login_max_failures must be 0 (no limit) or more, not {resolved['login_max_failures']!r}")
+    if isinstance(resolved["trusted_proxies"], list):  # a TOML array
+        resolved["trusted_proxies"] = ",".join(map(str, resolved["trusted_proxies"]))
+    TrustedProxies.parse(resolved["trusted_proxies"])
     check_root_credentials(resolved)
     internal_tls = [resolved[name] for name in INTERNAL_TLS_SETTINGS]
     if any(internal_tls) and not all(internal_tls):

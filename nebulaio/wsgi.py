@@ -31,6 +31,7 @@ from nebulaio.s3 import app as s3_app
 from nebulaio.storage.integrity import FileChecks
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.metrics import RequestMetrics
 
 
@@ -74,10 +75,11 @@ def build(config: dict | None = None):
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
 
-    s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS))
+    proxies = TrustedProxies.parse(config["trusted_proxies"])
+    s3 = s3_app.create(layer, iam, config, RequestMetrics(layout.metrics_dir, s3_app.OPERATIONS), proxies)
     throttle = LoginThrottle(layout.login_failures, config["login_max_failures"], config["login_window"])
     audit = AuditLog(layout.audit_log)
-    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit)
+    admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit, proxies)
     internal = internal_app.create(
         store,
         secret,
@@ -91,7 +93,7 @@ def build(config: dict | None = None):
     by_port = {
         port("s3_address"): s3,
         port("admin_address"): admin,
-        port("console_address"): console_app.create(config, reader.token_generation),
+        port("console_address"): console_app.create(config, reader.token_generation, proxies),
         port("internal_address"): internal,
     }
 

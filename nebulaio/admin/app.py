@@ -33,6 +33,7 @@ from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, PublicPolicyBlocked, bucket_policy_setting
 from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import clientaddress, processes
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.ids import request_id
 from nebulaio.util.timefmt import iso8601
 
@@ -130,14 +131,16 @@ def _iam_arn(kind: str, name: str) -> str:
 
 class ClientAddress:
     """Falcon middleware: `req.context.address` is where the request came from (the browser's
-    address for a login the console passes on, when its seal is right)."""
+    address for a login the console passes on, when its seal is right; the client a trusted
+    proxy names)."""
 
-    def __init__(self, admin_secret: str):
+    def __init__(self, admin_secret: str, proxies: TrustedProxies):
         self._admin_secret = admin_secret
+        self._proxies = proxies
 
     def process_request(self, req, resp) -> None:
         forwarded = clientaddress.opened(self._admin_secret, req.get_header(clientaddress.HEADER))
-        req.context.address = forwarded or req.remote_addr
+        req.context.address = forwarded or self._proxies.client_address(req.env)
 
 
 class Auditing:
@@ -769,15 +772,16 @@ def create(
     members: Members,
     throttle: LoginThrottle,
     audit: AuditLog,
+    proxies: TrustedProxies,
 ) -> falcon.App:
     """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed
-    logins, `audit` keeps every change asked for."""
+    logins, `audit` keeps every change asked for, `proxies` may name the client a request came for."""
     tokens = Tokens(
         config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
     )
     app = falcon.App(
         media_type=JSON_TYPE,
-        middleware=[ClientAddress(config["admin_secret"]), Auditing(audit), Authentication(tokens, iam)],
+        middleware=[ClientAddress(config["admin_secret"], proxies), Auditing(audit), Authentication(tokens, iam)],
     )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler

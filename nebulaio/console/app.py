@@ -34,6 +34,7 @@ from nebulaio.config import split_address
 from nebulaio.console.session import COOKIE, Sealer, Session
 from nebulaio.console.signer import Signer, encode
 from nebulaio.util import clientaddress
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
 log = logging.getLogger("nebulaio.console")
@@ -162,10 +163,20 @@ class Security:
             raise ConsoleError(403, "CrossOrigin", "Requests from another origin are refused.")
 
 
+class BrowserAddress:
+    """Falcon middleware: `req.context.address` is the browser's (the client a trusted proxy names)."""
+
+    def __init__(self, proxies: TrustedProxies):
+        self._proxies = proxies
+
+    def process_request(self, req, resp) -> None:
+        req.context.address = self._proxies.client_address(req.env)
+
+
 def browser(admin_secret: str, req: falcon.Request) -> dict[str, str]:
     """The browser's address, for the Admin API's login throttle and audit log (which see only
     the console's loopback connection)."""
-    return {clientaddress.HEADER: clientaddress.seal(admin_secret, req.remote_addr)}
+    return {clientaddress.HEADER: clientaddress.seal(admin_secret, req.context.address)}
 
 
 class Sessions:
@@ -407,13 +418,14 @@ class Share:
         resp.media = {"url": f"{self._scheme}://{host}{path}?{query}", "expires": expires}
 
 
-def create(config: dict, generation) -> falcon.App:
-    """The console app; `generation(user)` is the user's Admin API token generation."""
+def create(config: dict, generation, proxies: TrustedProxies) -> falcon.App:
+    """The console app; `generation(user)` is the user's Admin API token generation, `proxies`
+    may name the browser a request came for."""
     tls = bool(config["tls_cert"] and config["tls_key"])
     admin = Upstream(config["admin_address"], tls)
     s3 = Upstream(config["s3_address"], tls)
     sessions = Sessions(Sealer(config["admin_secret"]), admin, generation, secure=tls)
-    app = falcon.App(middleware=[Security()])
+    app = falcon.App(middleware=[BrowserAddress(proxies), Security()])
     app.req_options.strip_url_path_trailing_slash = False
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(ConsoleError, _render_error)

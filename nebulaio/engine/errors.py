@@ -66,6 +66,7 @@ CATALOG: dict[str, tuple[int, str]] = {
         "The content of the form does not meet the conditions specified in the policy document.",
     ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRetentionPeriod": (400, "Default retention period must be a positive integer value."),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidTargetBucketForLogging": (400, "The target bucket for logging is not valid."),

@@ -52,12 +52,12 @@ def check_tags(pairs: Iterable[tuple[str, str]], limit: int) -> dict[str, str]:
     `limit` is MAX_OBJECT_TAGS or MAX_BUCKET_TAGS.
 
     Raises:
-        S3Error: BadRequest over `limit` tags; InvalidTag for a key or value S3 refuses,
-            a repeated key or a reserved `aws:` key.
+        S3Error: InvalidTag over `limit` tags, for a key or value S3 refuses, a repeated key
+            or a reserved `aws:` key.
     """
     pairs = list(pairs)
     if len(pairs) > limit:
-        raise S3Error("BadRequest", TOO_MANY[limit])
+        raise S3Error("InvalidTag", TOO_MANY[limit])
     tags: dict[str, str] = {}
     for key, value in pairs:
         if not valid_key(key):

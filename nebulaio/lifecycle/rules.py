@@ -58,6 +58,7 @@ class Filter(NamedTuple):
 class Rule(NamedTuple):
     """One enabled rule, ready to judge: due times are in epoch milliseconds."""
 
+    id: str
     filter: Filter
     expire_after_days: int | None
     expire_from_ms: int | None
@@ -68,9 +69,15 @@ class Rule(NamedTuple):
 
     def current_expired(self, mtime: int, now_ms: int, day_seconds: int) -> bool:
         """Whether this rule's Days or Date has come due for something written at `mtime`."""
-        if self.expire_from_ms is not None and now_ms >= self.expire_from_ms:
-            return True
-        return self.expire_after_days is not None and now_ms >= due_ms(mtime, self.expire_after_days, day_seconds)
+        if self.expire_from_ms is None and self.expire_after_days is None:
+            return False
+        return now_ms >= self.expires_at(mtime, day_seconds)
+
+    def expires_at(self, mtime: int, day_seconds: int) -> int:
+        """When this expiring rule's Date or Days comes due for something written at `mtime`."""
+        if self.expire_from_ms is not None:
+            return self.expire_from_ms
+        return due_ms(mtime, self.expire_after_days, day_seconds)
 
 
 def due_ms(start_ms: int, days: int, day_seconds: int) -> int:
@@ -84,6 +91,7 @@ def _compile(rule: dict) -> Rule:
     expiration = rule.get("expiration") or {}
     noncurrent = rule.get("noncurrent") or {}
     return Rule(
+        rule["id"],
         Filter(stored["prefix"] or "", tuple(map(tuple, stored["tags"])), stored["gt"], stored["lt"]),
         expiration.get("days"),
         expiration.get("date"),
@@ -125,6 +133,17 @@ class Lifecycle:
         return any(
             rule.filter.matches(key, record) and rule.current_expired(record["mtime"], now_ms, self._day_seconds)
             for rule in self._expiring
+        )
+
+    def expiration(self, key: str, record: dict) -> tuple[int, str] | None:
+        """(when, rule id) of the first enabled Expiration rule to expire this current version."""
+        return min(
+            (
+                (rule.expires_at(record["mtime"], self._day_seconds), rule.id)
+                for rule in self._expiring
+                if rule.filter.matches(key, record)
+            ),
+            default=None,
         )
 
     def lone_marker_expired(self, key: str, marker: dict, now_ms: int) -> bool:

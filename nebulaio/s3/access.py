@@ -199,7 +199,7 @@ def _principal_key(field: str) -> Callable:
 
 
 REQUEST_KEYS: dict[str, Callable] = {
-    "aws:sourceip": lambda request, version: [request.environ.get("REMOTE_ADDR", "")],
+    "aws:sourceip": lambda request, version: [request.client_address],
     "aws:securetransport": lambda request, version: [
         "true" if request.environ.get("wsgi.url_scheme") == "https" else "false"
     ],

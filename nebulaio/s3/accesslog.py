@@ -192,7 +192,7 @@ class AccessLog:
                 bucket["owner"],
                 request.bucket,
                 time.time(),
-                environ.get("REMOTE_ADDR"),
+                request.client_address,
                 request.principal,
                 request.request_id,
                 logged_operation(operation, request.method),

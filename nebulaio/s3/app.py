@@ -42,6 +42,7 @@ from nebulaio.s3 import (
 from nebulaio.s3.accesslog import AccessLog
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
+from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.ids import request_id
 from nebulaio.util.metrics import RequestMetrics
 
@@ -141,12 +142,21 @@ class S3Api:
         "metrics",
         "sse_c_over_http",
         "access_log",
+        "proxies",
+        "lifecycle_day_seconds",
     )
 
     def __init__(
-        self, layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, access_log: AccessLog
+        self,
+        layer: ObjectLayer,
+        iam: IamService,
+        config: dict,
+        metrics: RequestMetrics,
+        access_log: AccessLog,
+        proxies: TrustedProxies,
     ):
         self.layer = layer
+        self.proxies = proxies
         self.access_log = access_log
         self.metrics = metrics
         self.iam = iam
@@ -154,6 +164,7 @@ class S3Api:
         self.domains = tuple(d.strip().lower() for d in config["domain"].split(",") if d.strip())
         self.request_timeout = config["request_timeout"]
         self.sse_c_over_http = config["sse_c_over_http"]
+        self.lifecycle_day_seconds = config["lifecycle_day_seconds"]
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
@@ -166,7 +177,7 @@ class S3Api:
         operation = None
         error_code = None
         try:
-            request = S3Request(req.env, rid, self.domains)
+            request = S3Request(req.env, rid, self.domains, self.proxies.client_address(req.env))
             operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
             if operation in SELF_AUTHENTICATED:
                 self._fence(request)
@@ -277,10 +288,12 @@ def _sizes(environ: dict, resp: falcon.Response) -> tuple[int, int]:
     return received, 0
 
 
-def create(layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics) -> falcon.App:
+def create(
+    layer: ObjectLayer, iam: IamService, config: dict, metrics: RequestMetrics, proxies: TrustedProxies
+) -> falcon.App:
     app = falcon.App(media_type=XML_TYPE)
     app.req_options.strip_url_path_trailing_slash = False
     access_log = AccessLog(layer, config["region"], config["access_log_interval"], config["access_log_records"])
     access_log.start()
-    app.add_sink(S3Api(layer, iam, config, metrics, access_log), prefix="/")
+    app.add_sink(S3Api(layer, iam, config, metrics, access_log, proxies), prefix="/")
     return app

@@ -11,6 +11,9 @@ from nebulaio.s3.acl import check_acl, header_acl, stored_acl
 from nebulaio.s3.body import read_body
 from nebulaio.s3.ownership import OWNERSHIP_HEADER, check_ownership, refuse_acls_of
 
+LEGACY_REGION = "us-east-1"
+"""S3's first region, where creating a bucket one already owns answers 200 (elsewhere, 409)."""
+
 
 def list_buckets(api, request, resp) -> None:
     entries = [(b["name"], b["created"]) for b in api.layer.list_buckets()]
@@ -37,7 +40,11 @@ def create_bucket(api, request, resp) -> None:
         refuse_acls_of(requested, request.user)
     check_acl(new, requested)
     stored = stored_acl(requested, acls_disabled(new))
-    api.layer.create_bucket(name, request.user, api.region, stored, object_lock, ownership)
+    try:
+        api.layer.create_bucket(name, request.user, api.region, stored, object_lock, ownership)
+    except S3Error as error:
+        if error.code != "BucketAlreadyOwnedByYou" or api.region != LEGACY_REGION:
+            raise
     resp.set_header("Location", "/" + name)
 
 

@@ -15,11 +15,12 @@ from nebulaio.engine.names import check_object_key, decode_key
 from nebulaio.s3 import encryption, xml
 from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import checksum_algorithm
+from nebulaio.s3.lifecycle import expiration_header
 from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import content_fields, write_condition
 from nebulaio.s3.request import parse_query
 from nebulaio.s3.tagging import copy_tags
-from nebulaio.s3.versioning import version_header
+from nebulaio.s3.versioning import written_version_header
 
 COPY_SOURCE = "x-amz-copy-source"
 METADATA_DIRECTIVE = "x-amz-metadata-directive"
@@ -101,7 +102,8 @@ def copy_object(api, request, resp) -> None:
     )
     if source_version is not None:
         resp._headers["x-amz-copy-source-version-id"] = source_version
-    version_header(resp, record)
+    written_version_header(resp, record)
+    expiration_header(api, request, resp, record)
     encryption.answer_headers(resp, record)
     resp.content_type = XML_TYPE
     resp.data = xml.copy_result(record["etag"], record["mtime"], extra=xml.checksum_elements(record))

@@ -4,7 +4,10 @@ A configuration is parsed and checked here, then stored as the bucket setting "l
 the form `nebulaio.lifecycle.rules` describes; the supervisor's sweeper enforces it.
 
 NOTE: there is one storage class, so Transition and NoncurrentVersionTransition actions are
-answered NotImplemented rather than accepted and silently never carried out.
+answered NotImplemented rather than accepted and silently never carried out; their days, dates
+and storage classes are checked first, so a bad one is the 400 S3 answers.
+
+`expiration_header` answers x-amz-expiration on writes and reads of objects a rule expires.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from nebulaio.engine.errors import S3Error
+from nebulaio.lifecycle.rules import Lifecycle
 from nebulaio.s3 import xml
 from nebulaio.s3.body import read_body, require_integrity_check
-from nebulaio.util.timefmt import iso8601
+from nebulaio.util.timefmt import http_date, iso8601
 
 SETTING = "lifecycle"
+EXPIRATION_HEADER = "x-amz-expiration"
 XML_TYPE = "application/xml"
 # 1000 rules, each with a 1 KiB prefix and tags, with room for XML entities.
 MAX_BODY = 2 * 1024 * 1024
@@ -46,6 +51,11 @@ RULE_ELEMENTS = frozenset(
     ).split()
 )
 UNSUPPORTED_ACTIONS = ("Transition", "NoncurrentVersionTransition")
+TRANSITION_ELEMENTS = frozenset(("Days", "Date", "StorageClass"))
+NONCURRENT_TRANSITION_ELEMENTS = frozenset(("NoncurrentDays", "NewerNoncurrentVersions", "StorageClass"))
+TRANSITION_CLASSES = frozenset(
+    ("GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR")
+)
 FILTER_PREDICATES = frozenset(("Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"))
 FILTER_ELEMENTS = FILTER_PREDICATES | {"And"}
 EXPIRATION_ELEMENTS = frozenset(("Days", "Date", "ExpiredObjectDeleteMarker"))
@@ -87,6 +97,21 @@ def delete_bucket_lifecycle(api, request, resp) -> None:
     api.layer.bucket(request.bucket)
     api.layer.configure_bucket(request.bucket, SETTING, None)
     resp.status = 204
+
+
+def expiration_header(api, request, resp, record: dict) -> None:
+    """x-amz-expiration on an answer about a current version an enabled Expiration rule will
+    expire: `expiry-date="<HTTP date>", rule-id="<URL-encoded ID>"`, as S3 writes it."""
+    if record.get("noncurrent_since") is not None:
+        return
+    bucket = api.layer.reader.get_bucket(request.bucket)
+    configuration = None if bucket is None else bucket.get(SETTING)
+    if not configuration:
+        return
+    due = Lifecycle(configuration, api.lifecycle_day_seconds).expiration(request.key, record)
+    if due is not None:
+        when, rule_id = due
+        resp._headers[EXPIRATION_HEADER] = f'expiry-date="{http_date(when)}", rule-id="{xml.url_quote(rule_id)}"'
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -225,10 +250,15 @@ def parse_date(text: str) -> int:
 
 def _noncurrent(node: Element) -> dict:
     children = _children(node, frozenset(("NoncurrentDays", "NewerNoncurrentVersions")))
+    return _noncurrent_days(children, "NoncurrentVersionExpiration")
+
+
+def _noncurrent_days(children: dict[str, list[Element]], action: str) -> dict:
+    """NoncurrentDays and NewerNoncurrentVersions of a noncurrent version's expiration or transition."""
     days, newer = _single(children, "NoncurrentDays"), _single(children, "NewerNoncurrentVersions")
     if days is None:
         raise _malformed()
-    parsed = {"days": _positive(days, "'NoncurrentDays' for NoncurrentVersionExpiration action"), "newer": None}
+    parsed = {"days": _positive(days, f"'NoncurrentDays' for {action} action"), "newer": None}
     if newer is not None:
         parsed["newer"] = _integer(newer, MAX_DAYS)
         if not 0 < parsed["newer"] <= MAX_NEWER_VERSIONS:
@@ -241,6 +271,32 @@ def _abort_days(node: Element) -> int:
     if days is None:
         raise _malformed()
     return _positive(days, "'DaysAfterInitiation' for AbortIncompleteMultipartUpload action")
+
+
+def _storage_class(children: dict[str, list[Element]]) -> None:
+    storage_class = _single(children, "StorageClass")
+    if storage_class is None or _text(storage_class).strip() not in TRANSITION_CLASSES:
+        raise _malformed()
+
+
+def _check_transition(node: Element) -> None:
+    """A Transition's days or date, checked as S3 checks them (a bad one is a 400, whatever
+    becomes of the action)."""
+    children = _children(node, TRANSITION_ELEMENTS)
+    days, date = _single(children, "Days"), _single(children, "Date")
+    if (days is None) == (date is None):
+        raise _malformed()
+    _storage_class(children)
+    if days is not None and _integer(days, MAX_DAYS) < 0:
+        raise S3Error("InvalidArgument", "'Days' for Transition action must be a positive integer")
+    if date is not None:
+        parse_date(_text(date).strip())
+
+
+def _check_noncurrent_transition(node: Element) -> None:
+    children = _children(node, NONCURRENT_TRANSITION_ELEMENTS)
+    _noncurrent_days(children, "NoncurrentVersionTransition")
+    _storage_class(children)
 
 
 def _rule(node: Element) -> dict:
@@ -262,6 +318,10 @@ def _rule(node: Element) -> dict:
     rule_id = "" if identifier is None else _text(identifier)
     if len(rule_id) > MAX_ID_LENGTH:
         raise S3Error("InvalidArgument", f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
+    for transition in children.get("Transition", []):
+        _check_transition(transition)
+    for transition in children.get("NoncurrentVersionTransition", []):
+        _check_noncurrent_transition(transition)
     for action in UNSUPPORTED_ACTIONS:
         if action in children:
             raise S3Error("NotImplemented", f"{action} actions are not supported: there is one storage class.")

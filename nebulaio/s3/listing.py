@@ -67,7 +67,7 @@ def list_objects_v2(api, request, resp) -> None:
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     token = query.get("continuation-token")
     start_after = query.get("start-after", "")
-    if token is not None:
+    if token:  # NOTE: an empty one is no token, as on S3 (and echoed back empty)
         after = read_token(token)
     else:
         after = start_after or None

@@ -14,9 +14,10 @@ from nebulaio.iam.acl import owner_of
 from nebulaio.s3 import arguments, encryption, xml
 from nebulaio.s3.body import CHECKSUM_HEADERS, RequestPayload, checksum_algorithm, read_body
 from nebulaio.s3.copy import COPY_SOURCE, XML_TYPE, check_copy_source, parse_copy_source
+from nebulaio.s3.lifecycle import expiration_header
 from nebulaio.s3.objectlock import lock_fields
 from nebulaio.s3.objects import upload_fields, write_condition
-from nebulaio.s3.versioning import version_header
+from nebulaio.s3.versioning import written_version_header
 from nebulaio.util.checksums import CHECKSUM_TYPES, COMPOSITE, MULTIPART_TYPES
 from nebulaio.util.timefmt import iso8601
 
@@ -91,7 +92,8 @@ def _owner_xml(element: str, owner: str | None) -> str:
 def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
     """Inclusive (first, last) of x-amz-copy-source-range within a source of `size` bytes.
 
-    Unlike GET's Range, S3 takes only `bytes=first-last` here and refuses anything else.
+    Unlike GET's Range, S3 takes only `bytes=first-last` here and refuses anything else
+    (InvalidArgument); a well-formed range past the source's end is InvalidRange.
     """
     if header is None:
         return None
@@ -101,10 +103,10 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = int(match[1]), int(match[2])
     if last >= size:
         raise S3Error(
-            "InvalidArgument",
+            "InvalidRange",
             f"Range specified is not valid for source object of size: {size}",
-            ArgumentName=COPY_SOURCE_RANGE,
-            ArgumentValue=header[:64],
+            ActualObjectSize=str(size),
+            RangeRequested=header[:64],
         )
     return first, last
 
@@ -208,7 +210,8 @@ def complete_multipart_upload(api, request, resp) -> None:
         record = multipart.complete(
             api.layer, request.bucket, request.key, upload_id, requested, checksums, condition, promised
         )
-    version_header(resp, record)
+    written_version_header(resp, record)
+    expiration_header(api, request, resp, record)
     encryption.answer_headers(resp, record)
     host = request.header("host", "")
     location = f"http://{host}{request.raw_path}" if host else request.raw_path

@@ -114,7 +114,8 @@ def parse_lock_configuration(body: bytes) -> dict:
     Raises:
         S3Error: MalformedXML unless ObjectLockEnabled is Enabled and a Rule holds one
             DefaultRetention with a known Mode and exactly one of Days and Years, a whole
-            number; InvalidArgument for a period that is not positive or over 100 years.
+            number; InvalidRetentionPeriod for a period that is not positive, InvalidArgument
+            for one over 100 years.
     """
     tree = xml.parse(body, "ObjectLockConfiguration")
     if (tree.findtext("ObjectLockEnabled") or "").strip() != "Enabled":
@@ -134,7 +135,7 @@ def parse_lock_configuration(body: bytes) -> dict:
         raise S3Error("MalformedXML")
     period = int(text)
     if period <= 0:
-        raise S3Error("InvalidArgument", NOT_POSITIVE_MESSAGE, ArgumentName=name)
+        raise S3Error("InvalidRetentionPeriod", NOT_POSITIVE_MESSAGE, ArgumentName=name)
     if period > limit:
         raise S3Error("InvalidArgument", f"Default retention period cannot exceed {limit} {name}.", ArgumentName=name)
     return {"enabled": True, "rule": {"mode": retention.findtext("Mode").strip(), field: period}}

@@ -11,10 +11,11 @@ from nebulaio.engine.names import check_object_key
 from nebulaio.s3 import arguments, encryption, xml
 from nebulaio.s3.acl import header_acl, ownership
 from nebulaio.s3.body import RequestPayload, require_integrity_check
+from nebulaio.s3.lifecycle import expiration_header
 from nebulaio.s3.objectlock import PUT_INTEGRITY_MESSAGE, bypasses_governance, lock_fields, lock_headers
 from nebulaio.s3.ranges import parse_range
 from nebulaio.s3.tagging import header_tags
-from nebulaio.s3.versioning import version_header
+from nebulaio.s3.versioning import version_header, written_version_header
 from nebulaio.util.checksums import FULL_OBJECT
 from nebulaio.util.timefmt import http_date
 
@@ -53,8 +54,7 @@ def content_fields(headers: Mapping[str, str]) -> dict:
         if value is None:
             continue
         if name == "content-encoding":
-            # aws-chunked describes this request's framing, not the object.
-            value = ",".join(t.strip() for t in value.split(",") if t.strip() and t.strip().lower() != "aws-chunked")
+            value = without_aws_chunked(value)
             if not value:
                 continue
         stored[name] = value
@@ -68,6 +68,16 @@ def content_fields(headers: Mapping[str, str]) -> dict:
     if meta_size > MAX_METADATA_BYTES:
         raise S3Error("MetadataTooLarge", Size=str(meta_size), MaxSizeAllowed=str(MAX_METADATA_BYTES))
     return {"ctype": headers.get("content-type") or DEFAULT_CONTENT_TYPE, "headers": stored, "meta": meta}
+
+
+def without_aws_chunked(content_encoding: str) -> str:
+    """The Content-Encoding an object keeps: aws-chunked describes this request's framing, not
+    the object, so S3 drops it from the list and keeps the other codings byte for byte."""
+    codings = content_encoding.split(",")
+    kept = [coding for coding in codings if coding.strip().lower() != "aws-chunked"]
+    if len(kept) == len(codings):
+        return content_encoding
+    return ",".join(kept).strip()
 
 
 def write_condition(request) -> dict | None:
@@ -115,7 +125,8 @@ def put_object(api, request, resp) -> None:
     record = api.layer.put(request.bucket, request.key, payload, fields, condition, sealing)
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
-    version_header(resp, record)
+    written_version_header(resp, record)
+    expiration_header(api, request, resp, record)
     encryption.answer_headers(resp, record)
     _checksum_headers(resp, record["checksums"], FULL_OBJECT)
 
@@ -239,6 +250,7 @@ def get_object(api, request, resp) -> None:
     try:
         data_key = encryption.object_key(api, request, record, request.bucket)
         if _preconditions_hold(request, resp, record):
+            expiration_header(api, request, resp, record)
             _answer(request, resp, record, body, data_key)
             answered = True
     finally:
@@ -250,6 +262,7 @@ def head_object(api, request, resp) -> None:
     record, _ = api.layer.head(request.bucket, request.key, request.query.get("versionId"))
     encryption.check_customer_key(api, request, record)
     if _preconditions_hold(request, resp, record):
+        expiration_header(api, request, resp, record)
         _answer(request, resp, record, None)
 
 

@@ -23,7 +23,7 @@ from nebulaio.s3.body import RequestPayload
 from nebulaio.s3.formdata import MultipartForm, boundary_of, missing_field
 from nebulaio.s3.objects import META_PREFIX, content_fields
 from nebulaio.s3.postpolicy import check_policy, parse_policy
-from nebulaio.s3.versioning import version_header
+from nebulaio.s3.versioning import written_version_header
 
 # S3 refuses more than 20 KB of form before the file's content.
 MAX_FORM_BYTES = 20 * 1024
@@ -107,7 +107,7 @@ def post_object(api, request, resp) -> None:
     _check_headers(stored)
     sealing = encryption.new_key(api, request, key, fields)
     record = api.layer.put(request.bucket, key, FormFile(form, length_range), stored, None, sealing, event="Post")
-    version_header(resp, record)
+    written_version_header(resp, record)
     encryption.answer_headers(resp, record)
     _answer(request, resp, fields, key, record["etag"])
 

@@ -90,10 +90,13 @@ class S3Request:
         "principal",
         "iam",
         "virtual_host",
+        "client_address",
     )
 
-    def __init__(self, environ: dict, request_id: str, domains: tuple[str, ...]):
+    def __init__(self, environ: dict, request_id: str, domains: tuple[str, ...], client_address: str | None = None):
+        """`client_address` is where the request came from when a trusted proxy says so (its peer otherwise)."""
         self.environ = environ
+        self.client_address = client_address or environ.get("REMOTE_ADDR", "")
         self.request_id = request_id
         self.method = environ["REQUEST_METHOD"]
         raw_uri = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")

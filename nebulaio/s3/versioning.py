@@ -7,7 +7,7 @@ module holds what concerns the bucket as a whole.
 from __future__ import annotations
 
 from nebulaio.engine.errors import S3Error
-from nebulaio.meta.versions import version_of
+from nebulaio.meta.versions import NULL_VERSION, version_of
 from nebulaio.s3 import arguments, xml
 from nebulaio.s3.body import read_body
 from nebulaio.s3.listing import owner_elements
@@ -25,6 +25,13 @@ def version_header(resp, record: dict) -> None:
     version = record.get("version")
     if version is not None:
         resp._headers["x-amz-version-id"] = version
+
+
+def written_version_header(resp, record: dict) -> None:
+    """x-amz-version-id of a write: none for a null version (a bucket never versioned, or
+    suspended), which S3 leaves unnamed in its answer to PUT, POST, copy and completion."""
+    if record.get("version") != NULL_VERSION:
+        version_header(resp, record)
 
 
 def put_bucket_versioning(api, request, resp) -> None:

@@ -12,7 +12,7 @@ expansion, external entities and DTD tricks all end as MalformedXML.
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
-from urllib.parse import quote_plus
+from urllib.parse import quote
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -57,8 +57,8 @@ XML_UNSAFE = re.compile("[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]")
 XML_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
 XML_ESCAPES.update({code: f"&#x{code:X};" for code in (*range(0x09), *range(0x0B, 0x20), 0xFFFE, 0xFFFF)})
 
-# encoding-type=url: S3 escapes like a form value (space as "+", UTF-8 bytes as %XX) but
-# keeps "/" and "*"; clients decode with unquote_plus. "~" is escaped, as S3 does.
+# encoding-type=url: S3 percent-encodes UTF-8 bytes, a space as %20 and "+" as %2B (so either
+# decoder, unquote or unquote_plus, gets the key back), and keeps "/" and "*"; "~" is escaped.
 URL_UNSAFE = re.compile(r"[^A-Za-z0-9_.*/-]", re.ASCII)
 URL_SAFE_EXTRA = "/*"
 
@@ -74,7 +74,7 @@ def url_quote(text: str) -> str:
     """A key, prefix or marker as S3 writes it under `encoding-type=url` (also XML-safe)."""
     if URL_UNSAFE.search(text) is None:
         return text
-    return quote_plus(text, safe=URL_SAFE_EXTRA).replace("~", "%7E")
+    return quote(text, safe=URL_SAFE_EXTRA).replace("~", "%7E")
 
 
 def document(root: str, body: str, namespace: bool = True) -> bytes:

@@ -124,9 +124,9 @@ def test_lock_needs_versioning_enabled_and_then_stays(s3, bucket):
         ("<ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode>"
          "<Days>one</Days></DefaultRetention></Rule>", "MalformedXML"),
         ("<ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode>"
-         "<Days>0</Days></DefaultRetention></Rule>", "InvalidArgument"),
+         "<Days>0</Days></DefaultRetention></Rule>", "InvalidRetentionPeriod"),
         ("<ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode>"
-         "<Years>-1</Years></DefaultRetention></Rule>", "InvalidArgument"),
+         "<Years>-1</Years></DefaultRetention></Rule>", "InvalidRetentionPeriod"),
         ("<ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode>"
          "<Years>101</Years></DefaultRetention></Rule>", "InvalidArgument"),
     ],

@@ -10,6 +10,7 @@ from nebulaio.admin.openapi import DOCUMENT
 from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
+from nebulaio.util.clientaddress import TrustedProxies
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 CONFIG = {
@@ -27,7 +28,9 @@ def test_served_routes_are_the_documented_ones(tmp_path):
     throttle = LoginThrottle(str(tmp_path / "failures.sqlite"), 10, 60)
     audit = AuditLog(str(tmp_path / "audit.jsonl"))
     config = {**CONFIG, "data": str(tmp_path)}
-    app = admin_app.create(layer, iam, config, str(tmp_path), members=None, throttle=throttle, audit=audit)
+    app = admin_app.create(
+        layer, iam, config, str(tmp_path), members=None, throttle=throttle, audit=audit, proxies=TrustedProxies(())
+    )
     served = {
         (route.path, method.method.lower())
         for route in inspect.inspect_routes(app)

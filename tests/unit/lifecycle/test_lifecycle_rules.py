@@ -61,6 +61,24 @@ def test_date_rule_applies_from_that_date_on_whatever_the_age():
     assert rules.object_expired("k", fresh, date)
 
 
+def test_expiration_names_the_first_rule_to_expire_an_object():
+    created = epoch_ms(2014, 1, 15, 10, 30, 0)
+    late = dict(rule({"days": 30}, prefix="docs/"), id="late")
+    early = dict(rule({"date": epoch_ms(2014, 1, 17, 0, 0, 0)}), id="early")
+    days = dict(rule({"days": 3}, prefix="docs/"), id="days")
+    markers = dict(rule({"delete_marker": True}), id="markers")
+    disabled = dict(rule({"days": 1}, enabled=False), id="disabled")
+    assert lifecycle(late, days, markers, disabled).expiration("docs/a", record(mtime=created)) == (
+        epoch_ms(2014, 1, 19, 0, 0, 0),
+        "days",
+    )
+    assert lifecycle(late, early).expiration("docs/a", record(mtime=created)) == (
+        epoch_ms(2014, 1, 17, 0, 0, 0),
+        "early",
+    )
+    assert lifecycle(late, markers, disabled).expiration("other/a", record(mtime=created)) is None
+
+
 @pytest.mark.parametrize(
     "selection, key, found, expected",
     [

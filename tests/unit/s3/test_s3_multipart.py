@@ -14,11 +14,16 @@ def test_copy_source_ranges():
     assert _copy_range(None, 10) is None
     assert _copy_range("bytes=0-9", 10) == (0, 9)
     assert _copy_range("bytes=3-3", 10) == (3, 3)
-    for bad in ("bytes=0-10", "bytes=5-2", "bytes=-3", "bytes=3-", "0-2", "bytes=0-1,3-4", "bytes=a-b", "bytes=٣-٤"):
+    for bad in ("bytes=5-2", "bytes=-3", "bytes=3-", "0-2", "bytes=0-1,3-4", "bytes=a-b", "bytes=٣-٤"):
         with pytest.raises(S3Error) as excinfo:
             _copy_range(bad, 10)
         assert excinfo.value.code == "InvalidArgument"
         assert excinfo.value.fields["ArgumentName"] == "x-amz-copy-source-range"
+    for past_the_end in ("bytes=0-10", "bytes=10-12"):
+        with pytest.raises(S3Error) as excinfo:
+            _copy_range(past_the_end, 10)
+        assert (excinfo.value.code, excinfo.value.status) == ("InvalidRange", 416)
+        assert excinfo.value.fields == {"ActualObjectSize": "10", "RangeRequested": past_the_end}
 
 
 def test_part_numbers():

@@ -62,7 +62,7 @@ def test_any_bytes_are_a_configuration_or_an_s3_error(body):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (default_retention("GOVERNANCE", "<Days>0</Days>"), "InvalidArgument"),
+        (default_retention("GOVERNANCE", "<Days>0</Days>"), "InvalidRetentionPeriod"),
         (default_retention("GOVERNANCE", "<Days>36501</Days>"), "InvalidArgument"),
         (default_retention("GOVERNANCE", "<Days>1.5</Days>"), "MalformedXML"),
         (default_retention("GOVERNANCE", "<Days>--1</Days>"), "MalformedXML"),

@@ -67,7 +67,7 @@ def test_key_rule_is_s3s(text):
 @pytest.mark.parametrize(
     "pairs,code,message",
     [
-        ([(f"k{i}", "") for i in range(11)], "BadRequest", "Object tags cannot be greater than 10"),
+        ([(f"k{i}", "") for i in range(11)], "InvalidTag", "Object tags cannot be greater than 10"),
         ([("a", "1"), ("a", "2")], "InvalidTag", "Cannot provide multiple Tags with the same key"),
         ([("", "v")], "InvalidTag", "The TagKey you have provided is invalid"),
         ([("aws:x", "v")], "InvalidTag", "Your TagKey cannot be prefixed with aws:"),

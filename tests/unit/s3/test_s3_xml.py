@@ -416,8 +416,8 @@ def test_escape_writes_characters_xml_cannot_carry_as_references():
     assert xml.escape(plain) is plain
 
 
-def test_url_quote_follows_s3_form_encoding():
-    assert xml.url_quote("a b+c/d*e~f") == "a+b%2Bc/d*e%7Ef"
+def test_url_quote_follows_s3_encoding():
+    assert xml.url_quote("a b+c/d*e~f") == "a%20b%2Bc/d*e%7Ef"
     assert xml.url_quote("\x01é") == "%01%C3%A9"
     plain = "photos/2024/img_1.jpg"
     assert xml.url_quote(plain) is plain
