@@ -323,6 +323,17 @@ class NebulaIO(Target):
         )
 
 
+class NebulaIOBaseline(NebulaIO):
+    """NebulaIO from another source tree (a checkout of an earlier commit), measured in the same
+    run as the current one: a change's before and after under the same machine load."""
+
+    name = "baseline"
+
+    def __init__(self, source: Path):
+        super().__init__()
+        self.settings = {"PYTHONPATH": str(source.resolve())}
+
+
 # What the policy user may do: ten statements, conditions included, all of them weighed on
 # every request (an explicit Deny anywhere would win, so none can be skipped).
 POLICY_USER = "bench-user"

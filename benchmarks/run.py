@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks.client import simple_request
 from benchmarks.disk import durable_creates_per_second
 from benchmarks.load import MIB, PhaseResult, PhaseSpec, ServerCpu, run_phase
-from benchmarks.peers import TARGETS, External, NotStarted, Target
+from benchmarks.peers import TARGETS, External, NebulaIOBaseline, NotStarted, Target
 from benchmarks.report import LABELS, Report, number
 from benchmarks.sigv4 import canonical_query
 
@@ -243,6 +243,8 @@ def make_targets(args: argparse.Namespace) -> list[Target]:
         if name not in TARGETS:
             raise SystemExit(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
         targets.append(TARGETS[name]())
+    if args.baseline:
+        targets.append(NebulaIOBaseline(args.baseline))
     return targets
 
 
@@ -257,6 +259,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", help="also measure an S3 endpoint already running, e.g. http://127.0.0.1:9000")
     parser.add_argument("--access-key", default="", help="access key for --endpoint")
     parser.add_argument("--secret-key", default="", help="secret key for --endpoint")
+    parser.add_argument(
+        "--baseline", type=Path, help="also measure NebulaIO from this source tree (an earlier commit's checkout)"
+    )
     parser.add_argument("--processes", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--no-large", action="store_true", help="skip the 64 MiB phases")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR, help="where the JSON and Markdown go")

@@ -574,15 +574,19 @@ class HttpConnection(asyncio.Protocol):
     async def _send_file(self, start: bytes, fd: int, offset: int, length: int) -> bool:
         transport = self.transport
         if length <= SMALL_FILE or transport.get_extra_info("ssl_object") is not None:
-            transport.write(start)
+            # PERF: the head goes out with the first block: one send(2) for a small object.
+            pending = start
             while length > 0:
                 data = os.pread(fd, min(FILE_BLOCK, length), offset)
                 if not data:
                     return False
-                transport.write(data)
+                transport.write(pending + data if pending else data)
+                pending = b""
                 offset += len(data)
                 length -= len(data)
                 await self._drained()
+            if pending:
+                transport.write(pending)
             return not self.closed
         transport.write(start)
         try:
