@@ -34,6 +34,7 @@ from nebulaio.iam.policy import ACCOUNT_ID, PolicyError, Principal, PublicPolicy
 from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import clientaddress, processes
 from nebulaio.util.ids import request_id
+from nebulaio.util.purposekeys import admin_secrets
 from nebulaio.util.timefmt import iso8601
 
 log = logging.getLogger("nebulaio.admin")
@@ -132,11 +133,11 @@ class ClientAddress:
     """Falcon middleware: `req.context.address` is where the request came from (the browser's
     address for a login the console passes on, when its seal is right)."""
 
-    def __init__(self, admin_secret: str):
-        self._admin_secret = admin_secret
+    def __init__(self, admin_secrets: list[str]):
+        self._admin_secrets = admin_secrets
 
     def process_request(self, req, resp) -> None:
-        forwarded = clientaddress.opened(self._admin_secret, req.get_header(clientaddress.HEADER))
+        forwarded = clientaddress.opened(self._admin_secrets, req.get_header(clientaddress.HEADER))
         req.context.address = forwarded or req.remote_addr
 
 
@@ -772,12 +773,11 @@ def create(
 ) -> falcon.App:
     """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed
     logins, `audit` keeps every change asked for."""
-    tokens = Tokens(
-        config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
-    )
+    secrets = admin_secrets(config)
+    tokens = Tokens(secrets, config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation)
     app = falcon.App(
         media_type=JSON_TYPE,
-        middleware=[ClientAddress(config["admin_secret"]), Auditing(audit), Authentication(tokens, iam)],
+        middleware=[ClientAddress(secrets), Auditing(audit), Authentication(tokens, iam)],
     )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler

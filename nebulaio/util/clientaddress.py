@@ -22,9 +22,10 @@ def seal(admin_secret: str, address: str) -> str:
     return f"{address} {hmac.new(_key(admin_secret), address.encode(), hashlib.sha256).hexdigest()}"
 
 
-def opened(admin_secret: str, value: str | None) -> str | None:
-    """The address a sealed header names, or None when it is missing or not sealed with this secret."""
+def opened(admin_secrets: list[str], value: str | None) -> str | None:
+    """The address a sealed header names, or None when it is missing or not sealed with one of
+    these secrets (the console seals with the current one; a rotation accepts the earlier ones)."""
     address = (value or "").rpartition(" ")[0]
-    if not address or not hmac.compare_digest(seal(admin_secret, address), value):
+    if not address or not any(hmac.compare_digest(seal(secret, address), value) for secret in admin_secrets):
         return None
     return address
