@@ -195,6 +195,14 @@ SETTINGS: tuple[Setting, ...] = (
         section="cluster",
     ),
     Setting(
+        "cluster_secret_retired",
+        "",
+        "Earlier cluster secrets (comma-separated) that authenticate nothing between nodes any more but still"
+        " open what was sealed under them: IAM secret keys, and object and key-store keys when"
+        " encryption_master_keys is empty. Keep them for as long as such data may exist.",
+        section="cluster",
+    ),
+    Setting(
         "node_id",
         "",
         "This node's id; generated on first start and kept in the data directory if empty.",

@@ -74,10 +74,12 @@ LEGACY_MASTER_LABEL = b"nebulaio object encryption master key"
 
 def master_keys(configured: str, cluster_keys: ClusterKeys) -> KeyRing:
     """The master keys, the sealing one first: the configured ones (`encryption_master_keys`,
-    newest first), then the cluster secrets' object-encryption keys, then earlier releases'."""
+    newest first), then the cluster secrets' object-encryption keys (live, then retired), then
+    earlier releases'."""
     keys = [derive(key, OBJECT_ENCRYPTION) for key in secret_list("", configured)]
-    keys += cluster_keys.ring(OBJECT_ENCRYPTION).keys
-    keys += [hmac.digest(secret.encode(), LEGACY_MASTER_LABEL, "sha256") for secret in cluster_keys.secrets]
+    keys += cluster_keys.opening_ring(OBJECT_ENCRYPTION).keys
+    old_secrets = cluster_keys.secrets + cluster_keys.retired
+    keys += [hmac.digest(secret.encode(), LEGACY_MASTER_LABEL, "sha256") for secret in old_secrets]
     return KeyRing(dict.fromkeys(keys))
 
 

@@ -55,8 +55,8 @@ class Sealer:
     __slots__ = ("_keys", "_legacy_keys")
 
     def __init__(self, cluster_keys: ClusterKeys):
-        self._keys = [_Keys(key) for key in cluster_keys.ring(IAM_SEALING).keys]
-        self._legacy_keys = [_Keys(secret.encode()) for secret in cluster_keys.secrets]
+        self._keys = [_Keys(key) for key in cluster_keys.opening_ring(IAM_SEALING).keys]
+        self._legacy_keys = [_Keys(secret.encode()) for secret in cluster_keys.secrets + cluster_keys.retired]
 
     def seal(self, secret: str) -> str:
         keys = self._keys[0]

@@ -10,6 +10,10 @@ A key ring holds a purpose's key for each secret a node accepts: the first secre
 and seals, every key is accepted. Rotating a secret on a running cluster is then three rolling
 restarts (README, "Rotating the cluster secret"): every node accepts the new secret, every node
 signs with it, every node drops the old one. Each step keeps every pair of nodes able to talk.
+
+A dropped (retired) cluster secret authenticates nothing between nodes any more, but its
+sealing keys still open what was sealed under it (IAM secret keys, object and key-store keys):
+`opening_ring` holds them after the keys of the live secrets.
 """
 
 from __future__ import annotations
@@ -72,22 +76,30 @@ def admin_secrets(config: dict) -> list[str]:
 
 
 class ClusterKeys:
-    """The purpose keys of a node's cluster secrets (see `secret_list`)."""
+    """The purpose keys of a node's cluster secrets (see `secret_list`) and of its retired ones."""
 
-    __slots__ = ("secrets",)
+    __slots__ = ("secrets", "retired")
 
-    def __init__(self, secrets: list[str]):
+    def __init__(self, secrets: list[str], retired: Iterable[str] = ()):
         if not secrets:
             raise ValueError("a node holds at least one cluster secret")
         self.secrets = tuple(secrets)
+        self.retired = tuple(secret for secret in retired if secret not in self.secrets)
 
     @classmethod
     def from_config(cls, config: dict, current: str) -> ClusterKeys:
         """`current`: the configured cluster secret, or the one the node generated and keeps."""
-        return cls(secret_list(current, config["cluster_secret_accepted"]))
+        return cls(
+            secret_list(current, config["cluster_secret_accepted"]), secret_list("", config["cluster_secret_retired"])
+        )
 
     def ring(self, purpose: bytes) -> KeyRing:
+        """What authenticates nodes to each other: the live secrets' keys."""
         return KeyRing.of(self.secrets, purpose)
+
+    def opening_ring(self, purpose: bytes) -> KeyRing:
+        """What seals data at rest: the current key seals, the live and retired secrets' keys open."""
+        return KeyRing.of(self.secrets + self.retired, purpose)
 
     def raft_passwords(self) -> list[str]:
         """PySyncObj's passwords, the current one first (it derives its own Fernet key from each)."""

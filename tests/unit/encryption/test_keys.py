@@ -137,3 +137,13 @@ def test_what_earlier_releases_sealed_under_the_cluster_secret_still_opens(store
     _, fresh = store.keys.new({"mode": SSE_S3}, "b")
     legacy_only = KeyRing([hmac.digest(b"cluster secret", b"nebulaio object encryption master key", "sha256")])
     assert code_of(lambda: DataKeys(legacy_only, store.records.get).open(fresh, None, "b")) == "InternalError"
+
+
+def test_a_retired_cluster_secret_still_opens_what_its_master_key_sealed(store):
+    store.create("k1")
+    before = [store.keys.new(one, "b") for one in ({"mode": SSE_S3}, {"mode": SSE_KMS, "kms_key": "k1", "context": {}})]
+    retired = DataKeys(master_keys("", ClusterKeys(["new secret"], retired=["cluster secret"])), store.records.get)
+    for data_key, sse in before:
+        assert retired.open(sse, None, "b") == data_key
+    _, after = retired.new({"mode": SSE_S3}, "b")
+    assert code_of(lambda: store.keys.open(after, None, "b")) == "InternalError"

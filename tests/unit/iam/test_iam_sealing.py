@@ -70,3 +70,13 @@ def test_a_rotation_opens_what_either_secret_sealed_and_seals_with_the_current_o
     assert sealer("new").unseal(under_new) == "sealed during"
     with pytest.raises(SealError):
         sealer("old").unseal(under_new)
+
+
+def test_a_retired_secret_still_opens_what_it_sealed_but_seals_nothing():
+    under_old = sealer("old").seal("sealed before")
+    old_v1 = sealed_by_v1("old", "sealed by an earlier release")
+    retired = Sealer(ClusterKeys(["new"], retired=["old"]))
+    assert retired.unseal(under_old) == "sealed before"
+    assert retired.unseal(old_v1) == "sealed by an earlier release"
+    with pytest.raises(SealError):
+        sealer("old").unseal(retired.seal("sealed after"))

@@ -89,3 +89,11 @@ def test_console_sessions_and_client_addresses_open_under_an_accepted_secret():
     header = clientaddress.seal(OLD, "192.0.2.7")
     assert clientaddress.opened([NEW, OLD], header) == "192.0.2.7"
     assert clientaddress.opened([NEW], header) is None
+
+
+def test_a_retired_secret_authenticates_nothing_and_opens_what_it_sealed():
+    keys = ClusterKeys(["new", "old"], retired=["older", "new"])
+    assert keys.retired == ("older",)
+    assert derive("older", GOSSIP) not in keys.ring(GOSSIP).keys
+    assert keys.opening_ring(IAM_SEALING).keys == tuple(derive(s, IAM_SEALING) for s in ("new", "old", "older"))
+    assert keys.opening_ring(IAM_SEALING).current == derive("new", IAM_SEALING)
