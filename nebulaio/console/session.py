@@ -1,8 +1,8 @@
 """The console session: the Admin API's tokens and the user's key pair, sealed into one cookie.
 
 The cookie is HttpOnly and SameSite=Strict, so page scripts never see it and other sites never
-send it. Its content is encrypted and authenticated (AES-GCM, a key derived from the admin
-secret), so every node that shares the admin secret opens it and nobody else can read or
+send it. Its content is encrypted and authenticated (AES-GCM, the admin secret's session key,
+`purposekeys.CONSOLE_SESSION`), so every node that shares the admin secret opens it and nobody else can read or
 forge it. While the admin secret is rotated, a cookie sealed under an earlier one still opens.
 The key pair lets the console sign S3 calls on the user's behalf; the browser never holds the
 secret after logging in.
@@ -21,10 +21,11 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from nebulaio.util.purposekeys import CONSOLE_CSRF, CONSOLE_SESSION, derive
+
 COOKIE = "nebulaio_session"
 NONCE_BYTES = 12
 SEAL_CONTEXT = b"nebulaio console session v1"
-CSRF_CONTEXT = b"nebulaio console csrf v1"
 
 
 @dataclass(slots=True)
@@ -56,9 +57,8 @@ class Sealer:
 
     def __init__(self, *admin_secrets: str):
         """The first secret seals; every one opens (the earlier ones of a rotation)."""
-        secrets = [secret.encode() for secret in admin_secrets]
-        self._aeads = [AESGCM(hmac.new(secret, SEAL_CONTEXT, hashlib.sha256).digest()) for secret in secrets]
-        self._csrf_keys = [hmac.new(secret, CSRF_CONTEXT, hashlib.sha256).digest() for secret in secrets]
+        self._aeads = [AESGCM(derive(secret, CONSOLE_SESSION)) for secret in admin_secrets]
+        self._csrf_keys = [derive(secret, CONSOLE_CSRF) for secret in admin_secrets]
 
     def seal(self, session: Session) -> str:
         nonce = os.urandom(NONCE_BYTES)

@@ -9,17 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from nebulaio.util.purposekeys import CLIENT_ADDRESS, derive
+
 HEADER = "X-NebulaIO-Client-Address"
-_PURPOSE = b"nebulaio console client address"
-
-
-def _key(admin_secret: str) -> bytes:
-    return hmac.new(admin_secret.encode(), _PURPOSE, hashlib.sha256).digest()
 
 
 def seal(admin_secret: str, address: str) -> str:
     """The header's value naming `address`."""
-    return f"{address} {hmac.new(_key(admin_secret), address.encode(), hashlib.sha256).hexdigest()}"
+    key = derive(admin_secret, CLIENT_ADDRESS)
+    return f"{address} {hmac.new(key, address.encode(), hashlib.sha256).hexdigest()}"
 
 
 def opened(admin_secrets: list[str], value: str | None) -> str | None:

@@ -2,7 +2,8 @@
 that let a secret be rotated while a cluster runs.
 
 The cluster secret roots raft, gossip, peer signing, IAM secret sealing and the default
-object-encryption master key; the admin secret roots the Admin API's tokens. Each use takes
+object-encryption master key; the admin secret roots the Admin API's tokens, the console's
+session cookies and CSRF tokens, and the seal of the address the console passes on. Each use takes
 the key HKDF derives for it (a distinct `info`), never the secret itself, so a key learnt from
 one use (a raft capture, a gossip packet, a sealed record) opens nothing of another.
 
@@ -31,6 +32,9 @@ PEER_SIGNING = b"nebulaio peer request signing v1"
 IAM_SEALING = b"nebulaio iam secret sealing v1"
 OBJECT_ENCRYPTION = b"nebulaio object encryption master key v1"
 ADMIN_TOKENS = b"nebulaio admin token signing v1"
+CONSOLE_SESSION = b"nebulaio console session sealing v1"
+CONSOLE_CSRF = b"nebulaio console csrf v1"
+CLIENT_ADDRESS = b"nebulaio console client address v1"
 
 
 def derive(secret: str | bytes, purpose: bytes) -> bytes:

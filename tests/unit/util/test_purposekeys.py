@@ -12,6 +12,9 @@ from nebulaio.console.session import Sealer, Session
 from nebulaio.util import clientaddress
 from nebulaio.util.purposekeys import (
     ADMIN_TOKENS,
+    CLIENT_ADDRESS,
+    CONSOLE_CSRF,
+    CONSOLE_SESSION,
     GOSSIP,
     IAM_SEALING,
     OBJECT_ENCRYPTION,
@@ -23,7 +26,17 @@ from nebulaio.util.purposekeys import (
     secret_list,
 )
 
-PURPOSES = (RAFT, GOSSIP, PEER_SIGNING, IAM_SEALING, OBJECT_ENCRYPTION, ADMIN_TOKENS)
+PURPOSES = (
+    RAFT,
+    GOSSIP,
+    PEER_SIGNING,
+    IAM_SEALING,
+    OBJECT_ENCRYPTION,
+    ADMIN_TOKENS,
+    CONSOLE_SESSION,
+    CONSOLE_CSRF,
+    CLIENT_ADDRESS,
+)
 OLD = "o" * 40
 NEW = "n" * 40
 
