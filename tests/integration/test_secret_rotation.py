@@ -164,3 +164,35 @@ def test_rotating_the_secrets_under_writes_loses_nothing(cluster_factory):
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "InvalidToken", refused.text
         assert admin_call(node, "GET", "/api/v1/users", login(node, ROOT_USER, ROOT_PASSWORD).json()["token"]).ok
     print(f"{len(acknowledged)} writes acknowledged; after each step: {written_by_step}")
+
+
+def test_the_master_key_set_and_rotated_keeps_every_encrypted_object_readable(node_factory):
+    """Objects sealed under the master key derived from the cluster secret, then under a
+    configured one, then under a newer one: each restart reads every object written before."""
+    first_key, second_key = "the-first-master-key-" + uuid.uuid4().hex, "the-second-master-key-" + uuid.uuid4().hex
+    node = node_factory()
+    bucket = f"master-{uuid.uuid4().hex[:12]}"
+    node.client().create_bucket(Bucket=bucket)
+    written: dict[str, bytes] = {}
+    for step, master_keys in enumerate(["", first_key, f"{second_key},{first_key}"]):
+        if master_keys:
+            node.stop()
+            node.extra_env["NEBULAIO_ENCRYPTION_MASTER_KEYS"] = master_keys
+            node.start()
+        client = node.client()
+        for key, body in written.items():
+            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (step, key)
+        for mode in ("AES256", "aws:kms"):
+            key, body = f"{step}/{mode}", f"sealed in step {step} ({mode})".encode()
+            client.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption=mode)
+            written[key] = body
+    # Without the key that sealed them, the objects of the second step do not open.
+    node.stop()
+    node.extra_env["NEBULAIO_ENCRYPTION_MASTER_KEYS"] = second_key
+    node.start()
+    client = node.client()
+    assert client.get_object(Bucket=bucket, Key="2/AES256")["Body"].read() == written["2/AES256"]
+    assert client.get_object(Bucket=bucket, Key="0/aws:kms")["Body"].read() == written["0/aws:kms"]
+    with pytest.raises(ClientError) as refused:
+        client.get_object(Bucket=bucket, Key="1/AES256")
+    assert refused.value.response["Error"]["Code"] == "InternalError"
