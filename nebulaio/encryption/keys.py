@@ -118,7 +118,11 @@ class DataKeys:
                 "context": wanted.get("context") or {},
                 "bucket_key": bool(wanted.get("bucket_key")),
             }
-            wrapping_key = self._kms_wrapping_key(sse, bucket, self._master.current)
+            # A key-store key's version opens under the master key that sealed it, maybe an older one.
+            try:
+                wrapping_key = self._under_a_master_key(lambda master: self._kms_wrapping_key(sse, bucket, master))
+            except UnsealError:
+                raise S3Error("InternalError", "The key-store key was sealed under another master key.") from None
             sse["key"] = seal(wrapping_key, data_key, context_bytes(sse["context"]))
         return data_key, sse
 

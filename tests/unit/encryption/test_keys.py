@@ -99,6 +99,9 @@ def test_a_configured_master_key_seals_and_what_the_cluster_secret_sealed_still_
     configured = keys_of(store.records, MASTER_KEY)
     for data_key, sse in before:
         assert configured.open(sse, None, "b") == data_key
+    # A key-store key made under the earlier master key still takes new objects.
+    data_key, sse = configured.new(wanted[2], "b")
+    assert configured.open(sse, None, "b") == data_key
     data_key, sse = configured.new({"mode": SSE_S3}, "b")
     assert code_of(lambda: store.keys.open(sse, None, "b")) == "InternalError"
     only_configured = DataKeys(KeyRing(master_keys(MASTER_KEY, ClusterKeys(["x"])).keys[:1]), store.records.get)
