@@ -168,11 +168,15 @@ def test_rotating_the_secrets_under_writes_loses_nothing(cluster_factory):
 
 def test_the_master_key_set_and_rotated_keeps_every_encrypted_object_readable(node_factory):
     """Objects sealed under the master key derived from the cluster secret, then under a
-    configured one, then under a newer one: each restart reads every object written before."""
+    configured one, then under a newer one: each restart reads every object written before, and
+    a key-store key made under the first master key takes new objects under each."""
     first_key, second_key = "the-first-master-key-" + uuid.uuid4().hex, "the-second-master-key-" + uuid.uuid4().hex
     node = node_factory()
     bucket = f"master-{uuid.uuid4().hex[:12]}"
     node.client().create_bucket(Bucket=bucket)
+    token = login(node, ROOT_USER, ROOT_PASSWORD).json()["token"]
+    kms_key = admin_call(node, "POST", "/api/v1/kms/keys", token, json={"description": "made first"}).json()["id"]
+    modes = {"AES256": {}, "aws:kms": {}, "store-key": {"SSEKMSKeyId": kms_key}}
     written: dict[str, bytes] = {}
     for step, master_keys in enumerate(["", first_key, f"{second_key},{first_key}"]):
         if master_keys:
@@ -182,9 +186,10 @@ def test_the_master_key_set_and_rotated_keeps_every_encrypted_object_readable(no
         client = node.client()
         for key, body in written.items():
             assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (step, key)
-        for mode in ("AES256", "aws:kms"):
+        for mode, extra in modes.items():
             key, body = f"{step}/{mode}", f"sealed in step {step} ({mode})".encode()
-            client.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption=mode)
+            encryption = "AES256" if mode == "AES256" else "aws:kms"
+            client.put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption=encryption, **extra)
             written[key] = body
     # Without the key that sealed them, the objects of the second step do not open.
     node.stop()
