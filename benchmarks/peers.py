@@ -392,13 +392,14 @@ class NebulaIOPolicyUser(NebulaIO):
         from nebulaio.iam.service import IamService
         from nebulaio.meta import MetaReader, open_env
         from nebulaio.storage.layout import DataLayout
+        from nebulaio.util.purposekeys import ClusterKeys
 
         layout = DataLayout(str(self.data))
         iam = IamService(
             MetaReader(open_env(layout.kv_dir, readonly=True)),
             SupervisorClient(layout.ipc_socket),
             Credentials(self.access_key, self.secret_key),
-            layout.cluster_secret(""),
+            ClusterKeys([layout.cluster_secret("")]),
         )
         iam.create_user(POLICY_USER)
         iam.put_policy("bench", orjson.dumps(POLICY_USER_DOCUMENT))

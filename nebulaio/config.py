@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from nebulaio.util.clientaddress import TrustedProxies
+from nebulaio.util.purposekeys import secret_list
 
 RESOLVED_ENV = "NEBULAIO_RESOLVED_CONFIG"
 """The launcher hands the fully resolved settings to its children in this variable."""
@@ -60,7 +61,7 @@ def _size(text: str) -> int:
     return int(float(text) * factor)
 
 
-MIN_ADMIN_SECRET_BYTES = 32
+MIN_SECRET_BYTES = 32
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "data", "Data directory: metadata/, objects/ and temp/ live here."),
     Setting("s3_address", ":9000", "S3 API listener, HOST:PORT (empty host = all interfaces).", section="listen"),
@@ -87,9 +88,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "admin_secret",
         "",
-        f"Secret that signs Admin API tokens (HS256), at least {MIN_ADMIN_SECRET_BYTES} bytes; generated and kept"
+        f"Secret that signs Admin API tokens (HS256), at least {MIN_SECRET_BYTES} bytes; generated and kept"
         " in the data directory if empty. "
         "Nodes that share it accept each other's tokens.",
+        section="auth",
+    ),
+    Setting(
+        "admin_secret_accepted",
+        "",
+        "Earlier admin secrets, comma-separated: the tokens and console sessions they signed are still accepted"
+        " until they expire, new ones are signed with admin_secret. Set only while admin_secret is rotated.",
         section="auth",
     ),
     Setting("admin_token_ttl", 900, "Seconds an Admin API access token stays valid.", int, "auth"),
@@ -158,6 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "s3",
     ),
+    Setting(
+        "encryption_master_keys",
+        "",
+        "Master keys that seal the keys of encrypted objects and of the key store, comma-separated, newest first,"
+        " each at least 32 bytes and the same on every node: the first seals, every one opens. Empty: a key"
+        " derived from the cluster secret. Keys derived from the cluster secrets always still open what they"
+        " sealed.",
+        section="s3",
+    ),
     Setting("workers", 0, "HTTP worker processes; 0 means twice the number of cores.", int, "http"),
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),
@@ -174,7 +191,24 @@ SETTINGS: tuple[Setting, ...] = (
         "cluster_secret",
         "",
         "Secret that authenticates raft traffic and object bytes between nodes, the same on every node;"
-        " a lone node generates and keeps one if empty.",
+        " a lone node generates and keeps one if empty. Raft, gossip, peer signing and sealing each use a key"
+        " derived from it for that use alone.",
+        section="cluster",
+    ),
+    Setting(
+        "cluster_secret_accepted",
+        "",
+        "Other cluster secrets accepted from peers (comma-separated), never used to sign: set only while the"
+        ' cluster secret is rotated (README, "Rotating the cluster secret"). What was sealed under one of'
+        " them (IAM secrets, object keys) still opens.",
+        section="cluster",
+    ),
+    Setting(
+        "cluster_secret_retired",
+        "",
+        "Earlier cluster secrets (comma-separated) that authenticate nothing between nodes any more but still"
+        " open what was sealed under them: IAM secret keys, and object and key-store keys when"
+        " encryption_master_keys is empty. Keep them for as long as such data may exist.",
         section="cluster",
     ),
     Setting(
@@ -386,9 +420,12 @@ def resolve(config_file: str | None = None, flags: dict[str, Any] | None = None,
     internal_tls = [resolved[name] for name in INTERNAL_TLS_SETTINGS]
     if any(internal_tls) and not all(internal_tls):
         raise ValueError(f"{', '.join(INTERNAL_TLS_SETTINGS)} are set together (or all left empty)")
-    if 0 < len(resolved["admin_secret"].encode()) < MIN_ADMIN_SECRET_BYTES:
+    if 0 < len(resolved["admin_secret"].encode()) < MIN_SECRET_BYTES:
         # HS256 keys shorter than its hash are guessable offline from any one token.
-        raise ValueError(f"admin_secret must be at least {MIN_ADMIN_SECRET_BYTES} bytes (or empty, to generate one)")
+        raise ValueError(f"admin_secret must be at least {MIN_SECRET_BYTES} bytes (or empty, to generate one)")
+    for name in ("admin_secret_accepted", "encryption_master_keys"):
+        if any(len(key.encode()) < MIN_SECRET_BYTES for key in secret_list("", resolved[name])):
+            raise ValueError(f"every key of {name} must be at least {MIN_SECRET_BYTES} bytes")
     return resolved
 
 

@@ -17,7 +17,7 @@ from nebulaio.cluster.peers import PeerClient, peer_tls
 from nebulaio.cluster.signing import ReplayCache
 from nebulaio.cluster.view import MemberView
 from nebulaio.console import app as console_app
-from nebulaio.encryption.keys import DataKeys, MasterKey
+from nebulaio.encryption.keys import DataKeys, master_keys
 from nebulaio.engine.dataplane import ClusterData, LocalData
 from nebulaio.engine.growing import GrowingData
 from nebulaio.engine.members import Members
@@ -33,6 +33,7 @@ from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.metrics import RequestMetrics
+from nebulaio.util.purposekeys import PEER_SIGNING, ClusterKeys
 
 
 def build(config: dict | None = None):
@@ -44,9 +45,10 @@ def build(config: dict | None = None):
     reader = MetaReader(env)
     supervisor = SupervisorClient(layout.ipc_socket)
     store = ObjectStore(layout)
-    secret = layout.cluster_secret(config["cluster_secret"])
+    cluster_keys = ClusterKeys.from_config(config, layout.cluster_secret(config["cluster_secret"]))
+    peer_keys = cluster_keys.ring(PEER_SIGNING)
     node_id = layout.node_id(config["node_id"])
-    peers = PeerClient(secret, node_id, peer_tls(config))
+    peers = PeerClient(peer_keys, node_id, peer_tls(config))
     view = MemberView(supervisor)
 
     def report_damaged(damaged: dict) -> None:
@@ -66,11 +68,11 @@ def build(config: dict | None = None):
         fenced=config["read_consistency"] == "strong",
         peers_marker=None if configuration.is_cluster(config) else layout.peers_marker,
         bucket_defaults=AWS_BUCKET_DEFAULTS if config["aws_bucket_defaults"] else None,
-        keys=DataKeys(MasterKey(secret), reader.kms.get),
+        keys=DataKeys(master_keys(config["encryption_master_keys"], cluster_keys), reader.kms.get),
     )
     members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])
-    iam = IamService(reader, supervisor, credentials, secret)
+    iam = IamService(reader, supervisor, credentials, cluster_keys)
 
     def port(name: str) -> str:
         return str(configuration.split_address(config[name])[1])
@@ -82,7 +84,7 @@ def build(config: dict | None = None):
     admin = admin_app.create(layer, iam, config, layout.metrics_dir, members, throttle, audit, proxies)
     internal = internal_app.create(
         store,
-        secret,
+        peer_keys,
         ReplayCache(layout.peer_nonces),
         configuration.advertised(config, "internal"),
         members,

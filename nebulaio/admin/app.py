@@ -35,6 +35,7 @@ from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import clientaddress, processes
 from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.ids import request_id
+from nebulaio.util.purposekeys import admin_secrets
 from nebulaio.util.timefmt import iso8601
 
 log = logging.getLogger("nebulaio.admin")
@@ -134,12 +135,12 @@ class ClientAddress:
     address for a login the console passes on, when its seal is right; the client a trusted
     proxy names)."""
 
-    def __init__(self, admin_secret: str, proxies: TrustedProxies):
-        self._admin_secret = admin_secret
+    def __init__(self, admin_secrets: list[str], proxies: TrustedProxies):
+        self._admin_secrets = admin_secrets
         self._proxies = proxies
 
     def process_request(self, req, resp) -> None:
-        forwarded = clientaddress.opened(self._admin_secret, req.get_header(clientaddress.HEADER))
+        forwarded = clientaddress.opened(self._admin_secrets, req.get_header(clientaddress.HEADER))
         req.context.address = forwarded or self._proxies.client_address(req.env)
 
 
@@ -776,12 +777,11 @@ def create(
 ) -> falcon.App:
     """The Admin API; `members` adds and removes the cluster's members, `throttle` counts failed
     logins, `audit` keeps every change asked for, `proxies` may name the client a request came for."""
-    tokens = Tokens(
-        config["admin_secret"], config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation
-    )
+    secrets = admin_secrets(config)
+    tokens = Tokens(secrets, config["admin_token_ttl"], config["admin_refresh_ttl"], layer.reader.token_generation)
     app = falcon.App(
         media_type=JSON_TYPE,
-        middleware=[ClientAddress(config["admin_secret"], proxies), Auditing(audit), Authentication(tokens, iam)],
+        middleware=[ClientAddress(secrets, proxies), Auditing(audit), Authentication(tokens, iam)],
     )
     handler = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON_TYPE] = handler

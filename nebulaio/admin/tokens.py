@@ -5,6 +5,11 @@ command through the log, so every node of the cluster sees it), which refuses ev
 issued before. A user's token also names the access key it logged in with (claim "key"),
 so disabling or deleting that key refuses the token too. Only HS256 is accepted: `alg: none`,
 other algorithms and forged signatures are refused by the decoder itself.
+
+Tokens are signed with the admin secret's token key (`purposekeys.ADMIN_TOKENS`), never the
+secret itself. While the admin secret is rotated (`admin_secret_accepted`), tokens are signed
+with the new secret's key and those of the earlier secrets are still accepted until they
+expire or their secret is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 
 import jwt
 
+from nebulaio.util.purposekeys import ADMIN_TOKENS, KeyRing
 from nebulaio.util.timefmt import iso8601
 
 ALGORITHM = "HS256"
@@ -34,12 +40,13 @@ class TokenRefused(Exception):
 
 
 class Tokens:
-    """Issues and checks the tokens of one node (every worker shares the secret)."""
+    """Issues and checks the tokens of one node (every worker shares the secrets)."""
 
-    __slots__ = ("_access_ttl", "_generation", "_refresh_ttl", "_secret")
+    __slots__ = ("_access_ttl", "_generation", "_refresh_ttl", "_keys")
 
-    def __init__(self, secret: str, access_ttl: int, refresh_ttl: int, generation: Callable[[str], int]):
-        self._secret = secret
+    def __init__(self, secrets: list[str], access_ttl: int, refresh_ttl: int, generation: Callable[[str], int]):
+        """`secrets`: the admin secrets, the signing one first."""
+        self._keys = KeyRing.of(secrets, ADMIN_TOKENS)
         self._access_ttl = access_ttl
         self._refresh_ttl = refresh_ttl
         self._generation = generation
@@ -59,7 +66,17 @@ class Tokens:
         }
 
     def _encode(self, claims: dict, kind: str, expires: int) -> str:
-        return jwt.encode(dict(claims, typ=kind, exp=expires), self._secret, algorithm=ALGORITHM)
+        return jwt.encode(dict(claims, typ=kind, exp=expires), self._keys.current, algorithm=ALGORITHM)
+
+    def _decode(self, token: str) -> dict:
+        """The claims of a token signed with any of the keys (the last one's refusal is raised)."""
+        *earlier, last = self._keys.keys
+        for key in earlier:
+            try:
+                return jwt.decode(token, key, algorithms=[ALGORITHM], issuer=ISSUER, options=_DECODE_OPTIONS)
+            except jwt.InvalidSignatureError:
+                continue
+        return jwt.decode(token, last, algorithms=[ALGORITHM], issuer=ISSUER, options=_DECODE_OPTIONS)
 
     def verify(self, token: str, kind: str) -> tuple[str, str | None]:
         """The user a valid, unrevoked token of `kind` was issued to, and its access key.
@@ -68,7 +85,7 @@ class Tokens:
             TokenRefused: expired, malformed, forged, of another algorithm or kind, or revoked.
         """
         try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER, options=_DECODE_OPTIONS)
+            claims = self._decode(token)
         except jwt.ExpiredSignatureError as exc:
             raise TokenRefused("ExpiredToken", "The token has expired.") from exc
         except jwt.InvalidTokenError as exc:

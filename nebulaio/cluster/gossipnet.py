@@ -1,10 +1,12 @@
 """Gossip on the wire: sealed messages over UDP, and over TCP when they are too large for one
 datagram or a probe asks for the stream channel.
 
-A sealed message is MAGIC | HMAC-SHA256(cluster secret, body) | body, the body an orjson
+A sealed message is MAGIC | HMAC-SHA256(gossip key, body) | body, the body an orjson
 document stamped with its sending time; a message with a wrong tag, or stamped outside the
-allowed clock skew, is refused and counted. On TCP a message is a 4-byte length and the sealed
-bytes; a sync is answered on the same connection.
+allowed clock skew, is refused and counted. The gossip key is the cluster secret's
+(`purposekeys.GOSSIP`): messages are sealed with the current key and opened with any key of
+the ring, so the secret can be rotated while nodes gossip. On TCP a message is a 4-byte length
+and the sealed bytes; a sync is answered on the same connection.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from nebulaio.cluster.gossip import Membership
 from nebulaio.cluster.readlink import READ_TYPES, ReadLink
 from nebulaio.cluster.signing import MAX_CLOCK_SKEW
 from nebulaio.config import split_address
+from nebulaio.util.purposekeys import KeyRing
 
 log = logging.getLogger("nebulaio.gossip")
 
@@ -36,17 +39,17 @@ STREAM_TIMEOUT = 2.0
 """Seconds a TCP exchange may take, connecting included."""
 
 
-def seal(secret: bytes, message: dict, now: float) -> bytes:
+def seal(key: bytes, message: dict, now: float) -> bytes:
     body = orjson.dumps({**message, "sent": int(now)})
-    return MAGIC + hmac.new(secret, body, hashlib.sha256).digest() + body
+    return MAGIC + hmac.new(key, body, hashlib.sha256).digest() + body
 
 
-def unseal(secret: bytes, data: bytes, now: float) -> dict | None:
-    """The message, or None when it is not sealed with `secret`, is stale, or is not a document."""
-    if not secret or len(data) < len(MAGIC) + TAG_SIZE or not data.startswith(MAGIC):
+def unseal(keys: tuple[bytes, ...], data: bytes, now: float) -> dict | None:
+    """The message, or None when it is not sealed with one of `keys`, is stale, or is not a document."""
+    if not keys or len(data) < len(MAGIC) + TAG_SIZE or not data.startswith(MAGIC):
         return None
     tag, body = data[len(MAGIC) : len(MAGIC) + TAG_SIZE], data[len(MAGIC) + TAG_SIZE :]
-    if not hmac.compare_digest(tag, hmac.new(secret, body, hashlib.sha256).digest()):
+    if not any(hmac.compare_digest(tag, hmac.new(key, body, hashlib.sha256).digest()) for key in keys):
         return None
     try:
         message = orjson.loads(body)
@@ -59,15 +62,15 @@ def unseal(secret: bytes, data: bytes, now: float) -> dict | None:
     return message
 
 
-def exchange(address: str, secret: bytes, message: dict, timeout: float = STREAM_TIMEOUT) -> dict | None:
+def exchange(address: str, keys: KeyRing, message: dict, timeout: float = STREAM_TIMEOUT) -> dict | None:
     """One blocking TCP request and its answer: a node learns the cluster before it runs a loop."""
     with socket.create_connection(split_address(address), timeout=timeout) as conn:
-        conn.sendall(_framed(seal(secret, message, time.time())))
+        conn.sendall(_framed(seal(keys.current, message, time.time())))
         head = _recv_exactly(conn, LENGTH.size)
         (size,) = LENGTH.unpack(head)
         if not size or size > MAX_STREAM_MESSAGE:
             return None
-        return unseal(secret, _recv_exactly(conn, size), time.time())
+        return unseal(keys.keys, _recv_exactly(conn, size), time.time())
 
 
 def _framed(sealed: bytes) -> bytes:
@@ -88,8 +91,8 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
 class GossipNetwork(asyncio.DatagramProtocol):
     """The UDP endpoint and TCP server of one node, feeding a Membership (set once built)."""
 
-    def __init__(self, secret: bytes):
-        self._secret = secret
+    def __init__(self, keys: KeyRing):
+        self._keys = keys
         self.membership: Membership | None = None
         self.reads: ReadLink | None = None
         """The fast read index, whose sealed datagrams share this endpoint (see readlink.py)."""
@@ -115,7 +118,7 @@ class GossipNetwork(asyncio.DatagramProtocol):
 
     # The Transport of gossip.Membership.
     def send(self, address: str, message: dict, reliable: bool = False) -> None:
-        sealed = seal(self._secret, message, time.time())
+        sealed = seal(self._keys.current, message, time.time())
         if reliable or len(sealed) > MAX_DATAGRAM:
             task = asyncio.get_running_loop().create_task(self._send_stream(address, sealed))
             self._tasks.add(task)
@@ -127,7 +130,7 @@ class GossipNetwork(asyncio.DatagramProtocol):
             log.debug("gossip to %s failed: %s", address, exc)
 
     def _deliver(self, sealed: bytes) -> dict | None:
-        message = unseal(self._secret, sealed, time.time())
+        message = unseal(self._keys.keys, sealed, time.time())
         if message is None:
             self.refused += 1
             log.debug("refused a gossip message that is not sealed with the cluster secret")
@@ -172,7 +175,7 @@ class GossipNetwork(asyncio.DatagramProtocol):
             async with asyncio.timeout(STREAM_TIMEOUT):
                 sealed = await _read_stream_message(reader)
                 answer = self._deliver(sealed) if sealed else None
-                writer.write(_framed(seal(self._secret, answer, time.time())) if answer else LENGTH.pack(0))
+                writer.write(_framed(seal(self._keys.current, answer, time.time())) if answer else LENGTH.pack(0))
                 await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             log.debug("gossip stream failed: %r", exc)

@@ -20,6 +20,7 @@ from nebulaio.cluster.groupcommit import PROPOSAL_DEADLINE, UNCONFIRMED, GroupCo
 from nebulaio.cluster.raft import DENIED, MetadataLog, describe_failure
 from nebulaio.meta import MetaReader
 from nebulaio.storage.layout import DataLayout
+from nebulaio.util.purposekeys import KeyRing
 
 log = logging.getLogger("nebulaio.membership")
 
@@ -45,7 +46,7 @@ NO_SUCCESSOR = {
 }
 
 
-def learn_voters(config: dict, node_id: str, secret: str) -> list[str] | None:
+def learn_voters(config: dict, node_id: str, keys: KeyRing) -> list[str] | None:
     """The voters' raft addresses, asked of the --join member (a node started without
     --raft-peers); None when it cannot be reached in time."""
     own = configuration.advertised(config, "raft")
@@ -53,7 +54,7 @@ def learn_voters(config: dict, node_id: str, secret: str) -> list[str] | None:
     deadline = time.monotonic() + JOIN_TIMEOUT
     while True:
         try:
-            answer = exchange(config["join"], secret.encode(), hello)
+            answer = exchange(config["join"], keys, hello)
             voters = answer.get("voters") if answer else None
             if voters:
                 log.info("joined through %s; raft voters %s", config["join"], ", ".join(voters))
@@ -71,15 +72,15 @@ class NodeMembership:
     """Registers this node, runs gossip, and adds or removes raft voters."""
 
     def __init__(
-        self, config: dict, node_id: str, secret: str, layout: DataLayout, reader: MetaReader, raft: MetadataLog
+        self, config: dict, node_id: str, keys: KeyRing, layout: DataLayout, reader: MetaReader, raft: MetadataLog
     ):
+        """`keys`: the cluster secrets' gossip keys."""
         self.config = config
         self.node_id = node_id
-        self.secret = secret
         self.layout = layout
         self.reader = reader
         self.raft = raft
-        self.network = GossipNetwork(secret.encode())
+        self.network = GossipNetwork(keys)
         self.gossip: Membership | None = None
         self._peers_marked = False
         self.internal_endpoints: dict[str, str] = {}

@@ -23,6 +23,7 @@ from nebulaio.cluster import signing
 from nebulaio.config import split_address
 from nebulaio.meta.snapshot import image_digest
 from nebulaio.storage.integrity import HASH_FIELD
+from nebulaio.util.purposekeys import KeyRing
 
 INTERNAL_PREFIX = "/internal/v1/"
 FILES_PATH = INTERNAL_PREFIX + "files/"
@@ -69,10 +70,11 @@ def node_path(node_id: str) -> str:
 class PeerClient:
     """Signed calls from this node (`node_id`) to its peers' internal endpoints."""
 
-    __slots__ = ("_secret", "_node_id", "_tls")
+    __slots__ = ("_keys", "_node_id", "_tls")
 
-    def __init__(self, secret: str, node_id: str, tls: ssl.SSLContext | None = None):
-        self._secret = secret.encode()
+    def __init__(self, keys: KeyRing, node_id: str, tls: ssl.SSLContext | None = None):
+        """`keys`: the cluster secrets' peer-signing keys (the current one signs)."""
+        self._keys = keys
         self._node_id = node_id
         self._tls = tls
 
@@ -93,7 +95,9 @@ class PeerClient:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
-            headers.update(signing.sign(self._secret, method, path, self._node_id, time.time(), address, content_hash))
+            headers.update(
+                signing.sign(self._keys.current, method, path, self._node_id, time.time(), address, content_hash)
+            )
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
@@ -209,7 +213,7 @@ class PeerClient:
             return conn, response, None
         content_hash = response.getheader(signing.CONTENT_HASH_HEADER, "")
         given = response.getheader(signing.SIGNATURE_HEADER, "")
-        if not signing.answer_is_signed(self._secret, headers[signing.NONCE_HEADER], content_hash, given):
+        if not signing.answer_is_signed(self._keys.keys, headers[signing.NONCE_HEADER], content_hash, given):
             conn.close()
             raise PeerError(f"reading {path} on {address}: the answer's SHA-256 is not signed with the cluster secret")
         return conn, response, content_hash

@@ -46,9 +46,11 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple, Protocol
 
+from cryptography.fernet import MultiFernet
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import pickle as raft_pickle
 from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.encryptor import getEncryptor
 from pysyncobj.monotonic import monotonic
 from pysyncobj.utility import TcpUtility, UtilityException
 
@@ -120,7 +122,7 @@ class MetadataLog(SyncObj):
         self_address: str,
         peers: list[str],
         raft_dir: str,
-        password: str,
+        passwords: list[str],
         apply: ApplyBatch,
         replica: Replica,
         fetch_image: FetchImage,
@@ -129,13 +131,14 @@ class MetadataLog(SyncObj):
         compaction_seconds: float,
         bind_address: str | None = None,
     ):
-        """`image_address`: this node's internal endpoint, which serves images of its replica."""
+        """`passwords`: the current one first, then those only accepted (a cluster secret being
+        rotated); `image_address`: this node's internal endpoint, which serves images of its replica."""
         self._apply = apply
         self._replica = replica
         self._fetch_image = fetch_image
         self._image_address = image_address
         self._raft_dir = raft_dir
-        self._password = password
+        self._keyring = MultiFernet([getEncryptor(password) for password in passwords])
         self._dump_path = os.path.join(raft_dir, "dump")
         self._partial_path = self._dump_path + ".partial"
         self._catch_up_lock = threading.Lock()
@@ -154,7 +157,7 @@ class MetadataLog(SyncObj):
             serializer=self._write_dump,
             deserializer=self._read_dump,
             serializeChecker=self._dump_state,
-            password=password,
+            password=passwords[0],
             bindAddress=bind_address,
             raftMinTimeout=RAFT_MIN_TIMEOUT,
             raftMaxTimeout=RAFT_MAX_TIMEOUT,
@@ -399,6 +402,13 @@ class MetadataLog(SyncObj):
         change = self.addNodeToCluster if action == "add" else self.removeNodeFromCluster
         change(address, callback=callback)
 
+    @property
+    def encryptor(self) -> MultiFernet:
+        """What every raft connection seals and opens with: PySyncObj's single password's Fernet
+        key becomes a ring, whose current key seals and whose every key opens, so members can
+        move to a new cluster secret one by one (a rotation) and still talk."""
+        return self._keyring
+
     def ask_to_hand_over(self, leader: str) -> bool:
         """Ask the leader (its raft address) to hand its leadership to another voter.
 
@@ -409,10 +419,10 @@ class MetadataLog(SyncObj):
         TimeoutNow; it refuses while no other voter holds its whole log. Blocks: call it
         from a thread.
         """
+        utility = TcpUtility(timeout=HANDOVER_CALL_TIMEOUT)
+        utility._TcpUtility__connection.encryptor = self._keyring
         try:
-            answer = TcpUtility(password=self._password, timeout=HANDOVER_CALL_TIMEOUT).executeCommand(
-                leader, ["transfer"]
-            )
+            answer = utility.executeCommand(leader, ["transfer"])
         except UtilityException:
             return False
         return isinstance(answer, str) and answer.startswith("SUCCESS")

@@ -1,4 +1,6 @@
-"""Authentication of requests between nodes: HMAC-SHA256 with the cluster secret.
+"""Authentication of requests between nodes: HMAC-SHA256 with the cluster secret's peer-signing
+key (`purposekeys.PEER_SIGNING`). A request is signed with the current key and accepted under
+any key of the receiver's ring, so the secret can be rotated while nodes talk.
 
 The signature covers the method, the path, a timestamp, the sending node's id, the address
 it is sent to (the receiver's advertised inter-node address), a nonce and the SHA-256 of the
@@ -60,10 +62,11 @@ def sign(
     return headers
 
 
-def verify(secret: bytes, method: str, path: str, headers, now: float) -> bool:
-    """Whether a request's headers (a mapping of lower-cased names) carry a valid signature.
+def verify(keys: tuple[bytes, ...], method: str, path: str, headers, now: float) -> bool:
+    """Whether a request's headers (a mapping of lower-cased names) carry a valid signature
+    under one of `keys`.
 
-    An empty secret accepts nothing: a node without one serves no peer. Whether the request
+    No key accepts nothing: a node without one serves no peer. Whether the request
     was meant for the receiver (`TARGET_HEADER`) and whether its nonce was seen before are the
     receiver's to say (see `ReplayCache`).
     """
@@ -73,14 +76,19 @@ def verify(secret: bytes, method: str, path: str, headers, now: float) -> bool:
     content_hash = headers.get(CONTENT_HASH_HEADER, "")
     target = headers.get(TARGET_HEADER, "")
     given = headers.get(SIGNATURE_HEADER)
-    if not secret or node is None or timestamp is None or nonce is None or given is None:
+    if not keys or node is None or timestamp is None or nonce is None or given is None:
         return False
     if not timestamp.isascii() or not timestamp.isdigit() or abs(int(timestamp) - now) > MAX_CLOCK_SKEW:
         return False
     if not NONCE_SHAPE.fullmatch(nonce) or not CONTENT_HASH_SHAPE.fullmatch(content_hash):
         return False
-    expected = signature(secret, method, path, timestamp, node, target, nonce, content_hash)
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    return any(
+        hmac.compare_digest(
+            signature(key, method, path, timestamp, node, target, nonce, content_hash).encode(), given_bytes
+        )
+        for key in keys
+    )
 
 
 def answer_signature(secret: bytes, nonce: str, content_hash: str) -> str:
@@ -89,11 +97,11 @@ def answer_signature(secret: bytes, nonce: str, content_hash: str) -> str:
     return hmac.new(secret, f"answer\n{nonce}\n{content_hash}".encode(), hashlib.sha256).hexdigest()
 
 
-def answer_is_signed(secret: bytes, nonce: str, content_hash: str, given: str) -> bool:
+def answer_is_signed(keys: tuple[bytes, ...], nonce: str, content_hash: str, given: str) -> bool:
     if not CONTENT_HASH_SHAPE.fullmatch(content_hash) or not content_hash:
         return False
-    expected = answer_signature(secret, nonce, content_hash)
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(answer_signature(key, nonce, content_hash).encode(), given_bytes) for key in keys)
 
 
 NONCES_SCHEMA = "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)"

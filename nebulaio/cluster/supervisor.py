@@ -34,6 +34,7 @@ from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore
 from nebulaio.util import processes
 from nebulaio.util.mapped import release_file_pages
+from nebulaio.util.purposekeys import GOSSIP, PEER_SIGNING, ClusterKeys
 
 log = logging.getLogger("nebulaio.supervisor")
 
@@ -72,21 +73,23 @@ class Supervisor:
 
         config = self.config
         self.node_id = layout.node_id(config["node_id"])
-        self.secret = layout.cluster_secret(config["cluster_secret"])
+        self.keys = ClusterKeys.from_config(config, layout.cluster_secret(config["cluster_secret"]))
         host, port = configuration.split_address(config["raft_address"])
         own = configuration.advertised(config, "raft")
         voter = config["role"] != "storage"
         joining = config["join"] and not config["raft_peers"]
-        voters = learn_voters(config, self.node_id, self.secret) if joining else configuration.raft_voters(config)
+        voters = (
+            learn_voters(config, self.node_id, self.keys.ring(GOSSIP)) if joining else configuration.raft_voters(config)
+        )
         if voters is None:
             env.close()
             return 2
-        self._peers = PeerClient(self.secret, self.node_id, peer_tls(config))
+        self._peers = PeerClient(self.keys.ring(PEER_SIGNING), self.node_id, peer_tls(config))
         self.raft = MetadataLog(
             own if voter else None,
             [peer for peer in voters if peer != own],
             layout.raft_dir,
-            password=self.secret,
+            passwords=self.keys.raft_passwords(),
             apply=applier.apply_batch,
             replica=ReplicaImages(env),
             fetch_image=self._fetch_image,
@@ -111,7 +114,9 @@ class Supervisor:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        self.membership = NodeMembership(self.config, self.node_id, self.secret, self.layout, self.reader, self.raft)
+        self.membership = NodeMembership(
+            self.config, self.node_id, self.keys.ring(GOSSIP), self.layout, self.reader, self.raft
+        )
         gossip = await self.membership.start()
         self.reads = reads = ReadLink(
             loop,

@@ -35,6 +35,7 @@ from nebulaio.console.session import COOKIE, Sealer, Session
 from nebulaio.console.signer import Signer, encode
 from nebulaio.util import clientaddress
 from nebulaio.util.clientaddress import TrustedProxies
+from nebulaio.util.purposekeys import admin_secrets
 from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
 log = logging.getLogger("nebulaio.console")
@@ -424,7 +425,7 @@ def create(config: dict, generation, proxies: TrustedProxies) -> falcon.App:
     tls = bool(config["tls_cert"] and config["tls_key"])
     admin = Upstream(config["admin_address"], tls)
     s3 = Upstream(config["s3_address"], tls)
-    sessions = Sessions(Sealer(config["admin_secret"]), admin, generation, secure=tls)
+    sessions = Sessions(Sealer(*admin_secrets(config)), admin, generation, secure=tls)
     app = falcon.App(middleware=[BrowserAddress(proxies), Security()])
     app.req_options.strip_url_path_trailing_slash = False
     app.add_error_handler(Exception, _unexpected)

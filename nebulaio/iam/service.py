@@ -30,6 +30,7 @@ from nebulaio.iam.sealing import Sealer, SealError
 from nebulaio.meta.iam import GROUP, KEY, POLICY, USER
 from nebulaio.util.ids import now_ms
 from nebulaio.util.keyfile import new_key_pair
+from nebulaio.util.purposekeys import ClusterKeys
 
 COMMIT_TIMEOUT = 30.0
 USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -73,12 +74,12 @@ class IamService:
 
     __slots__ = ("_reader", "_supervisor", "_root", "_sealer", "_cache", "_bucket_policies")
 
-    def __init__(self, reader, supervisor: SupervisorClient, root: Credentials, cluster_secret: str):
-        """`reader` is the worker's MetaReader (its `iam` reads identities)."""
+    def __init__(self, reader, supervisor: SupervisorClient, root: Credentials, cluster_keys: ClusterKeys):
+        """`reader` is the worker's MetaReader (its `iam` reads identities); `cluster_keys` seal secret keys."""
         self._reader = reader
         self._supervisor = supervisor
         self._root = root
-        self._sealer = Sealer(cluster_secret)
+        self._sealer = Sealer(cluster_keys)
         self._cache: tuple[int, dict] = (-1, {})
         self._bucket_policies: dict[tuple[str, str], Policy] = {}
 

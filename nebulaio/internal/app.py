@@ -57,6 +57,7 @@ from nebulaio.engine.names import BUCKET_NAME_SHAPE
 from nebulaio.meta.snapshot import ImageBehind, ImageShelf
 from nebulaio.storage.integrity import HASH_FIELD, DamagedPart, FileChecks
 from nebulaio.storage.objects import FileRange, ObjectStore
+from nebulaio.util.purposekeys import KeyRing
 
 RECEIVE_CHUNK = 1024 * 1024
 MAX_ASSEMBLY_DOCUMENT = 1024 * 1024
@@ -84,17 +85,17 @@ class Signed:
     served only to a call that names it, so a call replayed to another node gains nothing.
     """
 
-    __slots__ = ("_secret", "_replays", "_address")
+    __slots__ = ("_keys", "_replays", "_address")
 
-    def __init__(self, secret: str, replays: signing.ReplayCache, address: str):
-        self._secret = secret.encode()
+    def __init__(self, keys: KeyRing, replays: signing.ReplayCache, address: str):
+        self._keys = keys
         self._replays = replays
         self._address = address
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = time.time()
         headers = req.headers_lower
-        if not signing.verify(self._secret, req.method, req.path, headers, now):
+        if not signing.verify(self._keys.keys, req.method, req.path, headers, now):
             raise _refuse(falcon.HTTP_403, "the request is not signed with the cluster secret")
         if headers.get(signing.TARGET_HEADER) != self._address and not req.path.startswith(IMAGE_PATHS):
             raise _refuse(falcon.HTTP_403, f"the request was signed for another node, not {self._address}")
@@ -139,11 +140,11 @@ def _send_file(req: falcon.Request, resp: falcon.Response, file) -> None:
 class Files(_FileResource):
     """One object file."""
 
-    __slots__ = ("_secret", "_checks")
+    __slots__ = ("_keys", "_checks")
 
-    def __init__(self, store: ObjectStore, secret: str, checks: FileChecks):
+    def __init__(self, store: ObjectStore, keys: KeyRing, checks: FileChecks):
         super().__init__(store)
-        self._secret = secret.encode()
+        self._keys = keys
         self._checks = checks
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
@@ -198,7 +199,7 @@ class Files(_FileResource):
                 raise
             nonce = req.headers_lower[signing.NONCE_HEADER]
             resp.set_header(signing.CONTENT_HASH_HEADER, content_hash)
-            resp.set_header(signing.SIGNATURE_HEADER, signing.answer_signature(self._secret, nonce, content_hash))
+            resp.set_header(signing.SIGNATURE_HEADER, signing.answer_signature(self._keys.current, nonce, content_hash))
         _send_file(req, resp, file)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, bucket: str, hashed: str, name: str) -> None:
@@ -334,21 +335,21 @@ class Image:
 
 def create(
     store: ObjectStore,
-    secret: str,
+    keys: KeyRing,
     replays: signing.ReplayCache,
     address: str,
     members: Members | None = None,
     images: ImageShelf | None = None,
     checks: FileChecks | None = None,
 ) -> falcon.App:
-    """`replays` holds the nonces already served; `address` is this node's advertised
-    inter-node address, which calls for it are signed for; `members` carries out the removals other voters
-    hand over; `images` serves images of the metadata replica (a node without one of them
-    answers 404 on its routes); `checks` verifies the copies read against their recorded digests
-    (by default each time, reporting to no one)."""
-    app = falcon.App(middleware=[Signed(secret, replays, address)])
+    """`keys`: the cluster secrets' peer-signing keys; `replays` holds the nonces already served;
+    `address` is this node's advertised inter-node address, which calls for it are signed for;
+    `members` carries out the removals other voters hand over; `images` serves images of the
+    metadata replica (a node without one of them answers 404 on its routes); `checks` verifies
+    the copies read against their recorded digests (by default each time, reporting to no one)."""
+    app = falcon.App(middleware=[Signed(keys, replays, address)])
     checks = checks or FileChecks(0)
-    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, secret, checks))
+    app.add_route(FILES_PATH + "{bucket}/{hashed}/{name}", Files(store, keys, checks))
     app.add_route(ASSEMBLE_PATH + "{bucket}/{hashed}/{name}", Assembly(store, checks))
     app.add_route(PING_PATH, Ping())
     if members is not None:

@@ -16,8 +16,9 @@ import hashlib
 import hmac
 import ipaddress
 
+from nebulaio.util.purposekeys import CLIENT_ADDRESS, derive
+
 HEADER = "X-NebulaIO-Client-Address"
-_PURPOSE = b"nebulaio console client address"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -93,18 +94,16 @@ def parse_address(text: str) -> Address | None:
     return getattr(address, "ipv4_mapped", None) or address
 
 
-def _key(admin_secret: str) -> bytes:
-    return hmac.new(admin_secret.encode(), _PURPOSE, hashlib.sha256).digest()
-
-
 def seal(admin_secret: str, address: str) -> str:
     """The header's value naming `address`."""
-    return f"{address} {hmac.new(_key(admin_secret), address.encode(), hashlib.sha256).hexdigest()}"
+    key = derive(admin_secret, CLIENT_ADDRESS)
+    return f"{address} {hmac.new(key, address.encode(), hashlib.sha256).hexdigest()}"
 
 
-def opened(admin_secret: str, value: str | None) -> str | None:
-    """The address a sealed header names, or None when it is missing or not sealed with this secret."""
+def opened(admin_secrets: list[str], value: str | None) -> str | None:
+    """The address a sealed header names, or None when it is missing or not sealed with one of
+    these secrets (the console seals with the current one; a rotation accepts the earlier ones)."""
     address = (value or "").rpartition(" ")[0]
-    if not address or not hmac.compare_digest(seal(admin_secret, address), value):
+    if not address or not any(hmac.compare_digest(seal(secret, address), value) for secret in admin_secrets):
         return None
     return address

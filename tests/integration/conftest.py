@@ -321,11 +321,15 @@ def iam_service(node: Node):
     from nebulaio.iam.service import IamService
     from nebulaio.meta import MetaReader, open_env
     from nebulaio.storage.layout import DataLayout
+    from nebulaio.util.purposekeys import ClusterKeys
 
     layout = DataLayout(str(node.data))
     reader = MetaReader(open_env(layout.kv_dir, readonly=True))
     service = IamService(
-        reader, SupervisorClient(layout.ipc_socket), Credentials(ROOT_USER, ROOT_PASSWORD), layout.cluster_secret("")
+        reader,
+        SupervisorClient(layout.ipc_socket),
+        Credentials(ROOT_USER, ROOT_PASSWORD),
+        ClusterKeys([layout.cluster_secret("")]),
     )
     _iam_services[str(node.data)] = service
     return service

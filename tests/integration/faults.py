@@ -117,10 +117,13 @@ def leader_of(nodes):
     return None
 
 
-def move_leadership(nodes, addresses: list[str], wanted: int, password: str, timeout: float = 60.0) -> None:
+def move_leadership(nodes, addresses: list[str], wanted: int, cluster_secret: str, timeout: float = 60.0) -> None:
     """Ask the leader to hand over to nodes[wanted] (raft's TimeoutNow); `addresses` are their raft addresses."""
     from pysyncobj.utility import TcpUtility
 
+    from nebulaio.util.purposekeys import RAFT, derive
+
+    password = derive(cluster_secret, RAFT).hex()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         leader = leader_of(nodes)

@@ -14,6 +14,8 @@ import pytest
 import requests
 from conftest import ROOT_PASSWORD, ROOT_USER, metric_samples, wait_for
 
+from nebulaio.util.purposekeys import ADMIN_TOKENS, derive
+
 TIMEOUT = 10
 FORGED_SECRET = "a secret of the same length that is not the node's"
 
@@ -43,6 +45,11 @@ def assert_error(response: requests.Response, status: int, code: str) -> None:
 
 def node_secret(node) -> str:
     return (node.data / "metadata" / "admin-secret").read_text().strip()
+
+
+def token_key(node) -> bytes:
+    """What the node signs its tokens with: a key derived from its admin secret, not the secret."""
+    return derive(node_secret(node), ADMIN_TOKENS)
 
 
 def claims(**changes) -> dict:
@@ -111,9 +118,10 @@ def test_requests_without_a_valid_bearer_token_are_refused(node, header):
 
 @pytest.mark.filterwarnings("ignore:The HMAC key")  # the HS512 token signed with the node's 256-bit secret
 def test_crafted_tokens_are_refused(node):
-    secret = node_secret(node)
+    secret = token_key(node)
     refused = {
         "forged": jwt.encode(claims(), FORGED_SECRET, algorithm="HS256"),
+        "admin-secret-itself": jwt.encode(claims(), node_secret(node), algorithm="HS256"),
         "alg-none": jwt.encode(claims(), None, algorithm="none"),
         "wrong-alg": jwt.encode(claims(), secret, algorithm="HS512"),
         "no-expiry": jwt.encode({k: v for k, v in claims().items() if k != "exp"}, secret, algorithm="HS256"),

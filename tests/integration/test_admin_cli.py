@@ -15,6 +15,8 @@ import orjson
 import pytest
 from conftest import ROOT_PASSWORD, ROOT_USER
 
+from nebulaio.util.purposekeys import ADMIN_TOKENS, derive
+
 
 @pytest.fixture
 def admin(node_factory, tmp_path):
@@ -65,7 +67,7 @@ def test_round_trip(admin):
 def test_an_expired_token_is_renewed_with_the_refresh_token(admin):
     admin("login", "--username", ROOT_USER, "--password", ROOT_PASSWORD)
     saved = orjson.loads(admin.token_file.read_bytes())
-    secret = (admin.node.data / "metadata" / "admin-secret").read_text().strip()
+    secret = derive((admin.node.data / "metadata" / "admin-secret").read_text().strip(), ADMIN_TOKENS)
     now = int(time.time())
     expired = {"iss": "nebulaio", "sub": ROOT_USER, "typ": "access", "gen": 0, "iat": now - 120, "exp": now - 60}
     saved["token"] = jwt.encode(expired, secret, algorithm="HS256")

@@ -29,6 +29,7 @@ from nebulaio.meta import MetaReader, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import key_hash
 from nebulaio.util.ids import version_id
+from nebulaio.util.purposekeys import PEER_SIGNING, derive
 
 MIB = 1024 * 1024
 SMALL = 4 * 1024
@@ -268,7 +269,14 @@ def test_deleting_frees_the_bytes_on_every_holder(cluster):
 def signed_headers(node, method: str, path: str, secret: str = CLUSTER_SECRET, when: float | None = None) -> dict:
     """Headers of a call signed for `node`'s inter-node listener."""
     target = f"127.0.0.1:{node.ports['internal']}"
-    return signing.sign(secret.encode(), method, path, "node9", time.time() if when is None else when, target)
+    return signing.sign(
+        derive(secret, PEER_SIGNING), method, path, "node9", time.time() if when is None else when, target
+    )
+
+
+def raw_secret_signed(node, method: str, path: str) -> dict:
+    target = f"127.0.0.1:{node.ports['internal']}"
+    return signing.sign(CLUSTER_SECRET.encode(), method, path, "node9", time.time(), target)
 
 
 def test_internal_calls_need_the_cluster_secret(trio):
@@ -289,6 +297,8 @@ def test_internal_calls_need_the_cluster_secret(trio):
             url + planted, data=b"forged", headers=signed_headers(trio[1], "PUT", planted, when=stale), timeout=10
         ),
         requests.put(url + planted, data=b"forged", headers=signed_headers(trio[1], "PUT", existing), timeout=10),
+        # The cluster secret itself is no signing key: only the key derived from it for peers is.
+        requests.put(url + planted, data=b"forged", headers=raw_secret_signed(trio[1], "PUT", planted), timeout=10),
         requests.put(url + existing, data=b"forged", headers=signed_headers(trio[1], "GET", existing), timeout=10),
         requests.delete(url + existing, timeout=10),
         requests.get(url + existing, timeout=10),

@@ -26,6 +26,7 @@ from nebulaio.cluster.peers import PeerClient
 from nebulaio.cluster.raft import read_dump
 from nebulaio.meta import open_env
 from nebulaio.meta.snapshot import ReplicaImages
+from nebulaio.util.purposekeys import PEER_SIGNING, KeyRing
 
 SNAPSHOT_ARGS = ["--snapshot-entries", "40", "--snapshot-interval", "0.5"]
 CATCH_UP = 120.0
@@ -245,7 +246,9 @@ def test_an_image_transfer_cut_midway_resumes_where_it_stopped(trio, tmp_path):
     proxy = CuttingProxy(("127.0.0.1", trio[0].ports["internal"]), CUT_AFTER)
     try:
         image_path = str(tmp_path / "image.mdb")
-        image = PeerClient(CLUSTER_SECRET, "test-fetcher").fetch_image(proxy.address, 1, image_path)
+        image = PeerClient(KeyRing.of([CLUSTER_SECRET], PEER_SIGNING), "test-fetcher").fetch_image(
+            proxy.address, 1, image_path
+        )
     finally:
         proxy.close()
     assert image["size"] > 4 * CUT_AFTER, "the image is large enough to be cut several times"

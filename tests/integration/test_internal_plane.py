@@ -22,6 +22,9 @@ from conftest import CLUSTER_SECRET, wait_for
 from nebulaio.cluster import signing
 from nebulaio.cluster.peers import PING_PATH, PeerClient, PeerError, file_path
 from nebulaio.storage.objects import key_hash
+from nebulaio.util.purposekeys import PEER_SIGNING, KeyRing
+
+PEER_KEYS = KeyRing.of([CLUSTER_SECRET], PEER_SIGNING)
 
 NODES = 3
 MIB = 1024 * 1024
@@ -90,7 +93,7 @@ def signed(node, method: str, path: str, body: bytes | None = None) -> dict:
     """Headers of a call signed for `node`'s inter-node listener; a body to store goes with its SHA-256."""
     target = f"127.0.0.1:{node.ports['internal']}"
     content_hash = "" if body is None else hashlib.sha256(body).hexdigest()
-    return signing.sign(CLUSTER_SECRET.encode(), method, path, "tester", time.time(), target, content_hash)
+    return signing.sign(PEER_KEYS.current, method, path, "tester", time.time(), target, content_hash)
 
 
 def new_bucket(cluster) -> str:
@@ -145,18 +148,18 @@ def test_a_node_or_client_without_a_certificate_of_the_cluster_ca_is_refused(clu
             internal_call(cluster[0], context, "GET", PING_PATH, signed(cluster[0], "GET", PING_PATH))
         # A node holding the cluster secret, but not a certificate of the CA, is refused all the same.
         with pytest.raises(PeerError):
-            PeerClient(CLUSTER_SECRET, "intruder", context).ping(address)
+            PeerClient(PEER_KEYS, "intruder", context).ping(address)
     with pytest.raises(PeerError):
-        PeerClient(CLUSTER_SECRET, "intruder").ping(address)  # plain HTTP
+        PeerClient(PEER_KEYS, "intruder").ping(address)  # plain HTTP
     # The caller is refused, not the call: with the CA's certificate the same ping is served,
     # and a node also refuses a listener whose certificate another CA signed.
     member = client_context(ca, (str(certs / "tester.pem"), str(certs / "tester-key.pem")))
-    PeerClient(CLUSTER_SECRET, "tester", member).ping(address)
+    PeerClient(PEER_KEYS, "tester", member).ping(address)
     other_ca = client_context(
         str(tmp_path / "other" / "ca.pem"), (str(certs / "tester.pem"), str(certs / "tester-key.pem"))
     )
     with pytest.raises(PeerError):
-        PeerClient(CLUSTER_SECRET, "tester", other_ca).ping(address)
+        PeerClient(PEER_KEYS, "tester", other_ca).ping(address)
 
 
 def test_a_replayed_signed_transfer_is_refused(cluster, tester):

@@ -11,10 +11,12 @@ from nebulaio.admin.throttle import LoginThrottle
 from nebulaio.iam.credentials import Credentials
 from nebulaio.iam.service import IamService
 from nebulaio.util.clientaddress import TrustedProxies
+from nebulaio.util.purposekeys import ClusterKeys
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 CONFIG = {
     "admin_secret": "s" * 43,
+    "admin_secret_accepted": "",
     "admin_token_ttl": 60,
     "admin_refresh_ttl": 600,
     "region": "us-east-1",
@@ -24,7 +26,7 @@ CONFIG = {
 
 def test_served_routes_are_the_documented_ones(tmp_path):
     layer = SimpleNamespace(reader=SimpleNamespace(token_generation=lambda user: 0))
-    iam = IamService(layer.reader, None, Credentials("root", "secret"), "c" * 43)
+    iam = IamService(layer.reader, None, Credentials("root", "secret"), ClusterKeys(["c" * 43]))
     throttle = LoginThrottle(str(tmp_path / "failures.sqlite"), 10, 60)
     audit = AuditLog(str(tmp_path / "audit.jsonl"))
     config = {**CONFIG, "data": str(tmp_path)}

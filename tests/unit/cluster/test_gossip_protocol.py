@@ -164,16 +164,17 @@ SECRET = b"cluster-secret"
 
 def test_a_sealed_message_opens_only_with_its_secret_and_while_fresh():
     sealed = seal(SECRET, {"type": "ping", "seq": 1}, now=1000.0)
-    assert unseal(SECRET, sealed, now=1000.0)["seq"] == 1
-    assert unseal(b"other-secret", sealed, now=1000.0) is None
-    assert unseal(SECRET, sealed, now=5000.0) is None
+    assert unseal((SECRET,), sealed, now=1000.0)["seq"] == 1
+    assert unseal((b"other-secret",), sealed, now=1000.0) is None
+    assert unseal((b"other-secret", SECRET), sealed, now=1000.0)["seq"] == 1
+    assert unseal((SECRET,), sealed, now=5000.0) is None
     forged = sealed[:-2] + b"9}"
-    assert unseal(SECRET, forged, now=1000.0) is None
+    assert unseal((SECRET,), forged, now=1000.0) is None
 
 
 @given(st.binary(max_size=300))
 def test_unseal_refuses_any_bytes_not_sealed_with_the_secret(data):
-    assert unseal(SECRET, data, now=1000.0) is None
+    assert unseal((SECRET,), data, now=1000.0) is None
 
 
 SCALARS = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.sampled_from([ALIVE, SUSPECT, DEAD, "x", "n0"]))

@@ -8,7 +8,7 @@ import os
 
 import xxhash
 from falcon import testing
-from test_internal_endpoint import ADDRESS, SECRET, VID, everything_under, replays, signed
+from test_internal_endpoint import ADDRESS, KEYS, VID, everything_under, replays, signed
 
 from nebulaio.cluster.peers import EXPECTED_DIGEST_HEADER, file_path
 from nebulaio.internal.app import create
@@ -23,7 +23,7 @@ def endpoint(tmp_path):
     store = ObjectStore(layout)
     reports: list[dict] = []
     checks = FileChecks(0, reports.append)
-    return store, testing.TestClient(create(store, SECRET, replays(tmp_path), ADDRESS, checks=checks)), reports
+    return store, testing.TestClient(create(store, KEYS, replays(tmp_path), ADDRESS, checks=checks)), reports
 
 
 def put(client, name: str, body: bytes) -> None:

@@ -29,8 +29,9 @@ from nebulaio.internal.app import create
 from nebulaio.meta import Applier, ImageShelf, open_env
 from nebulaio.storage.layout import DataLayout
 from nebulaio.storage.objects import ObjectStore, key_hash
+from nebulaio.util.purposekeys import PEER_SIGNING, KeyRing
 
-SECRET = "unit secret"
+KEYS = KeyRing.of(["unit secret"], PEER_SIGNING)
 ADDRESS = "127.0.0.1:9005"
 """The endpoint's node's advertised inter-node address."""
 VID = "18ebb39263b32ea6df44248757614166"
@@ -41,7 +42,7 @@ def endpoint(tmp_path):
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
     store = ObjectStore(layout)
-    return store, testing.TestClient(create(store, SECRET, replays(tmp_path), ADDRESS))
+    return store, testing.TestClient(create(store, KEYS, replays(tmp_path), ADDRESS))
 
 
 def replays(tmp_path) -> ReplayCache:
@@ -52,7 +53,7 @@ def replays(tmp_path) -> ReplayCache:
 def signed(method: str, path: str, body: bytes | None = None, **headers) -> dict:
     """Signed headers; a body to store goes with its SHA-256."""
     content_hash = "" if body is None else hashlib.sha256(body).hexdigest()
-    return dict(sign(SECRET.encode(), method, path, "node1", time.time(), ADDRESS, content_hash), **headers)
+    return dict(sign(KEYS.current, method, path, "node1", time.time(), ADDRESS, content_hash), **headers)
 
 
 def everything_under(root: str) -> set[str]:
@@ -117,8 +118,8 @@ def test_a_read_asked_for_its_hash_carries_the_whole_files_hash_signed_with_the_
     content_hash = answer.headers[CONTENT_HASH_HEADER]
     assert content_hash == hashlib.sha256(body).hexdigest()
     given = answer.headers[SIGNATURE_HEADER]
-    assert answer_is_signed(SECRET.encode(), headers[NONCE_HEADER], content_hash, given)
-    assert not answer_is_signed(SECRET.encode(), "0" * 32, content_hash, given)
+    assert answer_is_signed(KEYS.keys, headers[NONCE_HEADER], content_hash, given)
+    assert not answer_is_signed(KEYS.keys, "0" * 32, content_hash, given)
     # Unasked, a read costs no hashing.
     assert CONTENT_HASH_HEADER not in client.simulate_get(path, headers=signed("GET", path)).headers
 
@@ -126,7 +127,7 @@ def test_a_read_asked_for_its_hash_carries_the_whole_files_hash_signed_with_the_
 def test_a_call_signed_for_another_node_is_refused(endpoint):
     store, client = endpoint
     path = file_path("bucket", key_hash("key"), VID)
-    for_another = dict(sign(SECRET.encode(), "PUT", path, "node1", time.time(), "127.0.0.1:9105", "0" * 64))
+    for_another = dict(sign(KEYS.current, "PUT", path, "node1", time.time(), "127.0.0.1:9105", "0" * 64))
     answer = client.simulate_put(path, body=b"x", headers=for_another)
     assert answer.status_code == 403 and "another node" in answer.json["title"]
     assert not everything_under(store.layout.objects_dir)
@@ -192,7 +193,7 @@ class RecordedMembers:
 def removal_endpoint(tmp_path, members: RecordedMembers) -> testing.TestClient:
     layout = DataLayout(str(tmp_path / "data"))
     layout.create()
-    return testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, members))
+    return testing.TestClient(create(ObjectStore(layout), KEYS, replays(tmp_path), ADDRESS, members))
 
 
 def test_a_removal_is_carried_out_for_any_node_id_and_only_when_signed(tmp_path):
@@ -227,7 +228,7 @@ def images_endpoint(tmp_path):
     env = open_env(layout.kv_dir, readonly=False)
     Applier(env, release=lambda *_: None).apply_batch(7, [])
     shelf = ImageShelf(env, layout.images_dir)
-    yield layout, testing.TestClient(create(ObjectStore(layout), SECRET, replays(tmp_path), ADDRESS, images=shelf))
+    yield layout, testing.TestClient(create(ObjectStore(layout), KEYS, replays(tmp_path), ADDRESS, images=shelf))
     env.close()
 
 
