@@ -8,7 +8,6 @@ asks for one of its fixtures. Under pytest-xdist each worker starts its own node
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -69,11 +68,7 @@ def nebulaio_client(nebulaio_server):
 @pytest.fixture
 def nebulaio_bucket(nebulaio_client):
     """The name of a new bucket for one test; emptied (every version and open upload) and removed after it."""
-    from nebulaio.testing import abort_uploads, empty_bucket
+    from nebulaio.testing import fresh_bucket
 
-    name = f"test-{uuid.uuid4().hex[:20]}"
-    nebulaio_client.create_bucket(Bucket=name)
-    yield name
-    abort_uploads(nebulaio_client, name)
-    empty_bucket(nebulaio_client, name)
-    nebulaio_client.delete_bucket(Bucket=name)
+    with fresh_bucket(nebulaio_client) as name:
+        yield name

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from nebulaio.storage.layout import DataLayout
@@ -274,6 +275,19 @@ def abort_uploads(s3, name: str) -> None:
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
         for upload in page.get("Uploads", []):
             s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+@contextlib.contextmanager
+def fresh_bucket(s3, prefix: str = "test"):
+    """The name of a new bucket, emptied (every version and open upload) and removed afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        abort_uploads(s3, name)
+        empty_bucket(s3, name)
+        s3.delete_bucket(Bucket=name)
 
 
 def make_certificate(directory: Path) -> tuple[str, str, str]:

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import orjson
 
@@ -422,6 +423,21 @@ def _audit(session: Session, args) -> str:
     return table
 
 
+def _draw(line: str) -> None:
+    """One frame of a progress bar: redrawn in place on a terminal, one line each elsewhere."""
+    sys.stderr.write(line + ("\r" if sys.stderr.isatty() else "\n"))
+    sys.stderr.flush()
+
+
+def _draw_until(session: Session, path: str, figures: dict, done: Callable[[dict], bool], line) -> dict:
+    """Poll `path` and draw `line(figures)` until `done(figures)`; the last figures."""
+    while not done(figures):
+        _draw(line(figures))
+        time.sleep(DRAIN_POLL)
+        figures = session.request("GET", path)
+    return figures
+
+
 def _drain_line(progress: dict, first: int | None) -> str:
     """A progress bar of a drain: how much of the files counted first are gone, what is left, the ETA."""
     if progress["objects"] is None:
@@ -439,14 +455,14 @@ def _drain(session: Session, args) -> str:
     progress = session.request("POST", path)
     if args.json or args.no_wait:
         return orjson.dumps(progress, option=orjson.OPT_INDENT_2).decode() if args.json else _drain_line(progress, None)
-    first = None
-    while not progress["done"]:
-        first = first or progress["objects"]
-        end = "\r" if sys.stderr.isatty() else "\n"
-        sys.stderr.write(_drain_line(progress, first) + end)
-        sys.stderr.flush()
-        time.sleep(DRAIN_POLL)
-        progress = session.request("GET", path)
+    counted = []  # the first count of files: the bar's whole
+
+    def line(figures: dict) -> str:
+        if not counted and figures["objects"]:
+            counted.append(figures["objects"])
+        return _drain_line(figures, counted[0] if counted else None)
+
+    _draw_until(session, path, progress, lambda figures: figures["done"], line)
     node = args.node_id
     return f"node {node}: drained; it holds no objects and can be removed (nebulaio admin cluster remove {node})"
 
@@ -475,12 +491,11 @@ def _repair(session: Session, args) -> str:
     figures = session.request("GET", REPAIR_PATH)
     if args.wait:
         needed = figures["cycles"] + (2 if figures["cycleChecked"] else 1)
-        while figures["cycles"] < needed or _backlog(figures):
-            end = "\r" if sys.stderr.isatty() else "\n"
-            sys.stderr.write(_repair_line(figures) + end)
-            sys.stderr.flush()
-            time.sleep(DRAIN_POLL)
-            figures = session.request("GET", REPAIR_PATH)
+
+        def repaired(figures: dict) -> bool:
+            return figures["cycles"] >= needed and not _backlog(figures)
+
+        figures = _draw_until(session, REPAIR_PATH, figures, repaired, _repair_line)
     if args.json:
         return orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode()
     if args.wait:
@@ -510,12 +525,9 @@ def _scrub(session: Session, args) -> str:
         figures = session.request("POST", SCRUB_PATH)
         if args.wait:
             needed = figures["passes"] + (2 if figures["running"] else 1)
-            while figures["passes"] < needed:
-                end = "\r" if sys.stderr.isatty() else "\n"
-                sys.stderr.write(_scrub_line(figures) + end)
-                sys.stderr.flush()
-                time.sleep(DRAIN_POLL)
-                figures = session.request("GET", SCRUB_PATH)
+            figures = _draw_until(
+                session, SCRUB_PATH, figures, lambda figures: figures["passes"] >= needed, _scrub_line
+            )
     if args.json:
         return orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode()
     return f"node {figures['node']}: " + _scrub_line(figures)

@@ -190,7 +190,25 @@ class Cursor(NamedTuple):
 START = Cursor()
 
 
-class Progress:
+class Figures:
+    """Counters that several threads add to, shown as one dict (`FIGURES` names them)."""
+
+    FIGURES: tuple[str, ...] = ()
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIGURES}
+
+
+class Progress(Figures):
     """The figures the Admin API, the console and /metrics show; counters since the supervisor
     started, the rest as of the last finished cycle (a walk over every placed file)."""
 
@@ -216,10 +234,10 @@ class Progress:
         "unclaimed",
         "under_replicated",
     )
-    __slots__ = (*FIGURES, "_lock")
+    __slots__ = FIGURES
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self.running = False
         self.passes = self.cycles = self.checked = self.copied = self.removed = self.claimed = self.bytes_moved = 0
         self.under_replicated = self.misplaced = self.unclaimed = 0
@@ -239,15 +257,6 @@ class Progress:
         self.last_pass_finished: int | None = None
         """Epoch milliseconds."""
         self.last_pass_seconds: float | None = None
-
-    def add(self, **counts: int) -> None:
-        """Add to counters from any repair thread."""
-        with self._lock:
-            for name, count in counts.items():
-                setattr(self, name, getattr(self, name) + count)
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.FIGURES}
 
 
 class Cycle:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 
 from nebulaio.cluster.peers import PeerClient, PeerError
 from nebulaio.cluster.placement import STORAGE_ROLES
-from nebulaio.cluster.repair import NOT_READY_RETRY, PAGE_SIZE, Pace, pull_copy
+from nebulaio.cluster.repair import NOT_READY_RETRY, PAGE_SIZE, Figures, Pace, pull_copy
 from nebulaio.meta.holders import SOURCES, Placed
 from nebulaio.storage.integrity import HASH_FIELD, file_digest
 from nebulaio.storage.objects import ObjectStore, key_hash
@@ -39,7 +39,7 @@ class Stopped(Exception):
     """The supervisor is stopping: a pass under way gives up."""
 
 
-class ScrubProgress:
+class ScrubProgress(Figures):
     """What the Admin API, the CLI, the console and /metrics show: the pass under way (or the
     last one) and counters since the supervisor started."""
 
@@ -61,10 +61,10 @@ class ScrubProgress:
         "rate",
         "interval",
     )
-    __slots__ = (*FIGURES, "_lock")
+    __slots__ = FIGURES
 
     def __init__(self, rate: int = 0, interval: float = 0) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self.running = False
         self.passes = self.files_total = self.files_done = self.bytes_total = self.bytes_done = 0
         self.unverifiable = 0
@@ -78,14 +78,6 @@ class ScrubProgress:
         self.last_pass_finished: int | None = None
         self.last_pass_seconds: float | None = None
         self.rate, self.interval = rate, interval
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, count in counts.items():
-                setattr(self, name, getattr(self, name) + count)
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.FIGURES}
 
 
 class Scrubber:

@@ -18,7 +18,7 @@ import requests
 
 from benchmarks.sigv4 import V4Signature, sign_target
 from nebulaio.testing import LISTENERS as LISTENERS
-from nebulaio.testing import REGISTRATION_TIMEOUT, NodeProcess, registered_nodes, s3_client
+from nebulaio.testing import REGISTRATION_TIMEOUT, NodeProcess, fresh_bucket, registered_nodes, s3_client
 from nebulaio.testing import START_TIMEOUT as START_TIMEOUT
 from nebulaio.testing import empty_bucket as empty_bucket
 from nebulaio.testing import free_port as free_port
@@ -165,11 +165,8 @@ def s3(node):
 @pytest.fixture
 def bucket(s3):
     """A fresh, empty bucket for one test; emptied (every version) and removed afterwards."""
-    name = f"test-{uuid.uuid4().hex[:20]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    empty_bucket(s3, name)
-    s3.delete_bucket(Bucket=name)
+    with fresh_bucket(s3) as name:
+        yield name
 
 
 def signed_request(

@@ -19,7 +19,7 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import empty_bucket, make_client, signed_request, wait_for
+from conftest import empty_bucket, fresh_bucket, make_client, signed_request, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cluster_repair import record_of
@@ -50,11 +50,8 @@ def raw(sse_node):
 
 @pytest.fixture
 def bucket(client):
-    name = f"sse-{uuid.uuid4().hex[:20]}"
-    client.create_bucket(Bucket=name)
-    yield name
-    empty_bucket(client, name)
-    client.delete_bucket(Bucket=name)
+    with fresh_bucket(client, "sse") as name:
+        yield name
 
 
 def customer(key: bytes, prefix: str = "") -> dict:

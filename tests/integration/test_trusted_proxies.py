@@ -18,7 +18,7 @@ import uuid
 import orjson
 import pytest
 import requests
-from conftest import Node, empty_bucket, wait_for
+from conftest import Node, empty_bucket, fresh_bucket, wait_for
 from test_nginx import NGINX, Nginx
 
 PROXY = "127.0.0.2"
@@ -56,11 +56,8 @@ def s3(proxied):
 
 @pytest.fixture
 def bucket(s3):
-    name = f"proxied-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    empty_bucket(s3, name)
-    s3.delete_bucket(Bucket=name)
+    with fresh_bucket(s3, "proxied") as name:
+        yield name
 
 
 def request(node: Node, listener: str, method: str, path: str, source: str, headers=None, body=b""):
