@@ -115,6 +115,15 @@ def test_canonical_ids_name_owners_everywhere(new_user, buckets):
     assert owned == {"ID": alice.id, "DisplayName": alice.name}
 
 
+def test_an_account_lists_its_own_buckets_and_root_lists_them_all(new_user, buckets, s3):
+    lister = allow(["s3:CreateBucket", "s3:ListAllMyBuckets"], "*")
+    alice, bob = Account(*new_user(lister)), Account(*new_user(lister))
+    hers, his = buckets(alice.client), buckets(bob.client)
+    assert hers in [b["Name"] for b in alice.client.list_buckets()["Buckets"]]
+    assert his not in [b["Name"] for b in alice.client.list_buckets()["Buckets"]]
+    assert {hers, his} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
 def test_another_account_reaches_a_bucket_only_through_its_acl_or_policy(account, buckets):
     alice, bob = account(), account()
     mine = buckets(alice.client)
