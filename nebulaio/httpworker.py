@@ -40,6 +40,7 @@ from nebulaio import config as configuration
 from nebulaio.cluster.ipc import READ_FENCED, AsyncReadFence
 from nebulaio.cluster.peers import listener_tls
 from nebulaio.s3 import xml
+from nebulaio.util.fileread import pieces
 from nebulaio.util.httphead import MAX_HEAD, BadRequest, ChunkedDecoder, RequestHead, parse_head
 from nebulaio.util.ids import request_id
 
@@ -576,15 +577,13 @@ class HttpConnection(asyncio.Protocol):
         if length <= SMALL_FILE or transport.get_extra_info("ssl_object") is not None:
             # PERF: the head goes out with the first block: one send(2) for a small object.
             pending = start
-            while length > 0:
-                data = os.pread(fd, min(FILE_BLOCK, length), offset)
-                if not data:
-                    return False
-                transport.write(pending + data if pending else data)
-                pending = b""
-                offset += len(data)
-                length -= len(data)
-                await self._drained()
+            try:
+                for data in pieces(fd, length, offset, FILE_BLOCK):
+                    transport.write(pending + data if pending else data)
+                    pending = b""
+                    await self._drained()
+            except EOFError:
+                return False
             if pending:
                 transport.write(pending)
             return not self.closed

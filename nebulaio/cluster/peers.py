@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import os
 import ssl
 import time
 
@@ -23,6 +22,7 @@ from nebulaio.cluster import signing
 from nebulaio.config import split_address
 from nebulaio.meta.snapshot import image_digest
 from nebulaio.storage.integrity import HASH_FIELD
+from nebulaio.util.fileread import pieces
 from nebulaio.util.purposekeys import KeyRing
 
 INTERNAL_PREFIX = "/internal/v1/"
@@ -282,13 +282,8 @@ def _send_file(sock, fd: int, size: int) -> None:
             with open(fd, "rb", buffering=0, closefd=False) as source:
                 sock.sendfile(source, 0, size)
         return
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
-        if not chunk:
-            raise EOFError(f"the file ended at byte {offset} of {size}")
+    for chunk in pieces(fd, size):
         sock.sendall(chunk)
-        offset += len(chunk)
 
 
 def content_digest(body: bytes | bytearray | tuple[int, int]) -> str:
@@ -298,13 +293,8 @@ def content_digest(body: bytes | bytearray | tuple[int, int]) -> str:
         return hashlib.sha256(body).hexdigest()
     fd, size = body
     digest = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
-        if not chunk:
-            raise EOFError(f"the file ended at byte {offset} of {size}")
+    for chunk in pieces(fd, size):
         digest.update(chunk)
-        offset += len(chunk)
     return digest.hexdigest()
 
 

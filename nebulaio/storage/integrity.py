@@ -24,10 +24,11 @@ from collections.abc import Callable
 
 import xxhash
 
+from nebulaio.util.fileread import pieces
+
 log = logging.getLogger("nebulaio.integrity")
 
 HASH_FIELD = "file_xxh3"
-READ_CHUNK = 1024 * 1024
 REMEMBERED_FILES = 100_000
 """Verified files a worker remembers; the oldest are forgotten first."""
 
@@ -54,15 +55,16 @@ def segment_digests(fd: int, sizes: list[int]) -> tuple[str, list[str]]:
     offset = 0
     for size in sizes:
         segment = new_hasher()
-        end = offset + size
-        while offset < end and (chunk := os.pread(fd, min(READ_CHUNK, end - offset), offset)):
-            segment.update(chunk)
-            whole.update(chunk)
-            offset += len(chunk)
+        try:
+            for chunk in pieces(fd, size, offset):
+                segment.update(chunk)
+                whole.update(chunk)
+        except EOFError:
+            pass  # a short segment: its digest cannot match its record's
+        offset += size
         segments.append(segment.hexdigest())
-    while chunk := os.pread(fd, READ_CHUNK, offset):
+    for chunk in pieces(fd, offset=offset):
         whole.update(chunk)
-        offset += len(chunk)
     return whole.hexdigest(), segments
 
 
@@ -70,10 +72,8 @@ def file_digest(fd: int, paced: Callable[[int], None] | None = None) -> str:
     """The digest of an open file's bytes to its end, read with pread (its offset stays put);
     `paced(n)` is called after each piece read, to slow a background reader down."""
     hasher = new_hasher()
-    offset = 0
-    while chunk := os.pread(fd, READ_CHUNK, offset):
+    for chunk in pieces(fd):
         hasher.update(chunk)
-        offset += len(chunk)
         if paced is not None:
             paced(len(chunk))
     return hasher.hexdigest()
