@@ -441,7 +441,7 @@ class HttpConnection(asyncio.Protocol):
         environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
         environ["QUERY_STRING"] = query
         environ["SERVER_PROTOCOL"] = f"HTTP/1.{head.minor}"
-        if environ["wsgi.url_scheme"] == "http" and self.listener.forwarded_https(environ):
+        if environ["wsgi.url_scheme"] == "http" and self.worker.proxies.forwarded_https(environ):
             environ["wsgi.url_scheme"] = "https"
         return environ
 
@@ -641,11 +641,10 @@ _EMPTY = _EmptyBody()
 class Listener:
     """What differs between the node's listeners: TLS, the error format, inline requests."""
 
-    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline, forwarded_allow: set[str]):
+    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline):
         self.kind = kind
         self.tls = tls
         self.runs_inline = inline
-        self._forwarded_allow = forwarded_allow
 
     def error_response(self, status: int, code: str, message: str) -> bytes:
         rid = request_id()
@@ -659,13 +658,6 @@ class Listener:
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nx-amz-request-id: {rid}\r\n\r\n"
         )
         return head.encode("latin-1") + body
-
-    def forwarded_https(self, environ: dict) -> bool:
-        """A TLS-terminating proxy on an allowed address says the client used https."""
-        proto = environ.get("HTTP_X_FORWARDED_PROTO")
-        if proto is None:
-            return False
-        return ("*" in self._forwarded_allow or environ["REMOTE_ADDR"] in self._forwarded_allow) and proto == "https"
 
 
 def _never_inline(environ: dict) -> bool:
@@ -707,6 +699,9 @@ class LoopWorker(Worker):
 
     def load_wsgi(self):
         self.wsgi = self.app.wsgi()
+        # X-Forwarded-Proto is believed from the proxies `trusted_proxies` names, as the
+        # client address is (gunicorn's forwarded_allow_ips plays no part).
+        self.proxies = self.wsgi.proxies
         socket_path = getattr(self.wsgi, "supervisor_socket", None)
         if socket_path is not None:
             self.read_fence = AsyncReadFence(socket_path, FENCE_TIMEOUT)
@@ -718,16 +713,13 @@ class LoopWorker(Worker):
 
     def _listeners(self) -> dict[int, Listener]:
         settings = configuration.from_environment()
-        forwarded_allow = {address.strip() for address in self.cfg.forwarded_allow_ips}
         default_tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
         inline = getattr(self.wsgi, "runs_inline", _never_inline)
         by_port = {}
         for kind in ("s3", "admin", "console", "internal"):
             port = configuration.split_address(settings[f"{kind}_address"])[1]
-            tls = listener_tls(settings) if kind == "internal" else default_tls
-            if kind == "internal" and tls is None:
-                tls = default_tls
-            by_port[port] = Listener(kind, tls, inline if kind == "s3" else _never_inline, forwarded_allow)
+            tls = (listener_tls(settings) or default_tls) if kind == "internal" else default_tls
+            by_port[port] = Listener(kind, tls, inline if kind == "s3" else _never_inline)
         return by_port
 
     def run(self):
@@ -744,7 +736,7 @@ class LoopWorker(Worker):
         servers = []
         for listener_socket in self.sockets:
             port = listener_socket.sock.getsockname()[1]
-            listener = listeners.get(port) or Listener("s3", None, _never_inline, set())
+            listener = listeners.get(port) or Listener("s3", None, _never_inline)
             servers.append(
                 await self.loop.create_server(
                     lambda listener=listener: HttpConnection(self, listener),

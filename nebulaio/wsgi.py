@@ -115,4 +115,5 @@ def build(config: dict | None = None):
     application.runs_inline = runs_inline
     application.reads_fenced = lambda: layer.fenced
     application.supervisor_socket = layout.ipc_socket
+    application.proxies = proxies
     return application

@@ -48,6 +48,13 @@ class TrustedProxies:
     def trusts(self, address: Address) -> bool:
         return any(address in network for network in self.networks)
 
+    def forwarded_https(self, environ: dict) -> bool:
+        """Whether a trusted proxy says the client reached it over TLS (X-Forwarded-Proto: https)."""
+        if not self.networks or environ.get("HTTP_X_FORWARDED_PROTO") != "https":
+            return False
+        address = parse_address(environ.get("REMOTE_ADDR") or "")
+        return address is not None and self.trusts(address)
+
     def client_address(self, environ: dict) -> str:
         """The request's client: its peer, unless the peer is a trusted proxy that names another.
 

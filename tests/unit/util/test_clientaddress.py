@@ -97,3 +97,16 @@ def test_an_ipv4_mapped_peer_is_trusted_as_its_ipv4_address():
 def test_a_bad_setting_is_refused_by_name(setting):
     with pytest.raises(ValueError, match="trusted_proxies: .* is not an IPv4 or IPv6 address or CIDR network"):
         TrustedProxies.parse(f"127.0.0.1, {setting}")
+
+
+@pytest.mark.parametrize(
+    "proxies,peer,proto,https",
+    [
+        (PROXIES, "10.1.2.3", "https", True),
+        (PROXIES, "10.1.2.3", "http", False),
+        (PROXIES, "203.0.113.9", "https", False),  # not a trusted proxy: anyone can send the header
+        (TrustedProxies.parse(""), "127.0.0.1", "https", False),  # no proxy is trusted by default
+    ],
+)
+def test_only_a_trusted_proxy_says_the_client_used_https(proxies, peer, proto, https):
+    assert proxies.forwarded_https({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_PROTO": proto}) is https
