@@ -37,7 +37,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base import Worker
 
 from nebulaio import config as configuration
-from nebulaio.cluster.ipc import READ_FENCED, AsyncReadFence
+from nebulaio.cluster.ipc import READ_FENCED, RUN_AFTER_FENCE, AsyncReadFence
 from nebulaio.cluster.peers import listener_tls
 from nebulaio.s3 import xml
 from nebulaio.util.fileread import pieces
@@ -467,8 +467,9 @@ class HttpConnection(asyncio.Protocol):
             environ["wsgi.input"] = streamed
         response = _Response()
         app = self.worker.wsgi
-        inline = streamed is None and self.listener.runs_inline(environ)
-        if inline and self.worker.reads_fenced():
+        mode = None if streamed is not None else self.listener.inline_read(environ)
+        inline = mode is not None
+        if mode == RUN_AFTER_FENCE:
             # A fenced read runs on the loop once a fence shared with the reads beside it has
             # passed; else on a thread, where the application fences it its own way.
             inline = environ[READ_FENCED] = await self.worker.read_fence.passed()
@@ -641,10 +642,10 @@ _EMPTY = _EmptyBody()
 class Listener:
     """What differs between the node's listeners: TLS, the error format, inline requests."""
 
-    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline):
+    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline_read):
         self.kind = kind
         self.tls = tls
-        self.runs_inline = inline
+        self.inline_read = inline_read
 
     def error_response(self, status: int, code: str, message: str) -> bytes:
         rid = request_id()
@@ -660,12 +661,8 @@ class Listener:
         return head.encode("latin-1") + body
 
 
-def _never_inline(environ: dict) -> bool:
-    return False
-
-
-def _never_fenced() -> bool:
-    return False
+def _on_a_thread(environ: dict) -> None:
+    return None
 
 
 class LoopWorker(Worker):
@@ -676,7 +673,6 @@ class LoopWorker(Worker):
         self.pool: ThreadPoolExecutor | None = None
         self.wsgi = None
         self.read_fence: AsyncReadFence | None = None
-        self.reads_fenced = _never_fenced
 
     def init_process(self):
         self.loop = asyncio.new_event_loop()
@@ -705,7 +701,6 @@ class LoopWorker(Worker):
         socket_path = getattr(self.wsgi, "supervisor_socket", None)
         if socket_path is not None:
             self.read_fence = AsyncReadFence(socket_path, FENCE_TIMEOUT)
-            self.reads_fenced = self.wsgi.reads_fenced
 
     def _stop(self, quick: bool) -> None:
         self.alive = False
@@ -714,12 +709,12 @@ class LoopWorker(Worker):
     def _listeners(self) -> dict[int, Listener]:
         settings = configuration.from_environment()
         default_tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
-        inline = getattr(self.wsgi, "runs_inline", _never_inline)
+        inline_read = getattr(self.wsgi, "inline_read", _on_a_thread)
         by_port = {}
         for kind in ("s3", "admin", "console", "internal"):
             port = configuration.split_address(settings[f"{kind}_address"])[1]
             tls = (listener_tls(settings) or default_tls) if kind == "internal" else default_tls
-            by_port[port] = Listener(kind, tls, inline if kind == "s3" else _never_inline)
+            by_port[port] = Listener(kind, tls, inline_read if kind == "s3" else _on_a_thread)
         return by_port
 
     def run(self):
@@ -736,7 +731,7 @@ class LoopWorker(Worker):
         servers = []
         for listener_socket in self.sockets:
             port = listener_socket.sock.getsockname()[1]
-            listener = listeners.get(port) or Listener("s3", None, _never_inline)
+            listener = listeners.get(port) or Listener("s3", None, _on_a_thread)
             servers.append(
                 await self.loop.create_server(
                     lambda listener=listener: HttpConnection(self, listener),

@@ -12,7 +12,7 @@ from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.throttle import LoginThrottle
-from nebulaio.cluster.ipc import SupervisorClient, wait_for_supervisor
+from nebulaio.cluster.ipc import RUN_AFTER_FENCE, RUN_INLINE, SupervisorClient, wait_for_supervisor
 from nebulaio.cluster.peers import PeerClient, peer_tls
 from nebulaio.cluster.signing import ReplayCache
 from nebulaio.cluster.view import MemberView
@@ -104,16 +104,18 @@ def build(config: dict | None = None):
 
     single = not configuration.is_cluster(config)
 
-    def runs_inline(environ) -> bool:
-        """Whether an S3 request may run on the worker's event loop: a read whose bytes are on
-        this node's disk (a lone node's, or a cluster's where this node holds every object).
-        A cluster's reads are fenced by the worker first (see `reads_fenced`)."""
+    def inline_read(environ) -> str | None:
+        """How an S3 request may run on the worker's event loop (None: on a thread): a read whose
+        bytes are on this node's disk (a lone node's, or a cluster's where this node holds
+        every object), fenced by the worker first where reads are fenced."""
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
-            return False
-        return (single and not layer.fenced) or cluster_data.holds_every_object()
+            return None
+        fenced = layer.fenced
+        if (single and not fenced) or cluster_data.holds_every_object():
+            return RUN_AFTER_FENCE if fenced else RUN_INLINE
+        return None
 
-    application.runs_inline = runs_inline
-    application.reads_fenced = lambda: layer.fenced
+    application.inline_read = inline_read
     application.supervisor_socket = layout.ipc_socket
     application.proxies = proxies
     return application

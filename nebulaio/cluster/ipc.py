@@ -140,6 +140,10 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
 
 READ_FENCED = "nebulaio.read_fenced"
 """The environ key an event-loop worker sets on a read it has fenced before the application runs."""
+RUN_INLINE = "inline"
+RUN_AFTER_FENCE = "after fence"
+"""How an event-loop worker may run a request on its loop (else on a thread): as it is, or
+once a read fence has passed."""
 
 
 class AsyncReadFence:
