@@ -12,7 +12,8 @@ from nebulaio import config as configuration
 from nebulaio.admin import app as admin_app
 from nebulaio.admin.audit import AuditLog
 from nebulaio.admin.throttle import LoginThrottle
-from nebulaio.cluster.ipc import RUN_AFTER_FENCE, RUN_INLINE, SupervisorClient, wait_for_supervisor
+from nebulaio.cluster.ipc import READ_FENCED, RUN_AFTER_FENCE, RUN_INLINE, SupervisorClient, wait_for_supervisor
+from nebulaio.cluster.leasepage import LeasePage
 from nebulaio.cluster.peers import PeerClient, peer_tls
 from nebulaio.cluster.signing import ReplayCache
 from nebulaio.cluster.view import MemberView
@@ -69,6 +70,7 @@ def build(config: dict | None = None):
         peers_marker=None if configuration.is_cluster(config) else layout.peers_marker,
         bucket_defaults=AWS_BUCKET_DEFAULTS if config["aws_bucket_defaults"] else None,
         keys=DataKeys(master_keys(config["encryption_master_keys"], cluster_keys), reader.kms.get),
+        read_lease=LeasePage(layout.read_lease),
     )
     members = Members(layer, node_id, peers, view)
     credentials = Credentials(config["root_user"], config["root_password"])
@@ -107,13 +109,19 @@ def build(config: dict | None = None):
     def inline_read(environ) -> str | None:
         """How an S3 request may run on the worker's event loop (None: on a thread): a read whose
         bytes are on this node's disk (a lone node's, or a cluster's where this node holds
-        every object), fenced by the worker first where reads are fenced."""
+        every object), fenced by the worker first where reads are fenced and no read lease
+        stands in for the fence."""
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
             return None
         fenced = layer.fenced
-        if (single and not fenced) or cluster_data.holds_every_object():
-            return RUN_AFTER_FENCE if fenced else RUN_INLINE
-        return None
+        if not ((single and not fenced) or cluster_data.holds_every_object()):
+            return None
+        if not fenced:
+            return RUN_INLINE
+        if layer.leased():
+            environ[READ_FENCED] = True
+            return RUN_INLINE
+        return RUN_AFTER_FENCE
 
     application.inline_read = inline_read
     application.supervisor_socket = layout.ipc_socket

@@ -49,6 +49,8 @@ RAFT = _object(
         "lastApplied": NULLABLE_INTEGER,
         "appliedIndex": NULLABLE_INTEGER,
         "readRounds": INTEGER,
+        "readLeasesGranted": INTEGER,
+        "readLeaseHeld": {"type": "boolean"},
         "ready": {"type": "boolean"},
     }
 )

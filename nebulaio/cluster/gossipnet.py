@@ -18,11 +18,11 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 import orjson
 
 from nebulaio.cluster.gossip import Membership
-from nebulaio.cluster.readlink import READ_TYPES, ReadLink
 from nebulaio.cluster.signing import MAX_CLOCK_SKEW
 from nebulaio.config import split_address
 from nebulaio.util.purposekeys import KeyRing
@@ -94,8 +94,9 @@ class GossipNetwork(asyncio.DatagramProtocol):
     def __init__(self, keys: KeyRing):
         self._keys = keys
         self.membership: Membership | None = None
-        self.reads: ReadLink | None = None
-        """The fast read index, whose sealed datagrams share this endpoint (see readlink.py)."""
+        self.routes: dict[str, Callable[[dict], None]] = {}
+        """Receivers of the other sealed datagrams sharing this endpoint, by message type: the
+        fast read index (readlink.py) and read leases (lease.py)."""
         self.refused = 0
         """Messages refused for a missing or wrong seal: forged, from another cluster, or stale."""
         self._udp: asyncio.DatagramTransport | None = None
@@ -136,9 +137,9 @@ class GossipNetwork(asyncio.DatagramProtocol):
             log.debug("refused a gossip message that is not sealed with the cluster secret")
             return None
         try:
-            if message.get("type") in READ_TYPES:
-                if self.reads is not None:
-                    self.reads.receive(message)
+            route = self.routes.get(message.get("type"))
+            if route is not None:
+                route(message)
                 return None
             if self.membership is None:
                 return None

@@ -30,6 +30,8 @@ took longer than an election to install and grew with every object.
 Reads are fenced without log entries (Raft's ReadIndex, section 6.4 of Ongaro's thesis): the
 leader records its commit index, proves it is still the leader with one round of read pings a
 majority of voters answers, and the asking member reads once its replica has applied that index.
+A follower holding a read lease needs no round (lease.py): the hooks `leases` is called through
+cap the leader's commit index and keep the follower's lease page current.
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ class MetadataLog(SyncObj):
         self._stopping = threading.Event()
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
+        self.leases = None
+        """Read leases (lease.ReadLeases), once the supervisor has set them up."""
         super().__init__(self_address, peers, conf)
         self._reads = ReadIndex(self)
         self._journal = self._make_journal_durable(conf.journalFile)
@@ -277,6 +281,8 @@ class MetadataLog(SyncObj):
         """
         if success:
             self._journal.sync()
+        if self.leases is not None:
+            self.leases.acknowledging(self._journal[-1][1])
         SyncObj._SyncObj__sendNextNodeIdx(self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
     def _on_message(self, node, message: dict) -> None:
@@ -600,10 +606,27 @@ class MetadataLog(SyncObj):
     def _SyncObj__applyLogEntries(self) -> bool:
         """PySyncObj's apply step, held while the replica waits for an image: the entries after
         the dump apply on top of it, never on the stale replica (those it already holds are
-        skipped by index)."""
+        skipped by index). A leader first caps its commit index for read leases (lease.py):
+        it applies and sends no entry a lease holder lacks.
+
+        NOTE: runs right after PySyncObj's leader computed its commit index, before it sends it.
+        """
+        leases = self.leases
+        if leases is not None and self._isLeader():
+            self._SyncObj__raftCommitIndex = leases.exposable(self._SyncObj__raftCommitIndex)
         if self._catching_up is not None:
             return False
-        return super()._SyncObj__applyLogEntries()
+        more = super()._SyncObj__applyLogEntries()
+        if leases is not None:
+            leases.applied(self.raftLastApplied)
+        return more
+
+    def _SyncObj__setCurrentTerm(self, term, votedForNodeId):
+        """NOTE: overrides PySyncObj's private method: a new term ends this member's read lease
+        before it answers anyone in that term."""
+        if self.leases is not None:
+            self.leases.new_term(term)
+        SyncObj._SyncObj__setCurrentTerm(self, term, votedForNodeId)
 
 
 def held_prefix(entries: list, term_at: Callable[[int], int | None]) -> int:

@@ -51,15 +51,18 @@ class ReadLink:
         own_gossip: str,
         gossip_of: Callable[[str], str | None],
         timeout: float,
+        leased_index: Callable[[], int | None],
     ):
         """`send(gossip address, message)` seals and sends a datagram; `gossip_of(raft address)`
-        is a live member's gossip address; `timeout` bounds a read handed to raft.ReadIndex."""
+        is a live member's gossip address; `timeout` bounds a read handed to raft.ReadIndex;
+        `leased_index()` is the read index a read lease stands for (None: no lease held)."""
         self._loop = loop
         self._raft = raft
         self._send = send
         self._own_gossip = own_gossip
         self._gossip_of = gossip_of
         self._timeout = timeout
+        self._leased_index = leased_index
         self._session = os.urandom(8).hex()
         self._ids = 0
         self._next: list[Settle] = []
@@ -74,7 +77,15 @@ class ReadLink:
     # -- the follower's side ------------------------------------------------------------------
 
     def ask(self, settle: Settle) -> bool:
-        """Take a read onto the fast path (True), or leave it to raft.ReadIndex (False)."""
+        """Take a read onto the fast path (True), or leave it to raft.ReadIndex (False).
+
+        Under a read lease the read waits for this replica alone: a worker asks only when the
+        replica had not yet applied every entry this member acknowledged (lease.py).
+        """
+        index = self._leased_index()
+        if index is not None:
+            self._wait_for(index, [settle])
+            return True
         leader = self._leader_gossip()
         if leader is None:
             return False
@@ -85,13 +96,9 @@ class ReadLink:
 
     def _leader_gossip(self) -> str | None:
         """The leader's gossip address while this member may take the fast path, else None."""
-        raft = self._raft
-        if self._loop.time() < self._resting_until or raft.selfNode is None or len(raft.otherNodes) != 2:
+        if self._loop.time() < self._resting_until:
             return None
-        if raft._isLeader() or not raft.replica_current():
-            return None
-        leader = raft._getLeader()
-        return None if leader is None else self._gossip_of(str(leader))
+        return leader_gossip(self._raft, self._gossip_of)
 
     def _send_next(self, leader: str) -> None:
         self._ids += 1
@@ -130,10 +137,7 @@ class ReadLink:
         _, waiters, timer = self._asked
         timer.cancel()
         self._asked = None
-        index, deadline = message["index"], self._loop.time() + self._timeout
-        self._applying.extend((index, settle, deadline) for settle in waiters)
-        self._release()
-        self._loop.call_later(self._timeout, self._release)
+        self._wait_for(message["index"], waiters)
         if self._next:
             leader = self._leader_gossip()
             if leader is not None:
@@ -141,6 +145,14 @@ class ReadLink:
             else:
                 self._to_raft(self._next)
                 self._next = []
+
+    def _wait_for(self, index: int, waiters: list[Settle]) -> None:
+        """Let `waiters` go once this replica has applied `index`, or fail them after the timeout."""
+        deadline = self._loop.time() + self._timeout
+        self._applying.extend((index, settle, deadline) for settle in waiters)
+        self._release()
+        if self._applying:
+            self._loop.call_later(self._timeout, self._release)
 
     def _to_raft(self, waiters: list[Settle]) -> None:
         for settle in waiters:
@@ -189,3 +201,11 @@ class ReadLink:
             self._answer(message)
         else:
             self._answered(message)
+
+
+def leader_gossip(raft: MetadataLog, gossip_of: Callable[[str], str | None]) -> str | None:
+    """The leader's gossip address while this member is a current follower of three voters, else None."""
+    if raft.selfNode is None or len(raft.otherNodes) != 2 or raft._isLeader() or not raft.replica_current():
+        return None
+    leader = raft._getLeader()
+    return None if leader is None else gossip_of(str(leader))

@@ -8,6 +8,7 @@ committer (`groupcommit`), the worker IPC server (`workers`), membership and gos
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import queue
@@ -19,11 +20,13 @@ import psutil
 
 from nebulaio import config as configuration
 from nebulaio.cluster.groupcommit import FENCE_DEADLINE, FENCE_PASSED, GroupCommitter
+from nebulaio.cluster.lease import LEASE_TYPES, ReadLeases
+from nebulaio.cluster.leasepage import LeasePage
 from nebulaio.cluster.membership import NodeMembership, learn_voters
 from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog
-from nebulaio.cluster.readlink import ReadLink
+from nebulaio.cluster.readlink import READ_TYPES, ReadLink, leader_gossip
 from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.scrub import Scrubber, ScrubProgress
 from nebulaio.cluster.workers import serve_workers
@@ -56,6 +59,7 @@ class Supervisor:
         self.scrubber: Scrubber | None = None
         self.membership: NodeMembership | None = None
         self.reads: ReadLink | None = None
+        self.leases: ReadLeases | None = None
         self.deliverer: Deliverer | None = None
 
     def run(self) -> int:
@@ -118,15 +122,20 @@ class Supervisor:
             self.config, self.node_id, self.keys.ring(GOSSIP), self.layout, self.reader, self.raft
         )
         gossip = await self.membership.start()
+        network = self.membership.network
+        own_gossip = configuration.advertised(self.config, "gossip")
+
+        def gossip_of(raft: str) -> str | None:
+            return self.membership.gossip_endpoints.get(raft)
+
+        page = LeasePage(self.layout.read_lease)
+        leader = functools.partial(leader_gossip, self.raft, gossip_of)
+        self.leases = leases = ReadLeases(self.raft, page, network.send, own_gossip, leader)
         self.reads = reads = ReadLink(
-            loop,
-            self.raft,
-            self.membership.network.send,
-            configuration.advertised(self.config, "gossip"),
-            lambda raft: self.membership.gossip_endpoints.get(raft),
-            FENCE_DEADLINE,
+            loop, self.raft, network.send, own_gossip, gossip_of, FENCE_DEADLINE, page.leased_index
         )
-        committer.reads = self.membership.network.reads = reads
+        committer.reads = reads
+        network.routes.update(dict.fromkeys(READ_TYPES, reads.receive) | dict.fromkeys(LEASE_TYPES, leases.receive))
         self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
 
         async def submit(document: dict, blob: bytes | None) -> dict:
@@ -171,6 +180,7 @@ class Supervisor:
             asyncio.create_task(self._housekeeping(store, env)),
             asyncio.create_task(self.membership.register(committer)),
             asyncio.create_task(sweeper.run()),
+            asyncio.create_task(leases.run()),
             gossip,
         ]
         repair = self._start_repair(store, committer)
@@ -243,6 +253,8 @@ class Supervisor:
         status["applied_index"] = self.reader.applied_index()
         # Rounds led over raft's messages, and followers' requests answered over gossip's datagrams.
         status["read_rounds"] += self.reads.answered
+        status["read_leases_granted"] = self.leases.granted
+        status["read_lease_held"] = self.leases.held()
         status["node_id"] = self.node_id
         status["role"] = self.config["role"]
         status["repair"] = self.repair_progress.as_dict()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
+from nebulaio.cluster.leasepage import LeasePage
 from nebulaio.encryption.keys import DataKeys
 from nebulaio.encryption.pages import PageSealer, open_plain, sealed_size
 from nebulaio.engine.dataplane import ClusterData, LocalData, Received
@@ -115,6 +116,7 @@ class ObjectLayer:
         "inline_threshold",
         "_fenced",
         "_peers_marker",
+        "read_lease",
         "_bucket_defaults",
         "keys",
     )
@@ -130,11 +132,13 @@ class ObjectLayer:
         peers_marker: str | None = None,
         bucket_defaults: dict | None = None,
         keys: DataKeys | None = None,
+        read_lease: LeasePage | None = None,
     ):
         """`peers_marker`: for a node started alone, the file its supervisor makes once raft
         has another member; until then its reads need no fence. `bucket_defaults`: settings
         every new bucket starts with (Block Public Access, Object Ownership). `keys` makes and
-        opens encrypted objects' data keys."""
+        opens encrypted objects' data keys. `read_lease`: the follower's read lease, which
+        stands in for a fence while it is held."""
         self.reader = reader
         self.store: ObjectStore = data.store
         self.data = data
@@ -143,6 +147,7 @@ class ObjectLayer:
         self.inline_threshold = inline_threshold
         self._fenced = fenced
         self._peers_marker = peers_marker
+        self.read_lease = read_lease
         self._bucket_defaults = dict(bucket_defaults or {})
         self.keys = keys
 
@@ -161,14 +166,20 @@ class ObjectLayer:
             self._peers_marker = None  # a node that had peers fences from then on
         return self._fenced
 
+    def leased(self) -> bool:
+        """Whether a read beginning now needs no fence: this follower holds a read lease and its
+        replica has applied every entry it acknowledged (see nebulaio.cluster.lease)."""
+        return self.read_lease is not None and self.read_lease.covers()
+
     def fence(self) -> None:
         """Before a request reads the replica: make it hold every write acknowledged anywhere.
 
         In a cluster another node may have acknowledged a write this replica has not applied
         yet; the supervisor's fence (a read index shared by concurrent requests) closes that
-        gap. A lone node applies before it acknowledges, so it never needs one.
+        gap, or the follower's read lease does at no cost. A lone node applies before it
+        acknowledges, so it never needs one.
         """
-        if not self.fenced:
+        if not self.fenced or self.leased():
             return
         try:
             result = self.supervisor.call({"type": "fence"}, timeout=FENCE_TIMEOUT)

@@ -28,6 +28,7 @@ class DataLayout:
         "temp_dir",
         "run_dir",
         "ipc_socket",
+        "read_lease",
         "peers_marker",
         "secret_file",
         "node_id_file",
@@ -48,6 +49,8 @@ class DataLayout:
         self.temp_dir = os.path.join(self.root, "temp")
         self.run_dir = os.path.join(self.root, "run")
         self.ipc_socket = os.path.join(self.run_dir, "supervisor.sock")
+        self.read_lease = os.path.join(self.run_dir, "read-lease")
+        """The follower's read lease, shared with the workers (see nebulaio.cluster.lease)."""
         self.peers_marker = os.path.join(self.run_dir, "has-raft-peers")
         """Made by the supervisor once raft has another member; from then on workers fence reads."""
         self.metrics_dir = os.path.join(self.run_dir, "metrics")

@@ -56,7 +56,7 @@ class Network:
         self.dropping: set[str] = set()
         self.sent: list[dict] = []
         self.links = {
-            name: ReadLink(loop, member, self.send, "g-" + name, lambda raft: "g-" + raft, 5.0)
+            name: ReadLink(loop, member, self.send, "g-" + name, lambda raft: "g-" + raft, 5.0, lambda: None)
             for name, member in self.members.items()
         }
         self.loop = loop
