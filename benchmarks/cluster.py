@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from benchmarks.load import PhaseSpec, ServerCpu, run_phase
-from benchmarks.peers import NebulaIO, NebulaIOCluster, NotStarted
+from benchmarks.peers import NebulaIO, NebulaIOCluster, NotStarted, stop_on_signals
 from benchmarks.run import LARGE_SIZE, SMALL_SIZE
 
 BUCKET = "bench-cluster"
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="time limit of each phase")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     args = parser.parse_args(argv)
+    stop_on_signals()
     table: dict[str, dict[str, str]] = {}
     for target in (NebulaIO(), NebulaIOCluster()):
         try:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from benchmarks.client import RequestBuilder, simple_request
 from benchmarks.load import Endpoint
-from benchmarks.peers import NebulaIO
+from benchmarks.peers import NebulaIO, stop_on_signals
 from benchmarks.sigv4 import Signer
 
 BUCKET = "bench-connections"
@@ -90,7 +90,8 @@ def measure(endpoint: Endpoint, connections: int, processes: int) -> dict:
     out = multiprocessing.Queue()
     started = time.perf_counter()
     workers = [
-        multiprocessing.Process(target=_client, args=(endpoint, share, ready, go, out))
+        # Daemons: a run that is stopped takes its clients along.
+        multiprocessing.Process(target=_client, args=(endpoint, share, ready, go, out), daemon=True)
         for share, ready in zip(shares, readies, strict=True)
     ]
     for worker in workers:
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--access-key", default="")
     parser.add_argument("--secret-key", default="")
     args = parser.parse_args()
+    stop_on_signals()
     if args.endpoint:
         url = urlsplit(args.endpoint)
         endpoint = Endpoint(url.hostname, url.port, args.access_key, args.secret_key)

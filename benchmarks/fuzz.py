@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import psutil
 
-from benchmarks.peers import HOST, NebulaIO
+from benchmarks.peers import HOST, NebulaIO, stop_on_signals
 from benchmarks.sigv4 import chunk_signature, presign_target, sign_target
 
 GUARDED, SCRATCH = "fuzz-guarded", "fuzz-scratch-{}"
@@ -551,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key", help="a root access key of that node")
     parser.add_argument("--secret-key", help="its secret key")
     args = parser.parse_args(argv)
+    stop_on_signals()
     started = time.monotonic()
     if args.s3:
         node = Node(args.s3, args.admin, args.access_key, args.secret_key)

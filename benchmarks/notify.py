@@ -24,7 +24,7 @@ import orjson
 
 from benchmarks.client import simple_request
 from benchmarks.load import PhaseSpec, run_phase
-from benchmarks.peers import HOST, NebulaIO, free_ports, wait_until
+from benchmarks.peers import HOST, NebulaIO, free_ports, stop_on_signals, wait_until
 
 POLL = 0.02
 DRAIN_TIMEOUT = 300.0
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="webhook,redis,nats")
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args(argv)
+    stop_on_signals()
     kinds = args.kinds.split(",")
     for kind in kinds:
         if kind != "webhook" and shutil.which(f"{kind}-server") is None:

@@ -78,6 +78,22 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and Ctrl-C end a run through its cleanup (the servers' `with` blocks), even when it
+    was started in the background with SIGINT ignored: no server is left running."""
+    owner = os.getpid()
+
+    def interrupt(signum, frame) -> None:
+        if os.getpid() != owner:  # a forked load generator, terminated by the run: it just ends
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Managed:
     """A started server process: its own session, its output in a log file, stopped by PID."""
 

@@ -18,7 +18,7 @@ import orjson
 
 from benchmarks.interleave import Side, compare, parse_args
 from benchmarks.load import Endpoint, PhaseSpec, ServerCpu, run_phase
-from benchmarks.peers import HOST, NebulaIO, NebulaIOCluster, simple_request
+from benchmarks.peers import HOST, NebulaIO, NebulaIOCluster, simple_request, stop_on_signals
 from benchmarks.run import BUCKET, SMALL_SIZE
 
 KEYS = 2_000
@@ -37,6 +37,7 @@ def follower(cluster: NebulaIOCluster) -> Endpoint:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, "benchmarks.reads", __doc__.splitlines()[0], "single/follower", rounds=3, seconds=3.0)
+    stop_on_signals()
     payload = os.urandom(SMALL_SIZE)
     keys = [f"reads/obj-{index:06d}" for index in range(KEYS)]
     with NebulaIO() as single, NebulaIOCluster() as cluster:

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import signal
 import sys
 import time
 import traceback
@@ -19,7 +18,7 @@ from pathlib import Path
 from benchmarks.client import simple_request
 from benchmarks.disk import durable_creates_per_second
 from benchmarks.load import MIB, PhaseResult, PhaseSpec, ServerCpu, run_phase
-from benchmarks.peers import TARGETS, External, NebulaIOBaseline, NotStarted, Target
+from benchmarks.peers import TARGETS, External, NebulaIOBaseline, NotStarted, Target, stop_on_signals
 from benchmarks.report import LABELS, Report, number
 from benchmarks.sigv4 import canonical_query
 
@@ -273,15 +272,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def interrupt(signum, frame) -> None:
-    """SIGTERM stops a run like Ctrl-C does: through the same cleanup."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    stop_on_signals()
     plan = QUICK if args.quick else FULL
     targets = make_targets(args)
     report = Report(plan.name, [target.name for target in targets])

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.load import PhaseSpec, run_phase
-from benchmarks.peers import Member, NebulaIOCluster, NotStarted
+from benchmarks.peers import Member, NebulaIOCluster, NotStarted, stop_on_signals
 
 BUCKET = "bench-scale"
 MIB = 1 << 20
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejoin-timeout", type=float, default=REJOIN_SECONDS, help="seconds to wait for the rejoin")
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args(argv)
+    stop_on_signals()
     cluster = NebulaIOCluster()
     try:
         with cluster:
