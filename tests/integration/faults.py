@@ -102,6 +102,24 @@ class LinkProxy:
                 sock.close()
 
 
+def cluster_with_node0_behind_proxies(cluster_factory):
+    """Three voters; node0 reaches its peers only through proxies on its raft and internal
+    listeners. Returns (nodes, proxies, raft addresses as the voters know them); the caller
+    closes the proxies."""
+    proxies: list[LinkProxy] = []
+
+    def advertise(position, node):
+        if position:
+            return {}
+        fronts = {listener: LinkProxy(node.ports[listener]) for listener in ("raft", "internal")}
+        proxies.extend(fronts.values())
+        return {listener: proxy.address for listener, proxy in fronts.items()}
+
+    nodes = cluster_factory(3, advertise=advertise)
+    addresses = [proxies[0].address] + [f"127.0.0.1:{node.ports['raft']}" for node in nodes[1:]]
+    return nodes, proxies, addresses
+
+
 def raft_status(node) -> dict:
     return requests.get(node.admin_url + "/health/ready", timeout=5).json()["raft"]
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from conftest import CLUSTER_SECRET, wait_for
-from faults import LinkProxy, leader_of, move_leadership, raft_status
+from faults import cluster_with_node0_behind_proxies, leader_of, move_leadership, raft_status
 from history import FAIL, UNKNOWN, Workload
 from test_cluster import put_with_retries
 
@@ -23,17 +23,7 @@ HEAL_TIMEOUT = 60.0
 @pytest.fixture(scope="module")
 def cut_cluster(cluster_factory):
     """Three voters; node0 reaches its peers only through proxies the test can cut."""
-    proxies: list[LinkProxy] = []
-
-    def advertise(position, node):
-        if position:
-            return {}
-        fronts = {listener: LinkProxy(node.ports[listener]) for listener in ("raft", "internal")}
-        proxies.extend(fronts.values())
-        return {listener: proxy.address for listener, proxy in fronts.items()}
-
-    nodes = cluster_factory(3, advertise=advertise)
-    addresses = [proxies[0].address] + [f"127.0.0.1:{node.ports['raft']}" for node in nodes[1:]]
+    nodes, proxies, addresses = cluster_with_node0_behind_proxies(cluster_factory)
     yield nodes, proxies, addresses
     for proxy in proxies:
         proxy.close()
