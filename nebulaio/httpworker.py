@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from urllib.parse import unquote_to_bytes
 
-import orjson
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base import Worker
 
@@ -43,6 +42,7 @@ from nebulaio.s3 import xml
 from nebulaio.util.fileread import pieces
 from nebulaio.util.httphead import MAX_HEAD, BadRequest, ChunkedDecoder, RequestHead, parse_head
 from nebulaio.util.ids import request_id
+from nebulaio.util.jsonerror import error_body
 
 SERVER = "NebulaIO"
 BODY_HIGH_WATER = 4 * 1024 * 1024
@@ -653,7 +653,7 @@ class Listener:
             content_type, body = "application/xml", xml.error(code, message, rid)
         else:
             content_type = "application/json"
-            body = orjson.dumps({"error": {"code": code, "message": message, "requestId": rid}})
+            body = error_body(code, message, rid)
         head = (
             f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: {SERVER}\r\nConnection: close\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nx-amz-request-id: {rid}\r\n\r\n"

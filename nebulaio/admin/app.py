@@ -35,6 +35,8 @@ from nebulaio.iam.service import IamError, IamService
 from nebulaio.util import clientaddress, processes
 from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.ids import request_id
+from nebulaio.util.jsonerror import JsonError as ApiError
+from nebulaio.util.jsonerror import error_body
 from nebulaio.util.purposekeys import admin_secrets
 from nebulaio.util.timefmt import iso8601
 
@@ -55,21 +57,6 @@ FALCON_CODES = {
     413: "RequestTooLarge",
     415: "UnsupportedMediaType",
 }
-
-
-class ApiError(Exception):
-    """An Admin API failure: HTTP status, a stable code, a message for people and any headers."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def _error_document(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
 
 
 def read_body(req: falcon.Request) -> bytes:
@@ -746,7 +733,7 @@ def _render(resp: falcon.Response, status: int, code: str, message: str) -> None
     resp.context.error = code
     resp.status = status
     resp.content_type = JSON_TYPE
-    resp.data = orjson.dumps(_error_document(code, message))
+    resp.data = error_body(code, message)
 
 
 def _known_error(req, resp, error: ApiError | IamError | S3Error, params) -> None:

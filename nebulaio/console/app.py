@@ -35,6 +35,7 @@ from nebulaio.console.session import COOKIE, Sealer, Session
 from nebulaio.console.signer import Signer, encode
 from nebulaio.util import clientaddress
 from nebulaio.util.clientaddress import TrustedProxies
+from nebulaio.util.jsonerror import JsonError, error_body
 from nebulaio.util.purposekeys import admin_secrets
 from nebulaio.util.sigv4spec import MAX_PRESIGNED_EXPIRES, UNSIGNED_PAYLOAD
 
@@ -86,25 +87,16 @@ STATIC_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
 
 
-class ConsoleError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def _render_error(req, resp, error: ConsoleError, params) -> None:
+def _render_error(req, resp, error: JsonError, params) -> None:
     resp.set_headers(error.headers)
     resp.status = error.status
     resp.content_type = JSON_TYPE
-    resp.data = orjson.dumps({"error": {"code": error.code, "message": error.message}})
+    resp.data = error_body(error.code, error.message)
 
 
 def _unexpected(req, resp, error: Exception, params) -> None:
     log.exception("unhandled error in %s %s", req.method, req.path)
-    _render_error(req, resp, ConsoleError(500, "InternalError", "The console met an internal error."), params)
+    _render_error(req, resp, JsonError(500, "InternalError", "The console met an internal error."), params)
 
 
 class Upstream:
@@ -133,7 +125,7 @@ class Upstream:
             return conn.getresponse()
         except OSError as exc:
             conn.close()
-            raise ConsoleError(502, "BadGateway", f"The node's listener did not answer: {exc}.") from exc
+            raise JsonError(502, "BadGateway", f"The node's listener did not answer: {exc}.") from exc
 
     def json(
         self, method: str, target: str, document: dict | None = None, token: str | None = None, headers=None
@@ -161,7 +153,7 @@ class Security:
             return
         origin = req.get_header("Origin")
         if origin and urlsplit(origin).netloc != req.netloc:
-            raise ConsoleError(403, "CrossOrigin", "Requests from another origin are refused.")
+            raise JsonError(403, "CrossOrigin", "Requests from another origin are refused.")
 
 
 class BrowserAddress:
@@ -210,20 +202,20 @@ class Sessions:
         """The caller's live session (renewed when half its token's life is gone), or 401."""
         session = self._sealer.open(req.cookies.get(COOKIE))
         if session is None:
-            raise ConsoleError(401, "Unauthorized", "Log in first.")
+            raise JsonError(401, "Unauthorized", "Log in first.")
         claims = session.claims()
         if claims["gen"] != self._generation(claims["sub"]):  # a user's tokens name the user, not the key
             self.clear(resp)
-            raise ConsoleError(401, "RevokedToken", "The session has ended; log in again.")
+            raise JsonError(401, "RevokedToken", "The session has ended; log in again.")
         if req.method not in SAFE_METHODS and not self._sealer.csrf_matches(session, req.get_header(CSRF_HEADER)):
-            raise ConsoleError(403, "InvalidCsrfToken", f"This call needs the session's {CSRF_HEADER} header.")
+            raise JsonError(403, "InvalidCsrfToken", f"This call needs the session's {CSRF_HEADER} header.")
         if session.needs_renewal(time.time()):
             status, answer, _ = self._admin.json(
                 "POST", "/api/v1/auth/refresh", {"refreshToken": session.refresh_token}
             )
             if status != 200:
                 self.clear(resp)
-                raise ConsoleError(401, "SessionExpired", "The session has expired; log in again.")
+                raise JsonError(401, "SessionExpired", "The session has expired; log in again.")
             session.token, session.refresh_token = answer["token"], answer["refreshToken"]
             self.write(resp, session)
         return session
@@ -265,7 +257,7 @@ class Static:
     def on_get(self, req, resp, name):
         entry = self._files.get(name)
         if entry is None:
-            raise ConsoleError(404, "NotFound", "No such file.")
+            raise JsonError(404, "NotFound", "No such file.")
         self._send(req, resp, entry)
 
 
@@ -282,14 +274,14 @@ class SessionResource:
     def on_post(self, req, resp):
         """Log in with an access key and secret; a JSON body, so a plain cross-site form cannot."""
         if req.content_type != JSON_TYPE or not 0 < (req.content_length or 0) <= MAX_LOGIN_BODY:
-            raise ConsoleError(400, "InvalidRequest", "Log in with a small JSON body.")
+            raise JsonError(400, "InvalidRequest", "Log in with a small JSON body.")
         try:
             document = orjson.loads(req.bounded_stream.read())
             user, secret = document["accessKey"], document["secretKey"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConsoleError(400, "InvalidRequest", "The body needs accessKey and secretKey.") from exc
+            raise JsonError(400, "InvalidRequest", "The body needs accessKey and secretKey.") from exc
         if not (isinstance(user, str) and isinstance(secret, str)):
-            raise ConsoleError(400, "InvalidRequest", "accessKey and secretKey must be strings.")
+            raise JsonError(400, "InvalidRequest", "accessKey and secretKey must be strings.")
         status, answer, headers = self._admin.json(
             "POST",
             "/api/v1/auth/login",
@@ -297,11 +289,11 @@ class SessionResource:
             headers=browser(self._admin_secret, req),
         )
         if status == 429:
-            raise ConsoleError(
+            raise JsonError(
                 429, answer["error"]["code"], answer["error"]["message"], {"Retry-After": headers["Retry-After"]}
             )
         if status != 200:
-            raise ConsoleError(401, "InvalidCredentials", "The access key or secret key is not correct.")
+            raise JsonError(401, "InvalidCredentials", "The access key or secret key is not correct.")
         # NOTE: admin pages are shown to whoever the Admin API lets read the cluster's status.
         probe, _, _ = self._admin.json("GET", "/api/v1/cluster/status", token=answer["token"])
         session = Session(user, secret, answer["token"], answer["refreshToken"], probe == 200)
@@ -336,7 +328,7 @@ class AdminProxy:
 
     def __call__(self, req, resp, **params):
         if req.path.startswith("/api/v1/auth/"):
-            raise ConsoleError(404, "NotFound", "Log in and out through /session.")
+            raise JsonError(404, "NotFound", "Log in and out through /session.")
         session = self._sessions.require(req, resp)
         headers = {
             "Authorization": f"Bearer {session.token}",
@@ -345,7 +337,7 @@ class AdminProxy:
         body = None
         if req.content_length:
             if req.content_length > SIGNED_BODY_LIMIT:
-                raise ConsoleError(413, "RequestTooLarge", "Admin API bodies are small.")
+                raise JsonError(413, "RequestTooLarge", "Admin API bodies are small.")
             body = req.bounded_stream.read()
             headers["Content-Type"] = req.content_type or JSON_TYPE
         # The path as the browser sent it, still percent-encoded: a name may be any Unicode.
@@ -376,7 +368,7 @@ class S3Proxy:
         body, payload = None, UNSIGNED_PAYLOAD
         length = req.content_length or 0
         if req.method in ("PUT", "POST") and req.content_length is None:
-            raise ConsoleError(411, "LengthRequired", "Uploads need a Content-Length.")
+            raise JsonError(411, "LengthRequired", "Uploads need a Content-Length.")
         if length and length <= SIGNED_BODY_LIMIT:
             body = req.bounded_stream.read()
             payload = hashlib.sha256(body).hexdigest()
@@ -406,11 +398,11 @@ class Share:
             document = orjson.loads(req.bounded_stream.read(MAX_LOGIN_BODY))
             bucket, key, expires = document["bucket"], document["key"], int(document["expires"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConsoleError(400, "InvalidRequest", "The body needs bucket, key and expires.") from exc
+            raise JsonError(400, "InvalidRequest", "The body needs bucket, key and expires.") from exc
         if not (isinstance(bucket, str) and isinstance(key, str) and bucket and key):
-            raise ConsoleError(400, "InvalidRequest", "bucket and key must be non-empty strings.")
+            raise JsonError(400, "InvalidRequest", "bucket and key must be non-empty strings.")
         if not 1 <= expires <= MAX_PRESIGNED_EXPIRES:
-            raise ConsoleError(400, "InvalidRequest", f"expires must be 1 to {MAX_PRESIGNED_EXPIRES} seconds.")
+            raise JsonError(400, "InvalidRequest", f"expires must be 1 to {MAX_PRESIGNED_EXPIRES} seconds.")
         default_port = 443 if self._scheme == "https" else 80
         name = f"[{req.host}]" if ":" in req.host else req.host
         host = name if self._s3.port == default_port else f"{name}:{self._s3.port}"
@@ -429,7 +421,7 @@ def create(config: dict, generation, proxies: TrustedProxies) -> falcon.App:
     app = falcon.App(middleware=[BrowserAddress(proxies), Security()])
     app.req_options.strip_url_path_trailing_slash = False
     app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(ConsoleError, _render_error)
+    app.add_error_handler(JsonError, _render_error)
     static = Static()
     app.add_route("/", static, suffix="index")
     app.add_route("/static/{name}", static)
