@@ -138,6 +138,10 @@ class ReadLeases:
             self._exposed = exposed
             return exposed
 
+    def holding_back(self) -> bool:
+        """Whether the leader holds a committed entry back for a lease holder's acknowledgement."""
+        return self._exposed < self._committed
+
     def _note_leader(self) -> None:
         """A tick callback: the last leader seen other than this member, with its term."""
         leader = self._raft._getLeader()

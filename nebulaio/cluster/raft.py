@@ -219,7 +219,10 @@ class MetadataLog(SyncObj):
                 if monotonic() >= keepalive:
                     keepalive = monotonic() + KEEPALIVE_PERIOD
                     self._keep_links_alive()
-                if not self._outstanding:
+                # A leader holding a committed entry back for a lease holder ticks again soon:
+                # the acknowledgement that releases it may have been read at the end of this
+                # tick, after the commit index was computed, and no message would wake the poll.
+                if not self._outstanding and not (self.leases is not None and self.leases.holding_back()):
                     until_election = self._SyncObj__raftElectionDeadline - monotonic()
                     self._poller.poll(until_election if 0 < until_election < IDLE_TICK else IDLE_TICK)
                 elif self.otherNodes:

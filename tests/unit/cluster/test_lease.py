@@ -96,6 +96,7 @@ def test_the_leader_exposes_no_entry_a_lease_holder_lacks(tmp_path):
     member.raftLastApplied = 11
     member._SyncObj__raftMatchIndex[FOLLOWER] = 14
     assert leases.exposable(14) == 14
+    assert not leases.holding_back()
 
 
 def test_a_holder_that_fell_behind_since_its_last_request_loses_its_lease(tmp_path):
@@ -106,6 +107,7 @@ def test_a_holder_that_fell_behind_since_its_last_request_loses_its_lease(tmp_pa
     leases.receive(ask(number=2))
     assert len(sent) == 1
     assert leases.exposable(20) == 10  # committed by the leader and the other follower, held back
+    assert leases.holding_back()  # the leader ticks again soon rather than idling
     leases.receive(ask(number=3))  # renewed: it must hold 20 by its next request
     assert len(sent) == 2
     leases.receive(ask(number=4))  # still at 10: no renewal
