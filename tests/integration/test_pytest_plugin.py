@@ -247,6 +247,12 @@ def test_nine_tests_serially_then_with_two_workers(installed, project):
     assert_no_node_left(project)
 
 
+def interruptible() -> None:
+    """In the run's process before it starts: Ctrl-C reaches it as it reaches a user's run, even
+    when this suite runs in the background, whose processes inherit an ignored SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     "how, workers",
     [(signal.SIGINT, 0), (signal.SIGKILL, 0), (signal.SIGKILL, 2)],
@@ -262,6 +268,7 @@ def test_an_interrupted_run_leaves_no_node(installed, project, how, workers):
         env=environment(installed, project),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=interruptible,
     ) as run:
         try:
             wait_for(

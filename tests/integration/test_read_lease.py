@@ -54,7 +54,7 @@ def test_followers_read_under_a_lease_with_no_round_and_see_every_write(trio):
     writer.delete_object(Bucket=bucket, Key="k")
     for reader in readers:
         assert reader.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
-    # Fenced by the read index, each of those 125 requests would have cost the leader a round;
+    # Fenced by the read index, each of those 154 requests would have cost the leader a round;
     # a lease lapses only when a supervisor misses its renewals (a machine loaded to a standstill).
     assert raft_status(leader)["readRounds"] - rounds < 12
     writer.delete_bucket(Bucket=bucket)
