@@ -106,7 +106,7 @@ class ReadLeases:
 
     def held(self) -> bool:
         """Whether this follower holds a lease now."""
-        return self._page.held()
+        return self._page.leased_index() is not None
 
     def exposable(self, commit_index: int) -> int:
         """The leader's commit index capped at what every lease holder holds; nothing new while

@@ -68,9 +68,6 @@ class LeasePage:
                 self._fields[0] = until
                 self._write()
 
-    def held(self) -> bool:
-        return time.monotonic() < self._fields[0]
-
     def leased_index(self) -> int | None:
         """While a lease is held, the index a read beginning now must wait for (else None)."""
         with self._lock:
