@@ -16,11 +16,13 @@ import xxhash
 
 from nebulaio.storage.integrity import DamagedPart, file_digest, new_hasher, segment_digests
 from nebulaio.storage.layout import DataLayout
-from nebulaio.util.durable import fsync_directory
+from nebulaio.util.durable import fsync_directory, start_writeback
 
 log = logging.getLogger("nebulaio.storage")
 
 READ_CHUNK = 1024 * 1024
+WRITEBACK_STEP = 8 * 1024 * 1024
+"""Bytes of a body written between two starts of its writeback (see start_writeback)."""
 
 
 def file_size(record: dict) -> int:
@@ -35,13 +37,14 @@ def key_hash(key: str) -> str:
 class TempObject:
     """A body being received: written to temp/, made durable and moved into place by `commit`."""
 
-    __slots__ = ("_store", "_fd", "_hasher", "path", "size")
+    __slots__ = ("_store", "_fd", "_hasher", "_written_back", "path", "size")
 
     def __init__(self, store: ObjectStore):
         self._store = store
         self.path = os.path.join(store.layout.temp_dir, secrets.token_hex(16))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self._hasher = new_hasher()
+        self._written_back = 0
         self.size = 0
 
     def write(self, data) -> None:
@@ -52,6 +55,9 @@ class TempObject:
             written = os.write(self._fd, view)
             view = view[written:]
             self.size += written
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            start_writeback(self._fd, self._written_back, self.size - self._written_back)
+            self._written_back = self.size
 
     def copy_from(self, source_fd: int, offset: int, length: int) -> None:
         """Append `length` bytes of another file from `offset`, copied inside the kernel.

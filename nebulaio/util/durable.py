@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+
+SYNC_FILE_RANGE_WRITE = 2
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
 def fsync_directory(path: str) -> None:
@@ -12,3 +20,14 @@ def fsync_directory(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing a range of a file to disk, without waiting for it.
+
+    A large body written whole and then fdatasync'd waits for all of it at the end (34 ms for
+    64 MiB here, a fifth of the PUT); started as it is written, the final fdatasync finds
+    little left. Only a hint: without sync_file_range (not Linux) it does nothing.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
