@@ -42,6 +42,12 @@ class RecordType:
     def decode_header(self, value: bytes) -> dict:
         return self._header(value)[0]
 
+    @staticmethod
+    def framed_header(value: bytes) -> bytes:
+        """The value without its inline bytes: what `decode_header` reads, as a memo's key."""
+        _, length = _FRAME.unpack_from(value)
+        return value[: _FRAME.size + length]
+
     def _header(self, value: bytes) -> tuple[dict, int]:
         version, length = _FRAME.unpack_from(value)
         end = _FRAME.size + length

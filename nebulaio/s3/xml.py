@@ -20,6 +20,7 @@ from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from nebulaio.engine.errors import S3Error
 from nebulaio.util.checksums import ALGORITHMS, FULL_OBJECT
+from nebulaio.util.memo import BoundedMemo
 from nebulaio.util.timefmt import iso8601
 
 __all__ = [
@@ -204,21 +205,42 @@ class ListPage(Protocol):
 TRUE_FALSE = {True: "true", False: "false"}
 
 
+def _contents(key: str, record: dict, encode: Callable[[str], str], owner: Callable[[dict], str] | None) -> str:
+    """PERF: one f-string per object, 3x faster than %-formatting."""
+    return (
+        f"<Contents><Key>{encode(key)}</Key><LastModified>{last_modified(record['mtime'])}</LastModified>"
+        f"<ETag>&quot;{record['etag']}&quot;</ETag>{listed_checksum(record)}<Size>{record['size']:d}</Size>"
+        f"<StorageClass>STANDARD</StorageClass>{owner(record) if owner else ''}</Contents>"
+    )
+
+
+LISTED_CONTENTS = 16_384
+"""Rendered <Contents> elements a worker remembers (see _remembered_contents)."""
+_rendered: BoundedMemo[tuple[dict, str]] = BoundedMemo(LISTED_CONTENTS)
+
+
+def _remembered_contents(key: str, record: dict, encode: Callable[[str], str]) -> str:
+    """The element of a listed object without its owner, rendered once per record.
+
+    PERF: the reader hands out the same record dict while an object is unchanged
+    (MetaReader.list_objects), so the element is remembered by the dict's identity. The memo
+    holds the dict, so no other object can take its id while the entry lives.
+    """
+    memo_key = (id(record), encode)
+    remembered = _rendered.get(memo_key)
+    if remembered is not None and remembered[0] is record:
+        return remembered[1]
+    return _rendered.put(memo_key, (record, _contents(key, record, encode, None)))[1]
+
+
 def _listing_body(
     parts: list[str], page: ListPage, encode: Callable[[str], str], owner: Callable[[dict], str] | None
 ) -> str:
-    """PERF: one f-string per object (3x faster than %-formatting) and a single join.
-
-    A 1000-object page renders in about 1 ms (test_list_v2_renders_a_full_page_quickly).
-    """
-    parts.extend(
-        [
-            f"<Contents><Key>{encode(key)}</Key><LastModified>{last_modified(record['mtime'])}</LastModified>"
-            f"<ETag>&quot;{record['etag']}&quot;</ETag>{listed_checksum(record)}<Size>{record['size']:d}</Size>"
-            f"<StorageClass>STANDARD</StorageClass>{owner(record) if owner else ''}</Contents>"
-            for key, record in page.entries
-        ]
-    )
+    """PERF: one element per object, remembered when there is no owner to show, and a single join."""
+    if owner is None:
+        parts.extend([_remembered_contents(key, record, encode) for key, record in page.entries])
+    else:
+        parts.extend([_contents(key, record, encode, owner) for key, record in page.entries])
     parts.extend([f"<CommonPrefixes><Prefix>{encode(prefix)}</Prefix></CommonPrefixes>" for prefix in page.prefixes])
     return "".join(parts)
 

@@ -164,3 +164,14 @@ def test_paging_matches_reference(shared_replica, keys, prefix, delimiter, after
     assert page_items(first) == expected[:max_keys]
     assert first.truncated == (len(expected) > max_keys)
     assert list_all(shared_replica.reader, bucket, max_keys, **query) == expected
+
+
+def test_a_listing_remembers_unchanged_records_and_never_shows_a_replaced_one(replica):
+    replica.create_bucket(BUCKET)
+    replica.put_keys(BUCKET, ["kept", "replaced"])
+    first = dict(replica.reader.list_objects(BUCKET).entries)
+    newer = dict(replica.record("replaced", vid="v2", size=5), etag="0" * 32)
+    assert replica.apply(({"op": "object.put", "bucket": BUCKET, "record": newer}, b"12345"))[0]["status"] == "ok"
+    second = dict(replica.reader.list_objects(BUCKET).entries)
+    assert second["kept"] is first["kept"]
+    assert (second["replaced"]["vid"], second["replaced"]["size"], second["replaced"]["etag"]) == ("v2", 5, "0" * 32)

@@ -498,3 +498,16 @@ def test_parse_create_bucket():
     assert xml.parse_create_bucket(empty) is None
     with pytest.raises(S3Error):
         xml.parse_create_bucket(BILLION_LAUGHS)
+
+
+def test_a_remembered_listing_element_follows_its_record_not_its_id():
+    """The element of a listed object is remembered by its record dict; another dict (even one
+    equal to it, or one later given a freed dict's id) is rendered afresh."""
+    record = {"etag": "a" * 32, "size": 1, "mtime": 1_700_000_000_000, "checksums": {}}
+    first = xml.list_objects_v2("b", "", "", 1000, False, make_page([("k", record)]), None, None, None, None)
+    again = xml.list_objects_v2("b", "", "", 1000, False, make_page([("k", record)]), None, None, None, None)
+    assert again == first
+    for size in range(2, 50):
+        other = dict(record, size=size)
+        body = xml.list_objects_v2("b", "", "", 1000, False, make_page([("k", other)]), None, None, None, None)
+        assert f"<Size>{size}</Size>".encode() in body

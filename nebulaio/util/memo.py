@@ -1,0 +1,33 @@
+"""A bounded memo for hot paths: what was computed from the same input is not computed again."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+Value = TypeVar("Value")
+
+
+class BoundedMemo(Generic[Value]):
+    """At most `size` results by input, the oldest forgotten first.
+
+    First in, first out rather than least recently used: a hit costs one dict lookup and no
+    bookkeeping, and a working set that fits is never evicted either way. Safe to share
+    between threads: a lost race computes a result twice, nothing worse.
+    """
+
+    __slots__ = ("_results", "_size")
+
+    def __init__(self, size: int):
+        self._results: dict[Hashable, Value] = {}
+        self._size = size
+
+    def get(self, key: Hashable) -> Value | None:
+        return self._results.get(key)
+
+    def put(self, key: Hashable, value: Value) -> Value:
+        results = self._results
+        if len(results) >= self._size:
+            results.pop(next(iter(results), None), None)
+        results[key] = value
+        return value
