@@ -32,11 +32,15 @@ leader records its commit index, proves it is still the leader with one round of
 majority of voters answers, and the asking member reads once its replica has applied that index.
 A follower holding a read lease needs no round (lease.py): the hooks `leases` is called through
 cap the leader's commit index and keep the follower's lease page current.
+
+With mTLS between nodes (internal_tls_*), every raft connection, the leader's handover
+request included, goes through a TLS tunnel beside PySyncObj (`rafttls`, `TunnelledTransport`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -54,9 +58,12 @@ from pysyncobj import pickle as raft_pickle
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.encryptor import getEncryptor
 from pysyncobj.monotonic import monotonic
+from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
 from pysyncobj.utility import TcpUtility, UtilityException
 
 from nebulaio.cluster.journal import DurableJournal
+from nebulaio.cluster.rafttls import LOOPBACK, RaftTunnel
 from nebulaio.util.durable import fsync_directory
 
 log = logging.getLogger("nebulaio.raft")
@@ -132,9 +139,12 @@ class MetadataLog(SyncObj):
         compaction_entries: int,
         compaction_seconds: float,
         bind_address: str | None = None,
+        tunnel: RaftTunnel | None = None,
     ):
         """`passwords`: the current one first, then those only accepted (a cluster secret being
-        rotated); `image_address`: this node's internal endpoint, which serves images of its replica."""
+        rotated); `image_address`: this node's internal endpoint, which serves images of its replica;
+        `tunnel`: with mTLS between nodes, what carries every raft connection (see rafttls)."""
+        self._tunnel = tunnel
         self._apply = apply
         self._replica = replica
         self._fetch_image = fetch_image
@@ -160,7 +170,7 @@ class MetadataLog(SyncObj):
             deserializer=self._read_dump,
             serializeChecker=self._dump_state,
             password=passwords[0],
-            bindAddress=bind_address,
+            bindAddress=bind_address if tunnel is None else f"{LOOPBACK}:0",
             raftMinTimeout=RAFT_MIN_TIMEOUT,
             raftMaxTimeout=RAFT_MAX_TIMEOUT,
             appendEntriesPeriod=0.1,
@@ -179,7 +189,11 @@ class MetadataLog(SyncObj):
         self._outstanding_lock = threading.Lock()
         self.leases = None
         """Read leases (lease.ReadLeases), once the supervisor has set them up."""
-        super().__init__(self_address, peers, conf)
+        if tunnel is None:
+            super().__init__(self_address, peers, conf)
+        else:
+            transport = functools.partial(TunnelledTransport, tunnel=tunnel, listen_address=bind_address)
+            super().__init__(self_address, peers, conf, transportClass=transport)
         self._reads = ReadIndex(self)
         self._journal = self._make_journal_durable(conf.journalFile)
         self._trust_only_the_log()
@@ -424,14 +438,15 @@ class MetadataLog(SyncObj):
         The leader picks its most caught-up connected voter and sends it raft's TimeoutNow:
         that voter calls an election at once and wins it, with no election timeout waited
         out. PySyncObj takes the request only on the leader, so it travels over raft's own
-        utility channel, sealed with the raft password. True once the leader has sent
-        TimeoutNow; it refuses while no other voter holds its whole log. Blocks: call it
-        from a thread.
+        utility channel, sealed with the raft password (and through the tunnel with mTLS).
+        True once the leader has sent TimeoutNow; it refuses while no other voter holds its
+        whole log. Blocks: call it from a thread.
         """
         utility = TcpUtility(timeout=HANDOVER_CALL_TIMEOUT)
         utility._TcpUtility__connection.encryptor = self._keyring
+        target = leader if self._tunnel is None else TunnelledNode(leader, self._tunnel)
         try:
-            answer = utility.executeCommand(leader, ["transfer"])
+            answer = utility.executeCommand(target, ["transfer"])
         except UtilityException:
             return False
         return isinstance(answer, str) and answer.startswith("SUCCESS")
@@ -630,6 +645,54 @@ class MetadataLog(SyncObj):
         if self.leases is not None:
             self.leases.new_term(term)
         SyncObj._SyncObj__setCurrentTerm(self, term, votedForNodeId)
+
+
+class TunnelledNode(TCPNode):
+    """A raft member reached through the mTLS tunnel: its identity is still its raft address,
+    but a connection to it goes to the tunnel's loopback forwarder for that address."""
+
+    def __init__(self, address: str, tunnel: RaftTunnel):
+        super().__init__(address, tunnel=tunnel)
+
+    @property
+    def ip(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self.tunnel.forwarder(self.address)
+
+
+class TunnelledTransport(TCPTransport):
+    """PySyncObj's TCP transport with every connection carried by the mTLS tunnel (rafttls):
+    its server listens on loopback behind the tunnel's listener on `listen_address`, and it
+    connects to each member through that member's forwarder.
+
+    NOTE: the members themselves stay plain TCPNodes (not a `nodeClass` of PySyncObj's):
+    membership changes and dumps pickle them into the log, and a node there must not carry
+    this process's tunnel, nor bypass it when it comes back from an older entry.
+    """
+
+    def __init__(self, syncObj, selfNode, otherNodes, tunnel: RaftTunnel, listen_address: str | None):
+        self._tunnel = tunnel
+        self._listen_address = listen_address
+        self._routes: dict[str, TunnelledNode] = {}
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def _maybeBind(self):
+        """PySyncObj's, and once its loopback server is bound, the tunnel's listener in front of it."""
+        bound = self._ready
+        super()._maybeBind()
+        if self._ready and not bound and self._listen_address is not None:
+            self._tunnel.listen(self._listen_address, self._server._TcpServer__socket.getsockname()[1])
+
+    def _connectIfNecessarySingle(self, node):
+        """PySyncObj's, connecting to the member's forwarder: the node it is given is replaced
+        by an equal one (same address) whose ip and port are the forwarder's."""
+        route = self._routes.get(node.id)
+        if route is None:
+            route = self._routes[node.id] = TunnelledNode(node.address, self._tunnel)
+        return super()._connectIfNecessarySingle(route)
 
 
 def held_prefix(entries: list, term_at: Callable[[int], int | None]) -> int:

@@ -23,9 +23,10 @@ from nebulaio.cluster.groupcommit import FENCE_DEADLINE, FENCE_PASSED, GroupComm
 from nebulaio.cluster.lease import LEASE_TYPES, ReadLeases
 from nebulaio.cluster.leasepage import LeasePage
 from nebulaio.cluster.membership import NodeMembership, learn_voters
-from nebulaio.cluster.peers import PeerClient, PeerError, peer_tls
+from nebulaio.cluster.peers import PeerClient, PeerError, listener_tls, peer_tls
 from nebulaio.cluster.placement import STORAGE_ROLES
 from nebulaio.cluster.raft import MetadataLog
+from nebulaio.cluster.rafttls import RaftTunnel
 from nebulaio.cluster.readlink import READ_TYPES, ReadLink, leader_gossip
 from nebulaio.cluster.repair import Progress, Repairer
 from nebulaio.cluster.scrub import Scrubber, ScrubProgress
@@ -61,6 +62,11 @@ class Supervisor:
         self.reads: ReadLink | None = None
         self.leases: ReadLeases | None = None
         self.deliverer: Deliverer | None = None
+        self._peer_tls = peer_tls(config)
+        self._server_tls = listener_tls(config)
+        self._client_tls = self._peer_tls if self._server_tls is not None else None
+        """With mTLS between nodes (internal_tls_*), raft takes it as the inter-node data
+        listener does: what its listener accepts, and what this node presents to its peers."""
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -88,7 +94,8 @@ class Supervisor:
         if voters is None:
             env.close()
             return 2
-        self._peers = PeerClient(self.keys.ring(PEER_SIGNING), self.node_id, peer_tls(config))
+        self._peers = PeerClient(self.keys.ring(PEER_SIGNING), self.node_id, self._peer_tls)
+        tunnel = None if self._server_tls is None else RaftTunnel(self._client_tls, self._server_tls)
         self.raft = MetadataLog(
             own if voter else None,
             [peer for peer in voters if peer != own],
@@ -101,12 +108,15 @@ class Supervisor:
             compaction_entries=config["snapshot_entries"],
             compaction_seconds=config["snapshot_interval"],
             bind_address=f"{host}:{port}" if voter else None,
+            tunnel=tunnel,
         )
         log.info("node %s (%s): raft member %s started; data in %s", self.node_id, config["role"], own, layout.root)
         try:
             asyncio.run(self._serve(store, env))
         finally:
             self.raft.stop()
+            if tunnel is not None:
+                tunnel.close()
             env.sync(True)
             env.close()
             log.info("supervisor stopped")
