@@ -251,9 +251,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "internal_tls_ca",
         "",
-        "PEM CA certificate for mTLS between nodes on internal_address: set with internal_tls_cert and"
-        " internal_tls_key, every node presents its certificate and accepts only peers whose certificate this CA"
-        " signed (`nebulaio cluster certs` makes a CA and node certificates).",
+        "PEM CA certificate for mTLS between nodes: set with internal_tls_cert and internal_tls_key, every node"
+        " presents its certificate and accepts only peers whose certificate this CA signed, on internal_address,"
+        " raft_address and gossip_address's TCP channel; gossip datagrams are then sealed with a key each node"
+        " makes at start and gives only over TLS (`nebulaio cluster certs` makes a CA and node certificates).",
         section="cluster",
     ),
     Setting(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 
 import psutil
@@ -46,15 +47,15 @@ NO_SUCCESSOR = {
 }
 
 
-def learn_voters(config: dict, node_id: str, keys: KeyRing) -> list[str] | None:
+def learn_voters(config: dict, node_id: str, keys: KeyRing, tls: ssl.SSLContext | None) -> list[str] | None:
     """The voters' raft addresses, asked of the --join member (a node started without
-    --raft-peers); None when it cannot be reached in time."""
+    --raft-peers), over TLS with `tls` (mTLS between nodes); None when it cannot be reached in time."""
     own = configuration.advertised(config, "raft")
     hello = {"type": "sync", "from": {"id": node_id, "gossip": configuration.advertised(config, "gossip")}}
     deadline = time.monotonic() + JOIN_TIMEOUT
     while True:
         try:
-            answer = exchange(config["join"], keys, hello)
+            answer = exchange(config["join"], keys, hello, tls)
             voters = answer.get("voters") if answer else None
             if voters:
                 log.info("joined through %s; raft voters %s", config["join"], ", ".join(voters))
@@ -72,15 +73,24 @@ class NodeMembership:
     """Registers this node, runs gossip, and adds or removes raft voters."""
 
     def __init__(
-        self, config: dict, node_id: str, keys: KeyRing, layout: DataLayout, reader: MetaReader, raft: MetadataLog
+        self,
+        config: dict,
+        node_id: str,
+        keys: KeyRing,
+        layout: DataLayout,
+        reader: MetaReader,
+        raft: MetadataLog,
+        server_tls: ssl.SSLContext | None,
+        client_tls: ssl.SSLContext | None,
     ):
-        """`keys`: the cluster secrets' gossip keys."""
+        """`keys`: the cluster secrets' gossip keys; `server_tls`, `client_tls`: with mTLS
+        between nodes, what gossip's TCP channel accepts and presents (see gossipnet)."""
         self.config = config
         self.node_id = node_id
         self.layout = layout
         self.reader = reader
         self.raft = raft
-        self.network = GossipNetwork(keys)
+        self.network = GossipNetwork(keys, configuration.advertised(config, "gossip"), server_tls, client_tls)
         self.gossip: Membership | None = None
         self._peers_marked = False
         self.internal_endpoints: dict[str, str] = {}

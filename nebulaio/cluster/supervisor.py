@@ -65,8 +65,8 @@ class Supervisor:
         self._peer_tls = peer_tls(config)
         self._server_tls = listener_tls(config)
         self._client_tls = self._peer_tls if self._server_tls is not None else None
-        """With mTLS between nodes (internal_tls_*), raft takes it as the inter-node data
-        listener does: what its listener accepts, and what this node presents to its peers."""
+        """With mTLS between nodes (internal_tls_*), raft and gossip take it as the inter-node
+        data listener does: what their listeners accept, and what this node presents to theirs."""
 
     def run(self) -> int:
         if configuration.is_cluster(self.config) and not self.config["cluster_secret"]:
@@ -89,7 +89,9 @@ class Supervisor:
         voter = config["role"] != "storage"
         joining = config["join"] and not config["raft_peers"]
         voters = (
-            learn_voters(config, self.node_id, self.keys.ring(GOSSIP)) if joining else configuration.raft_voters(config)
+            learn_voters(config, self.node_id, self.keys.ring(GOSSIP), self._client_tls)
+            if joining
+            else configuration.raft_voters(config)
         )
         if voters is None:
             env.close()
@@ -129,7 +131,14 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         self.membership = NodeMembership(
-            self.config, self.node_id, self.keys.ring(GOSSIP), self.layout, self.reader, self.raft
+            self.config,
+            self.node_id,
+            self.keys.ring(GOSSIP),
+            self.layout,
+            self.reader,
+            self.raft,
+            self._server_tls,
+            self._client_tls,
         )
         gossip = await self.membership.start()
         network = self.membership.network
