@@ -77,6 +77,10 @@ class DurableJournal(FileJournal):
         self.__init__(self._path)
 
     def sync(self) -> None:
+        """PERF: fdatasync of the mapped file, not PySyncObj's mmap flush: both write back the
+        same dirty pages (msync is fdatasync of the range on Linux), but mmap.flush holds the
+        GIL for its whole wait, which stalled the supervisor's loop (its workers' commands
+        and answers) for every batch."""
         if self.unsynced:
-            self.flush()
+            os.fdatasync(self._FileJournal__journalFile._ResizableFile__f.fileno())
             self.unsynced = False
