@@ -216,9 +216,10 @@ class MetadataLog(SyncObj):
         PERF: a PySyncObj tick appends new commands at its end and then sleeps in poll()
         until a socket wakes it. In a cluster a follower's answer does; a member alone has
         nobody to answer, so each commit waited a whole tick (~50 ms measured), and a
-        command arriving just after a tick read its queue waited as long. So while any
-        proposal of ours is outstanding the loop does not sleep: alone it ticks again at
-        once, with peers it waits at most a millisecond for their answers. Idle, it wakes
+        command arriving just after a tick read its queue waited as long. So the loop ticks
+        again at once while entries wait to be synced or commands to be appended; with peers
+        and a proposal outstanding it waits at most a millisecond for their answers. Alone it
+        does not spin otherwise: a new proposal wakes its poll. Idle, it wakes
         at its election deadline rather than up to a tick after it, so that two followers
         that lost their leader together rarely call their elections at the same moment.
         """
@@ -233,18 +234,25 @@ class MetadataLog(SyncObj):
                 if monotonic() >= keepalive:
                     keepalive = monotonic() + KEEPALIVE_PERIOD
                     self._keep_links_alive()
+                if self._journal.unsynced or self._commands_waiting():
+                    continue
                 # A leader holding a committed entry back for a lease holder ticks again soon:
                 # the acknowledgement that releases it may have been read at the end of this
                 # tick, after the commit index was computed, and no message would wake the poll.
-                if not self._outstanding and not (self.leases is not None and self.leases.holding_back()):
+                if self.otherNodes and (self._outstanding or (self.leases is not None and self.leases.holding_back())):
+                    self._poller.poll(BUSY_TICK)
+                else:
                     until_election = self._SyncObj__raftElectionDeadline - monotonic()
                     self._poller.poll(until_election if 0 < until_election < IDLE_TICK else IDLE_TICK)
-                elif self.otherNodes:
-                    self._poller.poll(BUSY_TICK)
             except Exception:
                 log.exception("raft tick failed")
                 self._stopping.wait(IDLE_TICK)
         self._doDestroy()
+
+    def _commands_waiting(self) -> bool:
+        """Whether proposals wait in PySyncObj's queue for the next tick to append them: the
+        tick's own poll may have taken the wake-up their arrival sent."""
+        return bool(self._SyncObj__commandsQueue._FastQueue__queue)
 
     def stop(self) -> None:
         self._stopping.set()
