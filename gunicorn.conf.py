@@ -51,3 +51,16 @@ def post_worker_init(worker):
     from setproctitle import setproctitle
 
     setproctitle(f"nebulaio http worker {_settings['data']}")
+
+
+def pre_fork(server, worker):
+    """Give the worker a slot for its connection count (nebulaio.httpworker.ConnectionCounts)."""
+    from nebulaio.httpworker import CONNECTION_COUNTS
+
+    worker.slot = CONNECTION_COUNTS.free_slot({other.slot for other in server.WORKERS.values()})
+
+
+def child_exit(server, worker):
+    from nebulaio.httpworker import CONNECTION_COUNTS
+
+    CONNECTION_COUNTS.release(worker.slot)

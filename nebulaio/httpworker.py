@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
+import mmap
 import os
 import re
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -53,6 +55,14 @@ FILE_BLOCK = 256 * 1024
 MAX_DISCARD = 8 * 1024 * 1024
 """What is left of an unread body, up to this size, is read and dropped to keep the connection."""
 HEAD_TIMEOUT = 60.0
+ACCEPT_RETRY_DELAY = 1.0
+"""Seconds a worker stops accepting after accept(2) failed for want of descriptors or memory."""
+BALANCE_SLACK = 1
+"""Connections a worker may hold beyond the least loaded worker's and still accept more."""
+DEFER_RECHECK = 0.002
+MAX_DEFER = 0.05
+"""Seconds a worker leaves a waiting connection to less loaded workers before taking it anyway
+(one of them may be stuck)."""
 FENCE_TIMEOUT = 10.0
 _BAD_HEADER_VALUE = re.compile(r"[\r\n\0]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -256,6 +266,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.worker.connections.add(self)
+        self.worker.count_connections()
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         scheme = "https" if transport.get_extra_info("ssl_object") is not None else "http"
@@ -297,6 +308,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.worker.connections.discard(self)
+        self.worker.count_connections()
         if self.body is not None:
             self.body.lose()
         self._wake()
@@ -665,16 +677,57 @@ def _on_a_thread(environ: dict) -> None:
     return None
 
 
+class ConnectionCounts:
+    """How many connections each HTTP worker of a server holds, on a page the workers share.
+
+    Made when the arbiter imports this module, before it forks: every worker inherits the same
+    shared mapping. A slot holds a worker's pid (0: free) and its connection count; the
+    arbiter hands slots out (pre_fork) and takes them back (child_exit) in gunicorn.conf.py.
+    """
+
+    SLOTS = 256
+
+    def __init__(self):
+        self._page = mmap.mmap(-1, self.SLOTS * 8)
+        self._slots = memoryview(self._page).cast("i")
+
+    def free_slot(self, taken: set[int]) -> int:
+        return min(set(range(self.SLOTS)) - taken)
+
+    def claim(self, slot: int, pid: int) -> None:
+        self._slots[2 * slot + 1] = 0
+        self._slots[2 * slot] = pid
+
+    def release(self, slot: int) -> None:
+        self._slots[2 * slot] = 0
+
+    def set(self, slot: int, connections: int) -> None:
+        self._slots[2 * slot + 1] = connections
+
+    def least(self) -> int:
+        slots = self._slots
+        return min((slots[at + 1] for at in range(0, len(slots), 2) if slots[at]), default=0)
+
+
+CONNECTION_COUNTS = ConnectionCounts()
+
+
 class LoopWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[HttpConnection] = set()
+        self._handshakes: set[asyncio.Task] = set()
+        """Connections accepted and still being set up (a TLS handshake), kept from the GC."""
+        self.slot = 0
+        """This worker's slot in CONNECTION_COUNTS, given by the arbiter before the fork."""
+        self._deferred_since: float | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.wsgi = None
         self.read_fence: AsyncReadFence | None = None
 
     def init_process(self):
+        CONNECTION_COUNTS.claim(self.slot, os.getpid())
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.pool = ThreadPoolExecutor(max_workers=self.cfg.threads, thread_name_prefix="request")
@@ -728,26 +781,21 @@ class LoopWorker(Worker):
     async def _serve(self) -> None:
         self.loop.set_exception_handler(self._loop_error)
         listeners = self._listeners()
-        servers = []
+        accepting = []
         for listener_socket in self.sockets:
-            port = listener_socket.sock.getsockname()[1]
-            listener = listeners.get(port) or Listener("s3", None, _on_a_thread)
-            servers.append(
-                await self.loop.create_server(
-                    lambda listener=listener: HttpConnection(self, listener),
-                    sock=listener_socket.sock,
-                    ssl=listener.tls,
-                    backlog=self.cfg.backlog,
-                )
-            )
+            sock = listener_socket.sock
+            sock.setblocking(False)
+            listener = listeners.get(sock.getsockname()[1]) or Listener("s3", None, _on_a_thread)
+            self.loop.add_reader(sock.fileno(), self._accept, sock, listener)
+            accepting.append(sock.fileno())
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
                 self.log.info("parent changed, shutting down: %s", self)
                 break
             await asyncio.sleep(1.0)
-        for server in servers:
-            server.close()
+        for fd in accepting:
+            self.loop.remove_reader(fd)
         deadline = self.loop.time() + self.cfg.graceful_timeout
         while not self._quick and self.loop.time() < deadline:
             for connection in list(self.connections):
@@ -758,13 +806,62 @@ class LoopWorker(Worker):
             self.notify()
             await asyncio.sleep(0.05)
 
+    def count_connections(self) -> None:
+        CONNECTION_COUNTS.set(self.slot, len(self.connections))
+
+    def _accept(self, sock: socket.socket, listener: Listener) -> None:
+        """Take one waiting connection, unless this worker holds more than its share.
+
+        PERF: the workers share each listening socket, and asyncio's own server accepts every
+        connection waiting when it wakes: at the start of a 32-client load one worker took 15
+        connections and another none, and the loaded worker's clients waited longest (p99 at
+        5x p50). A worker holding more than BALANCE_SLACK connections beyond the least loaded
+        one leaves a waiting connection to the others for a while (MAX_DEFER).
+        """
+        if len(self.connections) > CONNECTION_COUNTS.least() + BALANCE_SLACK:
+            now = time.monotonic()
+            if self._deferred_since is None:
+                self._deferred_since = now
+            if now - self._deferred_since < MAX_DEFER:
+                self.loop.remove_reader(sock.fileno())
+                self.loop.call_later(DEFER_RECHECK, self.loop.add_reader, sock.fileno(), self._accept, sock, listener)
+                return
+        self._deferred_since = None
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            # Out of descriptors or memory: pause accepting, as asyncio's server does.
+            self.log.warning("accepting a connection failed: %s", exc)
+            self.loop.remove_reader(sock.fileno())
+            self.loop.call_later(ACCEPT_RETRY_DELAY, self.loop.add_reader, sock.fileno(), self._accept, sock, listener)
+            return
+        conn.setblocking(False)
+        task = self.loop.create_task(self._connect(conn, listener))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _connect(self, conn: socket.socket, listener: Listener) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: HttpConnection(self, listener), conn, ssl=listener.tls)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError and ConnectionError are OSErrors
+            try:
+                peer = conn.getpeername()
+            except OSError:
+                peer = None
+            self._refused(peer, exc)
+            conn.close()
+
+    def _refused(self, peer, exc: Exception) -> None:
+        # A peer refused at the handshake (no certificate, or one the CA did not sign), or a
+        # client gone mid-handshake: the connection carries no HTTP to answer.
+        self.log.warning("refused a TLS connection from %s: %s", (peer or ("",))[0], exc)
+
     def _loop_error(self, loop, context) -> None:
         exception = context.get("exception")
         if isinstance(exception, (ssl.SSLError, ConnectionError)):
-            # A peer refused at the handshake (no certificate, or one the CA did not sign), or a
-            # client gone mid-handshake: the connection carries no HTTP to answer.
             transport = context.get("transport")
-            peer = transport.get_extra_info("peername") if transport is not None else None
-            self.log.warning("refused a TLS connection from %s: %s", (peer or ("",))[0], exception)
+            self._refused(transport.get_extra_info("peername") if transport is not None else None, exception)
             return
         loop.default_exception_handler(context)
