@@ -50,7 +50,8 @@ class RaftTunnel:
         self._forwarders: dict[str, int] = {}
         self._servers: list[asyncio.Server] = []
         self._connecting: set[asyncio.Task] = set()
-        threading.Thread(target=self._loop.run_forever, name="raft-tls", daemon=True).start()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="raft-tls", daemon=True)
+        self._thread.start()
 
     def listen(self, address: str, local_port: int) -> None:
         """Take mTLS connections on `address` (this node's raft address), each piped to
@@ -76,9 +77,12 @@ class RaftTunnel:
         return port
 
     def close(self) -> None:
+        """Stop listening and forwarding; connections still open end with the process."""
         for server in self._servers:
             self._loop.call_soon_threadsafe(server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def _serve(self, protocol, host: str, port: int, **options) -> asyncio.Server:
         """A listening server on the tunnel's loop, from any other thread; raises OSError when
