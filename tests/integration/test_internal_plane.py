@@ -381,6 +381,11 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
         )
         assert added.status_code == 200, added.text
         voter.wait_ready()
+        wait_for(
+            lambda: any(member["id"] == JOINER for member in admin_status(cluster[0])["members"]),
+            60,
+            "the new voter registered",
+        )
         wait_for(joiner_leads, 60, "the new voter leading", interval=0.5)
         removed = requests.delete(cluster[0].admin_url + f"/api/v1/cluster/nodes/{JOINER}", headers=headers, timeout=60)
         assert removed.status_code == 204, removed.text
