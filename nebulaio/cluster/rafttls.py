@@ -14,7 +14,9 @@ closes its loopback side, so PySyncObj sees what it sees of a dead peer and retr
 either side of a tunnelled connection closes, the other is closed too.
 
 The tunnel runs on an asyncio loop in a thread of its own: raft's bytes never wait behind the
-supervisor's loop (group commit, gossip, workers' IPC).
+supervisor's loop (group commit, gossip, workers' IPC). A 300-byte message and its answer
+through two nodes' tunnels took ~100 us (p50) against ~16 us straight, on a 2-core machine:
+what mTLS adds to a commit's round trip.
 
 NOTE: the loopback ports are open to local processes, as a node's raft port is without mTLS:
 what they reach is PySyncObj, which still takes only messages sealed with the raft password.
