@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 SYNC_FILE_RANGE_WRITE = 2
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_sync_file_range = getattr(_libc, "sync_file_range", None)
+# The C library the interpreter is linked with: no search (ctypes.util.find_library runs
+# ldconfig, a process of its own that a hardened service should not need).
+_sync_file_range = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
 if _sync_file_range is not None:
     _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
