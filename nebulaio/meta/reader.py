@@ -28,7 +28,8 @@ from nebulaio.util.memo import BoundedMemo
 COMMON_PREFIX = None
 """Marks a listing item that is a common prefix rather than an object (it has no value)."""
 LISTED_RECORDS = 16_384
-"""Decoded records of listed objects a reader remembers (see MetaReader.list_objects)."""
+"""Decoded records of listed objects a reader remembers (see MetaReader.list_objects): with the
+XML layer's rendered elements, about 2 KB each, so up to 32 MB in a worker that lists much."""
 
 
 class ListPage(NamedTuple):
