@@ -257,6 +257,17 @@ def _response_complete(received: bytes) -> bool:
     return False
 
 
+def admin_headers(node) -> dict:
+    """The Authorization header of an Admin API session of the node's root user."""
+    login = {"username": node.root_user, "password": node.root_password}
+    token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def cluster_status(node) -> dict:
+    return requests.get(node.admin_url + "/api/v1/cluster/status", headers=admin_headers(node), timeout=10).json()
+
+
 def metric_samples(node) -> dict[str, float]:
     """A node's /metrics, sample name (labels included) -> value; checks the Prometheus format."""
     response = requests.get(node.admin_url + "/metrics", timeout=30)

@@ -14,23 +14,13 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
-from conftest import ROOT_PASSWORD, ROOT_USER, wait_for
+from conftest import ROOT_PASSWORD, ROOT_USER, admin_headers, cluster_status, wait_for
 from faults import leader_of, raft_status
 
 
 @pytest.fixture(scope="module")
 def trio(cluster_factory):
     return cluster_factory(3)
-
-
-def admin_headers(node) -> dict:
-    login = {"username": node.root_user, "password": node.root_password}
-    token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def cluster_status(node) -> dict:
-    return requests.get(node.admin_url + "/api/v1/cluster/status", headers=admin_headers(node), timeout=10).json()
 
 
 def test_every_node_reads_what_any_node_acknowledged(trio):

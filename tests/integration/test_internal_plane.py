@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 import requests
-from conftest import CLUSTER_SECRET, Node, wait_for
+from conftest import CLUSTER_SECRET, Node, admin_headers, cluster_status, wait_for
 from pysyncobj.utility import TcpUtility, UtilityException
 
 from nebulaio.cluster import signing
@@ -217,16 +217,6 @@ def test_a_transfer_whose_body_does_not_match_its_hash_is_refused_and_leaves_no_
     assert set(os.listdir(temp)) <= before
 
 
-def admin_headers(node) -> dict:
-    login = {"username": node.root_user, "password": node.root_password}
-    token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def admin_status(node) -> dict:
-    return requests.get(node.admin_url + "/api/v1/cluster/status", headers=admin_headers(node), timeout=10).json()
-
-
 def raft_address(node) -> str:
     return f"127.0.0.1:{node.ports['raft']}"
 
@@ -243,7 +233,7 @@ def every_link_up(status: dict) -> bool:
 
 def test_raft_and_gossip_run_over_mtls(cluster):
     def agreed() -> bool:
-        statuses = [admin_status(node) for node in cluster]
+        statuses = [cluster_status(node) for node in cluster]
         leaders = {status["raft"]["leader"] for status in statuses}
         commits = {status["raft"]["commitIndex"] for status in statuses}
         return (
@@ -327,10 +317,10 @@ def test_a_datagram_is_taken_only_sealed_with_its_senders_own_key(cluster, teste
     message = {"type": "sync", "from": {"id": "ghost", "gossip": "127.0.0.1:1"}, "updates": [ghost]}
 
     def refused() -> int:
-        return admin_status(cluster[1])["gossip"]["refused"]
+        return cluster_status(cluster[1])["gossip"]["refused"]
 
     def knows_ghost() -> bool:
-        return any(member["id"] == "ghost" for member in admin_status(cluster[1])["gossip"]["members"])
+        return any(member["id"] == "ghost" for member in cluster_status(cluster[1])["gossip"]["members"])
 
     before = refused()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -360,7 +350,7 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
     headers = admin_headers(cluster[0])
 
     def leader() -> str:
-        return admin_status(cluster[0])["raft"]["leader"]
+        return cluster_status(cluster[0])["raft"]["leader"]
 
     def joiner_leads() -> bool:
         current = leader()
@@ -372,7 +362,7 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
     try:
         voter.start(wait=False)
         wait_for(
-            lambda: any(member["id"] == JOINER for member in admin_status(cluster[0])["gossip"]["members"]),
+            lambda: any(member["id"] == JOINER for member in cluster_status(cluster[0])["gossip"]["members"]),
             60,
             "the new voter known to gossip",
         )
@@ -382,7 +372,7 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
         assert added.status_code == 200, added.text
         voter.wait_ready()
         wait_for(
-            lambda: any(member["id"] == JOINER for member in admin_status(cluster[0])["members"]),
+            lambda: any(member["id"] == JOINER for member in cluster_status(cluster[0])["members"]),
             60,
             "the new voter registered",
         )
@@ -390,7 +380,7 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
         removed = requests.delete(cluster[0].admin_url + f"/api/v1/cluster/nodes/{JOINER}", headers=headers, timeout=60)
         assert removed.status_code == 204, removed.text
         assert leader() in {raft_address(node) for node in cluster}
-        assert all(member["address"] != address for member in admin_status(cluster[0])["members"])
+        assert all(member["address"] != address for member in cluster_status(cluster[0])["members"])
     finally:
         voter.stop()
 
@@ -399,13 +389,13 @@ def test_a_restarted_node_is_heard_again_with_its_new_datagram_key(cluster):
     restarted, observers = cluster[2], cluster[:2]
 
     def refused() -> list[int]:
-        return [admin_status(node)["gossip"]["refused"] for node in observers]
+        return [cluster_status(node)["gossip"]["refused"] for node in observers]
 
     before = refused()
     restarted.stop()
     restarted.start()
     wait_for(
-        lambda: all(every_link_up(admin_status(node)) for node in cluster),
+        lambda: all(every_link_up(cluster_status(node)) for node in cluster),
         60,
         "the restarted node alive and connected to raft everywhere",
     )

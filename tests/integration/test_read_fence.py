@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import ROOT_PASSWORD, ROOT_USER, signed_request, wait_for
+from conftest import ROOT_PASSWORD, admin_headers, signed_request, wait_for
 from faults import leader_of, raft_status
 
 
@@ -84,12 +84,6 @@ def test_a_refused_signature_costs_no_read_round(quartet):
     assert raft_status(leader)["readRounds"] == rounds
     assert signed_request(storage, "GET", "/").status_code == 200
     assert raft_status(leader)["readRounds"] > rounds
-
-
-def admin_headers(node) -> dict:
-    login = {"username": ROOT_USER, "password": ROOT_PASSWORD}
-    token = requests.post(node.admin_url + "/api/v1/auth/login", json=login, timeout=10).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_a_key_made_on_one_node_signs_at_once_on_every_other(quartet):
