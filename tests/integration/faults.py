@@ -73,10 +73,12 @@ class LinkProxy:
             except OSError:
                 client.close()
                 continue
+            # Before the link is listed: heal() may close a listed link's sockets at any time.
+            client.settimeout(POLL)
+            server.settimeout(POLL)
             with self._lock:
                 self._links.append((client, server))
             for source, sink in ((client, server), (server, client)):
-                source.settimeout(POLL)
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
