@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 
 import xxhash
 
 from nebulaio.util.fileread import pieces
+from nebulaio.util.memo import BoundedMemo
 
 log = logging.getLogger("nebulaio.integrity")
 
@@ -87,13 +87,12 @@ class FileChecks:
     said about it (the scrub then counts and heals it).
     """
 
-    __slots__ = ("_trust", "_report", "_verified", "_lock")
+    __slots__ = ("_trust", "_report", "_verified")
 
     def __init__(self, trust: float, report: Callable[[dict], None] | None = None):
         self._trust = trust
         self._report = report
-        self._verified: dict[tuple, float] = {}
-        self._lock = threading.Lock()
+        self._verified: BoundedMemo[float] = BoundedMemo(REMEMBERED_FILES)
 
     def intact(self, fd: int, expected: str | None, damaged: dict | None = None) -> bool:
         """Whether an open file holds the bytes its record's digest says (`expected`; None: an
@@ -103,17 +102,12 @@ class FileChecks:
         stat = os.fstat(fd)
         identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, expected)
         now = time.monotonic()
-        with self._lock:
-            verified = self._verified.get(identity)
+        verified = self._verified.get(identity)
         if verified is not None and now - verified < self._trust:
             return True
         if file_digest(fd) == expected:
             if self._trust > 0:
-                with self._lock:
-                    self._verified.pop(identity, None)
-                    self._verified[identity] = now
-                    while len(self._verified) > REMEMBERED_FILES:
-                        del self._verified[next(iter(self._verified))]
+                self._verified.put(identity, now)
             return True
         if damaged is not None:
             self.report(damaged)

@@ -26,7 +26,9 @@ class BoundedMemo(Generic[Value]):
         return self._results.get(key)
 
     def put(self, key: Hashable, value: Value) -> Value:
+        """Remember `value` as the newest result (a key put again moves to the newest end)."""
         results = self._results
+        results.pop(key, None)
         if len(results) >= self._size:
             results.pop(next(iter(results), None), None)
         results[key] = value
