@@ -19,6 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from nebulaio.engine.errors import S3Error
+from nebulaio.meta.reader import LISTED_RECORDS
 from nebulaio.util.checksums import ALGORITHMS, FULL_OBJECT
 from nebulaio.util.memo import BoundedMemo
 from nebulaio.util.timefmt import iso8601
@@ -214,9 +215,8 @@ def _contents(key: str, record: dict, encode: Callable[[str], str], owner: Calla
     )
 
 
-LISTED_CONTENTS = 16_384
-"""Rendered <Contents> elements a worker remembers (see _remembered_contents)."""
-_rendered: BoundedMemo[tuple[dict, str]] = BoundedMemo(LISTED_CONTENTS)
+_rendered: BoundedMemo[tuple[dict, str]] = BoundedMemo(LISTED_RECORDS)
+"""As many rendered elements as the reader remembers records to render."""
 
 
 def _remembered_contents(key: str, record: dict, encode: Callable[[str], str]) -> str:
