@@ -823,8 +823,7 @@ class LoopWorker(Worker):
             if self._deferred_since is None:
                 self._deferred_since = now
             if now - self._deferred_since < MAX_DEFER:
-                self.loop.remove_reader(sock.fileno())
-                self.loop.call_later(DEFER_RECHECK, self.loop.add_reader, sock.fileno(), self._accept, sock, listener)
+                self._pause_accepting(sock, listener, DEFER_RECHECK)
                 return
         self._deferred_since = None
         try:
@@ -834,13 +833,16 @@ class LoopWorker(Worker):
         except OSError as exc:
             # Out of descriptors or memory: pause accepting, as asyncio's server does.
             self.log.warning("accepting a connection failed: %s", exc)
-            self.loop.remove_reader(sock.fileno())
-            self.loop.call_later(ACCEPT_RETRY_DELAY, self.loop.add_reader, sock.fileno(), self._accept, sock, listener)
+            self._pause_accepting(sock, listener, ACCEPT_RETRY_DELAY)
             return
         conn.setblocking(False)
         task = self.loop.create_task(self._connect(conn, listener))
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
+
+    def _pause_accepting(self, sock: socket.socket, listener: Listener, seconds: float) -> None:
+        self.loop.remove_reader(sock.fileno())
+        self.loop.call_later(seconds, self.loop.add_reader, sock.fileno(), self._accept, sock, listener)
 
     async def _connect(self, conn: socket.socket, listener: Listener) -> None:
         try:
