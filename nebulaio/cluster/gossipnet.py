@@ -314,13 +314,17 @@ class GossipNetwork(asyncio.DatagramProtocol):
         keys = self.datagram_keys
         self._deliver(unseal(self._keys.keys, data, now) if keys is None else keys.open(data, now), False)
 
+    def _opened(self, sealed: bytes) -> dict | None:
+        """A message of the TCP channel (sealed with the cluster secret, inside TLS with mTLS)."""
+        return unseal(self._keys.keys, sealed, time.time())
+
     def error_received(self, exc: Exception) -> None:
         log.debug("gossip datagram error: %s", exc)
 
     async def _send_stream(self, address: str, sealed: bytes) -> None:
         answer = await self._stream_exchange(address, sealed)
         if answer:
-            self._deliver(unseal(self._keys.keys, answer, time.time()), True)
+            self._deliver(self._opened(answer), True)
 
     def _request_key(self, sender: str) -> None:
         self._spawn(self._fetch_key(sender))
@@ -330,7 +334,7 @@ class GossipNetwork(asyncio.DatagramProtocol):
         answer = await self._stream_exchange(
             sender, seal(self._keys.current, {"type": DATAGRAM_KEY_REQUEST}, time.time())
         )
-        message = unseal(self._keys.keys, answer, time.time()) if answer else None
+        message = self._opened(answer) if answer else None
         try:
             key = bytes.fromhex(message["key"]) if message["type"] == DATAGRAM_KEY else b""
         except (TypeError, KeyError, ValueError):  # no answer, or one without a key
@@ -361,7 +365,7 @@ class GossipNetwork(asyncio.DatagramProtocol):
         try:
             async with asyncio.timeout(STREAM_TIMEOUT):
                 sealed = await _read_stream_message(reader)
-                answer = self._deliver(unseal(self._keys.keys, sealed, time.time()), True) if sealed else None
+                answer = self._deliver(self._opened(sealed), True) if sealed else None
                 writer.write(_framed(seal(self._keys.current, answer, time.time())) if answer else LENGTH.pack(0))
                 await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
