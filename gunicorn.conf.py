@@ -18,7 +18,9 @@ def _bind(address):
 
 
 bind = [_bind(_settings[name]) for name in _configuration.HTTP_LISTENERS]
-workers = _settings["workers"] or 2 * multiprocessing.cpu_count()
+# PERF: one event-loop worker per core. Two per core measured 6 to 9% fewer 4 KiB GETs and
+# 14% less PUT 64 MiB throughput on two cores (more processes trading the same cores).
+workers = _settings["workers"] or multiprocessing.cpu_count()
 # An event loop of our own (see nebulaio.httpworker): reads that never wait are answered on
 # the loop, the rest on `threads` threads; GET bodies still leave through sendfile.
 worker_class = "nebulaio.httpworker.LoopWorker"

@@ -175,7 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
         " sealed.",
         section="s3",
     ),
-    Setting("workers", 0, "HTTP worker processes; 0 means twice the number of cores.", int, "http"),
+    Setting("workers", 0, "HTTP worker processes; 0 means one per core.", int, "http"),
     Setting("threads", 16, "Threads per HTTP worker process.", int, "http"),
     Setting("tls_cert", "", "PEM certificate file; with tls_key set, every listener serves HTTPS.", section="http"),
     Setting("tls_key", "", "PEM private key file for tls_cert.", section="http"),
