@@ -17,7 +17,7 @@ log = logging.getLogger("nebulaio.groupcommit")
 
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-BATCHES_IN_FLIGHT = 2
+BATCHES_IN_FLIGHT = 1
 FENCE_PASSED = {"status": "ok"}
 FENCE_DEADLINE = 8.0
 """Seconds a read fence may wait for the leader's read index (a worker waits 10 s for its answer)."""
@@ -66,7 +66,7 @@ class GroupCommitter:
         self._unreachable_since: float | None = None
         self._cut_off = False
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        self._landed = asyncio.Event()
         self.reads: ReadLink | None = None
         """The fast path of the read fence, once gossip runs (see readlink.py)."""
 
@@ -121,7 +121,9 @@ class GroupCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                await self._slots.acquire()
+                while len(self._flights) >= (BATCHES_IN_FLIGHT if self._log.otherNodes else 1):
+                    self._landed.clear()
+                    await self._landed.wait()
                 batch = self._take_batch()
                 flight = Flight(batch)
                 self._flights.add(flight)
@@ -186,7 +188,7 @@ class GroupCommitter:
         flight.settled = True
         flight.deadline.cancel()
         self._flights.discard(flight)
-        self._slots.release()
+        self._landed.set()
         for position, (_, _, future) in enumerate(flight.batch):
             if future.done():
                 continue
