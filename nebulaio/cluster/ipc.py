@@ -139,7 +139,8 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
 
 
 READ_FENCED = "nebulaio.read_fenced"
-"""The environ key an event-loop worker sets on a read it has fenced before the application runs."""
+"""The environ key an event-loop worker sets on a read that needs no fence when the application
+runs: the worker fenced it, a read lease covers it, or this node's reads are not fenced."""
 RUN_INLINE = "inline"
 RUN_AFTER_FENCE = "after fence"
 """How an event-loop worker may run a request on its loop (else on a thread): as it is, or

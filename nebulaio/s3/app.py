@@ -225,7 +225,7 @@ class S3Api:
         fence; and when the fence brought IAM changes (a key deleted or disabled elsewhere),
         the request is authenticated again against them.
         """
-        if not self.layer.fenced or request.environ.get(READ_FENCED):
+        if request.environ.get(READ_FENCED) or not self.layer.fenced:
             self._verify(request)
             return
         revision = self.iam.revision()
