@@ -524,10 +524,6 @@ class HttpConnection(asyncio.Protocol):
         lines = [f"HTTP/1.1 {status}\r\n"]
         length = None
         for name, value in headers:
-            if _BAD_HEADER_VALUE.search(value) or _BAD_HEADER_VALUE.search(name):
-                self.worker.log.error("refused a response header with CR, LF or NUL: %r", name)
-                self._internal_error()
-                return False
             lower = name.lower()
             if lower == "content-length":
                 length = int(value)
@@ -537,6 +533,15 @@ class HttpConnection(asyncio.Protocol):
                     self.close_requested = True
                 continue
             lines.append(f"{name}: {value}\r\n")
+        written = "".join(lines)
+        # PERF: one scan of the whole head, not one per header; a CR or LF of a name or value
+        # would make a line more than the lines written.
+        if written.count("\n") != len(lines) or written.count("\r") != len(lines) or "\0" in written:
+            bad = next((name for name, value in headers if _BAD_HEADER_VALUE.search(name + value)), status)
+            self.worker.log.error("refused a response header with CR, LF or NUL: %r", bad)
+            self._internal_error()
+            return False
+        lines = [written]
         bodiless = head.method == "HEAD" or status[:3] in ("204", "304") or status[0] == "1"
         chunked = length is None and not bodiless
         if chunked:

@@ -21,10 +21,15 @@ MAX_LENGTH_DIGITS = 64
 
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?")
-_ENVIRON_NAMES: dict[bytes, str] = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
-_ENVIRON_NAMES_KEPT = 1024
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters a head may not hold, but for tab and the CR and LF of line ends."""
+_CGI_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+_NAMES: dict[bytes, tuple[bytes, str | None]] = {}
+"""Header names as sent, once found to be tokens: (lowercase, WSGI key or None)."""
+_NAMES_KEPT = 1024
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"expect", b"connection"))
+"""Fields that decide how the request is framed and answered."""
 
 
 class BadRequest(Exception):
@@ -45,16 +50,23 @@ class RequestHead:
         self.keep_alive = keep_alive
 
 
-def _environ_name(name: bytes) -> str | None:
-    """The WSGI key of a header: None for a name with '_', which could pose as one with '-'."""
-    key = _ENVIRON_NAMES.get(name)
-    if key is None:
-        if b"_" in name:
-            return None
-        key = "HTTP_" + name.decode("ascii").upper().replace("-", "_")
-        if len(_ENVIRON_NAMES) < _ENVIRON_NAMES_KEPT:
-            _ENVIRON_NAMES[name] = key
-    return key
+def _field_name(name: bytes) -> tuple[bytes, str | None]:
+    """A header name's lowercase form and WSGI key (None for a name with '_', which could pose
+    as one with '-'); BadRequest when it is not a token.
+
+    PERF: the caller looks a name up in _NAMES first: a client sends the same few names on
+    every request, and a known one skips the token check and the key's construction.
+    """
+    if not _TOKEN.fullmatch(name):
+        raise BadRequest(f"a header name is not a token: {name[:64]!r}")
+    lower = name.lower()
+    if b"_" in lower:
+        key = None
+    else:
+        key = _CGI_KEYS.get(lower) or "HTTP_" + lower.decode("ascii").upper().replace("-", "_")
+    if len(_NAMES) < _NAMES_KEPT:
+        _NAMES[name] = (lower, key)
+    return lower, key
 
 
 def parse_head(block: bytes) -> RequestHead:
@@ -63,6 +75,10 @@ def parse_head(block: bytes) -> RequestHead:
     line = _REQUEST_LINE.fullmatch(lines[0])
     if line is None:
         raise BadRequest("the request line is not 'METHOD TARGET HTTP/1.x' with a visible-ASCII target")
+    # PERF: the whole head at once, not field by field; every CR and LF must be a line end's.
+    line_ends = len(lines) - 1
+    if block.count(b"\r") != line_ends or block.count(b"\n") != line_ends or _CONTROL.search(block):
+        raise BadRequest("a control character in a header field")
     if len(lines) > MAX_FIELDS + 1:
         raise BadRequest(f"more than {MAX_FIELDS} header fields")
     method, target, minor = line.group(1).decode("ascii"), line.group(2).decode("ascii"), int(line.group(3))
@@ -73,26 +89,25 @@ def parse_head(block: bytes) -> RequestHead:
     expect = connection = ""
     for raw in lines[1:]:
         name, colon, value = raw.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
+        if not colon:
             raise BadRequest(f"a header line is not 'name: value': {raw[:64]!r}")
         if len(raw) > MAX_FIELD:
             raise BadRequest(f"a header field is longer than {MAX_FIELD} bytes")
+        name, key = _NAMES.get(name) or _field_name(name)
         value = value.strip(b" \t")
-        if _BAD_VALUE.search(value):
-            raise BadRequest(f"a control character in the value of {name.decode()!r}")
-        name = name.lower()
         text = value.decode("latin-1")
-        if name == b"content-length":
-            if not value.isdigit() or len(value) > MAX_LENGTH_DIGITS:
-                raise BadRequest("Content-Length is not a number")
-            lengths.add(int(value))
-        elif name == b"transfer-encoding":
-            transfer_encoding = text.lower() if transfer_encoding is None else f"{transfer_encoding}, {text.lower()}"
-        elif name == b"expect":
-            expect = text.lower()
-        elif name == b"connection":
-            connection = text.lower()
-        key = _environ_name(name)
+        if name in _FRAMING:
+            if name == b"content-length":
+                if not value.isdigit() or len(value) > MAX_LENGTH_DIGITS:
+                    raise BadRequest("Content-Length is not a number")
+                lengths.add(int(value))
+            elif name == b"transfer-encoding":
+                coding = text.lower()
+                transfer_encoding = coding if transfer_encoding is None else f"{transfer_encoding}, {coding}"
+            elif name == b"expect":
+                expect = text.lower()
+            else:
+                connection = text.lower()
         if key is None:
             continue
         if key in environ:

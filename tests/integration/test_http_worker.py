@@ -94,6 +94,19 @@ def test_pipelined_requests_are_answered_in_order(node, s3, bucket):
     assert [(status, body) for status, _, body in answers] == [(200, f"value {index}".encode()) for index in range(3)]
 
 
+def test_a_header_value_with_a_line_break_is_never_sent(node, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "k", "ResponseContentDisposition": "a\r\nX-Injected: yes"}
+    )
+    target = url.split(str(node.ports["s3"]), 1)[1]
+    with connect(node) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{node.ports['s3']}\r\n\r\n".encode())
+        status, headers, body = read_response(conn, bytearray())
+    assert status >= 400, (status, headers)
+    assert "x-injected" not in headers
+
+
 def test_a_chunked_upload_is_stored_and_the_connection_kept(node, s3, bucket):
     parts = [b"a" * 70_000, b"b" * 5, b"c" * 131_072]
     framed = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\nX-Trailer: t\r\n\r\n"

@@ -51,11 +51,26 @@ def test_a_well_formed_head_reaches_the_environ_whole(method, target, fields):
         b"GET /a HTTP/1.1\r\n: empty",
         b"GET /a HTTP/1.1\r\nX-Nul: a\x00b",
         b"GET /a HTTP/1.1\r\nX-Bare-Cr: a\rb",
+        b"GET /a HTTP/1.1\r\nX-Bare-Lf: a\nb",
+        b"GET /a HTTP/1.1\r\nHost: a\r\nX-Bare-Lf-Last: b\n",
     ],
 )
 def test_smuggling_shapes_are_refused(head):
     with pytest.raises(BadRequest):
         parse_head(head)
+
+
+@given(
+    name=TOKEN,
+    value=VALUE,
+    control=st.characters(max_codepoint=0x1F, blacklist_characters="\t").map(ord) | st.just(0x7F),
+    where=st.integers(min_value=0, max_value=40),
+)
+def test_a_control_character_anywhere_in_a_value_is_refused(name, value, control, where):
+    cut = min(where, len(value))
+    raw = f"{name}: {value[:cut]}".encode("latin-1") + bytes([control]) + value[cut:].encode("latin-1")
+    with pytest.raises(BadRequest):
+        parse_head(b"GET /a HTTP/1.1\r\nHost: h\r\n" + raw)
 
 
 def test_names_with_underscores_never_pose_as_names_with_dashes():
