@@ -182,12 +182,15 @@ class Live:
 
 
 class Ready:
-    """Ready means raft has a leader and this node has applied the committed log."""
+    """Ready means raft has a leader, this node has applied the committed log, and its own
+    registration is among what it applied: a write through a ready node of a new cluster finds
+    a holder, where it was refused 503 ("No storage node has joined") until registrations landed."""
 
     public = True
 
-    def __init__(self, layer: ObjectLayer):
+    def __init__(self, layer: ObjectLayer, members: Members):
         self._layer = layer
+        self._members = members
 
     def on_get(self, req, resp):
         try:
@@ -196,7 +199,11 @@ class Ready:
             resp.status = 503
             resp.media = {"status": "unavailable", "reason": str(exc)}
             return
-        ready = bool(status.get("ready")) and (status.get("last_applied") or 0) >= (status.get("commit_index") or 0)
+        ready = (
+            bool(status.get("ready"))
+            and (status.get("last_applied") or 0) >= (status.get("commit_index") or 0)
+            and self._members.self_registered()
+        )
         resp.status = 200 if ready else 503
         resp.media = {
             "status": "ready" if ready else "not ready",
@@ -780,7 +787,7 @@ def create(
     for known in (S3Error, IamError, ApiError):
         app.add_error_handler(known, _known_error)
     app.add_route("/health/live", Live())
-    app.add_route("/health/ready", Ready(layer))
+    app.add_route("/health/ready", Ready(layer, members))
     app.add_route("/metrics", Metrics(layer, metrics_dir, config["data"]))
     app.add_route("/api/v1/openapi.json", OpenApi())
     app.add_route("/api/v1/auth/login", Login(tokens, iam, throttle))

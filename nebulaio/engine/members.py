@@ -33,6 +33,11 @@ class Members:
         """The node's record in this replica, None when it is not registered."""
         return self._layer.reader.nodes.get(node_id)
 
+    def self_registered(self) -> bool:
+        """Whether this node's own record is in its replica: until then a cluster has no copy
+        of it, so no write may choose it as a holder."""
+        return self.registered(self._node_id) is not None
+
     def joined(self, raft_address: str) -> bool:
         """Whether gossip knows a live node that gives `raft_address` as its own: one started
         with --join, waiting to be added. A voter that never answers must not be added: on a

@@ -107,11 +107,14 @@ def cluster_factory(tmp_path_factory):
         advertise=None,
         configs: list[Path] | None = None,
         prepare=None,
+        wait_registered: bool = True,
         **kwargs,
     ) -> list[Node]:
         """`advertise(position, node)` may give {listener: address} a node gives its peers (a proxy).
         `prepare(node)` runs before each node first starts (to mount something at its data directory).
 
+        `wait_registered`: also wait until every replica knows every node, not only until each
+        node answers ready (which it does once it knows itself).
         `configs` names each node's configuration file, voters first: its role and node id
         come from there, while flags give it loopback addresses, a data directory and the voters.
         """
@@ -140,7 +143,7 @@ def cluster_factory(tmp_path_factory):
             node.start(wait=False)
         for node in nodes:
             node.wait_ready()
-        for node in nodes:
+        for node in nodes if wait_registered else ():
             wait_for(
                 lambda node=node: len(registered(node)) == len(nodes), REGISTRATION_TIMEOUT, "every node registered"
             )

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 from botocore.exceptions import ClientError, EndpointConnectionError
-from conftest import ROOT_PASSWORD, ROOT_USER, admin_headers, cluster_status, wait_for
+from conftest import ROOT_PASSWORD, ROOT_USER, admin_headers, cluster_status, registered, wait_for
 from faults import leader_of, raft_status
 
 
@@ -53,6 +53,16 @@ def test_members_register_themselves(trio):
     cluster = cluster_status(trio[0])
     assert sorted((m["id"], m["role"]) for m in cluster["members"]) == [(f"node{n}", "hybrid") for n in range(3)]
     assert {raft_status(node)["leader"] for node in trio} == {cluster["raft"]["leader"]}
+
+
+def test_a_new_cluster_takes_writes_once_its_nodes_answer_ready(cluster_factory):
+    nodes = cluster_factory(3, wait_registered=False)
+    for number, node in enumerate(nodes):
+        assert f"node{number}" in [member["id"] for member in registered(node)]  # ready: it knows itself
+    client = nodes[0].client()
+    client.create_bucket(Bucket="ready")
+    for node in nodes:
+        node.client().put_object(Bucket="ready", Key=node.data.name, Body=b"x")
 
 
 def put_with_retries(client, bucket: str, key: str, body: bytes, deadline: float) -> bool:
