@@ -17,7 +17,7 @@ log = logging.getLogger("nebulaio.groupcommit")
 
 MAX_BATCH_COMMANDS = 512
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-BATCHES_IN_FLIGHT = 1
+BATCHES_IN_FLIGHT = 2
 FENCE_PASSED = {"status": "ok"}
 FENCE_DEADLINE = 8.0
 """Seconds a read fence may wait for the leader's read index (a worker waits 10 s for its answer)."""
