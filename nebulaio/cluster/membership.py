@@ -26,6 +26,10 @@ from nebulaio.util.purposekeys import KeyRing
 log = logging.getLogger("nebulaio.membership")
 
 REGISTER_RETRY = 1.0
+"""Seconds between two attempts to register when the log refused or did not confirm one."""
+LEADER_POLL = 0.05
+"""Seconds between two looks for a leader before registering: a node is not ready until it is
+registered, so a registration that waited a whole retry would hold every start back."""
 GOSSIP_TICK = 0.05
 """Seconds between two turns of the gossip protocol (its periods and timeouts are longer)."""
 SELF_REFRESH = 2.0
@@ -130,11 +134,13 @@ class NodeMembership:
             known = self.reader.nodes.get(self.node_id)
             if known is not None and all(known.get(k) == v for k, v in command["node"].items()):
                 return
-            if self.raft.status()["ready"]:
-                result = await committer.submit(command)
-                if result.get("status") == "ok":
-                    log.info("node %s registered", self.node_id)
-                    return
+            if not self.raft.status()["ready"]:
+                await asyncio.sleep(LEADER_POLL)
+                continue
+            result = await committer.submit(command)
+            if result.get("status") == "ok":
+                log.info("node %s registered", self.node_id)
+                return
             await asyncio.sleep(REGISTER_RETRY)
 
     def identity(self) -> dict:
