@@ -1,0 +1,67 @@
+"""The workers' supervisor client: answers however they arrive, and a silent supervisor's timeout."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from nebulaio.cluster.ipc import HEADER, SupervisorClient, SupervisorUnavailable, encode
+
+
+@pytest.fixture
+def listener(tmp_path):
+    path = str(tmp_path / "supervisor.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    yield path, server
+    server.close()
+
+
+def serve_once(server: socket.socket, answer: bytes, pieces: int) -> threading.Thread:
+    """Accept one connection, read its request and send `answer` in `pieces` sends."""
+
+    def run() -> None:
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        with conn:
+            doc_len, blob_len = HEADER.unpack(conn.recv(HEADER.size, socket.MSG_WAITALL))
+            conn.recv(doc_len + blob_len, socket.MSG_WAITALL)
+            step = max(1, len(answer) // pieces)
+            for start in range(0, len(answer), step):
+                conn.sendall(answer[start : start + step])
+                time.sleep(0.01)
+            conn.recv(1)  # until the client hangs up
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 40])
+def test_an_answer_in_any_number_of_pieces_is_read_whole(listener, pieces):
+    path, server = listener
+    document = {"status": "ok", "filler": "x" * 100_000}
+    thread = serve_once(server, b"".join(encode(document, b"dropped blob")), pieces)
+    client = SupervisorClient(path)
+    assert client.call({"type": "status"}, b"request blob", timeout=5.0) == document
+    client._drop()
+    thread.join()
+
+
+def test_a_silent_supervisor_times_out_and_the_connection_is_dropped(listener):
+    path, server = listener
+    client = SupervisorClient(path)
+    started = time.monotonic()
+    with pytest.raises(SupervisorUnavailable, match="did not answer in time"):
+        client.call({"type": "status"}, timeout=0.3)
+    assert 0.25 <= time.monotonic() - started < 5
+    assert client._local.conn is None
+    # the next call connects anew and takes the next timeout it is given
+    server.accept()[0].close()  # the first call's connection, never answered
+    thread = serve_once(server, b"".join(encode({"status": "ok"})), 1)
+    assert client.call({"type": "status"}, timeout=2.5) == {"status": "ok"}
+    assert client._local.timeout == 2.5
+    client._drop()
+    thread.join()
