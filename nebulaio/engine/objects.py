@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -41,6 +42,9 @@ DIGEST_BACKLOG = 4
 """Chunks of a body that may wait for its MD5 thread (see ThreadedDigest)."""
 COMMIT_TIMEOUT = 30.0
 FENCE_TIMEOUT = 10.0
+PEERS_MARKER_RECHECK = 0.01
+"""Seconds a lone node trusts that it is still alone (see ObjectLayer.fenced): far below the
+half second at least that a new voter takes to win an election."""
 REOPEN_ATTEMPTS = 5
 LOCKED_MESSAGE = "Access Denied because object protected by object lock."
 
@@ -157,6 +161,7 @@ class ObjectLayer:
         "inline_threshold",
         "_fenced",
         "_peers_marker",
+        "_alone_until",
         "read_lease",
         "_bucket_defaults",
         "keys",
@@ -188,6 +193,7 @@ class ObjectLayer:
         self.inline_threshold = inline_threshold
         self._fenced = fenced
         self._peers_marker = peers_marker
+        self._alone_until = 0.0
         self.read_lease = read_lease
         self._bucket_defaults = dict(bucket_defaults or {})
         self.keys = keys
@@ -197,12 +203,17 @@ class ObjectLayer:
         """Whether reads are fenced: strong reads, and raft has (or once had) another member.
 
         PERF: a lone voter applies before it acknowledges, so its fence would only cost an IPC
-        round per request; a stat() per request tells it apart until the marker appears.
+        round per request; a stat() at most every PEERS_MARKER_RECHECK tells it apart until
+        the marker appears.
         NOTE: the marker is made within a gossip tick of raft gaining a member, long before a
         new voter could win an election and acknowledge writes this replica lacks.
         """
         if self._fenced and self._peers_marker is not None:
+            now = time.monotonic()
+            if now < self._alone_until:
+                return False
             if not os.path.exists(self._peers_marker):
+                self._alone_until = now + PEERS_MARKER_RECHECK
                 return False
             self._peers_marker = None  # a node that had peers fences from then on
         return self._fenced
