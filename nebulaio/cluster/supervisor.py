@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import queue
@@ -113,6 +114,7 @@ class Supervisor:
             tunnel=tunnel,
         )
         log.info("node %s (%s): raft member %s started; data in %s", self.node_id, config["role"], own, layout.root)
+        gc.freeze()  # PERF: full collections skip what start-up built (see LoopWorker.run)
         try:
             asyncio.run(self._serve(store, env))
         finally:
