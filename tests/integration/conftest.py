@@ -7,8 +7,12 @@ its group) when its fixture ends; readiness is polled on /health/ready, never sl
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -386,3 +390,32 @@ def new_user(iam, node):
 def allow(actions, resources, effect="Allow", **extra) -> dict:
     """A one-statement identity policy document."""
     return {"Version": "2012-10-17", "Statement": [dict(Effect=effect, Action=actions, Resource=resources, **extra)]}
+
+
+def strace_works() -> bool:
+    """strace is installed and may trace here (a container may refuse ptrace)."""
+    if not shutil.which("strace"):
+        return False
+    return subprocess.run(["strace", "-qq", "-o", os.devnull, "true"], capture_output=True, timeout=60).returncode == 0
+
+
+@contextlib.contextmanager
+def traced_sendfile(node, log: Path):
+    """strace the node's processes for sendfile(2) while the block runs; yields a list that
+    holds the traced calls' lines once it ends."""
+    attach = [arg for pid in node.group_pids() for arg in ("-p", str(pid))]
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-y", "-e", "trace=sendfile", "-o", str(log), *attach], stderr=subprocess.PIPE, text=True
+    )
+    calls: list[str] = []
+    try:
+        attached = 0
+        while attached < len(attach) // 2:  # strace says so once per process it traces
+            line = tracer.stderr.readline()
+            assert line, "strace ended before attaching"
+            attached += "attached" in line
+        yield calls
+    finally:
+        tracer.terminate()
+        tracer.wait(30)
+    calls.extend(line for line in log.read_text().splitlines() if "sendfile(" in line)

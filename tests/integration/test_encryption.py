@@ -12,14 +12,21 @@ import base64
 import hashlib
 import os
 import shutil
-import subprocess
 import threading
 import uuid
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import empty_bucket, fresh_bucket, make_client, signed_request, wait_for
+from conftest import (
+    empty_bucket,
+    fresh_bucket,
+    make_client,
+    signed_request,
+    strace_works,
+    traced_sendfile,
+    wait_for,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cluster_repair import record_of
@@ -631,13 +638,6 @@ def test_cluster_copies_are_ciphertext_and_every_node_reads_them(cluster_factory
     assert wiped.client().get_object(Bucket="sse-cluster", Key="mp")["Body"].read() == body * 28
 
 
-def strace_works() -> bool:
-    """strace is installed and may trace here (a container may refuse ptrace)."""
-    if not shutil.which("strace"):
-        return False
-    return subprocess.run(["strace", "-qq", "-o", os.devnull, "true"], capture_output=True, timeout=60).returncode == 0
-
-
 @pytest.mark.skipif(not strace_works(), reason="strace missing, or not allowed to trace here")
 def test_plain_objects_keep_sendfile_and_sealed_ones_never_use_it(node_factory, tmp_path):
     node = node_factory(args=["--workers", "1"])
@@ -646,23 +646,9 @@ def test_plain_objects_keep_sendfile_and_sealed_ones_never_use_it(node_factory, 
     body = os.urandom(MiB)
     client.put_object(Bucket="sse-sendfile", Key="plain", Body=body)
     client.put_object(Bucket="sse-sendfile", Key="sealed", Body=body, ServerSideEncryption="AES256")
-    trace = tmp_path / "sendfile.log"
-    attach = [arg for pid in node.group_pids() for arg in ("-p", str(pid))]
-    tracer = subprocess.Popen(
-        ["strace", "-f", "-y", "-e", "trace=sendfile", "-o", str(trace), *attach], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        attached = 0
-        while attached < len(attach) // 2:  # strace says so once per process it traces
-            line = tracer.stderr.readline()
-            assert line, "strace ended before attaching"
-            attached += "attached" in line
+    with traced_sendfile(node, tmp_path / "sendfile.log") as calls:
         for key in ("sealed", "plain"):
             assert client.get_object(Bucket="sse-sendfile", Key=key)["Body"].read() == body
-    finally:
-        tracer.terminate()
-        tracer.wait(30)
-    calls = [line for line in trace.read_text().splitlines() if "sendfile(" in line]
     from_file = {
         key: [line for line in calls if f"/objects/sse-sendfile/{key_hash(key)}/" in line]
         for key in ("plain", "sealed")
