@@ -4,12 +4,15 @@ pipelining, chunked bodies, half-closed connections)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import socket
 
 import psutil
+import pytest
 
-from nebulaio.httpworker import BALANCE_SLACK
-from tests.integration.conftest import sign_v4, wait_for
+from nebulaio.httpworker import BALANCE_SLACK, SENDFILE_CHUNK
+from tests.integration.conftest import sign_v4, strace_works, traced_sendfile, wait_for
 
 ANSWER_TIMEOUT = 20.0
 
@@ -144,6 +147,24 @@ def test_a_large_object_and_a_range_of_it_arrive_whole(node, s3, bucket):
         conn.sendall(head_for(node, "GET", f"/{bucket}/large", {"Range": "bytes=1000000-1999999"}))
         status, _, body = read_response(conn, buffered)
     assert (status, body == data[1_000_000:2_000_000]) == (206, True)
+
+
+@pytest.mark.skipif(not strace_works(), reason="strace missing, or not allowed to trace here")
+def test_a_large_object_leaves_in_bounded_sendfile_calls(node_factory, tmp_path):
+    """No sendfile call sends more than SENDFILE_CHUNK: one lasts as long as the client keeps
+    reading, and the worker's loop serves none of its other connections meanwhile."""
+    node = node_factory(args=["--workers", "1"])
+    client = node.client()
+    client.create_bucket(Bucket="sendfile-chunks")
+    data = os.urandom(2 * SENDFILE_CHUNK + 12345)
+    client.put_object(Bucket="sendfile-chunks", Key="large", Body=data)
+    start, end = SENDFILE_CHUNK - 1000, 2 * SENDFILE_CHUNK + 999  # across a chunk's end, unaligned
+    with traced_sendfile(node, tmp_path / "sendfile.log") as calls:
+        assert client.get_object(Bucket="sendfile-chunks", Key="large")["Body"].read() == data
+        ranged = client.get_object(Bucket="sendfile-chunks", Key="large", Range=f"bytes={start}-{end}")
+        assert ranged["Body"].read() == data[start : end + 1]
+    asked = [int(match.group(1)) for line in calls if (match := re.search(r", (\d+)(?:\)| <unfinished)", line))]
+    assert len(asked) >= 4 and max(asked) <= SENDFILE_CHUNK, calls
 
 
 def test_connections_spread_evenly_over_the_workers(node_factory):
