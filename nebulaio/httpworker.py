@@ -621,8 +621,8 @@ class HttpConnection(asyncio.Protocol):
                 # chunk goes straight to the socket while it takes it, the transport holding
                 # nothing; else asyncio's sendfile waits for both (it costs a dozen syscalls).
                 chunk = min(SENDFILE_CHUNK, end - offset)
-                if self.closed:
-                    return False
+                if self.closed or transport.is_closing():
+                    return False  # NOTE: and the descriptor may be another connection's by now
                 if transport.get_write_buffer_size():
                     sent = await self.loop.sendfile(transport, source, offset, chunk, fallback=True)
                 else:
