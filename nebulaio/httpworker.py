@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import io
 import mmap
@@ -621,17 +622,16 @@ class HttpConnection(asyncio.Protocol):
                 # chunk goes straight to the socket while it takes it, the transport holding
                 # nothing; else asyncio's sendfile waits for both (it costs a dozen syscalls).
                 chunk = min(SENDFILE_CHUNK, end - offset)
-                if self.closed or transport.is_closing():
-                    return False  # NOTE: and the descriptor may be another connection's by now
-                if transport.get_write_buffer_size():
+                if transport.is_closing():  # closed too: its descriptor may be another's by now
+                    return False
+                sent = None
+                if not transport.get_write_buffer_size():
+                    with contextlib.suppress(BlockingIOError):
+                        sent = os.sendfile(sock, fd, offset, chunk)
+                if sent is None:
                     sent = await self.loop.sendfile(transport, source, offset, chunk, fallback=True)
                 else:
-                    try:
-                        sent = os.sendfile(sock, fd, offset, chunk)
-                    except BlockingIOError:
-                        sent = await self.loop.sendfile(transport, source, offset, chunk, fallback=True)
-                    else:
-                        await asyncio.sleep(0)
+                    await asyncio.sleep(0)
                 if not sent:
                     return False  # the file ended before its announced length
                 offset += sent
