@@ -10,6 +10,13 @@ ENTROPY_BLOCK = 4096
 """Random bytes asked of the kernel at a time; ids take them in slices."""
 
 
+class _Block(threading.local):
+    """A thread's block of random bytes and how much of it is taken (a new thread's is empty)."""
+
+    data = b""
+    used = 0
+
+
 class _Entropy:
     """The kernel's random bytes, read a block at a time.
 
@@ -19,21 +26,20 @@ class _Entropy:
     """
 
     def __init__(self):
-        self._local = threading.local()
+        self._block = _Block()
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
-        self._local = threading.local()
+        self._block = _Block()
 
     def take(self, size: int) -> bytes:
-        local = self._local
-        block = getattr(local, "block", b"")
-        start = getattr(local, "used", 0)
-        if start + size > len(block):
-            block = local.block = os.urandom(ENTROPY_BLOCK)
+        block = self._block
+        start = block.used
+        if start + size > len(block.data):
+            block.data = os.urandom(ENTROPY_BLOCK)
             start = 0
-        local.used = start + size
-        return block[start : start + size]
+        block.used = start + size
+        return block.data[start : start + size]
 
 
 _entropy = _Entropy()
