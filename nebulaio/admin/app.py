@@ -559,6 +559,7 @@ def _raft(status: dict) -> dict:
         "lastApplied": status.get("last_applied"),
         "appliedIndex": status.get("applied_index"),
         "readRounds": status.get("read_rounds", 0),
+        "preVoteRounds": status.get("pre_vote_rounds", 0),
         "readLeasesGranted": status.get("read_leases_granted", 0),
         "readLeaseHeld": bool(status.get("read_lease_held")),
         "ready": bool(status.get("ready")),

@@ -49,6 +49,7 @@ RAFT = _object(
         "lastApplied": NULLABLE_INTEGER,
         "appliedIndex": NULLABLE_INTEGER,
         "readRounds": INTEGER,
+        "preVoteRounds": INTEGER,
         "readLeasesGranted": INTEGER,
         "readLeaseHeld": {"type": "boolean"},
         "ready": {"type": "boolean"},

@@ -27,6 +27,10 @@ messages of the raft connection from the leader's tick thread, restarts it from 
 whenever it is cut, and loads it in the tick thread of the receiver, so an image inside it
 took longer than an election to install and grew with every object.
 
+Elections. A follower whose election timeout passes first asks the others whether they would
+vote for it (pre-vote, `PreVote`), so a member coming back from a cut or a restart with a log
+behind never deposes a working leader.
+
 Reads are fenced without log entries (Raft's ReadIndex, section 6.4 of Ongaro's thesis): the
 leader records its commit index, proves it is still the leader with one round of read pings a
 majority of voters answers, and the asking member reads once its replica has applied that index.
@@ -109,6 +113,7 @@ READ_INDEX_RESEND = 0.3
 READ_PING, READ_PONG = "nebulaio_read_ping", "nebulaio_read_pong"
 READ_ASK, READ_ANSWER = "nebulaio_read_ask", "nebulaio_read_answer"
 """Read index messages, beside PySyncObj's own on its raft connections."""
+PRE_VOTE, PRE_VOTE_GRANT = "nebulaio_pre_vote", "nebulaio_pre_vote_grant"
 
 
 class Replica(Protocol):
@@ -195,6 +200,7 @@ class MetadataLog(SyncObj):
             transport = functools.partial(TunnelledTransport, tunnel=tunnel, listen_address=bind_address)
             super().__init__(self_address, peers, conf, transportClass=transport)
         self._reads = ReadIndex(self)
+        self._pre_vote = PreVote(self)
         self._journal = self._make_journal_durable(conf.journalFile)
         self._trust_only_the_log()
         transport = self._SyncObj__transport
@@ -229,12 +235,13 @@ class MetadataLog(SyncObj):
                 # Before the tick counts this member towards a majority for the entries it
                 # appended (the leader counts itself), they are on disk.
                 self._journal.sync()
+                self._pre_vote.hold_election()
                 self.doTick(0.0)
                 self._reads.tick()
                 if monotonic() >= keepalive:
                     keepalive = monotonic() + KEEPALIVE_PERIOD
                     self._keep_links_alive()
-                if self._journal.unsynced or self._commands_waiting():
+                if self._journal.unsynced or self._commands_waiting() or self._pre_vote.may_campaign():
                     continue
                 # A leader holding a committed entry back for a lease holder ticks again soon:
                 # the acknowledgement that releases it may have been read at the end of this
@@ -320,7 +327,7 @@ class MetadataLog(SyncObj):
         entry already in flight. Here the follower keeps what it holds with the same term and
         the leader never moves a follower's next entry back on a success.
         """
-        if self._reads.receive(node, message):
+        if self._reads.receive(node, message) or self._pre_vote.receive(node, message):
             return
         kind = message.get("type")
         if kind == KEEPALIVE["type"]:
@@ -475,6 +482,7 @@ class MetadataLog(SyncObj):
             "last_applied": raw.get("last_applied"),
             "ready": self.isReady() and leader is not None and self._catching_up is None,
             "read_rounds": self._reads.rounds,
+            "pre_vote_rounds": self._pre_vote.rounds,
             "members": [{"address": str(raw.get("self")), "self": True, "connected": True}]
             + [
                 {"address": name.removeprefix(PARTNER_STATUS), "self": False, "connected": value == CONNECTED}
@@ -938,6 +946,93 @@ class ReadIndex:
             waiter.settle("the raft leader did not confirm a read index in time")
             self._waiting.discard(waiter)
         self._unasked = [waiter for waiter in self._unasked if not waiter.done]
+
+
+class PreVote:
+    """Raft's pre-vote (section 9.6 of Ongaro's thesis): no election a majority would not join.
+
+    A PySyncObj follower whose election timeout passes raises its term at once and asks for
+    votes, and every member that sees the higher term drops its leader. So a follower that
+    was cut off, or restarted, deposed a working leader as it came back, though its log was
+    behind and it could not win (seen under load: a restarted follower called its election
+    before the leader's first message reached it, and leadership moved). Here a follower whose
+    timeout passed first asks the others whether they would vote for it in the next term. A
+    member grants that when its log is no newer than the asker's and it has no leader: it
+    leads no one, and it is not connected to a leader it heard from within RAFT_MIN_TIMEOUT.
+    It changes nothing either way. Only with a majority's grants does PySyncObj's election
+    begin; a handover (TimeoutNow) skips the question. Runs in the tick thread.
+    """
+
+    def __init__(self, member: SyncObj):
+        self._member = member
+        self._leader_heard = float("-inf")
+        self._asking = 0
+        """The term the last round asked about."""
+        self._grants: set = set()
+        self._granted = 0
+        """The term a majority granted: PySyncObj may start that election."""
+        self.rounds = 0
+        """Rounds this member asked: how often its election timeout passed without a leader."""
+
+    def hold_election(self) -> None:
+        """Before a tick: an election timeout that passed starts a round, not an election."""
+        member = self._member
+        if not member.otherNodes or member.selfNode is None or member._isLeader():
+            return
+        now = monotonic()
+        if member._SyncObj__transferInProgress or member._SyncObj__raftElectionDeadline > now:
+            return
+        if self._granted == member.raftCurrentTerm + 1 and member._SyncObj__connectedToAnyone():
+            return  # PySyncObj's election begins in this tick
+        member._SyncObj__raftElectionDeadline = now + member._SyncObj__generateRaftTimeout()
+        self._asking = member.raftCurrentTerm + 1
+        self._grants.clear()
+        self.rounds += 1
+        ask = {
+            "type": PRE_VOTE,
+            "term": self._asking,
+            "last_log_index": member._SyncObj__getCurrentLogIndex(),
+            "last_log_term": member._SyncObj__getCurrentLogTerm(),
+        }
+        for node in member.otherNodes:
+            member._SyncObj__transport.send(node, ask)
+
+    def may_campaign(self) -> bool:
+        """Whether a majority's grants wait for the next tick to start the election."""
+        member = self._member
+        return self._granted == member.raftCurrentTerm + 1 and member._SyncObj__raftElectionDeadline == 0
+
+    def receive(self, node, message) -> bool:
+        """Handle a pre-vote message (True), or leave `message` to PySyncObj (False)."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        member = self._member
+        if kind == "append_entries":
+            if message["term"] >= member.raftCurrentTerm:
+                self._leader_heard = monotonic()
+            return False
+        if kind == PRE_VOTE:
+            if self._would_vote(message):
+                member._SyncObj__transport.send(node, {"type": PRE_VOTE_GRANT, "term": message["term"]})
+        elif kind == PRE_VOTE_GRANT:
+            if message["term"] == self._asking == member.raftCurrentTerm + 1 and node in member.otherNodes:
+                self._grants.add(node)
+                if 2 * (len(self._grants) + 1) > len(member.otherNodes) + 1:
+                    self._granted = self._asking
+                    member._SyncObj__raftElectionDeadline = 0
+        else:
+            return False
+        return True
+
+    def _would_vote(self, message: dict) -> bool:
+        member = self._member
+        if message["term"] <= member.raftCurrentTerm or member._isLeader():
+            return False
+        leader = member._getLeader()
+        heard_lately = monotonic() - self._leader_heard < RAFT_MIN_TIMEOUT
+        if leader is not None and heard_lately and member.isNodeConnected(leader):
+            return False
+        own = (member._SyncObj__getCurrentLogTerm(), member._SyncObj__getCurrentLogIndex())
+        return (message["last_log_term"], message["last_log_index"]) >= own
 
 
 def replica_ahead_of_log(applied_index: int, log_end: int) -> bool:

@@ -93,6 +93,33 @@ def test_a_cut_follower_loses_its_lease_and_serves_nothing_stale(trio):
     assert cut.get_object(Bucket=bucket, Key="k")["Body"].read() == b"after the cut"
 
 
+def test_a_follower_back_from_a_cut_rejoins_without_deposing_the_leader(trio):
+    """Pre-vote: node0's election timeout passes again and again while it is cut off with a
+    log behind the others', yet once it is back the leader keeps leading in the same term."""
+    nodes, proxies, addresses = trio
+    move_leadership(nodes, addresses, 1, CLUSTER_SECRET)
+    leader = nodes[1]
+    term = raft_status(leader)["term"]
+    asked = raft_status(nodes[0])["preVoteRounds"]
+    bucket = f"lease-back-{uuid.uuid4().hex[:12]}"
+    writer = leader.client()
+    writer.create_bucket(Bucket=bucket)
+    for proxy in proxies:
+        proxy.cut()
+    try:
+        assert put_with_retries(writer, bucket, "k", b"while node0 is cut", time.monotonic() + 60)
+        written = raft_status(leader)["commitIndex"]
+        wait_for(lambda: raft_status(nodes[0])["preVoteRounds"] >= asked + 3, LEASE_WAIT, "node0's timeout thrice")
+    finally:
+        for proxy in proxies:
+            proxy.heal()
+    wait_for(lambda: raft_status(nodes[0])["appliedIndex"] >= written, LEASE_WAIT, "node0 to catch up")
+    wait_for(lambda: nodes[0] in followers_holding_leases(nodes), LEASE_WAIT, "node0's lease")
+    assert [raft_status(node)["term"] for node in nodes] == [term] * 3
+    assert leader_of(nodes) is leader
+    assert nodes[0].client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"while node0 is cut"
+
+
 def test_a_dead_lease_holder_holds_writes_back_only_until_its_lease_ends(trio):
     nodes, _, _ = trio
     leader = wait_for(lambda: leader_of(nodes), LEASE_WAIT, "a leader")
