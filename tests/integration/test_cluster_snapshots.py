@@ -13,6 +13,7 @@ import os
 import selectors
 import shutil
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -20,8 +21,10 @@ import uuid
 import pytest
 import requests
 from conftest import CLUSTER_SECRET, wait_for
+from pysyncobj.journal import LAST_RECORD_OFFSET_OFFSET
 from test_cluster import leader_of, put_with_retries
 
+from nebulaio.cluster.journal import ZERO_STEP
 from nebulaio.cluster.peers import PeerClient
 from nebulaio.cluster.raft import read_dump
 from nebulaio.meta import open_env
@@ -270,7 +273,14 @@ def test_the_raft_directory_stays_small_whatever_is_stored(node_factory):
         client.create_bucket(Bucket="small-raft")
         stored = len(put_acknowledged(client, "small-raft", "object", 300))
         wait_compacted_to([node], raft_status(node)["commitIndex"])
-        assert raft_dir_size(node) <= RAFT_BYTES_PER_OBJECT * stored
+        raft_dir = node.data / "metadata" / "raft"
+        journal_size = (raft_dir / "journal").stat().st_size
+        with open(raft_dir / "journal", "rb") as journal:
+            journal.seek(LAST_RECORD_OFFSET_OFFSET)
+            journal_used = struct.unpack("<I", journal.read(4))[0]
+        assert raft_dir_size(node) - journal_size + journal_used <= RAFT_BYTES_PER_OBJECT * stored
+        # Past its last entry the journal holds zeroed space it writes into next: a step at most.
+        assert journal_size - journal_used <= ZERO_STEP + journal_used
         assert (node.data / "metadata" / "raft" / "dump").stat().st_size < 16 * 1024
     finally:
         node.stop()
