@@ -400,12 +400,13 @@ def strace_works() -> bool:
 
 
 @contextlib.contextmanager
-def traced_sendfile(node, log: Path):
-    """strace the node's processes for sendfile(2) while the block runs; yields a list that
-    holds the traced calls' lines once it ends."""
+def traced_sendfile(node, log: Path, also: str = ""):
+    """strace the node's processes for sendfile(2), and the calls `also` names (comma-separated),
+    while the block runs; yields a list that holds the traced calls' lines once it ends."""
     attach = [arg for pid in node.group_pids() for arg in ("-p", str(pid))]
+    traced = ",".join(filter(None, ("sendfile", also)))
     tracer = subprocess.Popen(
-        ["strace", "-f", "-y", "-e", "trace=sendfile", "-o", str(log), *attach], stderr=subprocess.PIPE, text=True
+        ["strace", "-f", "-y", "-e", f"trace={traced}", "-o", str(log), *attach], stderr=subprocess.PIPE, text=True
     )
     calls: list[str] = []
     try:
@@ -418,4 +419,5 @@ def traced_sendfile(node, log: Path):
     finally:
         tracer.terminate()
         tracer.wait(30)
-    calls.extend(line for line in log.read_text().splitlines() if "sendfile(" in line)
+    names = tuple(f"{name}(" for name in traced.split(","))
+    calls.extend(line for line in log.read_text().splitlines() if any(name in line for name in names))

@@ -150,21 +150,28 @@ def test_a_large_object_and_a_range_of_it_arrive_whole(node, s3, bucket):
 
 
 @pytest.mark.skipif(not strace_works(), reason="strace missing, or not allowed to trace here")
-def test_a_large_object_leaves_in_bounded_sendfile_calls(node_factory, tmp_path):
+def test_a_large_object_leaves_corked_in_bounded_sendfile_calls(node_factory, tmp_path):
     """No sendfile call sends more than SENDFILE_CHUNK: one lasts as long as the client keeps
-    reading, and the worker's loop serves none of its other connections meanwhile."""
+    reading, and the worker's loop serves none of its other connections meanwhile. The socket
+    is corked around them, so that the body leaves in full segments."""
     node = node_factory(args=["--workers", "1"])
     client = node.client()
     client.create_bucket(Bucket="sendfile-chunks")
     data = os.urandom(2 * SENDFILE_CHUNK + 12345)
     client.put_object(Bucket="sendfile-chunks", Key="large", Body=data)
     start, end = SENDFILE_CHUNK - 1000, 2 * SENDFILE_CHUNK + 999  # across a chunk's end, unaligned
-    with traced_sendfile(node, tmp_path / "sendfile.log") as calls:
+    with traced_sendfile(node, tmp_path / "sendfile.log", also="setsockopt") as calls:
         assert client.get_object(Bucket="sendfile-chunks", Key="large")["Body"].read() == data
         ranged = client.get_object(Bucket="sendfile-chunks", Key="large", Range=f"bytes={start}-{end}")
         assert ranged["Body"].read() == data[start : end + 1]
-    asked = [int(match.group(1)) for line in calls if (match := re.search(r", (\d+)(?:\)| <unfinished)", line))]
-    assert len(asked) >= 4 and max(asked) <= SENDFILE_CHUNK, calls
+    sends = [line for line in calls if "sendfile(" in line]
+    asked = [int(match.group(1)) for line in sends if (match := re.search(r", (\d+)(?:\)| <unfinished)", line))]
+    assert len(asked) >= 4 and max(asked) <= SENDFILE_CHUNK, sends
+    corks = ["[1]" in line for line in calls if "TCP_CORK" in line]
+    assert corks == [True, False, True, False], calls  # each GET: corked, then its sendfile calls, then uncorked
+    first_send, last_send = calls.index(sends[0]), calls.index(sends[-1])
+    cork_lines = [position for position, line in enumerate(calls) if "TCP_CORK" in line]
+    assert cork_lines[0] < first_send and cork_lines[-1] > last_send, calls
 
 
 def test_connections_spread_evenly_over_the_workers(node_factory):
