@@ -982,7 +982,7 @@ class PreVote:
         now = monotonic()
         if member._SyncObj__transferInProgress or member._SyncObj__raftElectionDeadline > now:
             return
-        if self._granted == member.raftCurrentTerm + 1 and member._SyncObj__connectedToAnyone():
+        if self._won() and member._SyncObj__connectedToAnyone():
             return  # PySyncObj's election begins in this tick
         member._SyncObj__raftElectionDeadline = now + member._SyncObj__generateRaftTimeout()
         self._asking = member.raftCurrentTerm + 1
@@ -999,8 +999,11 @@ class PreVote:
 
     def may_campaign(self) -> bool:
         """Whether a majority's grants wait for the next tick to start the election."""
-        member = self._member
-        return self._granted == member.raftCurrentTerm + 1 and member._SyncObj__raftElectionDeadline == 0
+        return self._won() and self._member._SyncObj__raftElectionDeadline == 0
+
+    def _won(self) -> bool:
+        """Whether a majority granted the election this member would call next."""
+        return self._granted == self._member.raftCurrentTerm + 1
 
     def receive(self, node, message) -> bool:
         """Handle a pre-vote message (True), or leave `message` to PySyncObj (False)."""
