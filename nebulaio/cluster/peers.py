@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import http.client
 import ssl
+import threading
 import time
 
 import orjson
@@ -45,6 +46,13 @@ IMAGE_ATTEMPTS = 5
 IMAGE_RETRY_PAUSE = 0.5
 READ_CHUNK = 1024 * 1024
 PEER_ERRORS = (OSError, http.client.HTTPException)
+STALE_ERRORS = (ConnectionError, ssl.SSLEOFError)
+"""How a call fails on a connection the peer closed while it was idle."""
+IDLE_SECONDS = 20.0
+"""Seconds a connection to a peer stays open for the next call: less than the 30 s a node keeps
+an idle connection (gunicorn.conf.py's keepalive)."""
+IDLE_PER_PEER = 32
+"""Idle connections kept to one peer at most: more than a node's transfer threads use at once."""
 EXPECTED_DIGEST_HEADER = "x-nebulaio-expect-xxh3"
 """A read's expected integrity digest of the whole file: a holder whose copy differs refuses."""
 
@@ -70,13 +78,39 @@ def node_path(node_id: str) -> str:
 class PeerClient:
     """Signed calls from this node (`node_id`) to its peers' internal endpoints."""
 
-    __slots__ = ("_keys", "_node_id", "_tls")
+    __slots__ = ("_keys", "_node_id", "_tls", "_idle", "_lock")
 
     def __init__(self, keys: KeyRing, node_id: str, tls: ssl.SSLContext | None = None):
         """`keys`: the cluster secrets' peer-signing keys (the current one signs)."""
         self._keys = keys
         self._node_id = node_id
         self._tls = tls
+        self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {}
+        """Connections calls left open, by peer address, with when each was left (the last is newest)."""
+        self._lock = threading.Lock()
+
+    def _connect(self, address: str, timeout: float) -> http.client.HTTPConnection:
+        host, port = split_address(address)
+        if self._tls is None:
+            return http.client.HTTPConnection(host, port, timeout=timeout)
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
+
+    def _send_head(
+        self,
+        conn: http.client.HTTPConnection,
+        address: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        content_hash: str = "",
+    ) -> None:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        headers.update(
+            signing.sign(self._keys.current, method, path, self._node_id, time.time(), address, content_hash)
+        )
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
 
     def _start(
         self,
@@ -85,26 +119,37 @@ class PeerClient:
         path: str,
         headers: dict[str, str],
         timeout: float = PEER_TIMEOUT,
-        content_hash: str = "",
     ) -> http.client.HTTPConnection:
-        """Connect and send a signed request's head; the caller sends any body and closes."""
-        host, port = split_address(address)
-        if self._tls is None:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        else:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
+        """Connect and send a signed request's head; the caller reads the answer and closes."""
+        conn = self._connect(address, timeout)
         try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            headers.update(
-                signing.sign(self._keys.current, method, path, self._node_id, time.time(), address, content_hash)
-            )
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            conn.endheaders()
+            self._send_head(conn, address, method, path, headers)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _idle_connection(self, address: str, timeout: float) -> http.client.HTTPConnection | None:
+        """A connection to `address` a call before this one left open, fit for another call."""
+        now = time.monotonic()
+        with self._lock:
+            idle = self._idle.get(address)
+            while idle:
+                conn, since = idle.pop()
+                if now - since < IDLE_SECONDS:
+                    conn.timeout = timeout
+                    conn.sock.settimeout(timeout)
+                    return conn
+                conn.close()
+        return None
+
+    def _keep(self, address: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(address, [])
+            if len(idle) < IDLE_PER_PEER:
+                idle.append((conn, time.monotonic()))
+                return
+        conn.close()
 
     def _call(
         self,
@@ -119,22 +164,40 @@ class PeerClient:
         """A request that expects 200, 201 or 204; its answer's body. Raises PeerError otherwise.
 
         `send_file` (fd, size) streams a file's first bytes as the body with sendfile;
-        `content_hash`, the body's SHA-256, is signed with it for the peer to check.
+        `content_hash`, the body's SHA-256, is signed with it for the peer to check. The call
+        goes over a connection an earlier one left open when there is one: a peer closes an
+        idle connection only between requests, so a call that finds it closed (a connection
+        error before any answer) is made again, once, on a new one.
         """
         size = len(body) if send_file is None else send_file[1]
+        reused = self._idle_connection(address, timeout)
         try:
-            conn = self._start(address, method, path, {"content-length": str(size)}, timeout, content_hash)
-            try:
-                if send_file is not None:
-                    _send_file(conn.sock, *send_file)
-                elif body:
-                    conn.send(body)
-                response = conn.getresponse()
-                answer = response.read()
-            finally:
-                conn.close()
+            while True:
+                conn = reused or self._connect(address, timeout)
+                try:
+                    self._send_head(conn, address, method, path, {"content-length": str(size)}, content_hash)
+                    if send_file is not None:
+                        _send_file(conn.sock, *send_file)
+                    elif body:
+                        conn.send(body)
+                    response = conn.getresponse()
+                    answer = response.read()
+                except STALE_ERRORS:
+                    conn.close()
+                    if reused is None:
+                        raise
+                    reused = None
+                    continue
+                except BaseException:
+                    conn.close()
+                    raise
+                break
         except PEER_ERRORS as exc:
             raise PeerError(f"{method} {path} on {address}: {exc!r}") from exc
+        if response.will_close:
+            conn.close()
+        else:
+            self._keep(address, conn)
         if response.status not in (200, 201, 204):
             raise PeerError(f"{method} {path} on {address}: {_refusal(response, answer)}", response.status)
         return answer

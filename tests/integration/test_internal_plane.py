@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 
+import psutil
 import pytest
 import requests
 from conftest import CLUSTER_SECRET, Node, admin_headers, cluster_status, wait_for
@@ -384,6 +385,32 @@ def test_a_voter_joins_takes_the_lead_and_is_removed_over_mtls(cluster, certs, t
         assert all(member["address"] != address for member in cluster_status(cluster[0])["members"])
     finally:
         voter.stop()
+
+
+def connections_from_here(node) -> int:
+    """This process's established TCP connections to `node`'s inter-node listener."""
+    port = node.ports["internal"]
+    return sum(
+        1
+        for connection in psutil.Process().net_connections("tcp")
+        if connection.raddr and connection.raddr.port == port and connection.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def test_calls_to_a_peer_share_a_connection_that_outlives_the_peers_restart(cluster, tester):
+    peers = PeerClient(PEER_KEYS, "tester", tester)
+    node = cluster[1]
+    address = f"127.0.0.1:{node.ports['internal']}"
+    for _ in range(5):
+        peers.ping(address)
+    assert connections_from_here(node) == 1
+    node.stop()
+    node.start()
+    # The restart closed the connection left open: the next call finds it closed and goes
+    # again, on a new one.
+    peers.ping(address)
+    assert connections_from_here(node) == 1
+    wait_for(lambda: all(every_link_up(cluster_status(member)) for member in cluster), 60, "the cluster whole again")
 
 
 def test_a_restarted_node_is_heard_again_with_its_new_datagram_key(cluster):
