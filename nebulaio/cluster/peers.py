@@ -170,30 +170,32 @@ class PeerClient:
         error before any answer) is made again, once, on a new one.
         """
         size = len(body) if send_file is None else send_file[1]
-        reused = self._idle_connection(address, timeout)
+
+        def exchange(conn: http.client.HTTPConnection) -> tuple[http.client.HTTPResponse, bytes]:
+            try:
+                self._send_head(conn, address, method, path, {"content-length": str(size)}, content_hash)
+                if send_file is not None:
+                    _send_file(conn.sock, *send_file)
+                elif body:
+                    conn.send(body)
+                response = conn.getresponse()
+                return response, response.read()
+            except BaseException:
+                conn.close()
+                raise
+
+        conn = self._idle_connection(address, timeout)
+        answered = None
         try:
-            while True:
-                conn = reused or self._connect(address, timeout)
-                try:
-                    self._send_head(conn, address, method, path, {"content-length": str(size)}, content_hash)
-                    if send_file is not None:
-                        _send_file(conn.sock, *send_file)
-                    elif body:
-                        conn.send(body)
-                    response = conn.getresponse()
-                    answer = response.read()
-                except STALE_ERRORS:
-                    conn.close()
-                    if reused is None:
-                        raise
-                    reused = None
-                    continue
-                except BaseException:
-                    conn.close()
-                    raise
-                break
+            if conn is not None:
+                with contextlib.suppress(*STALE_ERRORS):
+                    answered = exchange(conn)
+            if answered is None:
+                conn = self._connect(address, timeout)
+                answered = exchange(conn)
         except PEER_ERRORS as exc:
             raise PeerError(f"{method} {path} on {address}: {exc!r}") from exc
+        response, answer = answered
         if response.will_close:
             conn.close()
         else:
