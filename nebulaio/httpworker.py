@@ -1,16 +1,19 @@
 """The gunicorn worker class of a node: an asyncio event loop that speaks HTTP/1.1 itself and
-runs the WSGI apps, reads that never wait inline and everything else on a thread pool.
+runs the WSGI apps: reads that never wait and small writes on the loop, everything else on a
+thread pool.
 
 Why not gthread: a 4 KiB GET cost 380-490 µs of server CPU under gthread, of which the S3
 app's own work is about 51 µs; the rest was gunicorn's Python parser, thread-pool hand-offs
 and keep-alive re-registration. Why not `falcon.asgi`: every responder, body reader and engine
-call would turn async, while most of the work (fsync, MD5 of large bodies, supervisor IPC,
-peer transfers) blocks and would go to a thread anyway. So the loop owns the sockets, parses,
-answers small reads inline, and hands a request that may block (a write, a fenced or remote
-read, the Admin API) to a thread with its body streamed to it.
+call would turn async, while most of the work (fsync, MD5 of large bodies, peer transfers)
+blocks and would go to a thread anyway. So the loop owns the sockets, parses, answers small
+reads inline, and hands a request that may block (a large write, a fenced or remote read, the
+Admin API) to a thread with its body streamed to it. A small write runs on the loop up to its
+commit, which the loop awaits on its own connection to the supervisor (see ON_LOOP): the
+hand-offs to and from a thread blocked on that answer cost 65-130 µs of CPU per write.
 
-The loop also answers `Expect: 100-continue` only when the application first reads the body,
-so an upload refused by its signature or its permissions is refused before it is sent.
+The loop also answers `Expect: 100-continue` only when the application first reads the body
+(or, on the loop, asks for it), so an upload refused by its signature or its permissions is refused before it is sent.
 Requests it cannot parse get S3's XML error document (JSON on the Admin API and the inter-node
 listener), not gunicorn's HTML page. The inter-node listener serves TLS with a context of its
 own (its certificate, client certificates required and checked against the cluster's CA).
@@ -40,7 +43,19 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.workers.base import Worker
 
 from nebulaio import config as configuration
-from nebulaio.cluster.ipc import READ_FENCED, RUN_AFTER_FENCE, AsyncReadFence
+from nebulaio.cluster.ipc import (
+    BODY_HELD,
+    BODY_WANTED,
+    COMMIT_WANTED,
+    COMMITTED,
+    ON_LOOP,
+    READ_FENCED,
+    RUN_AFTER_FENCE,
+    RUN_INLINE,
+    THREAD_WANTED,
+    AsyncReadFence,
+    AsyncSupervisorClient,
+)
 from nebulaio.cluster.peers import listener_tls
 from nebulaio.s3 import xml
 from nebulaio.util.fileread import pieces
@@ -57,6 +72,9 @@ FILE_BLOCK = 256 * 1024
 SENDFILE_CHUNK = 2 * 1024 * 1024
 """Bytes one sendfile call may send: what a large GET holds the worker's loop for, at most
 (under a millisecond on loopback), as nginx's sendfile_max_chunk does."""
+HELD_BODY_LIMIT = 1024 * 1024
+"""A body up to this size whose client waits for 100 Continue may be held back while its request
+runs on the loop, and read whole once the application asks for it."""
 MAX_DISCARD = 8 * 1024 * 1024
 """What is left of an unread body, up to this size, is read and dropped to keep the connection."""
 HEAD_TIMEOUT = 60.0
@@ -467,34 +485,36 @@ class HttpConnection(asyncio.Protocol):
         environ = self._environ(head)
         self.body_timeout = None
         self.close_requested = False
-        has_body = head.chunked or bool(head.length)
+        in_memory = not (head.chunked or head.length) or (not head.chunked and len(self.buffer) >= head.length)
+        held = not in_memory and head.expect_continue and not head.chunked and head.length <= HELD_BODY_LIMIT
+        mode = self.listener.loop_mode(environ) if in_memory or held else None
         streamed = None
-        if not has_body:
+        if in_memory and not head.length:
             environ["wsgi.input"] = _EMPTY
-        elif not head.chunked and len(self.buffer) >= head.length:
+        elif in_memory:
             environ["wsgi.input"] = io.BytesIO(bytes(self.buffer[: head.length]))
             del self.buffer[: head.length]
+        elif held and mode == RUN_INLINE:
+            # Its client waits for 100 Continue: the body stays unsent until the application,
+            # on the loop, has authorized the request and asks for it.
+            environ[BODY_HELD] = True
+            environ["wsgi.input"] = _HELD
         else:
-            streamed = self.body = StreamedBody(self, None if head.chunked else head.length, head.expect_continue)
-            self.chunked = ChunkedDecoder() if head.chunked else None
-            if self.buffer:
-                pending = bytes(self.buffer)
-                self.buffer.clear()
-                self.buffer += self._feed_body(pending)
-            environ["wsgi.input"] = streamed
-        response = _Response()
-        app = self.worker.wsgi
-        mode = None if streamed is not None else self.listener.inline_read(environ)
+            mode = None
+            streamed = self._stream_body(environ, head)
         inline = mode is not None
         if mode == RUN_AFTER_FENCE:
             # A fenced read runs on the loop once a fence shared with the reads beside it has
             # passed; else on a thread, where the application fences it its own way.
             inline = environ[READ_FENCED] = await self.worker.read_fence.passed()
         try:
-            if inline:
-                result = app(environ, response.start)
+            ran = await self._run_on_loop(environ, head) if inline else None
+            if ran is None:
+                streamed = self.body  # a held body streams to the thread the application asked for
+                response = _Response()
+                result = await self.loop.run_in_executor(self.worker.pool, self.worker.wsgi, environ, response.start)
             else:
-                result = await self.loop.run_in_executor(self.worker.pool, app, environ, response.start)
+                result, response = ran
         except Exception:
             self.worker.log.exception("error handling a request")
             self._internal_error()
@@ -509,7 +529,54 @@ class HttpConnection(asyncio.Protocol):
             self.body = None
             self.chunked = None
             keep = keep and await self._settle(streamed, head)
+        elif BODY_HELD in environ:
+            keep = False  # answered without its body, which the client may send or not
         return keep and head.keep_alive and not self.close_requested and self.worker.alive
+
+    def _stream_body(self, environ: dict, head: RequestHead) -> StreamedBody:
+        streamed = self.body = StreamedBody(self, None if head.chunked else head.length, head.expect_continue)
+        self.chunked = ChunkedDecoder() if head.chunked else None
+        if self.buffer:
+            pending = bytes(self.buffer)
+            self.buffer.clear()
+            self.buffer += self._feed_body(pending)
+        environ["wsgi.input"] = streamed
+        return streamed
+
+    async def _run_on_loop(self, environ: dict, head: RequestHead) -> tuple[object, _Response] | None:
+        """Run the application on the loop: the body it holds back read once it asks for it, a
+        write's commit awaited here rather than by a thread blocked on it. None: it asked for a
+        thread instead."""
+        app = self.worker.wsgi
+        environ[ON_LOOP] = True
+        response = _Response()
+        result = app(environ, response.start)
+        if environ.pop(BODY_WANTED, False):
+            environ["wsgi.input"] = body = await self._held_body(head.length)
+            if body is not _LATE and body is not _LOST:
+                del environ[BODY_HELD]
+            response = _Response()
+            result = app(environ, response.start)
+        proposal = environ.pop(COMMIT_WANTED, None)
+        if proposal is not None:
+            environ[COMMITTED] = await self.worker.supervisor.submit(proposal.command, proposal.blob, proposal.timeout)
+            response = _Response()
+            result = app(environ, response.start)
+        elif environ.pop(THREAD_WANTED, False):
+            del environ[ON_LOOP]
+            if environ.pop(BODY_HELD, False):
+                self._stream_body(environ, head)
+            return None
+        return result, response
+
+    async def _held_body(self, length: int):
+        """A held body, asked for: 100 Continue (unless it came anyway), then the body whole."""
+        if len(self.buffer) < length:
+            self.write_interim(_CONTINUE)
+        body = await self._read_exactly(length)
+        if body is None:
+            return _LOST if self.closed or self.eof else _LATE
+        return io.BytesIO(body)
 
     async def _settle(self, body: StreamedBody, head: RequestHead) -> bool:
         """After the response: drop what is left of a small body, or give up the connection."""
@@ -695,13 +762,33 @@ class _EmptyBody:
 _EMPTY = _EmptyBody()
 
 
+class _UnreadBody:
+    """wsgi.input of a body not in hand: reading it fails as a StreamedBody's read would."""
+
+    __slots__ = ("_error", "_message")
+
+    def __init__(self, error: type[Exception], message: str):
+        self._error = error
+        self._message = message
+
+    def read(self, size: int = -1) -> bytes:
+        raise self._error(self._message)
+
+    readline = read
+
+
+_HELD = _UnreadBody(RuntimeError, "a held body is read once the application has asked for it")
+_LATE = _UnreadBody(TimeoutError, "the client sent no body for too long")
+_LOST = _UnreadBody(ConnectionResetError, "the client closed the connection before the body's end")
+
+
 class Listener:
     """What differs between the node's listeners: TLS, the error format, inline requests."""
 
-    def __init__(self, kind: str, tls: ssl.SSLContext | None, inline_read):
+    def __init__(self, kind: str, tls: ssl.SSLContext | None, loop_mode):
         self.kind = kind
         self.tls = tls
-        self.inline_read = inline_read
+        self.loop_mode = loop_mode
 
     def error_response(self, status: int, code: str, message: str) -> bytes:
         rid = request_id()
@@ -768,6 +855,7 @@ class LoopWorker(Worker):
         self._deferred_since: float | None = None
         self.pool: ThreadPoolExecutor | None = None
         self.wsgi = None
+        self.supervisor: AsyncSupervisorClient | None = None
         self.read_fence: AsyncReadFence | None = None
 
     def init_process(self):
@@ -797,7 +885,8 @@ class LoopWorker(Worker):
         self.proxies = self.wsgi.proxies
         socket_path = getattr(self.wsgi, "supervisor_socket", None)
         if socket_path is not None:
-            self.read_fence = AsyncReadFence(socket_path, FENCE_TIMEOUT)
+            self.supervisor = AsyncSupervisorClient(socket_path)
+            self.read_fence = AsyncReadFence(self.supervisor, FENCE_TIMEOUT)
 
     def _stop(self, quick: bool) -> None:
         self.alive = False
@@ -806,12 +895,12 @@ class LoopWorker(Worker):
     def _listeners(self) -> dict[int, Listener]:
         settings = configuration.from_environment()
         default_tls = gunicorn_sock.ssl_context(self.cfg) if self.cfg.is_ssl else None
-        inline_read = getattr(self.wsgi, "inline_read", _on_a_thread)
+        loop_mode = getattr(self.wsgi, "loop_mode", _on_a_thread)
         by_port = {}
         for kind in ("s3", "admin", "console", "internal"):
             port = configuration.split_address(settings[f"{kind}_address"])[1]
             tls = (listener_tls(settings) or default_tls) if kind == "internal" else default_tls
-            by_port[port] = Listener(kind, tls, inline_read if kind == "s3" else _on_a_thread)
+            by_port[port] = Listener(kind, tls, loop_mode if kind == "s3" else _on_a_thread)
         return by_port
 
     def run(self):

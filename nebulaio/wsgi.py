@@ -36,6 +36,8 @@ from nebulaio.util.clientaddress import TrustedProxies
 from nebulaio.util.metrics import RequestMetrics
 from nebulaio.util.purposekeys import PEER_SIGNING, ClusterKeys
 
+LOOP_WRITES = frozenset(("PUT", "DELETE"))
+
 
 def build(config: dict | None = None):
     config = config or configuration.from_environment()
@@ -106,14 +108,19 @@ def build(config: dict | None = None):
 
     single = not configuration.is_cluster(config)
 
-    def inline_read(environ) -> str | None:
-        """How an S3 request may run on the worker's event loop (None: on a thread): a read whose
-        bytes are on this node's disk (a lone node's, or a cluster's where this node holds
-        every object), fenced by the worker first where reads are fenced and no read lease
-        stands in for the fence."""
-        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
-            return None
+    def loop_mode(environ) -> str | None:
+        """How an S3 request whose body is in memory may run on the worker's event loop (None:
+        on a thread). A read whose bytes are on this node's disk (a lone node's, or a
+        cluster's where this node holds every object), fenced by the worker first where reads
+        are fenced and no read lease stands in for the fence. A PUT or DELETE on a lone node
+        whose reads need no fence: the application takes the ones that would block before
+        their commit to a thread."""
+        method = environ["REQUEST_METHOD"]
         fenced = layer.fenced
+        if method in LOOP_WRITES:
+            return RUN_INLINE if single and not fenced else None
+        if method not in ("GET", "HEAD"):
+            return None
         if not ((single and not fenced) or cluster_data.holds_every_object()):
             return None
         if not fenced or layer.leased():
@@ -123,7 +130,7 @@ def build(config: dict | None = None):
             return RUN_INLINE
         return RUN_AFTER_FENCE
 
-    application.inline_read = inline_read
+    application.loop_mode = loop_mode
     application.supervisor_socket = layout.ipc_socket
     application.proxies = proxies
     return application

@@ -1,8 +1,9 @@
 """Worker <-> supervisor framing over a Unix socket.
 
 A frame is an 8-byte header (JSON length, blob length, both big-endian u32), an orjson
-document and an optional binary blob (inline object bytes). Workers hold one blocking
-connection per thread; the supervisor serves them from one asyncio loop.
+document and an optional binary blob (inline object bytes). A worker's threads hold one
+blocking connection each, and its event loop one per request it has in flight; the supervisor
+serves them from one asyncio loop, a request at a time on each connection.
 """
 
 from __future__ import annotations
@@ -125,12 +126,12 @@ class SupervisorClient:
         so it is proposed again under the same id, and apply answers a retry what the first
         attempt answered.
         """
-        command = {**command, "request_id": command_id(), "requested": now_ms()}
+        request = _submission(command)
         for _ in range(UNCONFIRMED_RETRIES):
-            result = self.call({"type": "submit", "command": command}, blob, timeout)
+            result = self.call(request, blob, timeout)
             if not result.get("unconfirmed"):
                 return result
-        return self.call({"type": "submit", "command": command}, blob, timeout)
+        return self.call(request, blob, timeout)
 
     @staticmethod
     def _read_answer(conn: socket.socket) -> dict:
@@ -147,6 +148,11 @@ class SupervisorClient:
         return orjson.loads(memoryview(received)[HEADER.size : HEADER.size + doc_len])
 
 
+def _submission(command: dict) -> dict:
+    """The request that proposes `command`, under an id of its own (see SupervisorClient.submit)."""
+    return {"type": "submit", "command": {**command, "request_id": command_id(), "requested": now_ms()}}
+
+
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
     chunks = []
     while size:
@@ -158,6 +164,99 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
+class _AnswerProtocol(asyncio.Protocol):
+    """One connection of an AsyncSupervisorClient: a request at a time, its answer a future."""
+
+    __slots__ = ("transport", "waiter", "_received")
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future | None = None
+        self._received = bytearray()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        received = self._received
+        received += data
+        if len(received) < HEADER.size:
+            return
+        doc_len, blob_len = HEADER.unpack_from(received)
+        end = HEADER.size + doc_len + blob_len
+        if len(received) < end:
+            return
+        document = orjson.loads(bytes(received[HEADER.size : HEADER.size + doc_len]))
+        del received[:end]
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(document)
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("supervisor closed the connection"))
+
+
+class AsyncSupervisorClient:
+    """An event loop's client: a connection per request in flight, kept for the next one.
+
+    PERF: a write committed from a worker's loop skips the hand-offs to and from a request
+    thread that waits for its answer.
+    """
+
+    __slots__ = ("path", "_idle")
+
+    def __init__(self, path: str):
+        self.path = path
+        self._idle: list[_AnswerProtocol] = []
+
+    async def call(self, document: dict, blob: bytes | None = None, timeout: float = 30.0) -> dict:
+        """Send one request and wait for its answer (SupervisorUnavailable when none comes)."""
+        loop = asyncio.get_running_loop()
+        connection = None
+        while self._idle and connection is None:
+            connection = self._idle.pop()
+            if connection.transport is None:  # the supervisor closed it meanwhile
+                connection = None
+        try:
+            if connection is None:
+                _, connection = await loop.create_unix_connection(_AnswerProtocol, self.path)
+            connection.waiter = loop.create_future()
+            connection.transport.writelines(encode(document, blob))
+            async with asyncio.timeout(timeout):
+                answer = await connection.waiter
+        except TimeoutError as exc:
+            connection.transport.close()
+            raise SupervisorUnavailable("the supervisor did not answer in time") from exc
+        except (OSError, ConnectionError) as exc:
+            if connection is not None and connection.transport is not None:
+                connection.transport.close()
+            raise SupervisorUnavailable(f"lost the supervisor connection: {exc}") from exc
+        self._idle.append(connection)
+        return answer
+
+    async def submit(self, command: dict, blob: bytes | None, timeout: float) -> dict:
+        """SupervisorClient.submit from an event loop; an unreachable supervisor's answer is
+        ServiceUnavailable."""
+        request = _submission(command)
+        try:
+            for _ in range(UNCONFIRMED_RETRIES):
+                result = await self.call(request, blob, timeout)
+                if not result.get("unconfirmed"):
+                    return result
+            return await self.call(request, blob, timeout)
+        except SupervisorUnavailable as exc:
+            return {"status": "ServiceUnavailable", "reason": str(exc)}
+
+    def close(self) -> None:
+        for connection in self._idle:
+            if connection.transport is not None:
+                connection.transport.close()
+        self._idle.clear()
+
+
 READ_FENCED = "nebulaio.read_fenced"
 """The environ key an event-loop worker sets on a read that needs no fence when the application
 runs: the worker fenced it, a read lease covers it, or this node's reads are not fenced."""
@@ -165,6 +264,18 @@ RUN_INLINE = "inline"
 RUN_AFTER_FENCE = "after fence"
 """How an event-loop worker may run a request on its loop (else on a thread): as it is, or
 once a read fence has passed."""
+ON_LOOP = "nebulaio.on_loop"
+"""Set by an event-loop worker on a request it runs on its loop. Before it reads the body, the
+application may ask for a thread instead (THREAD_WANTED: True). A body whose client waits for
+100 Continue may be held back (BODY_HELD): the application asks for it (BODY_WANTED: True) once
+it has authorized the request, and is run again with it. A write may leave its commit to the
+loop (COMMIT_WANTED: an object with `command`, `blob` and `timeout`): the worker submits it
+and runs the application again, the supervisor's answer in COMMITTED."""
+THREAD_WANTED = "nebulaio.thread_wanted"
+BODY_HELD = "nebulaio.body_held"
+BODY_WANTED = "nebulaio.body_wanted"
+COMMIT_WANTED = "nebulaio.commit_wanted"
+COMMITTED = "nebulaio.committed"
 
 
 class AsyncReadFence:
@@ -172,13 +283,12 @@ class AsyncReadFence:
 
     A read may be answered from the replica once a fence that began after the read arrived has
     passed; so a read arriving during a fence waits for the one after it, and every read that
-    arrived meanwhile shares that one. One connection to the supervisor serves them all.
+    arrived meanwhile shares that one.
     """
 
-    def __init__(self, path: str, timeout: float):
-        self.path = path
+    def __init__(self, supervisor: AsyncSupervisorClient, timeout: float):
+        self.supervisor = supervisor
         self.timeout = timeout
-        self._connection = None
         self._running: asyncio.Future | None = None
         self._next: asyncio.Future | None = None
 
@@ -195,9 +305,9 @@ class AsyncReadFence:
     async def _round(self, result: asyncio.Future) -> None:
         while True:
             try:
-                passed = await asyncio.wait_for(self._ask(), self.timeout)
-            except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError, TimeoutError):
-                self._close()
+                answer = await self.supervisor.call({"type": "fence"}, timeout=self.timeout)
+                passed = answer.get("status") == "ok"
+            except SupervisorUnavailable:
                 passed = False
             result.set_result(passed)
             if self._next is None:
@@ -205,16 +315,3 @@ class AsyncReadFence:
                 return
             result = self._running = self._next
             self._next = None
-
-    async def _ask(self) -> bool:
-        if self._connection is None:
-            self._connection = await asyncio.open_unix_connection(self.path)
-        reader, writer = self._connection
-        writer.writelines(encode({"type": "fence"}))
-        document, _ = await read_frame(reader)
-        return document.get("status") == "ok"
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection[1].close()
-            self._connection = None

@@ -10,6 +10,7 @@ cluster.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -18,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from nebulaio.cluster.ipc import SupervisorClient, SupervisorUnavailable
 from nebulaio.cluster.leasepage import LeasePage
@@ -151,6 +152,34 @@ def receive(
     return temp, memory, total, md5
 
 
+def settled(result: dict, refusals: Mapping[str, Refusal] = NO_REFUSALS) -> dict:
+    """Apply's result of a command when it succeeded; else the S3Error it comes to. `refusals`
+    maps a refusal's result code to the error to raise when the plain code is not enough (S3
+    names the key in a NoSuchKey, for example)."""
+    status = result.get("status")
+    if status == "ok":
+        return result
+    if status == "ServiceUnavailable":
+        raise S3Error("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason')}.")
+    refusal = refusals.get(status)
+    raise S3Error(status) if refusal is None else refusal()
+
+
+class Proposal:
+    """A write whose work before its commit is done: the command (and inline bytes) to submit,
+    and how apply's result becomes the write's answer or S3Error. `ObjectLayer.commit` waits
+    for it on the calling thread; an event-loop worker may submit it from its loop instead and
+    hand the result to `settle`."""
+
+    __slots__ = ("command", "blob", "settle")
+    timeout = COMMIT_TIMEOUT
+
+    def __init__(self, command: dict, blob: bytes | None, settle: Callable[[dict], Any]):
+        self.command = command
+        self.blob = blob
+        self.settle = settle
+
+
 class ObjectLayer:
     __slots__ = (
         "reader",
@@ -246,20 +275,20 @@ class ObjectLayer:
         """Propose a command and wait until it is applied on this node.
 
         A command raft did not confirm in time is proposed again under its request id (see
-        SupervisorClient.submit). `refusals` maps a refusal's result code to the error to raise when
-        the plain code is not enough (S3 names the key in a NoSuchKey, for example).
+        SupervisorClient.submit). `refusals`: see `settled`.
         """
+        return settled(self._submitted(command, blob), refusals)
+
+    def _submitted(self, command: dict, blob: bytes | None) -> dict:
+        """The supervisor's answer to a command; ServiceUnavailable's when it cannot be reached."""
         try:
-            result = self.supervisor.submit(command, blob, COMMIT_TIMEOUT)
+            return self.supervisor.submit(command, blob, COMMIT_TIMEOUT)
         except SupervisorUnavailable as exc:
-            raise S3Error("ServiceUnavailable", str(exc)) from exc
-        status = result.get("status")
-        if status == "ok":
-            return result
-        if status == "ServiceUnavailable":
-            raise S3Error("ServiceUnavailable", f"The metadata log is unavailable: {result.get('reason')}.")
-        refusal = refusals.get(status)
-        raise S3Error(status) if refusal is None else refusal()
+            return {"status": "ServiceUnavailable", "reason": str(exc)}
+
+    def commit(self, proposal: Proposal):
+        """Submit a write's command, wait until it is applied here, and return its answer."""
+        return proposal.settle(self._submitted(proposal.command, proposal.blob))
 
     def status(self, detail: bool = False) -> dict:
         """The supervisor's raft status; with `detail`, also its process, memory and disk figures."""
@@ -366,7 +395,25 @@ class ObjectLayer:
         encryption: tuple[bytes, dict] | None = None,
         event: str = "Put",
     ) -> dict:
-        """Store a body and commit its record; `fields` holds the content headers and metadata.
+        """Store a body and commit its record (see `propose_put`); returns the record."""
+        return self.commit(self.propose_put(bucket, key, payload, fields, condition, encryption, event))
+
+    def keeps_inline(self, size: int) -> bool:
+        """Whether a body of `size` bytes rides its record's command: placing it moves no bytes,
+        and a write of it blocks on nothing but its commit."""
+        return size <= self.inline_threshold and self.data.keeps_inline
+
+    def propose_put(
+        self,
+        bucket: str,
+        key: str,
+        payload: Payload,
+        fields: dict,
+        condition: dict | None = None,
+        encryption: tuple[bytes, dict] | None = None,
+        event: str = "Put",
+    ) -> Proposal:
+        """Store a body; the proposal commits its record. `fields` holds the content headers and metadata.
 
         `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
         `encryption` is (data key, the record's "sse" field) for a body stored sealed; `event`
@@ -397,7 +444,7 @@ class ObjectLayer:
             if temp is not None:  # NOTE: nothing is left to remove once placing consumed it
                 temp.abort()
             raise
-        return self._commit(bucket, record, blob, condition, event)
+        return self._proposal(bucket, record, blob, condition, event)
 
     def copy(
         self,
@@ -464,7 +511,7 @@ class ObjectLayer:
         finally:
             if not source["inline"]:
                 body.close()
-        return self._commit(bucket, record, blob, condition, "Copy")
+        return self.commit(self._proposal(bucket, record, blob, condition, "Copy"))
 
     def _place(self, bucket: str, key: str, record: dict, body: Received) -> bytes | None:
         """Put a new version's received body (consumed) where its record will say; returns the
@@ -489,22 +536,26 @@ class ObjectLayer:
         if failure is not None:
             raise S3Error(failure, Key=key) if failure == "NoSuchKey" else S3Error(failure)
 
-    def _commit(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None, event: str) -> dict:
-        """Submit a new current version whose bytes are already in place; `event` is how
-        notifications name the write (ObjectCreated:<event>)."""
+    def _proposal(self, bucket: str, record: dict, blob: bytes | None, condition: dict | None, event: str) -> Proposal:
+        """The commit of a new current version whose bytes are already in place; `event` is how
+        notifications name the write (ObjectCreated:<event>). Its answer is the record."""
         command = {"op": "object.put", "bucket": bucket, "record": record, "event": event}
         refusals = NO_REFUSALS
         if condition:
             command["condition"] = condition
             refusals = {"NoSuchKey": lambda: S3Error("NoSuchKey", Key=record["key"])}
-        try:
-            result = self.submit(command, blob, refusals)
-        except S3Error as exc:
-            # A timed-out command may still commit: leave its bytes to the start-up sweep.
-            if exc.code != "ServiceUnavailable" and not record["inline"]:
-                self.data.discard(bucket, record["key"], record["vid"], record)
-            raise
-        return with_version(record, result)
+
+        def settle(result: dict) -> dict:
+            try:
+                settled(result, refusals)
+            except S3Error as exc:
+                # A timed-out command may still commit: leave its bytes to the start-up sweep.
+                if exc.code != "ServiceUnavailable" and not record["inline"]:
+                    self.data.discard(bucket, record["key"], record["vid"], record)
+                raise
+            return with_version(record, result)
+
+        return Proposal(command, blob, settle)
 
     def update(self, bucket: str, key: str, version: str | None, changes: dict, bypass: bool = False) -> str:
         """Change fields of a version's stored record in place (a None value removes one).
@@ -541,12 +592,12 @@ class ObjectLayer:
         """
         return self.update(bucket, key, version, {"tags": tags or None})
 
-    def delete(self, bucket: str, key: str, version: str | None = None, bypass: bool = False) -> dict:
-        """Delete a version, or the key (a delete marker in a versioned bucket).
+    def propose_delete(self, bucket: str, key: str, version: str | None = None, bypass: bool = False) -> Proposal:
+        """The deletion of a version, or of the key (a delete marker in a versioned bucket).
 
         A version object lock holds is refused (AccessDenied); `bypass` says the request
-        bypasses governance retention. Returns {"version", "marker"} as S3 reports them: the
-        version deleted or the marker made.
+        bypasses governance retention. Its answer is {"version", "marker"} as S3 reports them:
+        the version deleted or the marker made.
         """
         if version is not None:
             check_version(version)
@@ -558,7 +609,7 @@ class ObjectLayer:
             "mtime": now_ms(),
             "bypass": bypass,
         }
-        return self.submit(command, refusals=LOCK_REFUSALS)
+        return Proposal(command, None, functools.partial(settled, refusals=LOCK_REFUSALS))
 
     def delete_many(self, bucket: str, objects: list[tuple[str, str | None]], bypass: bool = False) -> list[dict]:
         """Delete every (key, version) in one command (one raft entry); a missing one is not an error.

@@ -11,7 +11,15 @@ import time
 
 import falcon
 
-from nebulaio.cluster.ipc import READ_FENCED
+from nebulaio.cluster.ipc import (
+    BODY_HELD,
+    BODY_WANTED,
+    COMMIT_WANTED,
+    COMMITTED,
+    ON_LOOP,
+    READ_FENCED,
+    THREAD_WANTED,
+)
 from nebulaio.engine.errors import S3Error
 from nebulaio.engine.objects import ObjectLayer
 from nebulaio.iam.service import IamService
@@ -40,6 +48,7 @@ from nebulaio.s3 import (
     xml,
 )
 from nebulaio.s3.accesslog import AccessLog
+from nebulaio.s3.body import limit_silence
 from nebulaio.s3.request import S3Request
 from nebulaio.s3.router import PREFLIGHT, classify
 from nebulaio.util.clientaddress import TrustedProxies
@@ -124,9 +133,26 @@ UNCLASSIFIED = "Unclassified"
 OPERATIONS = (*HANDLERS, UNCLASSIFIED)
 # Operations whose answer's length is the size of the object, for the access log.
 OBJECT_READS = frozenset(("GetObject", "HeadObject"))
+LOOP_METHODS = frozenset(("GET", "HEAD"))
+PARKED = "nebulaio.s3.parked"
 # Operations whose request carries no signature to check here: a browser form signs its
 # policy in the body (the handler authenticates it), and a CORS preflight is never signed.
 SELF_AUTHENTICATED = frozenset(("PostObject", PREFLIGHT))
+
+
+class _Exchange:
+    """One request's way through the app, kept in its environ (PARKED) while the worker's loop
+    reads its held body or commits its write: the handler's write is (proposal, answer), where
+    `answer(resp, value)` renders the value the proposal settles to."""
+
+    __slots__ = ("started", "rid", "request", "operation", "write")
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.rid = request_id()
+        self.request: S3Request | None = None
+        self.operation: str | None = None
+        self.write = None
 
 
 class S3Api:
@@ -168,37 +194,81 @@ class S3Api:
         self.cors = cors.CorsRules()
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
-        started = time.perf_counter()
-        rid = request_id()
+        environ = req.env
+        exchange = environ.pop(PARKED, None) or _Exchange()
+        rid = exchange.rid
         headers = resp._headers  # PERF: falcon's own header dict, skipping set_header's checks
         headers["x-amz-request-id"] = rid
         headers["x-amz-id-2"] = rid
-        request = None
-        operation = None
         error_code = None
         try:
-            request = S3Request(req.env, rid, self.domains, self.proxies.client_address(req.env))
-            operation = classify(request.method, request.bucket, request.key, request.query, request.headers)
+            if self._advance(exchange, environ, resp):
+                return  # the worker goes on with it: on a thread, or once its loop has done its part
+        except S3Error as error:
+            error_code = error.code
+            self.render_error(exchange.request, resp, error, rid)
+        except Exception:
+            log.exception("unhandled error in %s %s", req.method, environ.get("RAW_URI"))
+            error_code = "InternalError"
+            self.render_error(exchange.request, resp, S3Error("InternalError"), rid)
+        request, operation = exchange.request, exchange.operation
+        if request is not None and request.bucket is not None and "origin" in request.headers:
+            self._add_cors_headers(request, resp, operation)
+        elapsed = time.perf_counter() - exchange.started
+        received, sent = _sizes(environ, resp)
+        self.metrics.observe(operation or UNCLASSIFIED, resp.status_code, elapsed, received, sent)
+        if request is not None and request.bucket is not None:
+            self._record(request, resp, operation, error_code, received, sent, elapsed)
+
+    def _advance(self, exchange: _Exchange, environ: dict, resp: falcon.Response) -> bool:
+        """Take the request as far as it can go now. True: the worker goes on with it, on a
+        thread (THREAD_WANTED), or on its loop once it has read the held body or committed the
+        write, with the exchange kept in PARKED."""
+        on_loop = ON_LOOP in environ
+        if exchange.request is None:
+            request = exchange.request = S3Request(
+                environ, exchange.rid, self.domains, self.proxies.client_address(environ)
+            )
+            operation = exchange.operation = classify(
+                request.method, request.bucket, request.key, request.query, request.headers
+            )
+            if on_loop and not self._stays_on_loop(request, operation):
+                environ[THREAD_WANTED] = True
+                return True
             if operation in SELF_AUTHENTICATED:
                 self._fence(request)
             else:
                 self.authenticate(request)
                 access.authorize(self, request, operation)
-            HANDLERS[operation](self, request, resp)
-        except S3Error as error:
-            error_code = error.code
-            self.render_error(request, resp, error, rid)
-        except Exception:
-            log.exception("unhandled error in %s %s", req.method, req.env.get("RAW_URI"))
-            error_code = "InternalError"
-            self.render_error(request, resp, S3Error("InternalError"), rid)
-        if request is not None and request.bucket is not None and "origin" in request.headers:
-            self._add_cors_headers(request, resp, operation)
-        elapsed = time.perf_counter() - started
-        received, sent = _sizes(req.env, resp)
-        self.metrics.observe(operation or UNCLASSIFIED, resp.status_code, elapsed, received, sent)
-        if request is not None and request.bucket is not None:
-            self._record(request, resp, operation, error_code, received, sent, elapsed)
+            if BODY_HELD in environ:
+                # Authorized: now the client may send the body, which the worker reads whole.
+                limit_silence(environ, self.request_timeout)
+                environ[PARKED] = exchange
+                environ[BODY_WANTED] = True
+                return True
+        if exchange.write is None:
+            write = exchange.write = HANDLERS[exchange.operation](self, exchange.request, resp)
+            if write is None:
+                return False
+            proposal, answer = write
+            if on_loop:
+                environ[PARKED] = exchange
+                environ[COMMIT_WANTED] = proposal
+                return True
+            answer(resp, self.layer.commit(proposal))
+        else:
+            proposal, answer = exchange.write
+            answer(resp, proposal.settle(environ.pop(COMMITTED)))
+        return False
+
+    def _stays_on_loop(self, request: S3Request, operation: str) -> bool:
+        """Whether a request the worker runs on its event loop can stay there: a read, or a write
+        whose work before its commit blocks on nothing (its commit is left to the loop)."""
+        if operation == "DeleteObject":
+            return True
+        if operation == "PutObject":
+            return self.layer.keeps_inline(int(request.environ.get("CONTENT_LENGTH") or 0))
+        return request.method in LOOP_METHODS
 
     def _record(self, request, resp, operation, error_code, received, sent, elapsed) -> None:
         """Queue the request's access log record; a failure to record never changes the answer."""

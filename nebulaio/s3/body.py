@@ -34,6 +34,14 @@ def _content_length(headers: dict, name: str) -> int | None:
     return int(value)
 
 
+def limit_silence(environ: dict, timeout: float) -> None:
+    """Give up on a body its client stops sending for `timeout` s: a silent client must not hold
+    a thread, or its worker's wait for the body, for ever (slowloris)."""
+    connection = environ.get("nebulaio.connection")
+    if connection is not None:
+        connection.settimeout(timeout)
+
+
 class RequestPayload:
     """A readable, verifying view of the request body (see `engine.objects.Payload`)."""
 
@@ -51,10 +59,7 @@ class RequestPayload:
     )
 
     def __init__(self, environ: dict, headers: dict, auth, timeout: float):
-        connection = environ.get("nebulaio.connection")
-        if connection is not None:
-            # A silent client must not hold a thread for ever (slowloris).
-            connection.settimeout(timeout)
+        limit_silence(environ, timeout)
         raw = environ["wsgi.input"]
         content_length = _content_length(headers, "content-length")
         chunked_transfer = "chunked" in headers.get("transfer-encoding", "").lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from nebulaio.encryption.pages import open_plain
@@ -112,7 +113,7 @@ def upload_fields(api, request) -> dict:
     return fields
 
 
-def put_object(api, request, resp) -> None:
+def put_object(api, request, resp):
     check_object_key(request.key)
     fields = upload_fields(api, request)
     lock = lock_fields(api, request)
@@ -122,7 +123,11 @@ def put_object(api, request, resp) -> None:
     condition = write_condition(request)
     sealing = encryption.new_key(api, request)
     payload = RequestPayload(request.environ, request.headers, request.auth, api.request_timeout)
-    record = api.layer.put(request.bucket, request.key, payload, fields, condition, sealing)
+    proposal = api.layer.propose_put(request.bucket, request.key, payload, fields, condition, sealing)
+    return proposal, functools.partial(_put_answer, api, request)
+
+
+def _put_answer(api, request, resp, record: dict) -> None:
     headers = resp._headers
     headers["etag"] = f'"{record["etag"]}"'
     written_version_header(resp, record)
@@ -317,8 +322,14 @@ def _object_parts(record: dict, marker: int, max_parts: int) -> str:
     return f"<ObjectParts>{''.join(parts)}</ObjectParts>"
 
 
-def delete_object(api, request, resp) -> None:
-    result = api.layer.delete(request.bucket, request.key, request.query.get("versionId"), bypasses_governance(request))
+def delete_object(api, request, resp):
+    proposal = api.layer.propose_delete(
+        request.bucket, request.key, request.query.get("versionId"), bypasses_governance(request)
+    )
+    return proposal, _delete_answer
+
+
+def _delete_answer(resp, result: dict) -> None:
     resp.status = 204
     if result.get("version") is not None:
         resp._headers["x-amz-version-id"] = result["version"]

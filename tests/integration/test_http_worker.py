@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import socket
+import time
 
 import psutil
 import pytest
@@ -208,3 +209,60 @@ def test_connections_spread_evenly_over_the_workers(node_factory):
     finally:
         for conn in clients:
             conn.close()
+
+
+def test_small_writes_commit_while_the_only_request_thread_waits_on_an_upload(node_factory):
+    """A PUT whose body the log carries and a DELETE commit from the worker's event loop: they
+    are answered while an upload whose body is still coming holds the worker's only thread."""
+    node = node_factory(extra_env={"NEBULAIO_WORKERS": "1", "NEBULAIO_THREADS": "1"})
+    client = node.client()
+    client.create_bucket(Bucket="loop-writes")
+    body = os.urandom(256 * 1024)
+    small = os.urandom(4096)
+    slow, quick = connect(node), connect(node)
+    try:
+        slow.sendall(head_for(node, "PUT", "/loop-writes/slow", {"Content-Length": str(len(body))}) + body[:1000])
+        # A HEAD answered on the other connection shows the worker has read the slow head,
+        # and handed the upload to its thread.
+        quick.sendall(head_for(node, "HEAD", "/loop-writes", {}))
+        assert read_response(quick, bytearray())[0] == 200
+        quick.sendall(head_for(node, "PUT", "/loop-writes/small", {"Content-Length": str(len(small))}) + small)
+        status, headers, _ = read_response(quick, bytearray())
+        assert (status, headers["etag"]) == (200, f'"{hashlib.md5(small).hexdigest()}"')
+        quick.sendall(head_for(node, "DELETE", "/loop-writes/small", {}))
+        assert read_response(quick, bytearray())[0] == 204
+        # boto3 asks for 100 Continue before every PutObject body: held back until the request
+        # is authorized, it is read on the loop too.
+        impatient = node.client(retries={"max_attempts": 1}, read_timeout=10)
+        written = impatient.put_object(Bucket="loop-writes", Key="boto", Body=small)
+        assert written["ETag"] == f'"{hashlib.md5(small).hexdigest()}"'
+        impatient.delete_object(Bucket="loop-writes", Key="boto")
+        slow.sendall(body[1000:])
+        assert read_response(slow, bytearray())[0] == 200
+    finally:
+        slow.close()
+        quick.close()
+    assert [item["Key"] for item in client.list_objects_v2(Bucket="loop-writes")["Contents"]] == ["slow"]
+    stored = client.get_object(Bucket="loop-writes", Key="slow")["Body"].read()
+    assert hashlib.md5(stored).digest() == hashlib.md5(body).digest()
+
+
+def test_a_held_body_that_stops_coming_times_out(node_factory):
+    """A small body held back for 100 Continue is read on the loop: a client that goes silent
+    once invited gets RequestTimeout after the node's request timeout, as on a thread."""
+    node = node_factory(extra_env={"NEBULAIO_REQUEST_TIMEOUT": "2"})
+    client = node.client()
+    client.create_bucket(Bucket="held-slow")
+    conn = connect(node)
+    try:
+        conn.sendall(head_for(node, "PUT", "/held-slow/slow", {"Content-Length": "1000", "Expect": "100-continue"}))
+        buffered = bytearray()
+        assert read_response(conn, buffered)[0] == 100
+        conn.sendall(b"0123456789")
+        started = time.monotonic()
+        status, _, body = read_response(conn, buffered)
+        assert (status, b"<Code>RequestTimeout</Code>" in body) == (400, True), body
+        assert time.monotonic() - started < 2 * 1.75
+    finally:
+        conn.close()
+    assert client.list_objects_v2(Bucket="held-slow")["KeyCount"] == 0

@@ -1,12 +1,14 @@
-"""The workers' supervisor client: answers however they arrive, and a silent supervisor's timeout."""
+"""The workers' supervisor clients: answers however they arrive, and a silent supervisor's timeout."""
 
+import asyncio
 import socket
 import threading
 import time
 
+import orjson
 import pytest
 
-from nebulaio.cluster.ipc import HEADER, SupervisorClient, SupervisorUnavailable, encode
+from nebulaio.cluster.ipc import HEADER, AsyncSupervisorClient, SupervisorClient, SupervisorUnavailable, encode
 
 
 @pytest.fixture
@@ -65,3 +67,40 @@ def test_a_silent_supervisor_times_out_and_the_connection_is_dropped(listener):
     assert client._local.timeout == 2.5
     client._drop()
     thread.join()
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 40])
+def test_the_loops_client_reads_an_answer_in_any_number_of_pieces_and_keeps_its_connection(listener, pieces):
+    path, server = listener
+    document = {"status": "ok", "filler": "x" * 100_000}
+    thread = serve_once(server, b"".join(encode(document, b"dropped blob")), pieces)
+    client = AsyncSupervisorClient(path)
+
+    async def call() -> dict:
+        answer = await client.call({"type": "status"}, b"request blob", timeout=5.0)
+        assert len(client._idle) == 1 and client._idle[0].transport is not None
+        client.close()
+        return answer
+
+    assert asyncio.run(call()) == document
+    thread.join()
+
+
+def test_the_loops_client_answers_a_silent_supervisors_submit_with_service_unavailable(listener):
+    """A submit is never sent again after a timeout (it may still commit): its answer is a 503."""
+    path, server = listener
+    client = AsyncSupervisorClient(path)
+    started = time.monotonic()
+    answer = asyncio.run(client.submit({"op": "object.delete"}, None, timeout=0.3))
+    assert answer == {"status": "ServiceUnavailable", "reason": "the supervisor did not answer in time"}
+    assert 0.25 <= time.monotonic() - started < 5
+    assert client._idle == []
+    conn, _ = server.accept()
+    with conn:  # the one request sent, stamped with the id a retry would reuse
+        doc_len, _ = HEADER.unpack(conn.recv(HEADER.size, socket.MSG_WAITALL))
+        request = orjson.loads(conn.recv(doc_len, socket.MSG_WAITALL))
+        assert request["type"] == "submit" and request["command"]["op"] == "object.delete"
+        assert request["command"]["request_id"]
+    server.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        server.accept()
