@@ -34,13 +34,27 @@ def encode(document: dict, blob: bytes | None = None) -> list[bytes]:
     return [HEADER.pack(len(payload), len(blob)), payload, blob]
 
 
-async def read_frame(reader) -> tuple[dict, bytes | None]:
-    """Read one frame from an asyncio StreamReader (raises IncompleteReadError at EOF)."""
-    doc_len, blob_len = HEADER.unpack(await reader.readexactly(HEADER.size))
+def take_frame(received: bytearray) -> tuple[dict, bytes | None] | None:
+    """Remove the first whole frame from `received` and return it; None while it is incomplete.
+
+    Raises:
+        ValueError: the frame declares a document or blob over the limits.
+    """
+    if len(received) < HEADER.size:
+        return None
+    doc_len, blob_len = HEADER.unpack_from(received)
     if doc_len > MAX_DOCUMENT or blob_len > MAX_BLOB:
         raise ValueError("IPC frame too large")
-    document = orjson.loads(await reader.readexactly(doc_len))
-    blob = await reader.readexactly(blob_len) if blob_len else None
+    end = HEADER.size + doc_len + blob_len
+    if len(received) < end:
+        return None
+    view = memoryview(received)
+    try:
+        document = orjson.loads(view[HEADER.size : HEADER.size + doc_len])
+        blob = view[HEADER.size + doc_len : end].tobytes() if blob_len else None
+    finally:
+        view.release()
+    del received[:end]
     return document, blob
 
 
@@ -178,19 +192,23 @@ class _AnswerProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        received = self._received
-        received += data
-        if len(received) < HEADER.size:
+        self._received += data
+        try:
+            frame = take_frame(self._received)
+        except ValueError as exc:
+            self._fail(exc)
             return
-        doc_len, blob_len = HEADER.unpack_from(received)
-        end = HEADER.size + doc_len + blob_len
-        if len(received) < end:
+        if frame is None:
             return
-        document = orjson.loads(bytes(received[HEADER.size : HEADER.size + doc_len]))
-        del received[:end]
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(document)
+            waiter.set_result(frame[0])
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError(f"unreadable answer: {exc}"))
+        self.transport.close()
 
     def connection_lost(self, exc) -> None:
         self.transport = None

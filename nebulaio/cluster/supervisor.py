@@ -159,21 +159,21 @@ class Supervisor:
         network.routes.update(dict.fromkeys(READ_TYPES, reads.receive) | dict.fromkeys(LEASE_TYPES, leases.receive))
         self.deliverer = Deliverer(self.reader.notify, committer.submit, self.raft.is_leader)
 
-        async def submit(document: dict, blob: bytes | None) -> dict:
-            return await committer.submit(document["command"], blob)
+        def submit(document: dict, blob: bytes | None) -> asyncio.Future:
+            return committer.submit(document["command"], blob)
 
-        async def fence(document: dict, blob: bytes | None) -> dict:
+        def fence(document: dict, blob: bytes | None) -> dict | asyncio.Future:
             # A lone voter applies every entry before it is acknowledged: its replica
             # already holds every write, and the fence costs nothing.
-            return FENCE_PASSED if not self.raft.otherNodes else await committer.fence()
+            return FENCE_PASSED if not self.raft.otherNodes else committer.fence()
 
-        async def status(document: dict, blob: bytes | None) -> dict:
+        def status(document: dict, blob: bytes | None) -> dict:
             return self.status(document.get("detail", False))
 
-        async def change_voters(document: dict, blob: bytes | None) -> dict:
-            return await self.membership.change(document.get("action"), document.get("raft"), committer)
+        def change_voters(document: dict, blob: bytes | None):
+            return self.membership.change(document.get("action"), document.get("raft"), committer)
 
-        async def scrub(document: dict, blob: bytes | None) -> dict:
+        def scrub(document: dict, blob: bytes | None) -> dict:
             """Start a pass now ("start"), or take a read's report of a damaged copy ("report")."""
             if self.scrubber is None:
                 return {"status": "NotStorage"}
