@@ -109,8 +109,8 @@ def build(config: dict | None = None):
     single = not configuration.is_cluster(config)
 
     def loop_mode(environ) -> str | None:
-        """How an S3 request whose body is in memory may run on the worker's event loop (None:
-        on a thread). A read whose bytes are on this node's disk (a lone node's, or a
+        """How an S3 request whose body is in memory (or held back until asked for) may run on
+        the worker's event loop (None: on a thread). A read whose bytes are on this node's disk (a lone node's, or a
         cluster's where this node holds every object), fenced by the worker first where reads
         are fenced and no read lease stands in for the fence. A PUT or DELETE on a lone node
         whose reads need no fence: the application takes the ones that would block before

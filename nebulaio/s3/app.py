@@ -61,6 +61,7 @@ XML_TYPE = "application/xml"
 # The client stopped sending or broke off: what is left of its body will not come in time.
 BROKEN_BODY_ERRORS = frozenset(("RequestTimeout", "IncompleteBody"))
 
+# A handler answers in `resp`, or returns a write (see _Exchange) whose answer waits for its commit.
 HANDLERS = {
     "ListBuckets": buckets.list_buckets,
     "CreateBucket": buckets.create_bucket,
