@@ -385,19 +385,6 @@ class ObjectLayer:
                 continue
         raise S3Error("ServiceUnavailable", "The object is being replaced too quickly; retry.")
 
-    def put(
-        self,
-        bucket: str,
-        key: str,
-        payload: Payload,
-        fields: dict,
-        condition: dict | None = None,
-        encryption: tuple[bytes, dict] | None = None,
-        event: str = "Put",
-    ) -> dict:
-        """Store a body and commit its record (see `propose_put`); returns the record."""
-        return self.commit(self.propose_put(bucket, key, payload, fields, condition, encryption, event))
-
     def keeps_inline(self, size: int) -> bool:
         """Whether a body of `size` bytes rides its record's command: placing it moves no bytes,
         and a write of it blocks on nothing but its commit."""
@@ -413,7 +400,8 @@ class ObjectLayer:
         encryption: tuple[bytes, dict] | None = None,
         event: str = "Put",
     ) -> Proposal:
-        """Store a body; the proposal commits its record. `fields` holds the content headers and metadata.
+        """Store a body; the proposal commits its record, and its answer is the record. `fields`
+        holds the content headers and metadata.
 
         `condition` ({"if-none-match": "*"} and/or {"if-match": etag}) is decided at apply time.
         `encryption` is (data key, the record's "sse" field) for a body stored sealed; `event`

@@ -261,7 +261,7 @@ class AccessLog:
             owner = self.layer.bucket(target)["owner"]
             data = "".join(lines).encode()
             fields = {"ctype": LOG_CONTENT_TYPE, "headers": {}, "meta": {}, "owner": owner, "acl": None}
-            self.layer.put(target, key, BytesPayload(data), fields)
+            self.layer.commit(self.layer.propose_put(target, key, BytesPayload(data), fields))
         except S3Error as error:
             log.warning("dropped %d access log records for bucket %s: %s", len(lines), target, error.code)
         except Exception:
