@@ -41,14 +41,34 @@ def serve_once(server: socket.socket, answer: bytes, pieces: int) -> threading.T
     return thread
 
 
+def call_from_a_thread(path: str) -> dict:
+    client = SupervisorClient(path)
+    try:
+        return client.call({"type": "status"}, b"request blob", timeout=5.0)
+    finally:
+        client._drop()
+
+
+def call_from_a_loop(path: str) -> dict:
+    """The loop's client, which keeps its connection for the next call."""
+
+    async def call() -> dict:
+        client = AsyncSupervisorClient(path)
+        answer = await client.call({"type": "status"}, b"request blob", timeout=5.0)
+        assert len(client._idle) == 1 and client._idle[0].transport is not None
+        client.close()
+        return answer
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("call", [call_from_a_thread, call_from_a_loop])
 @pytest.mark.parametrize("pieces", [1, 3, 40])
-def test_an_answer_in_any_number_of_pieces_is_read_whole(listener, pieces):
+def test_an_answer_in_any_number_of_pieces_is_read_whole(listener, pieces, call):
     path, server = listener
     document = {"status": "ok", "filler": "x" * 100_000}
     thread = serve_once(server, b"".join(encode(document, b"dropped blob")), pieces)
-    client = SupervisorClient(path)
-    assert client.call({"type": "status"}, b"request blob", timeout=5.0) == document
-    client._drop()
+    assert call(path) == document
     thread.join()
 
 
@@ -66,23 +86,6 @@ def test_a_silent_supervisor_times_out_and_the_connection_is_dropped(listener):
     assert client.call({"type": "status"}, timeout=2.5) == {"status": "ok"}
     assert client._local.timeout == 2.5
     client._drop()
-    thread.join()
-
-
-@pytest.mark.parametrize("pieces", [1, 3, 40])
-def test_the_loops_client_reads_an_answer_in_any_number_of_pieces_and_keeps_its_connection(listener, pieces):
-    path, server = listener
-    document = {"status": "ok", "filler": "x" * 100_000}
-    thread = serve_once(server, b"".join(encode(document, b"dropped blob")), pieces)
-    client = AsyncSupervisorClient(path)
-
-    async def call() -> dict:
-        answer = await client.call({"type": "status"}, b"request blob", timeout=5.0)
-        assert len(client._idle) == 1 and client._idle[0].transport is not None
-        client.close()
-        return answer
-
-    assert asyncio.run(call()) == document
     thread.join()
 
 
