@@ -217,6 +217,10 @@ class _AnswerProtocol(asyncio.Protocol):
             waiter.set_exception(ConnectionError("supervisor closed the connection"))
 
 
+LOOP_CONNECTIONS = 64
+"""Requests an event loop has in flight to its supervisor at most; more wait for a connection."""
+
+
 class AsyncSupervisorClient:
     """An event loop's client: a connection per request in flight, kept for the next one.
 
@@ -224,14 +228,21 @@ class AsyncSupervisorClient:
     thread that waits for its answer.
     """
 
-    __slots__ = ("path", "_idle")
+    __slots__ = ("path", "_idle", "_slots")
 
     def __init__(self, path: str):
         self.path = path
         self._idle: list[_AnswerProtocol] = []
+        self._slots: asyncio.Semaphore | None = None
 
     async def call(self, document: dict, blob: bytes | None = None, timeout: float = 30.0) -> dict:
         """Send one request and wait for its answer (SupervisorUnavailable when none comes)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(LOOP_CONNECTIONS)
+        async with self._slots:
+            return await self._call(document, blob, timeout)
+
+    async def _call(self, document: dict, blob: bytes | None, timeout: float) -> dict:
         loop = asyncio.get_running_loop()
         connection = None
         while self._idle and connection is None:

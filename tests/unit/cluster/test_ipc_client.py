@@ -8,7 +8,14 @@ import time
 import orjson
 import pytest
 
-from nebulaio.cluster.ipc import HEADER, AsyncSupervisorClient, SupervisorClient, SupervisorUnavailable, encode
+from nebulaio.cluster.ipc import (
+    HEADER,
+    LOOP_CONNECTIONS,
+    AsyncSupervisorClient,
+    SupervisorClient,
+    SupervisorUnavailable,
+    encode,
+)
 
 
 @pytest.fixture
@@ -107,3 +114,34 @@ def test_the_loops_client_answers_a_silent_supervisors_submit_with_service_unava
     server.settimeout(0.2)
     with pytest.raises(TimeoutError):
         server.accept()
+
+
+def test_the_loops_client_keeps_at_most_its_limit_of_requests_in_flight(tmp_path):
+    path = str(tmp_path / "supervisor.sock")
+    connections = 0
+
+    async def answer_slowly(reader, writer) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                doc_len, blob_len = HEADER.unpack(await reader.readexactly(HEADER.size))
+                await reader.readexactly(doc_len + blob_len)
+                await asyncio.sleep(0.05)
+                writer.writelines(encode({"status": "ok"}))
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    async def run() -> list[dict]:
+        server = await asyncio.start_unix_server(answer_slowly, path=path)
+        client = AsyncSupervisorClient(path)
+        try:
+            return await asyncio.gather(*(client.call({"type": "status"}) for _ in range(2 * LOOP_CONNECTIONS)))
+        finally:
+            client.close()
+            server.close()
+
+    assert asyncio.run(run()) == [{"status": "ok"}] * (2 * LOOP_CONNECTIONS)
+    assert connections == LOOP_CONNECTIONS
