@@ -343,7 +343,7 @@ class Supervisor:
         while True:
             bucket, key, vid = self._releases.get()
             try:
-                store.remove(bucket, key, vid)
+                store.release(bucket, key, vid)
             except OSError:
                 log.exception("removing %s/%s version %s failed", bucket, key, vid)
 
