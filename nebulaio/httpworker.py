@@ -553,7 +553,7 @@ class HttpConnection(asyncio.Protocol):
         result = app(environ, response.start)
         if environ.pop(BODY_WANTED, False):
             environ["wsgi.input"] = body = await self._held_body(head.length)
-            if body is not _LATE and body is not _LOST:
+            if isinstance(body, io.BytesIO):
                 del environ[BODY_HELD]
             response = _Response()
             result = app(environ, response.start)

@@ -195,20 +195,14 @@ class _AnswerProtocol(asyncio.Protocol):
         self._received += data
         try:
             frame = take_frame(self._received)
-        except ValueError as exc:
-            self._fail(exc)
+        except ValueError:
+            self.transport.close()  # connection_lost fails the waiting call
             return
         if frame is None:
             return
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(frame[0])
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ConnectionError(f"unreadable answer: {exc}"))
-        self.transport.close()
 
     def connection_lost(self, exc) -> None:
         self.transport = None
